@@ -1,2 +1,5 @@
 #!/usr/bin/env node
-console.log('vppd');
+import { runCli } from './program.js';
+
+// The binary: parse argv, run, and turn the outcome into an exit code. Nothing else lives here.
+process.exitCode = await runCli(process.argv);
