@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest';
+import { mergeSettings, parseConfig, parseDuration, type RawSettings, readEnv } from './config.js';
+import { isVppdError } from './domain/errors.js';
+
+const key = Buffer.alloc(32, 7).toString('base64');
+const secret = 'x'.repeat(32);
+const minimal: RawSettings = { encryptionKey: key, jwtSecret: secret };
+
+function configError(raw: RawSettings): string {
+  try {
+    parseConfig(raw);
+  } catch (error) {
+    if (isVppdError(error, 'config')) return error.message;
+    throw error;
+  }
+  throw new Error('expected a config error');
+}
+
+describe('parseConfig', () => {
+  it('applies the contract defaults', () => {
+    const config = parseConfig(minimal);
+    expect(config.port).toBe(8080);
+    expect(config.host).toBe('127.0.0.1');
+    expect(config.database).toEqual({
+      kind: 'sqlite',
+      url: 'sqlite:./data/vppd.db',
+      filename: './data/vppd.db',
+    });
+    expect(config.apple.baseUrl).toBe('https://vpp.itunes.apple.com/mdm/v2');
+    expect(config.syncIntervalMs).toBe(12 * 3600_000);
+    expect(config.demo).toBe(false);
+    expect(config.auth.kind).toBe('hs256');
+    expect(config.encryptionKey.length).toBe(32);
+  });
+
+  it('reads every setting from the environment, blank meaning unset', () => {
+    const raw = readEnv({
+      VPPD_PORT: '9090',
+      VPPD_HOST: '0.0.0.0',
+      VPPD_DATABASE_URL: 'sqlite::memory:',
+      VPPD_APPLE_URL: 'http://127.0.0.1:9999/mdm/v2/',
+      VPPD_APPLE_METADATA_URL: 'http://127.0.0.1:9998/lookup',
+      VPPD_SYNC_INTERVAL: '30m',
+      VPPD_ENCRYPTION_KEY: key,
+      VPPD_JWT_SECRET: secret,
+      VPPD_JWKS_URL: '  ',
+    });
+    const config = parseConfig(raw);
+    expect(config.port).toBe(9090);
+    expect(config.host).toBe('0.0.0.0');
+    expect(config.database.kind).toBe('sqlite-memory');
+    expect(config.apple).toEqual({
+      baseUrl: 'http://127.0.0.1:9999/mdm/v2',
+      metadataUrl: 'http://127.0.0.1:9998/lookup',
+    });
+    expect(config.syncIntervalMs).toBe(30 * 60_000);
+  });
+
+  it('lets flags win over the environment', () => {
+    const merged = mergeSettings({ ...minimal, port: '1' }, { port: '2', host: undefined });
+    expect(parseConfig(merged).port).toBe(2);
+  });
+
+  it('accepts JWKS auth when all three settings are present', () => {
+    const config = parseConfig({
+      encryptionKey: key,
+      jwksUrl: 'https://login.example/keys',
+      jwtIssuer: 'https://issuer.example/',
+      jwtAudience: 'api://vppd',
+    });
+    expect(config.auth).toMatchObject({
+      kind: 'jwks',
+      issuer: 'https://issuer.example/',
+      audience: 'api://vppd',
+    });
+  });
+
+  it.each([
+    [{ jwtSecret: secret }, /^VPPD_ENCRYPTION_KEY: required/],
+    [{ ...minimal, encryptionKey: 'not base64!' }, /^VPPD_ENCRYPTION_KEY: must be 32 bytes, base64/],
+    [
+      { ...minimal, encryptionKey: Buffer.alloc(16).toString('base64') },
+      /^VPPD_ENCRYPTION_KEY: must be 32 bytes/,
+    ],
+    [{ encryptionKey: key }, /^VPPD_JWT_SECRET: required/],
+    [{ ...minimal, jwtSecret: 'short' }, /^VPPD_JWT_SECRET: must be at least 32 bytes/],
+    [{ ...minimal, jwksUrl: 'https://k.example/' }, /^VPPD_JWT_SECRET: set either/],
+    [
+      { encryptionKey: key, jwksUrl: 'https://k.example/' },
+      /^VPPD_JWT_ISSUER \S*: required|^VPPD_JWT_ISSUER: required/,
+    ],
+    [
+      { encryptionKey: key, jwksUrl: 'ftp://k', jwtIssuer: 'i', jwtAudience: 'a' },
+      /^VPPD_JWKS_URL: must be an http/,
+    ],
+    [{ ...minimal, port: '70000' }, /^VPPD_PORT \(--port\): must be a port number/],
+    [{ ...minimal, port: 'eighty' }, /^VPPD_PORT \(--port\): must be a port number/],
+    [
+      { ...minimal, database: 'postgres://db/vppd' },
+      /^VPPD_DATABASE_URL \(--database\): PostgreSQL is not supported yet/,
+    ],
+    [{ ...minimal, database: 'mysql://x' }, /^VPPD_DATABASE_URL \(--database\): must be/],
+    [{ ...minimal, appleUrl: 'nope' }, /^VPPD_APPLE_URL \(--apple-url\): must be an http/],
+    [{ ...minimal, syncInterval: 'often' }, /^VPPD_SYNC_INTERVAL \(--sync-interval\): must be a duration/],
+    [{ ...minimal, syncInterval: '5s' }, /^VPPD_SYNC_INTERVAL \(--sync-interval\): must be between/],
+    [{ ...minimal, logLevel: 'loud' }, /^VPPD_LOG_LEVEL: must be one of/],
+  ] as const)('stops with one line naming the setting (%#)', (raw, pattern) => {
+    const message = configError(raw);
+    expect(message).toMatch(pattern);
+    expect(message).not.toContain('\n');
+    // A secret value never appears in the message.
+    expect(message).not.toContain(key);
+  });
+});
+
+describe('parseDuration', () => {
+  it('parses units and plain seconds', () => {
+    expect(parseDuration('90')).toBe(90_000);
+    expect(parseDuration('250ms')).toBe(250);
+    expect(parseDuration('2h')).toBe(7_200_000);
+    expect(parseDuration('1d')).toBe(86_400_000);
+    expect(parseDuration('1.5h')).toBeUndefined();
+    expect(parseDuration('-1h')).toBeUndefined();
+  });
+});

@@ -1,0 +1,261 @@
+import { z } from 'zod';
+import { errors } from './domain/errors.js';
+
+/**
+ * Configuration of `vppd serve`: read raw strings (flags over env) with {@link readEnv}, validate them
+ * once with {@link parseConfig}, then hand the result to `createContext`. Nothing else reads the
+ * environment. See DESIGN.md, "Contract for running it".
+ */
+
+/** Apple's production Apps and Books v2 base URL (spec/apple-apps-and-books.md). */
+export const appleProductionUrl = 'https://vpp.itunes.apple.com/mdm/v2';
+
+/** Where `vppd serve` keeps its database by default. */
+export const defaultDatabaseUrl = 'sqlite:./data/vppd.db';
+
+/** The tenant (`tid`) of the demo's printed bearer token. */
+export const demoTenantId = '0d3e0000-0000-4000-8000-000000000001';
+
+/** Raw settings as strings, exactly as given by flags or the environment; undefined when unset. */
+export interface RawSettings {
+  readonly port?: string | undefined;
+  readonly host?: string | undefined;
+  readonly database?: string | undefined;
+  readonly appleUrl?: string | undefined;
+  readonly appleMetadataUrl?: string | undefined;
+  readonly syncInterval?: string | undefined;
+  readonly demo?: boolean | undefined;
+  readonly jwtSecret?: string | undefined;
+  readonly jwksUrl?: string | undefined;
+  readonly jwtIssuer?: string | undefined;
+  readonly jwtAudience?: string | undefined;
+  readonly encryptionKey?: string | undefined;
+  readonly logLevel?: string | undefined;
+}
+
+/** The name a user sees for each setting in error messages (env name, plus the flag where there is one). */
+export const settingNames: Readonly<Record<keyof RawSettings, string>> = {
+  port: 'VPPD_PORT (--port)',
+  host: 'VPPD_HOST (--host)',
+  database: 'VPPD_DATABASE_URL (--database)',
+  appleUrl: 'VPPD_APPLE_URL (--apple-url)',
+  appleMetadataUrl: 'VPPD_APPLE_METADATA_URL',
+  syncInterval: 'VPPD_SYNC_INTERVAL (--sync-interval)',
+  demo: '--demo',
+  jwtSecret: 'VPPD_JWT_SECRET',
+  jwksUrl: 'VPPD_JWKS_URL',
+  jwtIssuer: 'VPPD_JWT_ISSUER',
+  jwtAudience: 'VPPD_JWT_AUDIENCE',
+  encryptionKey: 'VPPD_ENCRYPTION_KEY',
+  logLevel: 'VPPD_LOG_LEVEL',
+};
+
+/** Reads the vppd settings from an environment (blank values count as unset). */
+export function readEnv(env: Readonly<Record<string, string | undefined>>): RawSettings {
+  const get = (name: string): string | undefined => {
+    const value = env[name];
+    return value === undefined || value.trim() === '' ? undefined : value;
+  };
+  return {
+    port: get('VPPD_PORT'),
+    host: get('VPPD_HOST'),
+    database: get('VPPD_DATABASE_URL'),
+    appleUrl: get('VPPD_APPLE_URL'),
+    appleMetadataUrl: get('VPPD_APPLE_METADATA_URL'),
+    syncInterval: get('VPPD_SYNC_INTERVAL'),
+    jwtSecret: get('VPPD_JWT_SECRET'),
+    jwksUrl: get('VPPD_JWKS_URL'),
+    jwtIssuer: get('VPPD_JWT_ISSUER'),
+    jwtAudience: get('VPPD_JWT_AUDIENCE'),
+    encryptionKey: get('VPPD_ENCRYPTION_KEY'),
+    logLevel: get('VPPD_LOG_LEVEL'),
+  };
+}
+
+/** Where the data lives. Only SQLite is wired today; the PostgreSQL dialect is a later step. */
+export type DatabaseConfig =
+  | { readonly kind: 'sqlite'; readonly url: string; readonly filename: string }
+  | { readonly kind: 'sqlite-memory'; readonly url: string };
+
+/** How bearer tokens are verified. */
+export type AuthConfig =
+  | { readonly kind: 'hs256'; readonly secret: Uint8Array }
+  | { readonly kind: 'jwks'; readonly jwksUrl: URL; readonly issuer: string; readonly audience: string };
+
+export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof logLevels)[number];
+
+/** Validated configuration; secrets are held as bytes and never printed. */
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly database: DatabaseConfig;
+  readonly apple: { readonly baseUrl: string; readonly metadataUrl: string | undefined };
+  readonly syncIntervalMs: number;
+  readonly demo: boolean;
+  readonly auth: AuthConfig;
+  /** 32 bytes: AES-256-GCM key for sTokens at rest (and the root of the fingerprint key). */
+  readonly encryptionKey: Buffer;
+  readonly logLevel: LogLevel;
+}
+
+const base64Pattern = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Smallest accepted HS256 secret, in bytes (RFC 7518 §3.2: at least the hash size). */
+export const minJwtSecretBytes = 32;
+
+const durationUnits = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** Parses `90s`, `30m`, `12h`, `1d` (or plain seconds) into milliseconds; undefined when malformed. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^(\d{1,9})(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!m) return undefined;
+  const unit = (m[2] ?? 's') as keyof typeof durationUnits;
+  return Number(m[1]) * durationUnits[unit];
+}
+
+const httpUrl = (what: string) =>
+  z.string().refine(
+    (value) => {
+      try {
+        const url = new URL(value);
+        return url.protocol === 'http:' || url.protocol === 'https:';
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be an http(s) URL${what}` },
+  );
+
+// One zod schema per setting: each failure turns into one line naming that setting.
+const fieldSchemas = {
+  port: z
+    .string()
+    .regex(/^\d{1,5}$/, { message: 'must be a port number 0-65535' })
+    .transform(Number)
+    .refine((n) => n <= 65535, { message: 'must be a port number 0-65535' }),
+  host: z.string().min(1, { message: 'must not be empty' }),
+  appleUrl: httpUrl(''),
+  appleMetadataUrl: httpUrl(''),
+  syncInterval: z
+    .string()
+    .transform((text) => parseDuration(text))
+    .refine((ms) => ms !== undefined, { message: 'must be a duration like 30m, 12h or 1d' })
+    .transform((ms) => ms as number)
+    .refine((ms) => ms >= 60_000 && ms <= 30 * 86_400_000, { message: 'must be between 1m and 30d' }),
+  encryptionKey: z
+    .string()
+    .transform((text) => text.trim())
+    .refine((text) => base64Pattern.test(text) && Buffer.from(text, 'base64').length === 32, {
+      message: 'must be 32 bytes, base64 (e.g. `openssl rand -base64 32`)',
+    })
+    .transform((text) => Buffer.from(text, 'base64')),
+  jwtSecret: z.string().refine((text) => Buffer.byteLength(text, 'utf8') >= minJwtSecretBytes, {
+    message: `must be at least ${minJwtSecretBytes} bytes`,
+  }),
+  jwksUrl: httpUrl('').transform((text) => new URL(text)),
+  jwtIssuer: z.string().min(1, { message: 'must not be empty' }),
+  jwtAudience: z.string().min(1, { message: 'must not be empty' }),
+  logLevel: z.enum(logLevels, { message: `must be one of ${logLevels.join(', ')}` }),
+} as const;
+
+function parseField<K extends keyof typeof fieldSchemas>(
+  key: K,
+  value: string,
+): z.output<(typeof fieldSchemas)[K]> {
+  const result = fieldSchemas[key].safeParse(value);
+  if (!result.success) {
+    throw errors.config(settingNames[key], result.error.issues[0]?.message ?? 'is invalid');
+  }
+  return result.data as z.output<(typeof fieldSchemas)[K]>;
+}
+
+/** Parses a `--database` URL: `sqlite:<path>`, `sqlite::memory:`; `postgres://` is not wired yet. */
+export function parseDatabaseUrl(url: string): DatabaseConfig {
+  const name = settingNames.database;
+  if (url === 'sqlite::memory:' || url === 'sqlite://:memory:') return { kind: 'sqlite-memory', url };
+  if (url.startsWith('sqlite:')) {
+    const filename = url.startsWith('sqlite://')
+      ? url.slice('sqlite://'.length)
+      : url.slice('sqlite:'.length);
+    if (filename.trim() === '') throw errors.config(name, 'sqlite: URL needs a file path');
+    return { kind: 'sqlite', url, filename };
+  }
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    throw errors.config(name, 'PostgreSQL is not supported yet; use sqlite:<path> or sqlite::memory:');
+  }
+  throw errors.config(name, 'must be sqlite:<path>, sqlite::memory: or postgres://…');
+}
+
+function parseAuth(raw: RawSettings): AuthConfig {
+  const anyJwks = raw.jwksUrl ?? raw.jwtIssuer ?? raw.jwtAudience;
+  if (raw.jwtSecret !== undefined && anyJwks !== undefined) {
+    throw errors.config(
+      settingNames.jwtSecret,
+      'set either VPPD_JWT_SECRET or VPPD_JWKS_URL + VPPD_JWT_ISSUER + VPPD_JWT_AUDIENCE, not both',
+    );
+  }
+  if (raw.jwtSecret !== undefined) {
+    const secret = parseField('jwtSecret', raw.jwtSecret);
+    return { kind: 'hs256', secret: new TextEncoder().encode(secret) };
+  }
+  if (anyJwks === undefined) {
+    throw errors.config(
+      settingNames.jwtSecret,
+      'required (or VPPD_JWKS_URL + VPPD_JWT_ISSUER + VPPD_JWT_AUDIENCE); `vppd serve --demo` generates one',
+    );
+  }
+  for (const key of ['jwksUrl', 'jwtIssuer', 'jwtAudience'] as const) {
+    if (raw[key] === undefined) throw errors.config(settingNames[key], 'required when VPPD_JWKS_URL is used');
+  }
+  return {
+    kind: 'jwks',
+    jwksUrl: parseField('jwksUrl', raw.jwksUrl as string),
+    issuer: parseField('jwtIssuer', raw.jwtIssuer as string),
+    audience: parseField('jwtAudience', raw.jwtAudience as string),
+  };
+}
+
+/**
+ * Validates raw settings and applies defaults. Throws VppdError(config) whose message is one line
+ * naming the setting, e.g. `VPPD_ENCRYPTION_KEY: must be 32 bytes, base64`.
+ */
+export function parseConfig(raw: RawSettings): Config {
+  const port = raw.port === undefined ? 8080 : parseField('port', raw.port);
+  const host = raw.host === undefined ? '127.0.0.1' : parseField('host', raw.host);
+  const database = parseDatabaseUrl(raw.database ?? defaultDatabaseUrl);
+  const baseUrl = raw.appleUrl === undefined ? appleProductionUrl : parseField('appleUrl', raw.appleUrl);
+  const metadataUrl =
+    raw.appleMetadataUrl === undefined ? undefined : parseField('appleMetadataUrl', raw.appleMetadataUrl);
+  const syncIntervalMs =
+    raw.syncInterval === undefined ? 12 * 3_600_000 : parseField('syncInterval', raw.syncInterval);
+  if (raw.encryptionKey === undefined) {
+    throw errors.config(
+      settingNames.encryptionKey,
+      'required: 32 bytes, base64 (e.g. `openssl rand -base64 32`); `vppd serve --demo` generates one',
+    );
+  }
+  const encryptionKey = parseField('encryptionKey', raw.encryptionKey);
+  const auth = parseAuth(raw);
+  const logLevel = raw.logLevel === undefined ? 'info' : parseField('logLevel', raw.logLevel);
+  return {
+    port,
+    host,
+    database,
+    apple: { baseUrl: baseUrl.replace(/\/+$/, ''), metadataUrl },
+    syncIntervalMs,
+    demo: raw.demo === true,
+    auth,
+    encryptionKey,
+    logLevel,
+  };
+}
+
+/** Merges settings: values in `over` (flags) win over `under` (env) where they are set. */
+export function mergeSettings(under: RawSettings, over: RawSettings): RawSettings {
+  const merged: Record<string, unknown> = { ...under };
+  for (const [key, value] of Object.entries(over)) {
+    if (value !== undefined) merged[key] = value;
+  }
+  return merged as RawSettings;
+}

@@ -1,0 +1,10 @@
+import type { Migration } from 'kysely';
+import { tenantsAndVppTokens } from './0001-tenants-and-vpp-tokens.js';
+
+/**
+ * Every migration vppd knows, forward-only, applied in name order at start-up. Subsystems add their
+ * own file (sync history, license data, ...) and one line here; a shipped migration is never edited.
+ */
+export const storageMigrations: Readonly<Record<string, Migration>> = {
+  '0001_tenants_and_vpp_tokens': tenantsAndVppTokens,
+};

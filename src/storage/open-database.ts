@@ -1,0 +1,54 @@
+import { type Dialect, Kysely, Migrator } from 'kysely';
+import type { DatabaseConfig } from '../config.js';
+import { errors } from '../domain/errors.js';
+import type { DatabaseSchema } from './database-schema.js';
+import { storageMigrations } from './migrations/storage-migrations.js';
+import { createSqliteDialect } from './sqlite-dialect.js';
+
+/** The typed database handle every store uses. */
+export type VppdDatabase = Kysely<DatabaseSchema>;
+
+/** Picks the Kysely dialect for a database URL; the only place that knows which engine runs. */
+export function createDialect(config: DatabaseConfig): Dialect {
+  switch (config.kind) {
+    case 'sqlite':
+      return createSqliteDialect({ filename: config.filename });
+    case 'sqlite-memory':
+      return createSqliteDialect({ filename: ':memory:' });
+    default: {
+      const unreachable: never = config;
+      throw errors.config('VPPD_DATABASE_URL', `unsupported database ${JSON.stringify(unreachable)}`);
+    }
+  }
+}
+
+/** Applies every pending migration; a failed migration stops start-up with its name. */
+export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => storageMigrations },
+    migrationTableName: 'vppd_migrations',
+    migrationLockTableName: 'vppd_migrations_lock',
+  });
+  const { error, results = [] } = await migrator.migrateToLatest();
+  const failed = results.find((r) => r.status === 'Error');
+  if (error !== undefined) {
+    throw errors.internal(
+      `database migration ${failed?.migrationName ?? ''} failed: ${error instanceof Error ? error.message : String(error)}`,
+      error,
+    );
+  }
+  return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** Opens the database named by the configuration and brings its schema up to date. */
+export async function openDatabase(config: DatabaseConfig): Promise<VppdDatabase> {
+  const db = new Kysely<DatabaseSchema>({ dialect: createDialect(config) });
+  try {
+    await migrateToLatest(db as unknown as Kysely<unknown>);
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+  return db;
+}

@@ -1,0 +1,27 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { SqliteDialect } from 'kysely';
+
+export interface SqliteDialectOptions {
+  /** A file path, or `:memory:`. */
+  readonly filename: string;
+  /** How long a writer waits for another process's lock before failing, in ms. */
+  readonly busyTimeoutMs?: number;
+}
+
+/**
+ * Opens better-sqlite3 the way vppd needs it (WAL, foreign keys on, busy timeout) and wraps it in
+ * Kysely's SQLite dialect. Creates the parent directory of a database file.
+ */
+export function createSqliteDialect(options: SqliteDialectOptions): SqliteDialect {
+  const memory = options.filename === ':memory:';
+  if (!memory) mkdirSync(dirname(resolve(options.filename)), { recursive: true });
+  const database = new Database(options.filename, { timeout: options.busyTimeoutMs ?? 5000 });
+  // WAL lets readers run while a sync writes; in-memory databases have no journal file to switch.
+  if (!memory) database.pragma('journal_mode = WAL');
+  database.pragma('foreign_keys = ON');
+  database.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`);
+  database.pragma('synchronous = NORMAL');
+  return new SqliteDialect({ database });
+}

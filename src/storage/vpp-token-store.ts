@@ -1,0 +1,363 @@
+import type { Selectable, SelectQueryBuilder, Transaction } from 'kysely';
+import {
+  actionState,
+  appleDeviceDeliveryProtocol,
+  vppTokenAccountType,
+  vppTokenActionFailureReason,
+  vppTokenState,
+  vppTokenSyncStatus,
+} from '../domain/enums.js';
+import { errors } from '../domain/errors.js';
+import type { DecodedSToken } from '../domain/stoken.js';
+import type { TokenActionResult } from '../domain/sync-lifecycle.js';
+import type { VppToken } from '../domain/vpp-token.js';
+import type { DatabaseSchema, VppTokenActionResultRow, VppTokenRow } from './database-schema.js';
+import type { VppdDatabase } from './open-database.js';
+import { isUniqueViolation } from './storage-errors.js';
+import type { TokenCipher } from './token-cipher.js';
+import { booleanToColumn, dateFromColumn, dateToColumn } from './vpp-token-columns.js';
+
+/** Properties a caller may change with {@link VppTokenStore.update}; id, tenant and action results stay. */
+export type VppTokenChanges = Partial<Omit<VppToken, 'id' | 'tenantId' | 'tokenActionResults'>>;
+
+/** A select from `vpp_tokens` that a query compiler may narrow (filter, order, paging). */
+export type RefinableQuery = SelectQueryBuilder<DatabaseSchema, 'vpp_tokens', Selectable<VppTokenRow>>;
+
+/**
+ * Tenant-scoped storage of VPP tokens. Every method takes the tenant and puts it in the SQL itself:
+ * another tenant's token is simply not found, never loaded and filtered afterwards.
+ */
+export interface VppTokenStore {
+  /** Stores a new token with its sToken encrypted; the same sToken twice in a tenant is a conflict. */
+  create(token: VppToken, sToken: DecodedSToken): Promise<VppToken>;
+  /** The token, or undefined when the tenant has no token with that id. */
+  get(tenantId: string, id: string): Promise<VppToken | undefined>;
+  /** The tenant's tokens, ordered by creation unless `refine` orders them. */
+  list(tenantId: string, refine?: (query: RefinableQuery) => RefinableQuery): Promise<VppToken[]>;
+  /** How many tokens the tenant holds (optionally narrowed by `refine`, which must not page). */
+  count(tenantId: string, refine?: (query: RefinableQuery) => RefinableQuery): Promise<number>;
+  /**
+   * Changes the given properties (and the sToken, when renewed); returns the updated token or
+   * undefined when the tenant has no such token.
+   */
+  update(
+    tenantId: string,
+    id: string,
+    changes: VppTokenChanges,
+    renewed?: DecodedSToken,
+  ): Promise<VppToken | undefined>;
+  /** Deletes the token and its action results; false when the tenant has no such token. */
+  delete(tenantId: string, id: string): Promise<boolean>;
+  /** Replaces a token's `tokenActionResults` (the sync engine's bookkeeping). */
+  replaceActionResults(tenantId: string, id: string, results: readonly TokenActionResult[]): Promise<boolean>;
+  /** Decrypts the token's `.vpptoken` content for a call to Apple; never for a response or a log. */
+  readSToken(tenantId: string, id: string): Promise<string | undefined>;
+}
+
+export interface VppTokenStoreOptions {
+  readonly db: VppdDatabase;
+  readonly cipher: TokenCipher;
+  readonly clock: () => Date;
+}
+
+// The sToken's associated data binds each ciphertext to its row: a copied ciphertext does not open.
+const sealContext = (tenantId: string, id: string) => `vppd:vppToken:${tenantId}:${id}`;
+
+/** Builds the Kysely-backed token store. */
+export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStore {
+  const { db, cipher, clock } = options;
+
+  const loadActionResults = async (
+    executor: VppdDatabase | Transaction<DatabaseSchema>,
+    tenantId: string,
+    ids: readonly string[],
+  ): Promise<Map<string, TokenActionResult[]>> => {
+    const byToken = new Map<string, TokenActionResult[]>();
+    // Chunked so a tenant's 3,000 tokens stay well under any engine's bound-parameter limit.
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      const rows = await executor
+        .selectFrom('vpp_token_action_results')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('token_id', 'in', chunk)
+        .orderBy('token_id')
+        .orderBy('position')
+        .execute();
+      for (const row of rows) {
+        const list = byToken.get(row.token_id) ?? [];
+        list.push(actionResultFromRow(row));
+        byToken.set(row.token_id, list);
+      }
+    }
+    return byToken;
+  };
+
+  const getWith = async (
+    executor: VppdDatabase | Transaction<DatabaseSchema>,
+    tenantId: string,
+    id: string,
+  ): Promise<VppToken | undefined> => {
+    const row = await executor
+      .selectFrom('vpp_tokens')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const results = await loadActionResults(executor, tenantId, [id]);
+    return tokenFromRow(row, results.get(id) ?? []);
+  };
+
+  const baseQuery = (tenantId: string): RefinableQuery =>
+    db.selectFrom('vpp_tokens').selectAll().where('tenant_id', '=', tenantId);
+
+  return {
+    async create(token, sToken) {
+      const sealed = cipher.seal(sToken.content, sealContext(token.tenantId, token.id));
+      const now = dateToColumn(clock());
+      try {
+        await db.transaction().execute(async (trx) => {
+          await trx
+            .insertInto('tenants')
+            .values({ id: token.tenantId, created_at: now })
+            .onConflict((oc) => oc.column('id').doNothing())
+            .execute();
+          await trx
+            .insertInto('vpp_tokens')
+            .values({
+              ...changesToColumns(token),
+              id: token.id,
+              tenant_id: token.tenantId,
+              stoken_ciphertext: sealed.ciphertext,
+              stoken_iv: sealed.iv,
+              stoken_tag: sealed.tag,
+              stoken_fingerprint: cipher.fingerprint(sToken.token),
+              created_at: now,
+            } as VppTokenRow)
+            .execute();
+          await writeActionResults(trx, token.tenantId, token.id, token.tokenActionResults);
+        });
+      } catch (error) {
+        if (isUniqueViolation(error)) throw duplicateSToken();
+        throw error;
+      }
+      const stored = await getWith(db, token.tenantId, token.id);
+      if (!stored) throw errors.internal('A token vanished right after it was stored.');
+      return stored;
+    },
+
+    get: (tenantId, id) => getWith(db, tenantId, id),
+
+    async list(tenantId, refine) {
+      const query = refine
+        ? refine(baseQuery(tenantId))
+        : baseQuery(tenantId).orderBy('created_at').orderBy('id');
+      const rows = await query.execute();
+      const results = await loadActionResults(
+        db,
+        tenantId,
+        rows.map((r) => r.id),
+      );
+      return rows.map((row) => tokenFromRow(row, results.get(row.id) ?? []));
+    },
+
+    async count(tenantId, refine) {
+      const narrowed = refine ? refine(baseQuery(tenantId)) : baseQuery(tenantId);
+      const row = await db
+        .selectFrom(narrowed.as('t'))
+        .select((eb) => eb.fn.countAll<number | string | bigint>().as('n'))
+        .executeTakeFirstOrThrow();
+      return Number(row.n);
+    },
+
+    async update(tenantId, id, changes, renewed) {
+      const values: Partial<VppTokenRow> = changesToColumns(changes);
+      if (renewed) {
+        const sealed = cipher.seal(renewed.content, sealContext(tenantId, id));
+        values.stoken_ciphertext = sealed.ciphertext;
+        values.stoken_iv = sealed.iv;
+        values.stoken_tag = sealed.tag;
+        values.stoken_fingerprint = cipher.fingerprint(renewed.token);
+      }
+      if (Object.keys(values).length > 0) {
+        try {
+          const result = await db
+            .updateTable('vpp_tokens')
+            .set(values)
+            .where('tenant_id', '=', tenantId)
+            .where('id', '=', id)
+            .executeTakeFirst();
+          if (Number(result.numUpdatedRows) === 0) return undefined;
+        } catch (error) {
+          if (isUniqueViolation(error)) throw duplicateSToken();
+          throw error;
+        }
+      }
+      return getWith(db, tenantId, id);
+    },
+
+    async delete(tenantId, id) {
+      const result = await db
+        .deleteFrom('vpp_tokens')
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', id)
+        .executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    },
+
+    async replaceActionResults(tenantId, id, results) {
+      return db.transaction().execute(async (trx) => {
+        const exists = await trx
+          .selectFrom('vpp_tokens')
+          .select('id')
+          .where('tenant_id', '=', tenantId)
+          .where('id', '=', id)
+          .executeTakeFirst();
+        if (!exists) return false;
+        await trx
+          .deleteFrom('vpp_token_action_results')
+          .where('tenant_id', '=', tenantId)
+          .where('token_id', '=', id)
+          .execute();
+        await writeActionResults(trx, tenantId, id, results);
+        return true;
+      });
+    },
+
+    async readSToken(tenantId, id) {
+      const row = await db
+        .selectFrom('vpp_tokens')
+        .select(['stoken_ciphertext', 'stoken_iv', 'stoken_tag'])
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', id)
+        .executeTakeFirst();
+      if (!row) return undefined;
+      return cipher.open(
+        { ciphertext: row.stoken_ciphertext, iv: row.stoken_iv, tag: row.stoken_tag },
+        sealContext(tenantId, id),
+      );
+    },
+  };
+}
+
+function duplicateSToken() {
+  return errors.conflict('This VPP token (sToken) is already stored for this tenant.');
+}
+
+async function writeActionResults(
+  trx: Transaction<DatabaseSchema>,
+  tenantId: string,
+  tokenId: string,
+  results: readonly TokenActionResult[],
+): Promise<void> {
+  if (results.length === 0) return;
+  await trx
+    .insertInto('vpp_token_action_results')
+    .values(results.map((r, position) => actionResultToRow(tenantId, tokenId, r, position)))
+    .execute();
+}
+
+function actionResultToRow(
+  tenantId: string,
+  tokenId: string,
+  result: TokenActionResult,
+  position: number,
+): VppTokenActionResultRow {
+  return {
+    tenant_id: tenantId,
+    token_id: tokenId,
+    action_name: result.actionName,
+    action_state: actionState.toValue(result.actionState),
+    start_date_time: dateToColumn(result.startDateTime),
+    last_updated_date_time: dateToColumn(result.lastUpdatedDateTime),
+    action_failure_reason: result.revoke
+      ? vppTokenActionFailureReason.toValue(result.revoke.actionFailureReason)
+      : null,
+    total_licenses_count: result.revoke ? result.revoke.totalLicensesCount : null,
+    failed_licenses_count: result.revoke ? result.revoke.failedLicensesCount : null,
+    position,
+  };
+}
+
+function actionResultFromRow(row: VppTokenActionResultRow): TokenActionResult {
+  const base = {
+    actionName: row.action_name,
+    actionState: actionState.fromValue(row.action_state),
+    startDateTime: dateFromColumn(row.start_date_time),
+    lastUpdatedDateTime: dateFromColumn(row.last_updated_date_time),
+  };
+  if (row.action_failure_reason === null) return base;
+  return {
+    ...base,
+    revoke: {
+      actionFailureReason: vppTokenActionFailureReason.fromValue(row.action_failure_reason),
+      totalLicensesCount: row.total_licenses_count ?? 0,
+      failedLicensesCount: row.failed_licenses_count ?? 0,
+    },
+  };
+}
+
+/** Converts a row (and its action results) to the domain entity. */
+export function tokenFromRow(row: VppTokenRow, actionResults: readonly TokenActionResult[]): VppToken {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    organizationName: row.organization_name,
+    vppTokenAccountType: vppTokenAccountType.fromValue(row.vpp_token_account_type),
+    appleId: row.apple_id,
+    expirationDateTime: dateFromColumn(row.expiration_date_time),
+    lastSyncDateTime: dateFromColumn(row.last_sync_date_time),
+    lastModifiedDateTime: dateFromColumn(row.last_modified_date_time),
+    state: vppTokenState.fromValue(row.state),
+    tokenActionResults: actionResults,
+    lastSyncStatus: vppTokenSyncStatus.fromValue(row.last_sync_status),
+    automaticallyUpdateApps: row.automatically_update_apps !== 0,
+    countryOrRegion: row.country_or_region,
+    dataSharingConsentGranted: row.data_sharing_consent_granted !== 0,
+    displayName: row.display_name,
+    locationName: row.location_name,
+    claimTokenManagementFromExternalMdm: row.claim_token_management_from_external_mdm !== 0,
+    roleScopeTagIds: parseStringArray(row.role_scope_tag_ids),
+    appleDeviceAppDeliveryProtocolType: appleDeviceDeliveryProtocol.fromValue(
+      row.apple_device_app_delivery_protocol_type,
+      { includeUnknownEnumMembers: true },
+    ),
+  };
+}
+
+/** Converts the given entity properties to column values (only those present). */
+function changesToColumns(changes: VppTokenChanges): Partial<VppTokenRow> {
+  const out: Partial<VppTokenRow> = {};
+  const c = changes;
+  if (c.organizationName !== undefined) out.organization_name = c.organizationName;
+  if (c.vppTokenAccountType !== undefined)
+    out.vpp_token_account_type = vppTokenAccountType.toValue(c.vppTokenAccountType);
+  if (c.appleId !== undefined) out.apple_id = c.appleId;
+  if (c.expirationDateTime !== undefined) out.expiration_date_time = dateToColumn(c.expirationDateTime);
+  if (c.lastSyncDateTime !== undefined) out.last_sync_date_time = dateToColumn(c.lastSyncDateTime);
+  if (c.lastModifiedDateTime !== undefined)
+    out.last_modified_date_time = dateToColumn(c.lastModifiedDateTime);
+  if (c.state !== undefined) out.state = vppTokenState.toValue(c.state);
+  if (c.lastSyncStatus !== undefined) out.last_sync_status = vppTokenSyncStatus.toValue(c.lastSyncStatus);
+  if (c.automaticallyUpdateApps !== undefined)
+    out.automatically_update_apps = booleanToColumn(c.automaticallyUpdateApps);
+  if (c.countryOrRegion !== undefined) out.country_or_region = c.countryOrRegion;
+  if (c.dataSharingConsentGranted !== undefined)
+    out.data_sharing_consent_granted = booleanToColumn(c.dataSharingConsentGranted);
+  if (c.displayName !== undefined) out.display_name = c.displayName;
+  if (c.locationName !== undefined) out.location_name = c.locationName;
+  if (c.claimTokenManagementFromExternalMdm !== undefined)
+    out.claim_token_management_from_external_mdm = booleanToColumn(c.claimTokenManagementFromExternalMdm);
+  if (c.roleScopeTagIds !== undefined) out.role_scope_tag_ids = JSON.stringify(c.roleScopeTagIds);
+  if (c.appleDeviceAppDeliveryProtocolType !== undefined)
+    out.apple_device_app_delivery_protocol_type = appleDeviceDeliveryProtocol.toValue(
+      c.appleDeviceAppDeliveryProtocolType,
+    );
+  return out;
+}
+
+function parseStringArray(text: string): string[] {
+  const parsed: unknown = JSON.parse(text);
+  return Array.isArray(parsed) ? parsed.filter((v): v is string => typeof v === 'string') : [];
+}

@@ -1,0 +1,258 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { isVppdError } from '../src/domain/errors.js';
+import { decodeSToken } from '../src/domain/stoken.js';
+import { createVppToken } from '../src/domain/vpp-token.js';
+import { openDatabase, type VppdDatabase } from '../src/storage/open-database.js';
+import { createTokenCipher } from '../src/storage/token-cipher.js';
+import { createVppTokenStore, type VppTokenStore } from '../src/storage/vpp-token-store.js';
+import { createFakeClock, createSequentialIds } from './helpers/fake-clock.js';
+import { buildSToken } from './helpers/stoken-builder.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'vppd-store-'));
+const key = Buffer.alloc(32, 9);
+const tenantA = 'aaaaaaaa-0000-4000-8000-000000000000';
+const tenantB = 'bbbbbbbb-0000-4000-8000-000000000000';
+const opened: VppdDatabase[] = [];
+
+afterAll(async () => {
+  for (const db of opened) await db.destroy();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+let fileCounter = 0;
+async function freshStore(): Promise<{
+  store: VppTokenStore;
+  file: string;
+  clock: ReturnType<typeof createFakeClock>;
+}> {
+  fileCounter += 1;
+  const file = join(dir, `nested/dir-${fileCounter}/vppd.db`);
+  const db = await openDatabase({ kind: 'sqlite', url: `sqlite:${file}`, filename: file });
+  opened.push(db);
+  const clock = createFakeClock();
+  return {
+    store: createVppTokenStore({ db, cipher: createTokenCipher(key), clock: clock.now }),
+    file,
+    clock,
+  };
+}
+
+const ids = createSequentialIds();
+function newToken(tenantId: string, content = buildSToken(), now = new Date('2026-03-01T12:00:00Z')) {
+  const decoded = decodeSToken(content);
+  return {
+    token: createVppToken({ id: ids(), tenantId, decoded, write: { displayName: 'Main' }, now }),
+    decoded,
+  };
+}
+
+describe('VppTokenStore over a SQLite file', () => {
+  let store: VppTokenStore;
+  let file: string;
+  beforeEach(async () => {
+    ({ store, file } = await freshStore());
+  });
+
+  it('creates the database file (and its directory) with WAL and the schema', () => {
+    const raw = new Database(file, { readonly: true });
+    try {
+      expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
+      const tables = raw
+        .prepare("select name from sqlite_master where type = 'table' order by name")
+        .all()
+        .map((r) => (r as { name: string }).name);
+      expect(tables).toEqual(
+        expect.arrayContaining(['tenants', 'vpp_tokens', 'vpp_token_action_results', 'vppd_migrations']),
+      );
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('round-trips every property and keeps the sToken only encrypted', async () => {
+    const content = buildSToken({ orgName: 'Round Trip Inc.' });
+    const { token, decoded } = newToken(tenantA, content);
+    const created = await store.create(
+      {
+        ...token,
+        roleScopeTagIds: ['0', '7'],
+        appleDeviceAppDeliveryProtocolType: 'declarativeDeviceManagement',
+      },
+      decoded,
+    );
+    expect(created).toMatchObject({
+      id: token.id,
+      tenantId: tenantA,
+      organizationName: 'Round Trip Inc.',
+      state: 'unknown',
+      lastSyncStatus: 'none',
+      displayName: 'Main',
+      roleScopeTagIds: ['0', '7'],
+      appleDeviceAppDeliveryProtocolType: 'declarativeDeviceManagement',
+      tokenActionResults: [],
+    });
+    expect(created.lastSyncDateTime.toISOString()).toBe('0001-01-01T00:00:00.000Z');
+    expect(await store.get(tenantA, token.id)).toEqual(created);
+    expect(await store.readSToken(tenantA, token.id)).toBe(content);
+
+    // Nothing on disk contains the sToken or its inner token in clear.
+    const raw = new Database(file, { readonly: true });
+    const row = raw.prepare('select * from vpp_tokens').get() as Record<string, unknown>;
+    raw.close();
+    const dump = JSON.stringify(row);
+    expect(dump).not.toContain(content);
+    expect(dump).not.toContain(decoded.token);
+    for (const f of [file, `${file}-wal`]) {
+      let bytes = '';
+      try {
+        bytes = readFileSync(f).toString('latin1');
+      } catch {
+        continue;
+      }
+      expect(bytes).not.toContain(content);
+      expect(bytes).not.toContain(decoded.token);
+    }
+  });
+
+  it('rejects the same sToken twice in a tenant but allows it in another tenant', async () => {
+    const content = buildSToken();
+    await store.create(newToken(tenantA, content).token, decodeSToken(content));
+    await expect(store.create(newToken(tenantA, content).token, decodeSToken(content))).rejects.toSatisfy(
+      (e) => isVppdError(e, 'conflict'),
+    );
+    // A re-encoded file with the same inner token is the same credential.
+    const sameInner = buildSToken({ token: decodeSToken(content).token, orgName: 'Other spelling' });
+    await expect(store.create(newToken(tenantA, sameInner).token, decodeSToken(sameInner))).rejects.toSatisfy(
+      (e) => isVppdError(e, 'conflict'),
+    );
+    const other = await store.create(newToken(tenantB, content).token, decodeSToken(content));
+    expect(other.tenantId).toBe(tenantB);
+    expect(await store.count(tenantA)).toBe(1);
+    expect(await store.count(tenantB)).toBe(1);
+  });
+
+  it('scopes every operation to the tenant', async () => {
+    const { token, decoded } = newToken(tenantA);
+    await store.create(token, decoded);
+    expect(await store.get(tenantB, token.id)).toBeUndefined();
+    expect(await store.list(tenantB)).toEqual([]);
+    expect(await store.count(tenantB)).toBe(0);
+    expect(await store.update(tenantB, token.id, { displayName: 'stolen' })).toBeUndefined();
+    expect(await store.readSToken(tenantB, token.id)).toBeUndefined();
+    expect(await store.replaceActionResults(tenantB, token.id, [])).toBe(false);
+    expect(await store.delete(tenantB, token.id)).toBe(false);
+    expect((await store.get(tenantA, token.id))?.displayName).toBe('Main');
+  });
+
+  it('updates only the given properties and renews the sToken', async () => {
+    const { token, decoded } = newToken(tenantA);
+    await store.create(token, decoded);
+    const renewedContent = buildSToken({ orgName: 'Renamed Org', expDate: new Date('2031-01-01T00:00:00Z') });
+    const renewed = decodeSToken(renewedContent);
+    const updated = await store.update(
+      tenantA,
+      token.id,
+      {
+        displayName: null,
+        automaticallyUpdateApps: true,
+        organizationName: renewed.orgName,
+        expirationDateTime: renewed.expDate,
+        lastModifiedDateTime: new Date('2026-03-02T00:00:00Z'),
+      },
+      renewed,
+    );
+    expect(updated).toMatchObject({
+      displayName: null,
+      automaticallyUpdateApps: true,
+      organizationName: 'Renamed Org',
+      vppTokenAccountType: 'business',
+    });
+    expect(updated?.expirationDateTime.toISOString()).toBe('2031-01-01T00:00:00.000Z');
+    expect(await store.readSToken(tenantA, token.id)).toBe(renewedContent);
+  });
+
+  it('refuses a renewal to an sToken another token of the tenant holds', async () => {
+    const first = newToken(tenantA);
+    const second = newToken(tenantA);
+    await store.create(first.token, first.decoded);
+    await store.create(second.token, second.decoded);
+    await expect(store.update(tenantA, second.token.id, {}, first.decoded)).rejects.toSatisfy((e) =>
+      isVppdError(e, 'conflict'),
+    );
+    expect(await store.readSToken(tenantA, second.token.id)).toBe(second.decoded.content);
+  });
+
+  it('lists in creation order, counts, and deletes with action results', async () => {
+    const made = [newToken(tenantA), newToken(tenantA), newToken(tenantA)];
+    for (const m of made) await store.create(m.token, m.decoded);
+    const at = new Date('2026-03-01T13:00:00Z');
+    const target = made[1]!.token.id;
+    expect(
+      await store.replaceActionResults(tenantA, target, [
+        { actionName: 'syncLicenses', actionState: 'done', startDateTime: at, lastUpdatedDateTime: at },
+        {
+          actionName: 'revokeLicenses',
+          actionState: 'failed',
+          startDateTime: at,
+          lastUpdatedDateTime: at,
+          revoke: { actionFailureReason: 'appleFailure', totalLicensesCount: 10, failedLicensesCount: 2 },
+        },
+      ]),
+    ).toBe(true);
+    const listed = await store.list(tenantA);
+    expect(listed.map((t) => t.id)).toEqual(made.map((m) => m.token.id));
+    expect(listed[1]?.tokenActionResults.map((r) => r.actionName)).toEqual([
+      'syncLicenses',
+      'revokeLicenses',
+    ]);
+    expect(listed[1]?.tokenActionResults[1]?.revoke).toEqual({
+      actionFailureReason: 'appleFailure',
+      totalLicensesCount: 10,
+      failedLicensesCount: 2,
+    });
+    expect(await store.count(tenantA)).toBe(3);
+    expect(await store.count(tenantA, (q) => q.where('display_name', '=', 'nobody'))).toBe(0);
+    expect(await store.delete(tenantA, target)).toBe(true);
+    expect(await store.delete(tenantA, target)).toBe(false);
+    expect(await store.get(tenantA, target)).toBeUndefined();
+    expect(await store.count(tenantA)).toBe(2);
+  });
+});
+
+describe('openDatabase', () => {
+  it('reopens an existing file without re-running migrations, and keeps the data', async () => {
+    const file = join(dir, 'reopen/vppd.db');
+    const config = { kind: 'sqlite', url: `sqlite:${file}`, filename: file } as const;
+    const first = await openDatabase(config);
+    const store = createVppTokenStore({ db: first, cipher: createTokenCipher(key), clock: () => new Date() });
+    const { token, decoded } = newToken(tenantA);
+    await store.create(token, decoded);
+    await first.destroy();
+    const second = await openDatabase(config);
+    opened.push(second);
+    const again = createVppTokenStore({
+      db: second,
+      cipher: createTokenCipher(key),
+      clock: () => new Date(),
+    });
+    expect((await again.get(tenantA, token.id))?.id).toBe(token.id);
+    const migrations = await second
+      .selectFrom('vppd_migrations' as never)
+      .selectAll()
+      .execute();
+    expect(migrations).toHaveLength(1);
+  });
+
+  it('works in memory', async () => {
+    const db = await openDatabase({ kind: 'sqlite-memory', url: 'sqlite::memory:' });
+    opened.push(db);
+    const store = createVppTokenStore({ db, cipher: createTokenCipher(key), clock: () => new Date() });
+    const { token, decoded } = newToken(tenantA);
+    await store.create(token, decoded);
+    expect(await store.count(tenantA)).toBe(1);
+  });
+});
