@@ -1,0 +1,141 @@
+import { appleFailureError } from './apple-failure.js';
+import type { ApplePage } from './apple-types.js';
+
+/** Fetches one page; must honour `signal` so pages the stream no longer needs are dropped. */
+export type FetchPage<T> = (pageIndex: number, signal: AbortSignal) => Promise<ApplePage<T>>;
+
+/** Apple's hard limit on parallel requests. See spec/apple-apps-and-books.md, "Pagination". */
+export const maxPagesInFlight = 5;
+
+export interface PageStreamOptions {
+  /** Pages fetched at once, 1–5. */
+  readonly concurrency?: number;
+  /**
+   * Pages fetched or buffered ahead of the one the consumer waits for (at least `concurrency`);
+   * bounds memory whatever the number of pages. Default: twice the concurrency.
+   */
+  readonly lookahead?: number;
+  readonly signal?: AbortSignal;
+  /** Names the call in a `snapshotMoved` error, e.g. `GET /assignments`. */
+  readonly endpoint?: string;
+  readonly locationKey?: string;
+}
+
+type Settled<T> =
+  | { readonly ok: true; readonly page: ApplePage<T> }
+  | { readonly ok: false; readonly error: unknown };
+
+/**
+ * Streams every page of a paged Apple endpoint in index order, fetching up to `concurrency` pages in
+ * parallel within a bounded look-ahead window. Page 0 is read first: its `versionId` is the snapshot,
+ * and a later page with another `versionId` fails the stream with kind `snapshotMoved` (the caller
+ * restarts or fails the sync; it never commits a mix). `totalPages` may change while paging: the
+ * latest value only steers how far ahead to fetch, while the end is the first page without
+ * `nextPageIndex`; pages fetched beyond that end, and their errors, are discarded.
+ */
+export async function* streamPages<T>(
+  fetchPage: FetchPage<T>,
+  options: PageStreamOptions = {},
+): AsyncGenerator<ApplePage<T>, void, undefined> {
+  const concurrency = Math.min(maxPagesInFlight, Math.max(1, Math.floor(options.concurrency ?? 5)));
+  const lookahead = Math.max(concurrency, Math.floor(options.lookahead ?? concurrency * 2));
+  const endpoint = options.endpoint ?? 'paged call';
+  const controller = new AbortController();
+  const outer = options.signal;
+  const onOuterAbort = () => controller.abort(outer?.reason);
+  if (outer?.aborted) throw outer.reason;
+  outer?.addEventListener('abort', onOuterAbort, { once: true });
+
+  const slots = new Map<number, Promise<Settled<T>>>();
+  let inFlight = 0;
+  let nextToLaunch = 1;
+  let wanted = 0; // index the consumer waits for next
+  let knownTotal = 1;
+  let finished = false;
+
+  const launch = (index: number): Promise<Settled<T>> => {
+    inFlight++;
+    const settled = fetchPage(index, controller.signal).then(
+      (page): Settled<T> => {
+        knownTotal = page.totalPages;
+        return { ok: true, page };
+      },
+      (error: unknown): Settled<T> => ({ ok: false, error }),
+    );
+    const slot = settled.then((result) => {
+      inFlight--;
+      fill();
+      return result;
+    });
+    slots.set(index, slot);
+    return slot;
+  };
+
+  const fill = (): void => {
+    while (
+      !finished &&
+      !controller.signal.aborted &&
+      inFlight < concurrency &&
+      nextToLaunch < knownTotal &&
+      nextToLaunch < wanted + lookahead
+    ) {
+      if (!slots.has(nextToLaunch)) launch(nextToLaunch);
+      nextToLaunch++;
+    }
+  };
+
+  try {
+    const first = await launch(0);
+    slots.delete(0);
+    if (!first.ok) throw first.error;
+    const versionId = first.page.versionId;
+    let current = first.page;
+    let index = 0;
+    for (;;) {
+      wanted = index + 1;
+      if (current.nextPageIndex === undefined) finished = true;
+      fill();
+      yield current;
+      if (finished) return;
+      index++;
+      wanted = index;
+      const slot = slots.get(index) ?? launch(index);
+      if (nextToLaunch <= index) nextToLaunch = index + 1;
+      const result = await slot;
+      slots.delete(index);
+      if (!result.ok) throw result.error;
+      if (result.page.versionId !== versionId) {
+        throw appleFailureError({
+          failure: {
+            kind: 'snapshotMoved',
+            message: `Apple's data changed while paging: page ${index} has versionId '${result.page.versionId}', page 0 had '${versionId}'`,
+          },
+          endpoint,
+          attempts: 1,
+          pageIndex: index,
+          ...(options.locationKey === undefined ? {} : { locationKey: options.locationKey }),
+        });
+      }
+      current = result.page;
+    }
+  } finally {
+    finished = true;
+    outer?.removeEventListener('abort', onOuterAbort);
+    controller.abort();
+    // Wait for dropped requests to wind down so no work outlives the stream.
+    await Promise.all(slots.values());
+  }
+}
+
+/** Calls `onPage` for every page of `pages` in order, awaiting each call (back-pressure). */
+export async function forEachPage<T>(
+  pages: AsyncIterable<ApplePage<T>>,
+  onPage: (page: ApplePage<T>) => void | Promise<void>,
+): Promise<number> {
+  let count = 0;
+  for await (const page of pages) {
+    await onPage(page);
+    count++;
+  }
+  return count;
+}
