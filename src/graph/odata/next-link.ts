@@ -1,0 +1,45 @@
+import type { ListQuery } from '../../domain/list-query.js';
+import { encodeSkipToken } from './skip-token.js';
+
+/**
+ * The absolute `@odata.nextLink` of the page after the current one (spec/graph-vpp.md, "Query
+ * options"): the same URL — path and every query option exactly as the client spelled them — with
+ * `$skiptoken` replaced by a token for `nextOffset`. `requestUrl` must be absolute
+ * (`https://host/beta/deviceAppManagement/vppTokens?$top=5`).
+ */
+export function buildNextLink(requestUrl: string | URL, query: ListQuery, nextOffset: number): string {
+  const url = new URL(requestUrl);
+  const token = encodeSkipToken(nextOffset, {
+    ...(query.filter ? { filter: query.filter } : {}),
+    orderBy: query.orderBy,
+    skip: query.skip,
+  });
+  const kept = url.search
+    .slice(1)
+    .split('&')
+    .filter((piece) => piece !== '' && !isSkipToken(piece));
+  kept.push(`$skiptoken=${token}`);
+  return `${url.origin}${url.pathname}?${kept.join('&')}`;
+}
+
+function isSkipToken(piece: string): boolean {
+  const eq = piece.indexOf('=');
+  const name = eq < 0 ? piece : piece.slice(0, eq);
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(name);
+  } catch {
+    return false;
+  }
+  const lower = decoded.toLowerCase();
+  return lower === '$skiptoken' || lower === 'skiptoken';
+}
+
+/**
+ * Where the next page starts, or undefined when this page is the last: `hasMore` says whether a row
+ * exists past this page (read one extra row to know). `$top=0` pages never continue.
+ */
+export function nextPageOffset(query: ListQuery, hasMore: boolean): number | undefined {
+  if (!hasMore || query.pageSize === 0) return undefined;
+  return query.offset + query.pageSize;
+}
