@@ -1,0 +1,77 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { AppContext } from '../context.js';
+import { graphVersions } from '../domain/graph-enum.js';
+import { type Readiness, registerHealthRoutes } from '../ops/health.js';
+import { clientRequestIdOf, handleError, sendGraphError } from './graph-error.js';
+import { buildMetadataDocument } from './metadata-document.js';
+import { methodNotAllowed } from './method-not-allowed.js';
+import { unknownSegmentOf } from './not-found.js';
+import { registerVppTokenRoutes } from './vpp-tokens-routes.js';
+
+export interface BuildAppOptions {
+  /** TLS key and certificate: serve HTTPS (the JS Graph client only behaves over HTTPS). */
+  readonly https?: { readonly key: string | Buffer; readonly cert: string | Buffer };
+  /** Largest accepted request body in bytes (default 256 KiB; a `.vpptoken` is under 1 KiB). */
+  readonly bodyLimit?: number;
+  /** Readiness flag shared with `/healthz`; default: ready as soon as the app is built. */
+  readonly readiness?: Readiness;
+}
+
+/** Default request body limit. */
+export const defaultBodyLimit = 256 * 1024;
+
+/**
+ * Builds the HTTP app on a context: `/healthz`, and Graph's routes under `/beta` and `/v1.0`, with
+ * Graph's conventions (request ids, error JSON, 404/405/413/415). Call `listen()` or `inject()` on it.
+ */
+export function buildApp(context: AppContext, options: BuildAppOptions = {}): FastifyInstance {
+  const serverOptions: FastifyServerOptions & { https?: BuildAppOptions['https'] } = {
+    loggerInstance: context.logger,
+    genReqId: () => context.newId(),
+    bodyLimit: options.bodyLimit ?? defaultBodyLimit,
+    return503OnClosing: true,
+    ...(options.https ? { https: { key: options.https.key, cert: options.https.cert } } : {}),
+  };
+  const app = Fastify(serverOptions) as unknown as FastifyInstance;
+  const readiness = options.readiness ?? { ready: true };
+
+  // Only JSON bodies exist on this API; anything else is a 415 from the central handler.
+  app.removeContentTypeParser(['text/plain']);
+  app.decorateRequest('principal', null);
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('request-id', request.id);
+    const clientRequestId = clientRequestIdOf(request);
+    if (clientRequestId !== undefined) reply.header('client-request-id', clientRequestId);
+  });
+
+  app.setErrorHandler((error, request, reply) => handleError(error, request, reply, context.clock()));
+  app.setNotFoundHandler((request, reply) => {
+    const segment = unknownSegmentOf(request.url);
+    const shown = segment.length > 100 ? `${segment.slice(0, 100)}…` : segment;
+    return sendGraphError(
+      request,
+      reply,
+      404,
+      'ResourceNotFound',
+      `Resource not found for the segment '${shown}'.`,
+      context.clock(),
+    );
+  });
+
+  registerHealthRoutes(app, { db: context.db, readiness });
+
+  for (const version of graphVersions) {
+    const metadata = buildMetadataDocument(version);
+    app.register(
+      async (scope) => {
+        // $metadata is public, as on Graph: it describes types, never data.
+        scope.get('/$metadata', async (_request, reply) => reply.type('application/xml').send(metadata));
+        methodNotAllowed(scope, '/$metadata', ['GET'], context.clock);
+        registerVppTokenRoutes(scope, context, version);
+      },
+      { prefix: `/${version}` },
+    );
+  }
+  return app;
+}

@@ -1,0 +1,63 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { errorCodes, VppdError } from '../domain/errors.js';
+import type { GraphVersion } from '../domain/graph-enum.js';
+import type { Authenticator, Principal } from './auth/authenticator.js';
+import { type AccessLevel, allows, readPermissions, writePermissions } from './auth/permissions.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by {@link authorize} before any Graph handler runs. */
+    principal: Principal | null;
+  }
+}
+
+/** The principal of an authorized request (a handler without one is a wiring bug). */
+export function principalOf(request: FastifyRequest): Principal {
+  if (!request.principal) throw new VppdError(errorCodes.internal, 'route without authorization');
+  return request.principal;
+}
+
+/** An onRequest hook: authenticates the bearer token and checks the permission the route needs. */
+export function authorize(authenticator: Authenticator, level: AccessLevel) {
+  return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+    const principal = await authenticator.authenticate(request.headers.authorization);
+    if (!allows(principal.permissions, level)) {
+      const needed = level === 'read' ? readPermissions : writePermissions;
+      throw new VppdError(
+        errorCodes.forbidden,
+        `Missing permission: this request needs one of ${needed.join(', ')}.`,
+      );
+    }
+    request.principal = principal;
+  };
+}
+
+/** The preferences of a `Prefer` header (`return=representation`, `include-unknown-enum-members`). */
+export function preferencesOf(request: FastifyRequest): ReadonlySet<string> {
+  const header = request.headers.prefer;
+  const values = Array.isArray(header) ? header : header === undefined ? [] : [header];
+  const out = new Set<string>();
+  for (const value of values) {
+    for (const item of value.split(',')) {
+      const name = item.trim().split(';')[0]?.trim().toLowerCase();
+      if (name) out.add(name.replace(/\s+/g, ''));
+    }
+  }
+  return out;
+}
+
+/** Absolute origin of the request (`https://host:port`), for `@odata.context` and next links. */
+export function originOf(request: FastifyRequest): string {
+  return `${request.protocol}://${request.host}`;
+}
+
+/** `<origin>/<version>/$metadata`, the base of `@odata.context`. */
+export function metadataUrlOf(request: FastifyRequest, version: GraphVersion): string {
+  return `${originOf(request)}/${version}/$metadata`;
+}
+
+/** The raw query string of a request (without `?`), as the client sent it. */
+export function rawQueryOf(request: FastifyRequest): string {
+  const index = request.url.indexOf('?');
+  return index < 0 ? '' : request.url.slice(index + 1);
+}

@@ -1,0 +1,200 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AppContext } from '../context.js';
+import { errors } from '../domain/errors.js';
+import type { GraphVersion } from '../domain/graph-enum.js';
+import type { ListQuery } from '../domain/list-query.js';
+import { decodeSToken } from '../domain/stoken.js';
+import { effectiveTokenState } from '../domain/token-state.js';
+import {
+  applyTokenWrite,
+  createVppToken,
+  type TokenWrite,
+  type VppToken,
+  validateTokenWrite,
+  vppTokenTypeName,
+} from '../domain/vpp-token.js';
+import type { VppTokenChanges } from '../storage/vpp-token-store.js';
+import {
+  authorize,
+  metadataUrlOf,
+  originOf,
+  preferencesOf,
+  principalOf,
+  rawQueryOf,
+} from './graph-request.js';
+import { methodNotAllowed } from './method-not-allowed.js';
+import { buildNextLink, nextPageOffset } from './odata/next-link.js';
+import { type ListQueryOption, parseListQuery } from './odata/parse-list-query.js';
+import { vppTokenListFields } from './vpp-token-list-fields.js';
+import { refineTokenQuery } from './vpp-token-list-query.js';
+import { presentVppToken } from './vpp-token-presenter.js';
+
+/** Where the collection lives under a version prefix. */
+export const vppTokensPath = '/deviceAppManagement/vppTokens';
+
+/**
+ * Graph's vppTokens collection (spec/graph-vpp.md, "Operations"): list, `$count`, get, create, PATCH,
+ * delete. Handlers are thin: parse and check, call the domain and the store, present.
+ */
+export function registerVppTokenRoutes(
+  app: FastifyInstance,
+  context: AppContext,
+  version: GraphVersion,
+): void {
+  const { tokens, clock, newId, authenticator } = context;
+  const read = authorize(authenticator, 'read');
+  const write = authorize(authenticator, 'write');
+  const fields = vppTokenListFields(version);
+
+  const parseQuery = (request: FastifyRequest, allowedOptions: readonly ListQueryOption[]): ListQuery =>
+    parseListQuery(rawQueryOf(request), {
+      fields,
+      typeName: vppTokenTypeName,
+      version,
+      allowedOptions,
+      includeUnknownEnumMembers: includeUnknown(request),
+    });
+
+  const present = (request: FastifyRequest, token: VppToken, select?: readonly string[]) =>
+    presentVppToken(token, {
+      version,
+      ...(select ? { select } : {}),
+      includeUnknownEnumMembers: includeUnknown(request),
+    });
+
+  const entityContext = (request: FastifyRequest, select?: readonly string[]) =>
+    `${metadataUrlOf(request, version)}#deviceAppManagement/vppTokens${selectSuffix(select)}/$entity`;
+
+  const sendEntity = (request: FastifyRequest, reply: FastifyReply, status: number, token: VppToken) =>
+    reply
+      .status(status)
+      .type('application/json')
+      .send({ '@odata.context': entityContext(request), ...present(request, token) });
+
+  app.get(vppTokensPath, { onRequest: read }, async (request, reply) => {
+    const { tenantId } = principalOf(request);
+    const query = parseQuery(request, ['select', 'filter', 'orderby', 'top', 'skip', 'count', 'skiptoken']);
+    // One row past the page tells whether a next page exists without a second query.
+    const rows = await tokens.list(tenantId, (q) =>
+      refineTokenQuery(q, query, version)
+        .offset(query.offset)
+        .limit(query.pageSize + 1),
+    );
+    const page = rows.slice(0, query.pageSize);
+    const body: Record<string, unknown> = {
+      '@odata.context': `${metadataUrlOf(request, version)}#deviceAppManagement/vppTokens${selectSuffix(query.select)}`,
+    };
+    if (query.count) {
+      body['@odata.count'] = await tokens.count(tenantId, (q) => refineTokenQuery(q, query, version, false));
+    }
+    const nextOffset = nextPageOffset(query, rows.length > query.pageSize);
+    if (nextOffset !== undefined) {
+      body['@odata.nextLink'] = buildNextLink(`${originOf(request)}${request.url}`, query, nextOffset);
+    }
+    body.value = page.map((token) => present(request, token, query.select));
+    return reply.type('application/json').send(body);
+  });
+
+  app.get(`${vppTokensPath}/$count`, { onRequest: read }, async (request, reply) => {
+    const { tenantId } = principalOf(request);
+    const query = parseQuery(request, ['filter']);
+    const count = await tokens.count(tenantId, (q) => refineTokenQuery(q, query, version, false));
+    return reply.type('text/plain').send(String(count));
+  });
+
+  app.get<{ Params: { id: string } }>(`${vppTokensPath}/:id`, { onRequest: read }, async (request, reply) => {
+    const { tenantId } = principalOf(request);
+    const query = parseQuery(request, ['select']);
+    const token = await tokens.get(tenantId, request.params.id);
+    if (!token) throw errors.notFound('vppToken', request.params.id);
+    return reply.type('application/json').send({
+      '@odata.context': entityContext(request, query.select),
+      ...present(request, token, query.select),
+    });
+  });
+
+  app.post(vppTokensPath, { onRequest: write }, async (request, reply) => {
+    const { tenantId } = principalOf(request);
+    parseQuery(request, []);
+    const body = validateTokenWrite(request.body, {
+      mode: 'create',
+      version,
+      includeUnknownEnumMembers: includeUnknown(request),
+    });
+    const decoded = decodeSToken(body.token);
+    const now = clock();
+    const created = createVppToken({ id: newId(), tenantId, decoded, write: body, now });
+    // An sToken uploaded after its expiry is known to be expired without asking Apple.
+    const stored = await tokens.create(
+      { ...created, state: effectiveTokenState(created.state, created.expirationDateTime, now) },
+      decoded,
+    );
+    reply.header('location', `${originOf(request)}/${version}${vppTokensPath}/${stored.id}`);
+    return sendEntity(request, reply, 201, stored);
+  });
+
+  app.patch<{ Params: { id: string } }>(
+    `${vppTokensPath}/:id`,
+    { onRequest: write },
+    async (request, reply) => {
+      const { tenantId } = principalOf(request);
+      parseQuery(request, []);
+      const body = validateTokenWrite(request.body, {
+        mode: 'update',
+        version,
+        includeUnknownEnumMembers: includeUnknown(request),
+      });
+      const id = request.params.id;
+      const current = await tokens.get(tenantId, id);
+      if (!current) throw errors.notFound('vppToken', id);
+      const decoded = body.token === undefined ? undefined : decodeSToken(body.token);
+      const now = clock();
+      const next = applyTokenWrite(current, body, now, decoded);
+      const changes = changedProperties(body, next, decoded !== undefined, now);
+      const updated = await tokens.update(tenantId, id, changes, decoded);
+      if (!updated) throw errors.notFound('vppToken', id);
+      if (preferencesOf(request).has('return=representation')) {
+        reply.header('preference-applied', 'return=representation');
+        return sendEntity(request, reply, 200, updated);
+      }
+      return reply.status(204).send();
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    `${vppTokensPath}/:id`,
+    { onRequest: write },
+    async (request, reply) => {
+      const { tenantId } = principalOf(request);
+      parseQuery(request, []);
+      const deleted = await tokens.delete(tenantId, request.params.id);
+      if (!deleted) throw errors.notFound('vppToken', request.params.id);
+      return reply.status(204).send();
+    },
+  );
+
+  methodNotAllowed(app, vppTokensPath, ['GET', 'POST'], clock);
+  methodNotAllowed(app, `${vppTokensPath}/$count`, ['GET'], clock);
+  methodNotAllowed(app, `${vppTokensPath}/:id`, ['GET', 'PATCH', 'DELETE'], clock);
+}
+
+/** Only what the PATCH touched goes to the store, so a concurrent sync's status update is not undone. */
+function changedProperties(write: TokenWrite, next: VppToken, renewed: boolean, now: Date): VppTokenChanges {
+  const { token: _secret, ...fields } = write;
+  const changes: Record<string, unknown> = { ...fields, lastModifiedDateTime: next.lastModifiedDateTime };
+  if (renewed) {
+    changes.organizationName = next.organizationName;
+    changes.expirationDateTime = next.expirationDateTime;
+    changes.state = effectiveTokenState(next.state, next.expirationDateTime, now);
+  }
+  return changes as VppTokenChanges;
+}
+
+function includeUnknown(request: FastifyRequest): boolean {
+  return preferencesOf(request).has('include-unknown-enum-members');
+}
+
+/** `(a,b)` after the entity set in `@odata.context` when `$select` narrowed the properties. */
+function selectSuffix(select: readonly string[] | undefined): string {
+  return select ? `(${select.join(',')})` : '';
+}
