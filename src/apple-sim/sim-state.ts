@@ -1,0 +1,121 @@
+import { errors } from '../domain/errors.js';
+import { FaultState, type PagedEndpoint, SlidingWindowLimiter } from './sim-faults.js';
+import { type LocationSeed, SimLocation } from './sim-location.js';
+import { hashSeed } from './sim-random.js';
+
+/** Key of the fault state and request counters of the endpoints that carry no token. */
+export const globalKey = '*';
+
+export interface SimStateOptions {
+  readonly seed: string | number;
+  readonly locations: readonly LocationSeed[];
+  readonly pageSizes: Readonly<Record<PagedEndpoint, number>>;
+  readonly rateLimit: number | false;
+  readonly clock: () => Date;
+  readonly monotonicNow: () => number;
+  readonly sleep: (ms: number) => Promise<void>;
+  readonly eventPolls: number;
+  readonly eventDelayMs: number;
+}
+
+/** Everything the simulator knows, shared by the Apple routes, the admin routes and the programmatic API. */
+export class SimState {
+  readonly seed: string | number;
+  readonly seedKey: number;
+  readonly locations = new Map<string, SimLocation>();
+  readonly pageSizes: Readonly<Record<PagedEndpoint, number>>;
+  readonly clock: () => Date;
+  readonly monotonicNow: () => number;
+  readonly sleep: (ms: number) => Promise<void>;
+  readonly eventPolls: number;
+  readonly eventDelayMs: number;
+  readonly limiter = new SlidingWindowLimiter();
+  rateLimit: number | false;
+  private readonly byToken = new Map<string, SimLocation>();
+  private readonly catalogInUse = new Set<number>();
+  private readonly faultStates = new Map<string, FaultState>();
+  private counts = new Map<string, Map<string, number>>();
+
+  constructor(options: SimStateOptions) {
+    this.seed = options.seed;
+    this.seedKey = hashSeed(options.seed);
+    this.pageSizes = options.pageSizes;
+    this.clock = options.clock;
+    this.monotonicNow = options.monotonicNow;
+    this.sleep = options.sleep;
+    this.eventPolls = options.eventPolls;
+    this.eventDelayMs = options.eventDelayMs;
+    this.rateLimit = options.rateLimit;
+    const now = options.clock();
+    for (const seed of options.locations) {
+      if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(seed.id)) {
+        throw errors.config('apple-sim location id', `'${seed.id}' must be letters, digits, '-' or '_'`);
+      }
+      if (this.locations.has(seed.id)) {
+        throw errors.config('apple-sim location id', `'${seed.id}' is used twice`);
+      }
+      const location = new SimLocation(options.seed, this.seedKey, seed, now);
+      this.locations.set(seed.id, location);
+      for (const token of location.innerTokens) this.byToken.set(token, location);
+      for (const asset of location.base.assets) this.catalogInUse.add(asset.item.catalogIndex);
+    }
+  }
+
+  /** True when some location licenses catalog item `c`: the store "knows" exactly those adamIds. */
+  knownCatalogIndex(c: number): boolean {
+    return this.catalogInUse.has(c);
+  }
+
+  /** The location a token identifies (whatever its state), or undefined when Apple never issued it. */
+  locationByToken(innerToken: string): SimLocation | undefined {
+    return this.byToken.get(innerToken);
+  }
+
+  /** A location by id; throws VppdError(notFound) for the admin API and the programmatic faults. */
+  location(id: string): SimLocation {
+    const location = this.locations.get(id);
+    if (location === undefined) throw errors.notFound('apple-sim location', id);
+    return location;
+  }
+
+  /** The fault state of a location, or of the unauthenticated endpoints for {@link globalKey}. */
+  faults(key: string): FaultState {
+    if (key !== globalKey) this.location(key);
+    let state = this.faultStates.get(key);
+    if (state === undefined) {
+      state = new FaultState();
+      this.faultStates.set(key, state);
+    }
+    return state;
+  }
+
+  /** Counts a request received, per location (or {@link globalKey}) and `METHOD endpoint`. */
+  count(key: string, method: string, endpoint: string): void {
+    let perLocation = this.counts.get(key);
+    if (perLocation === undefined) {
+      perLocation = new Map();
+      this.counts.set(key, perLocation);
+    }
+    const name = `${method} ${endpoint}`;
+    perLocation.set(name, (perLocation.get(name) ?? 0) + 1);
+  }
+
+  /** Snapshot of the counters: `{ [locationId | '*']: { 'GET assignments': n, ... } }`. */
+  requestCounts(): Record<string, Record<string, number>> {
+    const out: Record<string, Record<string, number>> = {};
+    for (const [key, perLocation] of this.counts) out[key] = Object.fromEntries(perLocation);
+    return out;
+  }
+
+  resetRequestCounts(): void {
+    this.counts = new Map();
+  }
+
+  /** Everything back to the seeded state: data, token states, mdmInfo, events, faults, counters, limiter. */
+  reset(): void {
+    for (const location of this.locations.values()) location.resetState();
+    for (const state of this.faultStates.values()) state.clear();
+    this.limiter.clear();
+    this.resetRequestCounts();
+  }
+}
