@@ -259,3 +259,70 @@ export function mergeSettings(under: RawSettings, over: RawSettings): RawSetting
   }
   return merged as RawSettings;
 }
+
+/** The file `serve --demo` keeps its generated secrets in (mode 0600), inside the data directory. */
+export const demoSecretsFileName = 'demo-secrets.json';
+
+export interface DemoSecretsOptions {
+  /** Directory holding the secrets file (default `./data`). */
+  readonly dataDir: string;
+  readonly randomBytes?: (size: number) => Buffer;
+}
+
+/** What {@link ensureDemoSecrets} did, for the start-up message. */
+export interface DemoSecretsResult {
+  readonly settings: RawSettings;
+  /** Settings filled from the secrets file or freshly generated (names only). */
+  readonly filled: readonly ('encryptionKey' | 'jwtSecret')[];
+  readonly file: string;
+}
+
+/**
+ * For `serve --demo` only: fills `VPPD_ENCRYPTION_KEY` and (when no JWKS is configured)
+ * `VPPD_JWT_SECRET` from `<dataDir>/demo-secrets.json`, generating and saving them (mode 0600) the
+ * first time, so restarts keep decrypting stored tokens and accepting the printed bearer token.
+ */
+export async function ensureDemoSecrets(
+  raw: RawSettings,
+  options: DemoSecretsOptions,
+): Promise<DemoSecretsResult> {
+  const { mkdir, readFile, rename, writeFile, chmod } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const random = options.randomBytes ?? (await import('node:crypto')).randomBytes;
+  const file = join(options.dataDir, demoSecretsFileName);
+  const needKey = raw.encryptionKey === undefined;
+  const needSecret = raw.jwtSecret === undefined && raw.jwksUrl === undefined;
+  if (!needKey && !needSecret) return { settings: raw, filled: [], file };
+
+  let stored: { encryptionKey?: unknown; jwtSecret?: unknown } = {};
+  try {
+    stored = JSON.parse(await readFile(file, 'utf8')) as typeof stored;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw errors.config('--demo', `cannot read ${file}: delete it to regenerate the demo secrets`);
+    }
+  }
+  const encryptionKey =
+    typeof stored.encryptionKey === 'string' ? stored.encryptionKey : random(32).toString('base64');
+  const jwtSecret =
+    typeof stored.jwtSecret === 'string' ? stored.jwtSecret : random(48).toString('base64url');
+  if (stored.encryptionKey !== encryptionKey || stored.jwtSecret !== jwtSecret) {
+    await mkdir(options.dataDir, { recursive: true });
+    const temporary = `${file}.${process.pid}.tmp`;
+    await writeFile(temporary, `${JSON.stringify({ encryptionKey, jwtSecret }, null, 2)}\n`, { mode: 0o600 });
+    await chmod(temporary, 0o600);
+    await rename(temporary, file);
+  }
+  const filled: ('encryptionKey' | 'jwtSecret')[] = [];
+  if (needKey) filled.push('encryptionKey');
+  if (needSecret) filled.push('jwtSecret');
+  return {
+    settings: {
+      ...raw,
+      ...(needKey ? { encryptionKey } : {}),
+      ...(needSecret ? { jwtSecret } : {}),
+    },
+    filled,
+    file,
+  };
+}

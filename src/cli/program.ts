@@ -1,8 +1,10 @@
 import { Command, CommanderError } from 'commander';
 import { isVppdError } from '../domain/errors.js';
+import { registerAppleSimCommand } from './apple-sim-command.js';
 import { registerEnumsCommand } from './enums-command.js';
 import type { CliIo } from './io.js';
 import { processIo } from './io.js';
+import { registerServeCommand } from './serve-command.js';
 
 /** Builds the `vppd` command tree. Each subcommand lives in its own `*-command.ts` file. */
 export function buildProgram(io: CliIo): Command {
@@ -16,6 +18,8 @@ export function buildProgram(io: CliIo): Command {
     })
     .exitOverride();
   registerEnumsCommand(program, io);
+  registerAppleSimCommand(program, io);
+  registerServeCommand(program, io);
   return program;
 }
 

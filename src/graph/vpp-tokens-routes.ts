@@ -76,7 +76,7 @@ export function registerVppTokenRoutes(
     const query = parseQuery(request, ['select', 'filter', 'orderby', 'top', 'skip', 'count', 'skiptoken']);
     // One row past the page tells whether a next page exists without a second query.
     const rows = await tokens.list(tenantId, (q) =>
-      refineTokenQuery(q, query, version)
+      refineTokenQuery(q, query)
         .offset(query.offset)
         .limit(query.pageSize + 1),
     );
@@ -85,7 +85,7 @@ export function registerVppTokenRoutes(
       '@odata.context': `${metadataUrlOf(request, version)}#deviceAppManagement/vppTokens${selectSuffix(query.select)}`,
     };
     if (query.count) {
-      body['@odata.count'] = await tokens.count(tenantId, (q) => refineTokenQuery(q, query, version, false));
+      body['@odata.count'] = await tokens.count(tenantId, (q) => refineTokenQuery(q, query, false));
     }
     const nextOffset = nextPageOffset(query, rows.length > query.pageSize);
     if (nextOffset !== undefined) {
@@ -98,7 +98,7 @@ export function registerVppTokenRoutes(
   app.get(`${vppTokensPath}/$count`, { onRequest: read }, async (request, reply) => {
     const { tenantId } = principalOf(request);
     const query = parseQuery(request, ['filter']);
-    const count = await tokens.count(tenantId, (q) => refineTokenQuery(q, query, version, false));
+    const count = await tokens.count(tenantId, (q) => refineTokenQuery(q, query, false));
     return reply.type('text/plain').send(String(count));
   });
 
