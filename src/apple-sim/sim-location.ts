@@ -7,7 +7,8 @@ import {
 } from './sim-base-data.js';
 import { SimApiError, simErrors } from './sim-errors.js';
 import { mixHash } from './sim-random.js';
-import { encodeVppTokenFile, formatAppleDate, innerTokenFor } from './sim-token.js';
+import { formatAppleDate, innerTokenFor } from './sim-token.js';
+import { resolveExpiry, simTokenFiles } from './sim-token-files.js';
 
 /** The MDM that claimed a location (`mdmInfo` of client/config). */
 export interface MdmInfo {
@@ -166,11 +167,9 @@ export class SimLocation {
         (mixHash(this.base.key, 91) % 1_000_000_000),
     );
     this.expiresAt = resolveExpiry(seed, now);
-    const count = Math.max(1, seed.tokens ?? 1);
-    this.innerTokens = Array.from({ length: count }, (_, n) => innerTokenFor(seedValue, seed.id, n));
-    this.tokenFiles = this.innerTokens.map((token) =>
-      encodeVppTokenFile({ token, expDate: formatAppleDate(this.expiresAt), orgName: seed.orgName }),
-    );
+    const files = simTokenFiles(seedValue, [seed], now);
+    this.innerTokens = files.map((_, n) => innerTokenFor(seedValue, seed.id, n));
+    this.tokenFiles = files.map((file) => file.content);
     this.assetDelta = new Int32Array(this.base.assets.length);
     for (const asset of this.base.assets)
       this.assetsByKey.set(`${asset.adamId}|${asset.pricingParam}`, asset);
@@ -499,21 +498,6 @@ export class SimLocation {
       },
     };
   }
-}
-
-function resolveExpiry(seed: LocationSeed, now: Date): Date {
-  if (seed.expiresAt !== undefined) {
-    const date = seed.expiresAt instanceof Date ? seed.expiresAt : new Date(seed.expiresAt);
-    if (Number.isNaN(date.getTime())) {
-      throw new SimApiError(simErrors.invalidArgument, `location ${seed.id}: expiresAt is not a date`);
-    }
-    return date;
-  }
-  // Anchored to the start of the UTC day (at Apple's favourite 22:33:22), so token files written by
-  // `vppd apple-sim tokens` and a simulator started later the same day carry the same expDate.
-  const day = 24 * 60 * 60 * 1000;
-  const base = Math.floor(now.getTime() / day) * day + (22 * 3600 + 33 * 60 + 22) * 1000;
-  return new Date(seed.state === 'expired' ? base - 30 * day : base + 365 * day);
 }
 
 function versionIdOf(key: number, version: number): string {
