@@ -1,7 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { isVppdError } from '../domain/errors.js';
 import { registerAppleSimCommand } from './apple-sim-command.js';
-import { registerAppleSimCommand } from './apple-sim-command.js';
 import { registerEnumsCommand } from './enums-command.js';
 import type { CliIo } from './io.js';
 import { processIo } from './io.js';
@@ -19,7 +18,6 @@ export function buildProgram(io: CliIo): Command {
     })
     .exitOverride();
   registerEnumsCommand(program, io);
-  registerAppleSimCommand(program, io);
   registerAppleSimCommand(program, io);
   registerServeCommand(program, io);
   return program;
