@@ -48,7 +48,8 @@ export function preferencesOf(request: FastifyRequest): ReadonlySet<string> {
 
 /** Absolute origin of the request (`https://host:port`), for `@odata.context` and next links. */
 export function originOf(request: FastifyRequest): string {
-  return `${request.protocol}://${request.host}`;
+  // Through URL so the default port is dropped, as in every link built from it.
+  return new URL(`${request.protocol}://${request.host}`).origin;
 }
 
 /** `<origin>/<version>/$metadata`, the base of `@odata.context`. */

@@ -51,7 +51,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   });
   const app = buildApp(context, options);
   await app.ready();
-  const now = new Date();
+  const now = clock.now();
   const bearer = async (tenantId: string, permission: string) =>
     `Bearer ${await mintToken({ tenantId, roles: [permission], now })}`;
   return {
