@@ -78,6 +78,11 @@ export interface AppleClientOptions {
    * `null` disables client-side limiting (benchmarks only: Apple's limit still applies).
    */
   readonly rateLimiter?: RateLimiter | null;
+  /**
+   * Window of the default in-process limiter. Slightly over a second (default 1050 ms) so that network
+   * jitter between this process and Apple never makes Apple see `limit + 1` requests in its own window.
+   */
+  readonly rateLimitWindowMs?: number;
   readonly now?: () => number;
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly random?: () => number;
@@ -239,7 +244,11 @@ export class AppleClient {
     this.#log = options.logger ?? silentLogger;
     this.#limiter =
       options.rateLimiter === undefined
-        ? new InProcessRateLimiter({ now: this.#now, sleep: this.#sleep })
+        ? new InProcessRateLimiter({
+            now: this.#now,
+            sleep: this.#sleep,
+            windowMs: options.rateLimitWindowMs ?? 1050,
+          })
         : options.rateLimiter;
     this.#policy = { ...defaultRetryPolicy, ...options.retry };
     this.#timeoutMs = options.timeoutMs ?? 30_000;
