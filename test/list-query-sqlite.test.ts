@@ -208,9 +208,9 @@ describe('paging with $skiptoken', () => {
     const cases = [
       '$top=7',
       '$top=1&$orderby=name desc',
-      'top=10&filter=' + encodeURIComponent("status ne 'none'") + '&orderby=size',
+      `top=10&filter=${encodeURIComponent("status ne 'none'")}&orderby=size`,
       '$top=5&$skip=3&$orderby=createdDateTime desc,name',
-      '$filter=' + encodeURIComponent('size gt 100'),
+      `$filter=${encodeURIComponent('size gt 100')}`,
       '$top=64',
       '$top=63',
     ];

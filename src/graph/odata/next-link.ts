@@ -14,10 +14,11 @@ export function buildNextLink(requestUrl: string | URL, query: ListQuery, nextOf
     orderBy: query.orderBy,
     skip: query.skip,
   });
-  const kept = url.search
-    .slice(1)
-    .split('&')
-    .filter((piece) => piece !== '' && !isSkipToken(piece));
+  // The query as the client wrote it: URL's own serialisation would re-encode characters such as '.
+  const text = typeof requestUrl === 'string' ? requestUrl : requestUrl.href;
+  const question = text.indexOf('?');
+  const rawQuery = question < 0 ? '' : text.slice(question + 1).split('#')[0];
+  const kept = (rawQuery ?? '').split('&').filter((piece) => piece !== '' && !isSkipToken(piece));
   kept.push(`$skiptoken=${token}`);
   return `${url.origin}${url.pathname}?${kept.join('&')}`;
 }

@@ -309,6 +309,11 @@ class FilterParser {
       );
     }
     if (left.kind === 'property' && right.kind === 'property') {
+      this.field(left.name, left.pos);
+      if (!Object.hasOwn(this.options.fields, right.name)) {
+        const error = unknownProperty(right.name, this.options, option, right.pos);
+        throw errors.badRequest(`${error.message} Text is written in single quotes: '${clip(right.name)}'.`);
+      }
       throw errors.notSupported(
         `$filter: comparing two properties ('${clip(left.name)}' ${operator} '${clip(right.name)}') is not supported; compare a property with a literal.`,
       );
