@@ -1,0 +1,119 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from './helpers/graph-test-app.js';
+
+// Checks the served $metadata against Microsoft's CSDL extract, as data: every enum, the vppToken
+// entity and the complex types must agree on names, values, types and nullability.
+const reference = readFileSync(
+  new URL('../../shared/reference/graph-beta-vpp.csdl.xml', import.meta.url),
+  'utf8',
+);
+
+interface Property {
+  type: string;
+  nullable: boolean;
+}
+
+function block(xml: string, kind: string, name: string): string | undefined {
+  const match = new RegExp(`<${kind} Name="${name}"[^>]*>([\\s\\S]*?)</${kind}>`).exec(xml);
+  return match?.[0];
+}
+
+function enumMembers(xml: string, name: string): Record<string, number> {
+  const body = block(xml, 'EnumType', name);
+  if (!body) throw new Error(`no EnumType ${name}`);
+  return Object.fromEntries(
+    [...body.matchAll(/<Member Name="([^"]+)" Value="(\d+)"/g)].map((m) => [m[1], Number(m[2])]),
+  );
+}
+
+function properties(xml: string, kind: 'EntityType' | 'ComplexType', name: string): Record<string, Property> {
+  const body = block(xml, kind, name);
+  if (!body) throw new Error(`no ${kind} ${name}`);
+  return Object.fromEntries(
+    [...body.matchAll(/<Property Name="([^"]+)" Type="([^"]+)"([^>]*)>/g)].map((m) => [
+      m[1],
+      { type: m[2] as string, nullable: !/Nullable="false"/.test(m[3] ?? '') },
+    ]),
+  );
+}
+
+function baseType(xml: string, kind: string, name: string): string | undefined {
+  return new RegExp(`<${kind} Name="${name}"(?: BaseType="([^"]+)")?`).exec(xml)?.[1];
+}
+
+const enumNames = [
+  'vppTokenSyncStatus',
+  'vppTokenState',
+  'vppTokenAccountType',
+  'vppTokenActionFailureReason',
+  'actionState',
+  'appleDeviceDeliveryProtocol',
+];
+const complexNames = ['vppTokenActionResult', 'vppTokenRevokeLicensesActionResult', 'vppTokenLicenseSummary'];
+
+let t: TestApp;
+const served: Record<string, string> = {};
+beforeAll(async () => {
+  t = await createTestApp();
+  for (const version of ['beta', 'v1.0']) {
+    const response = await t.app.inject({ method: 'GET', url: `/${version}/$metadata` });
+    expect(response.statusCode).toBe(200);
+    served[version] = response.body;
+  }
+});
+afterAll(async () => {
+  await t.close();
+});
+
+describe('$metadata', () => {
+  it('is well-formed enough: one Schema in the microsoft.graph namespace with the container', () => {
+    const beta = served.beta as string;
+    expect(beta.startsWith('<?xml version="1.0" encoding="utf-8"?>')).toBe(true);
+    expect(beta).toContain('<Schema Namespace="microsoft.graph" Alias="graph"');
+    expect(beta).toContain('<Singleton Name="deviceAppManagement" Type="graph.deviceAppManagement" />');
+    expect(beta).toContain(
+      '<NavigationProperty Name="vppTokens" Type="Collection(graph.vppToken)" ContainsTarget="true" />',
+    );
+    // Balanced elements (a cheap well-formedness check without an XML parser).
+    for (const tag of ['EnumType', 'EntityType', 'ComplexType', 'Schema', 'EntityContainer']) {
+      expect(beta.split(`<${tag} `).length).toBe(beta.split(`</${tag}>`).length);
+    }
+  });
+
+  it.each(enumNames)('beta enum %s matches Microsoft’s CSDL exactly', (name) => {
+    expect(enumMembers(served.beta as string, name)).toEqual(enumMembers(reference, name));
+  });
+
+  it('v1.0 enums omit only beta-only members', () => {
+    for (const name of enumNames) {
+      const expected = enumMembers(reference, name);
+      if (name === 'vppTokenState') delete expected.duplicateLocationId;
+      expect(enumMembers(served['v1.0'] as string, name)).toEqual(expected);
+    }
+  });
+
+  it('vppToken has every CSDL property with the same type and nullability (plus the newer beta property)', () => {
+    const expected = properties(reference, 'EntityType', 'vppToken');
+    const beta = properties(served.beta as string, 'EntityType', 'vppToken');
+    const { appleDeviceAppDeliveryProtocolType, ...rest } = beta;
+    expect(rest).toEqual(expected);
+    expect(appleDeviceAppDeliveryProtocolType).toEqual({
+      type: 'graph.appleDeviceDeliveryProtocol',
+      nullable: true,
+    });
+    expect(properties(served['v1.0'] as string, 'EntityType', 'vppToken')).toEqual(expected);
+    expect(baseType(served.beta as string, 'EntityType', 'vppToken')).toBe('graph.entity');
+    expect(served.beta).toMatch(
+      /<EntityType Name="entity" Abstract="true">\s*<Key>\s*<PropertyRef Name="id" \/>/,
+    );
+  });
+
+  it.each(complexNames)('complex type %s matches Microsoft’s CSDL', (name) => {
+    for (const version of ['beta', 'v1.0']) {
+      const xml = served[version] as string;
+      expect(properties(xml, 'ComplexType', name)).toEqual(properties(reference, 'ComplexType', name));
+      expect(baseType(xml, 'ComplexType', name)).toBe(baseType(reference, 'ComplexType', name));
+    }
+  });
+});
