@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AppleSim, type LocationSeed, startAppleSim } from '../src/apple-sim/apple-sim.js';
 import { simTokenFiles } from '../src/apple-sim/sim-token-files.js';
@@ -966,6 +967,26 @@ describe('apple-sim at scale', () => {
       const assets = await allPages<Asset>(sim, 'huge', 'assets');
       expect(assets.reduce((sum, a) => sum + a.assignedCount, 0)).toBe(1_000_000);
       expect(assets.every((a) => a.availableCount === a.totalCount - a.assignedCount)).toBe(true);
+    } finally {
+      await sim.close();
+    }
+  });
+});
+
+const externalAddress = Object.values(networkInterfaces())
+  .flat()
+  .find((i) => i !== undefined && !i.internal && i.family === 'IPv4')?.address;
+
+describe('apple-sim admin API exposure', () => {
+  it.skipIf(externalAddress === undefined)('serves /_sim only to loopback clients', async () => {
+    const sim = await startAppleSim({ host: '0.0.0.0', locations: testLocations, seed: 'exposure' });
+    try {
+      const port = new URL(sim.url).port;
+      expect((await fetch(`http://127.0.0.1:${port}/_sim/locations`)).status).toBe(200);
+      const remote = await fetch(`http://${externalAddress}:${port}/_sim/locations`);
+      expect(remote.status).toBe(403);
+      // Apple's API itself is served to anyone who can reach the port.
+      expect((await fetch(`http://${externalAddress}:${port}/mdm/v2/service/config`)).status).toBe(200);
     } finally {
       await sim.close();
     }
