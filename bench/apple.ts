@@ -188,7 +188,8 @@ export async function run(args: string[]): Promise<void> {
       `\n(2) rate limit on: simulator ${limit} req/s per location, client limit ${limit} (service/config)\n`,
     );
     process.stdout.write(
-      `  ${pages} pages (${records} records; ${limitedPages} asked, smaller than (1) to keep the run short), ` +
+      `  ${pages} pages of ${pageSize} (${records} records; (1) had ${Math.ceil(assignments / pageSize)} pages, ` +
+        `--limited-pages picks how many here), ` +
         `${requests} requests counted by the simulator (${requests - pages} refused with 429)\n`,
     );
     process.stdout.write(
