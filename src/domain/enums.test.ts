@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { vppEnums, vppTokenState, vppTokenSyncStatus } from './enums.js';
 import { isVppdError } from './errors.js';
+import type { GraphEnum } from './graph-enum.js';
 
 /** Microsoft's definitions, parsed from the CSDL extract in ../shared/reference. */
 function readCsdlEnums(): Map<string, { name: string; value: number }[]> {
@@ -59,6 +60,8 @@ describe('Graph enums against Microsoft CSDL', () => {
   });
 });
 
+const allEnums = Object.entries(vppEnums) as [string, GraphEnum<string>][];
+
 describe('wire codecs', () => {
   it('decodes exact member names only', () => {
     expect(vppTokenSyncStatus.fromWire('inProgress')).toBe('inProgress');
@@ -107,7 +110,7 @@ describe('wire codecs', () => {
     expect(vppTokenState.toWire('duplicateLocationId')).toBe('duplicateLocationId');
   });
 
-  for (const [name, graphEnum] of Object.entries(vppEnums)) {
+  for (const [name, graphEnum] of allEnums) {
     it(`${name}: every member round-trips through wire and value (property)`, () => {
       const options = { includeUnknownEnumMembers: true };
       fc.assert(
