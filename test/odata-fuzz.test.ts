@@ -24,11 +24,13 @@ import {
 
 const rows = buildWidgetRows(40);
 let db: Kysely<WidgetDatabase>;
+let destroy: () => Promise<void>;
 beforeAll(async () => {
-  db = await openWidgetDatabase(rows);
+  // SQLite always; the fuzz is about parse outcomes, PostgreSQL runs the operator tests.
+  ({ db, destroy } = await openWidgetDatabase(rows, 'sqlite'));
 });
 afterAll(async () => {
-  await db.destroy();
+  await destroy();
 });
 
 const outcomes = { parsed: 0, rejected: 0 };

@@ -101,11 +101,13 @@ describe('compiled SQL', () => {
       value: '5%_\\',
     };
     const onPg = compile(pg, list(filter));
-    expect(onPg.sql).toContain(`lower("name") like lower(cast($1 as text)) escape '\\'`);
+    expect(onPg.sql).toContain(
+      `lower("name") like lower(cast($1 as text) || substr("name", 1, 0)) escape '\\'`,
+    );
     expect(onPg.parameters[0]).toBe('%5\\%\\_\\\\%');
     const onLite = compile(lite, list({ kind: 'not', operand: filter }));
     expect(onLite.sql).toContain(
-      `(lower("name") not like lower(cast(? as text)) escape '\\' or "name" is null)`,
+      `(lower("name") not like lower(cast(? as text) || substr("name", 1, 0)) escape '\\' or "name" is null)`,
     );
   });
 

@@ -15,7 +15,8 @@ import type {
 // (lower-case) as text. The SQL is portable (SQLite ≥ 3.30 and PostgreSQL):
 // - `eq`/`ne`/`in` on strings are exact, case-sensitive comparisons (Graph's behaviour for `eq`);
 // - startswith/endswith/contains are case-insensitive: `lower(col) like lower(?) escape '\'` with `%`,
-//   `_` and `\` of the literal escaped (lower() folds ASCII on SQLite, more on PostgreSQL);
+//   `_` and `\` of the literal escaped; lower() folds ASCII only on SQLite and under PostgreSQL's "C"
+//   collation, and by the collation's locale otherwise (both sides always fold alike);
 // - OData null semantics are kept with two-valued SQL: `not` is pushed down to the comparisons, and a
 //   comparison that OData makes true for a null property (`ne`, negated `gt`, …) adds `or col is null`;
 // - `gt`/`lt` on strings and the order of string keys follow the column's collation (binary on SQLite;
@@ -168,11 +169,14 @@ function compileStringFunction(
   const escaped = escapeLikePattern(text);
   const pattern = fn === 'startswith' ? `${escaped}%` : fn === 'endswith' ? `%${escaped}` : `%${escaped}%`;
   const ref = sql.ref(column.column);
-  // cast(… as text) keeps PostgreSQL from guessing the parameter's type; lower() on both sides makes
-  // the match case-insensitive the same way on both engines.
+  // lower() on both sides makes the match case-insensitive. On PostgreSQL lower() folds by the collation
+  // of its argument, so the pattern borrows the column's collation (`|| substr(col, 1, 0)` appends '')
+  // and both sides fold alike whatever the column declares ("C" folds ASCII only, like SQLite).
+  // cast(… as text) keeps PostgreSQL from guessing the parameter's type.
+  const folded = sql`lower(cast(${pattern} as text) || substr(${ref}, 1, 0))`;
   return negated
-    ? sql<SqlBool>`(lower(${ref}) not like lower(cast(${pattern} as text)) escape '\\' or ${ref} is null)`
-    : sql<SqlBool>`lower(${ref}) like lower(cast(${pattern} as text)) escape '\\'`;
+    ? sql<SqlBool>`(lower(${ref}) not like ${folded} escape '\\' or ${ref} is null)`
+    : sql<SqlBool>`lower(${ref}) like ${folded} escape '\\'`;
 }
 
 /** The stored form of a literal for a column; a literal of another type is a bug upstream (internal). */

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import pg from 'pg';
 import { appleDeviceDeliveryProtocol, vppTokenState, vppTokenSyncStatus } from '../../src/domain/enums.js';
 import type { GraphEnum } from '../../src/domain/graph-enum.js';
 import type { FilterExpression, FilterLiteral, ListFields, OrderKey } from '../../src/domain/list-query.js';
@@ -112,25 +113,63 @@ export function buildWidgetRows(count = 64): WidgetRow[] {
   return rows;
 }
 
-/** A Kysely over a fresh in-memory SQLite with the widgets table filled. Destroy it in afterAll. */
-export async function openWidgetDatabase(rows: readonly WidgetRow[]): Promise<Kysely<WidgetDatabase>> {
-  const db = new Kysely<WidgetDatabase>({
-    dialect: new SqliteDialect({ database: new Database(':memory:') }),
-  });
+/** Databases the list-query tests run on: SQLite always, PostgreSQL when a server is configured. */
+export type WidgetEngine = 'sqlite' | 'postgres';
+
+/**
+ * `VPPD_TEST_POSTGRES_URL` (e.g. `postgres://user@localhost:5432/db`) enables the PostgreSQL runs. The
+ * reference evaluator folds case like a C-locale database (ASCII only), so use one created with
+ * `--locale=C` (or `LC_CTYPE=C`).
+ */
+export const postgresTestUrl = process.env.VPPD_TEST_POSTGRES_URL;
+
+export const widgetEngines: readonly WidgetEngine[] = postgresTestUrl ? ['sqlite', 'postgres'] : ['sqlite'];
+
+let schemaCounter = 0;
+
+/**
+ * A Kysely over a fresh widgets table filled with `rows`: an in-memory SQLite, or a new schema of the
+ * PostgreSQL test server (dropped by `destroy`). Text columns use the "C" collation on PostgreSQL, as
+ * vppd's schema must for string order to match SQLite's.
+ */
+export async function openWidgetDatabase(
+  rows: readonly WidgetRow[],
+  engine: WidgetEngine = 'sqlite',
+): Promise<{ db: Kysely<WidgetDatabase>; destroy: () => Promise<void> }> {
+  let db: Kysely<WidgetDatabase>;
+  let cleanup = async () => {};
+  const text = engine === 'postgres' ? sql`text collate "C"` : sql`text`;
+  if (engine === 'postgres') {
+    if (!postgresTestUrl) throw new Error('VPPD_TEST_POSTGRES_URL is not set');
+    schemaCounter += 1;
+    const schema = `widgets_${process.pid}_${schemaCounter}_${Date.now()}`;
+    const pool = new pg.Pool({
+      connectionString: postgresTestUrl,
+      max: 2,
+      options: `-c search_path=${schema}`,
+    });
+    db = new Kysely<WidgetDatabase>({ dialect: new PostgresDialect({ pool }) });
+    await sql`create schema ${sql.id(schema)}`.execute(db);
+    cleanup = async () => {
+      await sql`drop schema ${sql.id(schema)} cascade`.execute(db);
+    };
+  } else {
+    db = new Kysely<WidgetDatabase>({ dialect: new SqliteDialect({ database: new Database(':memory:') }) });
+  }
   await db.schema
     .createTable('widgets')
-    .addColumn('id', 'text', (c) => c.primaryKey())
-    .addColumn('name', 'text', (c) => c.notNull())
-    .addColumn('note', 'text')
+    .addColumn('id', text, (c) => c.primaryKey())
+    .addColumn('name', text, (c) => c.notNull())
+    .addColumn('note', text)
     .addColumn('status', 'integer', (c) => c.notNull())
     .addColumn('state', 'integer', (c) => c.notNull())
     .addColumn('protocol', 'integer', (c) => c.notNull())
     .addColumn('enabled', 'integer', (c) => c.notNull())
     .addColumn('archived', 'integer')
     .addColumn('size', 'integer')
-    .addColumn('created_date_time', 'text', (c) => c.notNull())
-    .addColumn('last_seen_date_time', 'text')
-    .addColumn('tags', 'text', (c) => c.notNull())
+    .addColumn('created_date_time', text, (c) => c.notNull())
+    .addColumn('last_seen_date_time', text)
+    .addColumn('tags', text, (c) => c.notNull())
     .execute();
   for (let i = 0; i < rows.length; i += 50) {
     await db
@@ -138,7 +177,13 @@ export async function openWidgetDatabase(rows: readonly WidgetRow[]): Promise<Ky
       .values(rows.slice(i, i + 50) as WidgetRow[])
       .execute();
   }
-  return db;
+  return {
+    db,
+    destroy: async () => {
+      await cleanup();
+      await db.destroy();
+    },
+  };
 }
 
 // ---- reference evaluator (independent of the SQL compiler) ----
