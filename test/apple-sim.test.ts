@@ -619,6 +619,17 @@ describe('apple-sim faults', () => {
     expect((await call(sim, 'beta', 'assets')).status).toBe(200);
   });
 
+  it('can fail like a front-end proxy: 5xx with an HTML page and no Apple error', async () => {
+    sim.faults.serverError('beta', 1, { status: 502, errorNumber: 0, retryAfter: 0 });
+    const response = await fetch(`${sim.baseUrl}/assets`, {
+      headers: { authorization: `Bearer ${sim.tokenFor('beta')}` },
+    });
+    expect(response.status).toBe(502);
+    expect(response.headers.get('content-type')).toBe('text/html');
+    expect(response.headers.get('retry-after')).toBeNull();
+    expect(await response.text()).toContain('<html>');
+  });
+
   it('scopes a fault to one endpoint when asked', async () => {
     sim.faults.serverError('beta', 1, { status: 500, endpoint: 'assignments' });
     expect((await call(sim, 'beta', 'assets')).status).toBe(200);

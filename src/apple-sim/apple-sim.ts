@@ -8,6 +8,7 @@ import {
   metadataLookup,
   type SimResponse,
   serveAuthenticated,
+  serverErrorResponse,
   serviceConfig,
 } from './sim-apple-routes.js';
 import { simErrors } from './sim-errors.js';
@@ -177,15 +178,8 @@ export async function startAppleSim(options: AppleSimOptions = {}): Promise<Appl
     switch (fault?.type) {
       case undefined:
         return undefined;
-      case 'serverError': {
-        const retryAfter = fault.retryAfter ?? 1;
-        return errorResponse(
-          fault.errorNumber ?? simErrors.internalError.errorNumber,
-          undefined,
-          fault.status ?? 503,
-          retryAfter > 0 ? { 'retry-after': String(retryAfter) } : {},
-        );
-      }
+      case 'serverError':
+        return serverErrorResponse(fault);
       case 'rateLimitBurst':
         return errorResponse(simErrors.tooManyRequests.errorNumber, undefined, 429);
       case 'errorInBody':

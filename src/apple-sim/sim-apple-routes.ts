@@ -7,7 +7,7 @@ import {
   type SimErrorEntry,
   simErrors,
 } from './sim-errors.js';
-import type { PagedEndpoint, SimEndpoint } from './sim-faults.js';
+import type { CountedFault, PagedEndpoint, SimEndpoint } from './sim-faults.js';
 import type { JsonList, MdmInfo, SimEventFailure, SimLocation } from './sim-location.js';
 import { globalKey, type SimState } from './sim-state.js';
 import { readBearer } from './sim-token.js';
@@ -65,6 +65,24 @@ export function errorResponse(
     headers: { ...jsonHeaders, ...headers },
     body: JSON.stringify({ errorNumber, errorMessage: errorMessage ?? messageForErrorNumber(errorNumber) }),
   };
+}
+
+/**
+ * The answer of a scripted 5xx: Apple's JSON error (default 9603) with `Retry-After`, or with
+ * `errorNumber: 0` an HTML page without any Apple error, as a front-end proxy would send.
+ */
+export function serverErrorResponse(fault: Extract<CountedFault, { type: 'serverError' }>): SimResponse {
+  const retryAfter = fault.retryAfter ?? 1;
+  const headers: Record<string, string> = retryAfter > 0 ? { 'retry-after': String(retryAfter) } : {};
+  const status = fault.status ?? 503;
+  if (fault.errorNumber === 0) {
+    return {
+      status,
+      headers: { ...headers, 'content-type': 'text/html' },
+      body: `<html><body><h1>${status} Service Unavailable</h1></body></html>`,
+    };
+  }
+  return errorResponse(fault.errorNumber ?? simErrors.internalError.errorNumber, undefined, status, headers);
 }
 
 function entryResponse(entry: SimErrorEntry, message?: string): SimResponse {
@@ -136,15 +154,7 @@ export async function serveAuthenticated(state: SimState, request: SimRequest): 
   if (faults.latencyMs > 0) await state.sleep(faults.latencyMs);
 
   const fault = faults.take(request.endpoint);
-  if (fault?.type === 'serverError') {
-    const retryAfter = fault.retryAfter ?? 1;
-    return errorResponse(
-      fault.errorNumber ?? simErrors.internalError.errorNumber,
-      undefined,
-      fault.status ?? 503,
-      retryAfter > 0 ? { 'retry-after': String(retryAfter) } : {},
-    );
-  }
+  if (fault?.type === 'serverError') return serverErrorResponse(fault);
   if (fault?.type === 'rateLimitBurst') {
     return errorResponse(
       simErrors.tooManyRequests.errorNumber,

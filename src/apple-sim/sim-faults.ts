@@ -30,7 +30,7 @@ export type FaultSpec =
       readonly status?: number;
       /** `Retry-After` seconds, default 1; 0 omits the header. */
       readonly retryAfter?: number;
-      /** errorNumber in the body, default 9603. */
+      /** errorNumber in the body, default 9603; 0 answers an HTML page with no Apple error at all. */
       readonly errorNumber?: number;
       readonly endpoint?: SimEndpoint;
     }
