@@ -75,18 +75,18 @@ async function runServe(flags: ServeFlags, io: CliIo, deps: ServeDependencies): 
 
   const stop = deps.stopSignal ?? signalOnTermination();
   const server = await startServer(config);
-  io.stdout(`vppd listening on ${server.url} (database ${config.database.url})\n`);
+  // One write, the listening line last: whoever waits for it has the demo lines already.
+  const lines: string[] = [];
   if (config.demo && config.auth.kind === 'hs256') {
     const token = await issueAccessToken({ secret: config.auth.secret, tenantId: demoTenantId });
-    io.stdout(
-      [
-        `demo: tenant ${demoTenantId}, bearer token (30 days, DeviceManagementServiceConfig.ReadWrite.All):`,
-        token,
-        `demo: curl -s -H "Authorization: Bearer ${token}" ${server.url}/beta/deviceAppManagement/vppTokens`,
-        '',
-      ].join('\n'),
+    lines.push(
+      `demo: tenant ${demoTenantId}, bearer token (30 days, DeviceManagementServiceConfig.ReadWrite.All):`,
+      token,
+      `demo: curl -s -H "Authorization: Bearer ${token}" ${server.url}/beta/deviceAppManagement/vppTokens`,
     );
   }
+  lines.push(`vppd listening on ${server.url} (database ${config.database.url})`, '');
+  io.stdout(lines.join('\n'));
   if (!stop.aborted) await once(stop, 'abort');
   io.stdout('vppd: stopping (draining requests)\n');
   await server.close();
