@@ -10,6 +10,16 @@ export interface DatabaseSchema {
   tenants: TenantRow;
   vpp_tokens: VppTokenRow;
   vpp_token_action_results: VppTokenActionResultRow;
+  // Sync engine and license data (migration 0002; see the row types below).
+  vppd_settings: VppdSettingRow;
+  sync_jobs: SyncJobRow;
+  sync_runs: SyncRunRow;
+  license_snapshots: LicenseSnapshotRow;
+  token_locations: TokenLocationRow;
+  sync_schedule: SyncScheduleRow;
+  license_assets: LicenseAssetRow;
+  license_assignments: LicenseAssignmentRow;
+  license_app_metadata: LicenseAppMetadataRow;
 }
 
 export interface TenantRow {
@@ -61,4 +71,148 @@ export interface VppTokenActionResultRow {
   failed_licenses_count: number | null;
   /** Index in the token's `tokenActionResults`, so they are served in a stable order. */
   position: number;
+}
+
+// ---- sync engine and license data (migration 0002) ----------------------------------------------
+//
+// How to read a token's licenses: its current snapshot is `license_snapshots.run_id`; the current
+// assets/assignments are the rows of `license_assets`/`license_assignments` with that `run_id`.
+// Rows of other runs are staging (a sync in flight) or garbage (failed/superseded runs, deleted soon):
+// never read license rows without joining through `license_snapshots`.
+
+/** Installation-wide settings, e.g. `installation_id` (vppd's own `mdmInfo.id` at Apple). */
+export interface VppdSettingRow {
+  key: string;
+  value: string;
+}
+
+/**
+ * A sync that was requested and has not finished: at most one per token (unique `token_id`). A worker
+ * owns it while `lease_expires_at` is in the future; an expired lease may be taken over by any process.
+ */
+export interface SyncJobRow {
+  id: string;
+  tenant_id: string;
+  token_id: string;
+  /** Who asked: `api`, `created`, `renewed`, `scheduled`. */
+  trigger: string;
+  requested_at: string;
+  /** Times a worker claimed the job (1 = first run, 2 = the one retry after an interruption). */
+  attempts: number;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+  heartbeat_at: string | null;
+  /** The sync run of the current attempt. */
+  run_id: string | null;
+}
+
+/** Outcome of a sync run, as stored in `sync_runs.outcome`. */
+export type SyncRunOutcomeColumn = 'running' | 'completed' | 'failed' | 'interrupted';
+
+/** One attempt to sync a token (the per-token sync history); also the key of the license rows it fetched. */
+export interface SyncRunRow {
+  id: string;
+  tenant_id: string;
+  token_id: string;
+  job_id: string;
+  trigger: string;
+  /** 1 for the first attempt of a job, 2 for the retry after an interruption. */
+  attempt: number;
+  worker_id: string;
+  started_at: string;
+  finished_at: string | null;
+  outcome: SyncRunOutcomeColumn;
+  /** `SyncFailureKind` (domain/sync-failure.ts) when the run failed. */
+  failure_kind: string | null;
+  /** `vppTokenActionFailureReason` value when the run failed. */
+  failure_reason: number | null;
+  /** What a human can act on (Apple's message where there is one); never a secret. */
+  error_message: string | null;
+  apple_error_number: number | null;
+  http_status: number | null;
+  /** Apple's library id (`uId`) of the location, once known. */
+  location_uid: string | null;
+  /** Apple's `versionId` of the snapshot the run fetched. */
+  version_id: string | null;
+  asset_count: number | null;
+  assignment_count: number | null;
+  page_count: number | null;
+  /** 1 once the license rows of a run that is not current were deleted. */
+  staging_cleared: number;
+}
+
+/** A token's current license snapshot: one row per token that completed a sync. */
+export interface LicenseSnapshotRow {
+  token_id: string;
+  tenant_id: string;
+  run_id: string;
+  version_id: string;
+  location_uid: string;
+  committed_at: string;
+  asset_count: number;
+  assignment_count: number;
+  /** Sums over the snapshot's assets (Apple's counts; "unlimited" assets count 2147483647). */
+  total_license_count: number;
+  used_license_count: number;
+  available_license_count: number;
+}
+
+/** Which token of a tenant holds an Apple location (unique per tenant and `location_uid`). */
+export interface TokenLocationRow {
+  token_id: string;
+  tenant_id: string;
+  location_uid: string;
+  location_name: string | null;
+  claimed_at: string;
+}
+
+/** When the scheduler next syncs a token automatically (interval with jitter; once a day when expired). */
+export interface SyncScheduleRow {
+  token_id: string;
+  tenant_id: string;
+  next_sync_at: string;
+}
+
+/** One licensed asset of a run (Apple's `GET /assets` record). Identity: `(adam_id, pricing_param)`. */
+export interface LicenseAssetRow {
+  run_id: string;
+  tenant_id: string;
+  token_id: string;
+  adam_id: string;
+  pricing_param: string;
+  product_type: string | null;
+  total_count: number;
+  assigned_count: number;
+  available_count: number;
+  retired_count: number;
+  /** 0/1, null when Apple did not say. */
+  device_assignable: number | null;
+  revocable: number | null;
+  /** JSON array of strings. */
+  supported_platforms: string;
+}
+
+/** One license held by a device (`serial_number`) or a user (`client_user_id`), in Apple's order (`seq`). */
+export interface LicenseAssignmentRow {
+  run_id: string;
+  seq: number;
+  adam_id: string;
+  pricing_param: string;
+  serial_number: string | null;
+  client_user_id: string | null;
+}
+
+/** Content metadata of an adamId (name, bundle id, ...) from Apple's lookup; shared by all tenants. */
+export interface LicenseAppMetadataRow {
+  adam_id: string;
+  name: string | null;
+  bundle_id: string | null;
+  kind: string | null;
+  artwork_url: string | null;
+  /** JSON array of strings. */
+  device_families: string;
+  /** The store and country the lookup used (`volumestore`, `us`). */
+  platform: string;
+  country: string;
+  fetched_at: string;
 }

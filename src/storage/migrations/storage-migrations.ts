@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import { tenantsAndVppTokens } from './0001-tenants-and-vpp-tokens.js';
+import { syncAndLicenses } from './0002-sync-and-licenses.js';
 
 /**
  * Every migration vppd knows, forward-only, applied in name order at start-up. Subsystems add their
@@ -7,4 +8,5 @@ import { tenantsAndVppTokens } from './0001-tenants-and-vpp-tokens.js';
  */
 export const storageMigrations: Readonly<Record<string, Migration>> = {
   '0001_tenants_and_vpp_tokens': tenantsAndVppTokens,
+  '0002_sync_and_licenses': syncAndLicenses,
 };

@@ -1,0 +1,198 @@
+import type { Kysely, Migration } from 'kysely';
+
+// Portable DDL only (text, integer, constraints): the same migration runs on SQLite and PostgreSQL.
+/**
+ * The sync engine's tables: installation settings (vppd's own `mdmInfo.id`), durable sync jobs with
+ * a lease, the per-token sync history (each run is also the key of the license rows it fetched), the
+ * pointer to each token's current snapshot, Apple location ownership, automatic-sync schedule, and
+ * the license data (assets with counts, assignments, app metadata).
+ */
+export const syncAndLicenses: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('vppd_settings')
+      .addColumn('key', 'text', (c) => c.primaryKey())
+      .addColumn('value', 'text', (c) => c.notNull())
+      .execute();
+
+    // At most one job per token (unique token_id): the database, not memory, keeps syncs single.
+    await db.schema
+      .createTable('sync_jobs')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('token_id', 'text', (c) => c.notNull())
+      .addColumn('trigger', 'text', (c) => c.notNull())
+      .addColumn('requested_at', 'text', (c) => c.notNull())
+      .addColumn('attempts', 'integer', (c) => c.notNull())
+      .addColumn('lease_owner', 'text')
+      .addColumn('lease_expires_at', 'text')
+      .addColumn('heartbeat_at', 'text')
+      .addColumn('run_id', 'text')
+      .addUniqueConstraint('sync_jobs_token_id_key', ['token_id'])
+      .addForeignKeyConstraint(
+        'sync_jobs_token_fkey',
+        ['tenant_id', 'token_id'],
+        'vpp_tokens',
+        ['tenant_id', 'id'],
+        (fk) => fk.onDelete('cascade'),
+      )
+      .execute();
+
+    await db.schema
+      .createTable('sync_runs')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('token_id', 'text', (c) => c.notNull())
+      .addColumn('job_id', 'text', (c) => c.notNull())
+      .addColumn('trigger', 'text', (c) => c.notNull())
+      .addColumn('attempt', 'integer', (c) => c.notNull())
+      .addColumn('worker_id', 'text', (c) => c.notNull())
+      .addColumn('started_at', 'text', (c) => c.notNull())
+      .addColumn('finished_at', 'text')
+      .addColumn('outcome', 'text', (c) => c.notNull())
+      .addColumn('failure_kind', 'text')
+      .addColumn('failure_reason', 'integer')
+      .addColumn('error_message', 'text')
+      .addColumn('apple_error_number', 'integer')
+      .addColumn('http_status', 'integer')
+      .addColumn('location_uid', 'text')
+      .addColumn('version_id', 'text')
+      .addColumn('asset_count', 'integer')
+      .addColumn('assignment_count', 'integer')
+      .addColumn('page_count', 'integer')
+      .addColumn('staging_cleared', 'integer', (c) => c.notNull())
+      .addForeignKeyConstraint(
+        'sync_runs_token_fkey',
+        ['tenant_id', 'token_id'],
+        'vpp_tokens',
+        ['tenant_id', 'id'],
+        (fk) => fk.onDelete('cascade'),
+      )
+      .execute();
+    await db.schema
+      .createIndex('sync_runs_token_started_idx')
+      .on('sync_runs')
+      .columns(['token_id', 'started_at'])
+      .execute();
+
+    // The O(1) snapshot swap: readers join license rows through this pointer.
+    await db.schema
+      .createTable('license_snapshots')
+      .addColumn('token_id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('run_id', 'text', (c) => c.notNull().references('sync_runs.id').onDelete('cascade'))
+      .addColumn('version_id', 'text', (c) => c.notNull())
+      .addColumn('location_uid', 'text', (c) => c.notNull())
+      .addColumn('committed_at', 'text', (c) => c.notNull())
+      .addColumn('asset_count', 'integer', (c) => c.notNull())
+      .addColumn('assignment_count', 'integer', (c) => c.notNull())
+      .addColumn('total_license_count', 'integer', (c) => c.notNull())
+      .addColumn('used_license_count', 'integer', (c) => c.notNull())
+      .addColumn('available_license_count', 'integer', (c) => c.notNull())
+      .addForeignKeyConstraint(
+        'license_snapshots_token_fkey',
+        ['tenant_id', 'token_id'],
+        'vpp_tokens',
+        ['tenant_id', 'id'],
+        (fk) => fk.onDelete('cascade'),
+      )
+      .execute();
+
+    // One token per Apple location per tenant (state duplicateLocationId), enforced by the database.
+    await db.schema
+      .createTable('token_locations')
+      .addColumn('token_id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('location_uid', 'text', (c) => c.notNull())
+      .addColumn('location_name', 'text')
+      .addColumn('claimed_at', 'text', (c) => c.notNull())
+      .addUniqueConstraint('token_locations_tenant_location_key', ['tenant_id', 'location_uid'])
+      .addForeignKeyConstraint(
+        'token_locations_token_fkey',
+        ['tenant_id', 'token_id'],
+        'vpp_tokens',
+        ['tenant_id', 'id'],
+        (fk) => fk.onDelete('cascade'),
+      )
+      .execute();
+
+    await db.schema
+      .createTable('sync_schedule')
+      .addColumn('token_id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('next_sync_at', 'text', (c) => c.notNull())
+      .addForeignKeyConstraint(
+        'sync_schedule_token_fkey',
+        ['tenant_id', 'token_id'],
+        'vpp_tokens',
+        ['tenant_id', 'id'],
+        (fk) => fk.onDelete('cascade'),
+      )
+      .execute();
+    await db.schema
+      .createIndex('sync_schedule_next_idx')
+      .on('sync_schedule')
+      .column('next_sync_at')
+      .execute();
+
+    // License rows belong to the run that fetched them; a token's current rows are those of the run
+    // named in license_snapshots. Deleting a run (or its token) deletes its rows.
+    await db.schema
+      .createTable('license_assets')
+      .addColumn('run_id', 'text', (c) => c.notNull().references('sync_runs.id').onDelete('cascade'))
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('token_id', 'text', (c) => c.notNull())
+      .addColumn('adam_id', 'text', (c) => c.notNull())
+      .addColumn('pricing_param', 'text', (c) => c.notNull())
+      .addColumn('product_type', 'text')
+      .addColumn('total_count', 'integer', (c) => c.notNull())
+      .addColumn('assigned_count', 'integer', (c) => c.notNull())
+      .addColumn('available_count', 'integer', (c) => c.notNull())
+      .addColumn('retired_count', 'integer', (c) => c.notNull())
+      .addColumn('device_assignable', 'integer')
+      .addColumn('revocable', 'integer')
+      .addColumn('supported_platforms', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('license_assets_pkey', ['run_id', 'adam_id', 'pricing_param'])
+      .execute();
+    await db.schema
+      .createIndex('license_assets_adam_idx')
+      .on('license_assets')
+      .columns(['adam_id', 'run_id'])
+      .execute();
+
+    await db.schema
+      .createTable('license_assignments')
+      .addColumn('run_id', 'text', (c) => c.notNull().references('sync_runs.id').onDelete('cascade'))
+      .addColumn('seq', 'integer', (c) => c.notNull())
+      .addColumn('adam_id', 'text', (c) => c.notNull())
+      .addColumn('pricing_param', 'text', (c) => c.notNull())
+      .addColumn('serial_number', 'text')
+      .addColumn('client_user_id', 'text')
+      .addPrimaryKeyConstraint('license_assignments_pkey', ['run_id', 'seq'])
+      .execute();
+    await db.schema
+      .createIndex('license_assignments_asset_idx')
+      .on('license_assignments')
+      .columns(['run_id', 'adam_id', 'pricing_param'])
+      .execute();
+
+    // Names and bundle ids are public catalogue data, shared by every tenant's licenses of an adamId.
+    await db.schema
+      .createTable('license_app_metadata')
+      .addColumn('adam_id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text')
+      .addColumn('bundle_id', 'text')
+      .addColumn('kind', 'text')
+      .addColumn('artwork_url', 'text')
+      .addColumn('device_families', 'text', (c) => c.notNull())
+      .addColumn('platform', 'text', (c) => c.notNull())
+      .addColumn('country', 'text', (c) => c.notNull())
+      .addColumn('fetched_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('license_app_metadata_bundle_idx')
+      .on('license_app_metadata')
+      .column('bundle_id')
+      .execute();
+  },
+};
