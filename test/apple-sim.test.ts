@@ -592,6 +592,39 @@ describe('apple-sim rate limit', () => {
   });
 });
 
+describe('apple-sim concurrency', () => {
+  it('measures requests in flight per location and, when asked, refuses more than maxInFlight with 429', async () => {
+    const held: (() => void)[] = [];
+    const sim = await startAppleSim({
+      seed: 'inflight',
+      locations: testLocations,
+      rateLimit: false,
+      maxInFlight: 2,
+      clock: () => fixedNow,
+      // Latency that ends only when the test releases it, so overlap is certain.
+      sleep: () => new Promise<void>((resolve) => held.push(resolve)),
+    });
+    try {
+      sim.faults.latency('alpha', 1);
+      const first = call(sim, 'alpha', 'client/config');
+      const second = call(sim, 'alpha', 'client/config');
+      while (held.length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+      const third = await call(sim, 'alpha', 'client/config');
+      expect(third.status).toBe(429);
+      expect(third.body.errorNumber).toBe(9646);
+      for (const release of held) release();
+      expect((await first).status).toBe(200);
+      expect((await second).status).toBe(200);
+      expect(sim.peakInFlight()).toEqual({ alpha: 3 });
+      expect(await (await fetch(`${sim.adminUrl}/in-flight`)).json()).toEqual({ alpha: 3 });
+      sim.resetRequestCounts();
+      expect(sim.peakInFlight()).toEqual({});
+    } finally {
+      await sim.close();
+    }
+  });
+});
+
 describe('apple-sim faults', () => {
   const clock: Clock = { now: fixedNow };
   let sim: AppleSim;

@@ -37,6 +37,11 @@ export interface AppleSimOptions {
   readonly pageSize?: number | Partial<Record<PagedEndpoint, number>>;
   /** Requests per second per location (sliding 1 s window), or false to switch the limit off. Default 15. */
   readonly rateLimit?: number | false;
+  /**
+   * Requests of one location allowed in flight at once; more answer 429/9646 (Apple asks clients for at
+   * most 5). Default false: not enforced, only measured (see `peakInFlight`).
+   */
+  readonly maxInFlight?: number | false;
   /** Wall clock for token expiry and event progress; inject to time-travel. */
   readonly clock?: () => Date;
   /** Monotonic milliseconds for the rate-limit window; default `performance.now`. */
@@ -67,6 +72,9 @@ export interface AppleSim {
   readonly faults: SimFaults;
   /** Requests received: `{ [locationId | '*']: { 'GET assignments': n } }`; `*` = no or unknown token. */
   requestCounts(): Record<string, Record<string, number>>;
+  /** Most requests of each location in flight at once since the counters were last reset. */
+  peakInFlight(): Record<string, number>;
+  /** Zeroes the request counters and the in-flight peaks. */
   resetRequestCounts(): void;
   /** Changes the per-location rate limit (false switches it off). */
   setRateLimit(limit: number | false): void;
@@ -99,6 +107,10 @@ function resolvePageSizes(pageSize: AppleSimOptions['pageSize']): Record<PagedEn
 /** Starts the Apple Apps and Books simulator and resolves once it listens. */
 export async function startAppleSim(options: AppleSimOptions = {}): Promise<AppleSim> {
   const rateLimit = options.rateLimit ?? 15;
+  const maxInFlight = options.maxInFlight ?? false;
+  if (maxInFlight !== false && (!Number.isInteger(maxInFlight) || maxInFlight < 1)) {
+    throw errors.config('apple-sim maxInFlight', 'must be a positive integer or false');
+  }
   if (rateLimit !== false && (!Number.isInteger(rateLimit) || rateLimit < 1)) {
     throw errors.config('apple-sim rate limit', 'must be a positive integer or false');
   }
@@ -112,6 +124,7 @@ export async function startAppleSim(options: AppleSimOptions = {}): Promise<Appl
     sleep: options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
     eventPolls: options.eventPolls ?? 1,
     eventDelayMs: options.eventDelayMs ?? 2000,
+    maxInFlight,
   });
   const faults = createSimFaults(state);
   const urls = { url: '', baseUrl: '', metadataUrl: '' };
@@ -219,6 +232,7 @@ export async function startAppleSim(options: AppleSimOptions = {}): Promise<Appl
     },
     faults,
     requestCounts: () => state.requestCounts(),
+    peakInFlight: () => state.peakInFlight(),
     resetRequestCounts: () => state.resetRequestCounts(),
     setRateLimit(limit) {
       if (limit !== false && (!Number.isInteger(limit) || limit < 1)) {

@@ -139,6 +139,8 @@ function routeAdmin(
       return reply(200, locationInfo(state.location(decodeURIComponent(id!))));
     case 'GET requests':
       return reply(200, state.requestCounts());
+    case 'GET in-flight':
+      return reply(200, state.peakInFlight());
     case 'DELETE requests':
       state.resetRequestCounts();
       return reply(204);

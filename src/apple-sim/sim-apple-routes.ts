@@ -150,6 +150,23 @@ export async function serveAuthenticated(state: SimState, request: SimRequest): 
     return entryResponse(simErrors.invalidToken);
   }
   state.count(location.id, request.method, request.endpoint);
+  const inFlight = state.enter(location.id);
+  try {
+    // Apple asks for at most 5 requests at once; with `maxInFlight` set the simulator enforces it.
+    if (state.maxInFlight !== false && inFlight > state.maxInFlight) {
+      return entryResponse(simErrors.tooManyRequests);
+    }
+    return await serveLocation(state, location, request);
+  } finally {
+    state.leave(location.id);
+  }
+}
+
+async function serveLocation(
+  state: SimState,
+  location: SimLocation,
+  request: SimRequest,
+): Promise<SimResponse> {
   const faults = state.faults(location.id);
   if (faults.latencyMs > 0) await state.sleep(faults.latencyMs);
 

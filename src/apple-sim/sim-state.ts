@@ -16,6 +16,7 @@ export interface SimStateOptions {
   readonly sleep: (ms: number) => Promise<void>;
   readonly eventPolls: number;
   readonly eventDelayMs: number;
+  readonly maxInFlight: number | false;
 }
 
 /** Everything the simulator knows, shared by the Apple routes, the admin routes and the programmatic API. */
@@ -31,6 +32,9 @@ export class SimState {
   readonly eventDelayMs: number;
   readonly limiter = new SlidingWindowLimiter();
   rateLimit: number | false;
+  maxInFlight: number | false;
+  private readonly inFlight = new Map<string, number>();
+  private peaks = new Map<string, number>();
   private readonly byToken = new Map<string, SimLocation>();
   private readonly catalogInUse = new Set<number>();
   private readonly faultStates = new Map<string, FaultState>();
@@ -46,6 +50,7 @@ export class SimState {
     this.eventPolls = options.eventPolls;
     this.eventDelayMs = options.eventDelayMs;
     this.rateLimit = options.rateLimit;
+    this.maxInFlight = options.maxInFlight;
     const now = options.clock();
     for (const seed of options.locations) {
       if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(seed.id)) {
@@ -109,6 +114,25 @@ export class SimState {
 
   resetRequestCounts(): void {
     this.counts = new Map();
+    this.peaks = new Map();
+  }
+
+  /** A request of the location starts; returns how many are now in flight (this one included). */
+  enter(locationId: string): number {
+    const now = (this.inFlight.get(locationId) ?? 0) + 1;
+    this.inFlight.set(locationId, now);
+    if (now > (this.peaks.get(locationId) ?? 0)) this.peaks.set(locationId, now);
+    return now;
+  }
+
+  /** A request of the location has been answered. */
+  leave(locationId: string): void {
+    this.inFlight.set(locationId, (this.inFlight.get(locationId) ?? 1) - 1);
+  }
+
+  /** Most requests of each location that were in flight at once since the counters were last reset. */
+  peakInFlight(): Record<string, number> {
+    return Object.fromEntries(this.peaks);
   }
 
   /** Everything back to the seeded state: data, token states, mdmInfo, events, faults, counters, limiter. */
