@@ -28,6 +28,7 @@ const datePattern = /\d{4}-\d{2}-\d{2}/y;
 const numberPattern = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 const identifierPattern = /[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*/y;
 const identifierChar = /[A-Za-z0-9_.\-:]/;
+const operatorWords = new Set(['eq', 'ne', 'gt', 'ge', 'lt', 'le', 'and', 'or', 'not', 'in', 'has']);
 
 function matchAt(pattern: RegExp, text: string, at: number): string | undefined {
   pattern.lastIndex = at;
@@ -104,7 +105,8 @@ export function tokenizeOData(text: string, option: string): ODataToken[] {
     const identifier = matchAt(identifierPattern, text, i);
     if (identifier !== undefined) {
       i += identifier.length;
-      if (text[i] === "'") {
+      // `name eq'x'`: an operator glued to a string is the operator, not a typed literal.
+      if (text[i] === "'" && !operatorWords.has(identifier.toLowerCase())) {
         // A typed literal: Namespace.EnumType'member' (enum) or duration'…', binary'…' and the like.
         const { value, next } = readString(text, i, option);
         i = next;

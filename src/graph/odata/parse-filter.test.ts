@@ -47,6 +47,7 @@ describe('parseFilter: comparisons', () => {
     expect(parse("name eq ' a  b '")).toMatchObject({ value: str(' a  b ') });
     expect(parse("name eq 'Зета 🙂'")).toMatchObject({ value: str('Зета 🙂') });
     expect(parse("name eq ''")).toMatchObject({ value: str('') });
+    expect(parse("name eq'x'")).toEqual(parse("name eq 'x'"));
   });
 
   it('accepts operators, functions and keywords in any case (OData 4.01)', () => {
