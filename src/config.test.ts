@@ -1,5 +1,15 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { mergeSettings, parseConfig, parseDuration, type RawSettings, readEnv } from './config.js';
+import {
+  ensureDemoSecrets,
+  mergeSettings,
+  parseConfig,
+  parseDuration,
+  type RawSettings,
+  readEnv,
+} from './config.js';
 import { isVppdError } from './domain/errors.js';
 
 const key = Buffer.alloc(32, 7).toString('base64');
@@ -121,5 +131,34 @@ describe('parseDuration', () => {
     expect(parseDuration('1d')).toBe(86_400_000);
     expect(parseDuration('1.5h')).toBeUndefined();
     expect(parseDuration('-1h')).toBeUndefined();
+  });
+});
+
+describe('ensureDemoSecrets', () => {
+  it('generates once (0600), then reuses, and never overrides what is set', async () => {
+    const dataDir = join(mkdtempSync(join(tmpdir(), 'vppd-demo-')), 'data');
+    try {
+      const first = await ensureDemoSecrets({ demo: true }, { dataDir });
+      expect(first.filled).toEqual(['encryptionKey', 'jwtSecret']);
+      expect(statSync(first.file).mode & 0o777).toBe(0o600);
+      const config = parseConfig(first.settings);
+      expect(config.encryptionKey).toHaveLength(32);
+      const second = await ensureDemoSecrets({ demo: true }, { dataDir });
+      expect(second.settings).toEqual(first.settings);
+      const saved = JSON.parse(readFileSync(first.file, 'utf8'));
+      expect(saved.encryptionKey).toBe(first.settings.encryptionKey);
+
+      const explicit = await ensureDemoSecrets({ demo: true, encryptionKey: key }, { dataDir });
+      expect(explicit.settings.encryptionKey).toBe(key);
+      expect(explicit.filled).toEqual(['jwtSecret']);
+      const jwks = await ensureDemoSecrets(
+        { demo: true, encryptionKey: key, jwksUrl: 'https://k/' },
+        { dataDir },
+      );
+      expect(jwks.filled).toEqual([]);
+      expect(jwks.settings.jwtSecret).toBeUndefined();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
