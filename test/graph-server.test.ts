@@ -16,8 +16,9 @@ const audience = 'api://vppd-tests';
 let jwksServer: Server;
 let jwksUrl: string;
 let jwksRequests = 0;
-let signingKey: CryptoKey;
-let strangerKey: CryptoKey;
+type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+let signingKey: PrivateKey;
+let strangerKey: PrivateKey;
 
 beforeAll(async () => {
   const pair = await generateKeyPair('RS256');
@@ -38,7 +39,7 @@ afterAll(async () => {
 
 async function rs256(
   claims: Record<string, unknown>,
-  options: { key?: CryptoKey; iss?: string; aud?: string } = {},
+  options: { key?: PrivateKey; iss?: string; aud?: string } = {},
 ) {
   return new SignJWT(claims)
     .setProtectedHeader({ alg: 'RS256', kid: 'key-1' })
