@@ -959,6 +959,34 @@ describe('apple-sim asynchronous events', () => {
     ).toBe(9609);
   });
 
+  it('accepts sinceVersionId on users (no user changes: zero records) and rejects unknown versions', async () => {
+    const page = await call(sim, 'beta', 'users');
+    const delta = await call(sim, 'beta', `users?sinceVersionId=${page.body.versionId as string}`);
+    expect(delta.body).toMatchObject({ size: 0, totalPages: 0, users: [] });
+    const bad = await call(sim, 'beta', 'users?sinceVersionId=unknown');
+    expect(bad.status).toBe(400);
+    expect(bad.body.errorNumber).toBe(9721);
+  });
+
+  it('filters assets by adamId, pricingParam, productType and deviceAssignable', async () => {
+    const all = await allPages<Asset>(sim, 'alpha', 'assets');
+    const one = all[3]!;
+    const byId = await allPages<Asset>(
+      sim,
+      'alpha',
+      'assets',
+      `adamId=${one.adamId}&pricingParam=${one.pricingParam}`,
+    );
+    expect(byId).toEqual([one]);
+    const books = await allPages<Asset>(sim, 'alpha', 'assets', 'productType=Book');
+    expect(books.map((a) => a.adamId)).toEqual(
+      all.filter((a) => a.productType === 'Book').map((a) => a.adamId),
+    );
+    const deviceOnly = await allPages<Asset>(sim, 'alpha', 'assets', 'deviceAssignable=true');
+    expect(deviceOnly.length).toBe(all.filter((a) => a.deviceAssignable).length);
+    expect((await call(sim, 'alpha', 'assets?revocable=maybe')).body.errorNumber).toBe(9602);
+  });
+
   it('enforces Apple’s request limits with 9602', async () => {
     const assets = Array.from({ length: 26 }, (_, i) => ({ adamId: String(i + 1), pricingParam: 'STDQ' }));
     const tooMany = await call(sim, 'beta', 'assets/associate', { body: { assets, serialNumbers: ['A'] } });

@@ -145,7 +145,14 @@ export async function startAppleSim(options: AppleSimOptions = {}): Promise<Appl
     const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
     const query = new URLSearchParams(q < 0 ? '' : rawUrl.slice(q + 1));
     const method = req.method ?? 'GET';
-    const body = method === 'GET' || method === 'HEAD' ? '' : await readBody(req);
+    let body = '';
+    if (method !== 'GET' && method !== 'HEAD') {
+      try {
+        body = await readBody(req);
+      } catch {
+        return errorResponse(simErrors.invalidArgument.errorNumber, 'The request body is too large', 413);
+      }
+    }
 
     if (path === '/_sim' || path.startsWith('/_sim/')) {
       if (!loopback.has(req.socket.remoteAddress ?? '')) {

@@ -11,6 +11,7 @@ interface AppleSimCliOptions {
   readonly host: string;
   readonly seed: string;
   readonly pageSize?: string;
+  readonly maxInFlight?: string;
   /** A number string, or false from `--no-rate-limit`. */
   readonly rateLimit: string | boolean;
 }
@@ -56,6 +57,10 @@ export function registerAppleSimCommand(program: Command, io: CliIo): void {
     .option('--page-size <n>', 'records per page of assets, assignments and users (default 500)')
     .option('--rate-limit <n>', 'requests per second per location', '15')
     .option('--no-rate-limit', 'switch the per-location rate limit off (benchmarks)')
+    .option(
+      '--max-in-flight <n>',
+      'answer 429 when a location has more requests than this at once (Apple: 5)',
+    )
     .action(async (options: AppleSimCliOptions) => {
       const port = integerOption('--port', options.port, 0, 65535);
       const pageSize =
@@ -66,6 +71,10 @@ export function registerAppleSimCommand(program: Command, io: CliIo): void {
         options.rateLimit === false
           ? false
           : integerOption('--rate-limit', String(options.rateLimit), 1, 1_000_000);
+      const maxInFlight =
+        options.maxInFlight === undefined
+          ? undefined
+          : integerOption('--max-in-flight', options.maxInFlight, 1, 1000);
       const stopped = untilSignal();
       const sim = await startAppleSim({
         port,
@@ -73,6 +82,7 @@ export function registerAppleSimCommand(program: Command, io: CliIo): void {
         seed: options.seed,
         rateLimit,
         ...(pageSize !== undefined ? { pageSize } : {}),
+        ...(maxInFlight !== undefined ? { maxInFlight } : {}),
       });
       io.stdout(`${sim.baseUrl}\n`);
       io.stdout(`metadata lookup: ${sim.metadataUrl}\n`);
