@@ -389,7 +389,8 @@ export class SimLocation {
 
   /**
    * Another admin changes the data (used by the "data changes between pages" fault): one seeded license
-   * moves to a new device, so counts stay consistent but the records and the versionId change.
+   * moves to a new holder and one new device license is added, so the records, one asset's counts and
+   * the versionId change while counts and assignments still agree.
    */
   simulateExternalChange(): void {
     const firstLive = this.firstLiveSeeded();
@@ -409,10 +410,11 @@ export class SimLocation {
           if (clientUserId !== holder.clientUserId && this.addAssignment(asset, { clientUserId })) break;
         }
       }
-    } else {
-      const asset = this.base.assets.find((a) => a.deviceAssignable && this.availableCount(a) > 0);
-      if (asset !== undefined) this.addAssignment(asset, { serialNumber });
     }
+    // And one more license is handed out, so asset counts (not only assignment records) change too.
+    const spare = this.base.assets.find((a) => a.deviceAssignable && this.availableCount(a) > 0);
+    if (spare !== undefined)
+      this.addAssignment(spare, { serialNumber: `${serialNumber.slice(0, 3)}Y${serialNumber.slice(4)}` });
     this.bumpVersion();
   }
 
