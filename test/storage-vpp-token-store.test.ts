@@ -6,6 +6,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { isVppdError } from '../src/domain/errors.js';
 import { decodeSToken } from '../src/domain/stoken.js';
 import { createVppToken } from '../src/domain/vpp-token.js';
+import { storageMigrations } from '../src/storage/migrations/storage-migrations.js';
 import { openDatabase, type VppdDatabase } from '../src/storage/open-database.js';
 import { createTokenCipher } from '../src/storage/token-cipher.js';
 import { createVppTokenStore, type VppTokenStore } from '../src/storage/vpp-token-store.js';
@@ -244,7 +245,8 @@ describe('openDatabase', () => {
       .selectFrom('vppd_migrations' as never)
       .selectAll()
       .execute();
-    expect(migrations).toHaveLength(1);
+    // Each migration ran exactly once, none again on reopen.
+    expect(migrations).toHaveLength(Object.keys(storageMigrations).length);
   });
 
   it('works in memory', async () => {
