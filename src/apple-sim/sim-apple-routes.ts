@@ -8,7 +8,7 @@ import {
   simErrors,
 } from './sim-errors.js';
 import type { CountedFault, PagedEndpoint, SimEndpoint } from './sim-faults.js';
-import type { JsonList, MdmInfo, SimEventFailure, SimLocation } from './sim-location.js';
+import type { JsonList, MdmInfo, SimEvent, SimEventFailure, SimLocation } from './sim-location.js';
 import { globalKey, type SimState } from './sim-state.js';
 import { readBearer } from './sim-token.js';
 
@@ -518,11 +518,11 @@ export function settleEvents(state: SimState, location: SimLocation, now: number
   }
 }
 
-function complete(location: SimLocation, event: Parameters<SimLocation['completeEvent']>[0]): void {
-  const before = location.assignmentTotal;
-  const changedBefore = location.changeCount;
+function complete(location: SimLocation, event: SimEvent): void {
+  const changesBefore = location.changeCount;
   location.completeEvent(event);
-  if (location.changeCount !== changedBefore || location.assignmentTotal !== before) location.bumpVersion();
+  // One new versionId per event that changed anything, as one batch of Apple's.
+  if (location.changeCount !== changesBefore) location.bumpVersion();
 }
 
 function status(state: SimState, location: SimLocation, query: URLSearchParams, now: number): SimResponse {
