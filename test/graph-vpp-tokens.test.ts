@@ -429,6 +429,12 @@ describe('GET /vppTokens (list) and /$count', () => {
   });
   const list = (url: string) => fresh.app.inject({ method: 'GET', url, headers: { authorization: bearer } });
 
+  it('ignores a trailing slash, as Graph does', async () => {
+    const response = await list(`${base}/`);
+    expect(response.statusCode).toBe(200);
+    expect(response.json().value).toHaveLength(5);
+  });
+
   it('lists in creation order with @odata.context and no nextLink when all fit', async () => {
     const response = await list(base);
     expect(response.statusCode).toBe(200);

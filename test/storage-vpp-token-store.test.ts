@@ -224,6 +224,31 @@ describe('VppTokenStore over a SQLite file', () => {
   });
 });
 
+describe('per-tenant token limit', () => {
+  it('refuses a token past the limit with a conflict, per tenant', async () => {
+    const db = await openDatabase({ kind: 'sqlite-memory', url: 'sqlite::memory:' });
+    opened.push(db);
+    const store = createVppTokenStore({
+      db,
+      cipher: createTokenCipher(key),
+      clock: () => new Date(),
+      maxTokensPerTenant: 2,
+    });
+    for (let i = 0; i < 2; i += 1) {
+      const { token, decoded } = newToken(tenantA);
+      await store.create(token, decoded);
+    }
+    const third = newToken(tenantA);
+    await expect(store.create(third.token, third.decoded)).rejects.toSatisfy(
+      (e) => isVppdError(e, 'conflict') && /at most 2 VPP tokens/.test((e as Error).message),
+    );
+    expect(await store.count(tenantA)).toBe(2);
+    const other = newToken(tenantB);
+    await store.create(other.token, other.decoded);
+    expect(await store.count(tenantB)).toBe(1);
+  });
+});
+
 describe('openDatabase', () => {
   it('reopens an existing file without re-running migrations, and keeps the data', async () => {
     const file = join(dir, 'reopen/vppd.db');

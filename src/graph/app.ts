@@ -30,6 +30,8 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
     genReqId: () => context.newId(),
     bodyLimit: options.bodyLimit ?? defaultBodyLimit,
     return503OnClosing: true,
+    // `/vppTokens/` is `/vppTokens`, as on Graph.
+    routerOptions: { ignoreTrailingSlash: true },
     ...(options.https ? { https: { key: options.https.key, cert: options.https.cert } } : {}),
   };
   const app = Fastify(serverOptions) as unknown as FastifyInstance;

@@ -58,7 +58,12 @@ export interface VppTokenStoreOptions {
   readonly db: VppdDatabase;
   readonly cipher: TokenCipher;
   readonly clock: () => Date;
+  /** Most tokens a tenant may hold (Intune's limit, spec/graph-vpp.md "Limits"; default 3,000). */
+  readonly maxTokensPerTenant?: number;
 }
+
+/** Intune's limit of VPP tokens per tenant. */
+export const defaultMaxTokensPerTenant = 3000;
 
 // The sToken's associated data binds each ciphertext to its row: a copied ciphertext does not open.
 const sealContext = (tenantId: string, id: string) => `vppd:vppToken:${tenantId}:${id}`;
@@ -66,6 +71,7 @@ const sealContext = (tenantId: string, id: string) => `vppd:vppToken:${tenantId}
 /** Builds the Kysely-backed token store. */
 export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStore {
   const { db, cipher, clock } = options;
+  const maxTokens = options.maxTokensPerTenant ?? defaultMaxTokensPerTenant;
 
   const loadActionResults = async (
     executor: VppdDatabase | Transaction<DatabaseSchema>,
@@ -123,6 +129,17 @@ export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStor
             .values({ id: token.tenantId, created_at: now })
             .onConflict((oc) => oc.column('id').doNothing())
             .execute();
+          // Counted inside the write transaction, so concurrent uploads cannot pass the limit together.
+          const held = await trx
+            .selectFrom('vpp_tokens')
+            .select((eb) => eb.fn.countAll<number | string | bigint>().as('n'))
+            .where('tenant_id', '=', token.tenantId)
+            .executeTakeFirstOrThrow();
+          if (Number(held.n) >= maxTokens) {
+            throw errors.conflict(`A tenant may hold at most ${maxTokens} VPP tokens; delete one first.`, {
+              limit: maxTokens,
+            });
+          }
           await trx
             .insertInto('vpp_tokens')
             .values({
