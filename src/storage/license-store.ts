@@ -1,0 +1,384 @@
+import { CompiledQuery } from 'kysely';
+import type { LicenseAppMetadataRow, LicenseAssetRow, LicenseAssignmentRow } from './database-schema.js';
+import type { VppdDatabase } from './open-database.js';
+import { dateFromColumn, dateToColumn } from './vpp-token-columns.js';
+
+/** A licensed asset as Apple counts it (`GET /assets`); identity `(adamId, pricingParam)`. */
+export interface LicenseAssetInput {
+  readonly adamId: string;
+  readonly pricingParam: string;
+  readonly productType: string | undefined;
+  readonly totalCount: number;
+  readonly assignedCount: number;
+  readonly availableCount: number;
+  readonly retiredCount: number;
+  readonly deviceAssignable: boolean | undefined;
+  readonly revocable: boolean | undefined;
+  readonly supportedPlatforms: readonly string[];
+}
+
+/** A license held by a device (`serialNumber`) or a user (`clientUserId`). */
+export interface LicenseAssignmentInput {
+  readonly adamId: string;
+  readonly pricingParam: string;
+  readonly serialNumber?: string;
+  readonly clientUserId?: string;
+}
+
+/** Content metadata of one adamId (from Apple's lookup). */
+export interface AppMetadataInput {
+  readonly adamId: string;
+  readonly name: string | undefined;
+  readonly bundleId: string | undefined;
+  readonly kind: string | undefined;
+  readonly artworkUrl: string | undefined;
+  readonly deviceFamilies: readonly string[];
+}
+
+/** The current snapshot of a token: which run it came from, Apple's version and the totals. */
+export interface LicenseSnapshot {
+  readonly tokenId: string;
+  readonly runId: string;
+  readonly versionId: string;
+  readonly locationUid: string;
+  readonly committedAt: Date;
+  readonly assetCount: number;
+  readonly assignmentCount: number;
+  readonly totalLicenseCount: number;
+  readonly usedLicenseCount: number;
+  readonly availableLicenseCount: number;
+}
+
+/** A stored asset of a token's current snapshot, with its metadata when the lookup knew it. */
+export interface LicenseAsset extends LicenseAssetInput {
+  readonly tokenId: string;
+  readonly metadata: (AppMetadataInput & { readonly fetchedAt: Date }) | undefined;
+}
+
+/** A stored assignment of a token's current snapshot, in Apple's order (`seq`). */
+export interface LicenseAssignment extends LicenseAssignmentInput {
+  readonly seq: number;
+}
+
+export interface AssignmentQuery {
+  readonly adamId?: string;
+  readonly pricingParam?: string;
+  /** Only assignments after this `seq` (keyset paging). */
+  readonly afterSeq?: number;
+  readonly limit: number;
+}
+
+/** Where staging rows of a run go. */
+export interface RunKey {
+  readonly runId: string;
+  readonly tenantId: string;
+  readonly tokenId: string;
+}
+
+/**
+ * License data. Writers stage rows under the run that fetched them; readers see only the rows of the
+ * run named by the token's `license_snapshots` pointer, so a sync in flight (or a failed one) is never
+ * visible and the swap to a new snapshot is one row update.
+ */
+export interface LicenseStore {
+  /** Stages a batch of assets of a run. */
+  insertAssets(run: RunKey, assets: readonly LicenseAssetInput[]): Promise<void>;
+  /** Stages a batch of assignments of a run, numbered from `firstSeq`. */
+  insertAssignments(
+    runId: string,
+    firstSeq: number,
+    assignments: readonly LicenseAssignmentInput[],
+  ): Promise<void>;
+  /** Deletes every license row of a run (in bounded chunks, so writers are never blocked long). */
+  clearRun(runId: string): Promise<void>;
+  /** Which of `adamIds` already have stored metadata. */
+  knownMetadata(adamIds: readonly string[]): Promise<Set<string>>;
+  /** Stores (or refreshes) the metadata of adamIds. */
+  upsertMetadata(
+    entries: readonly AppMetadataInput[],
+    lookup: { readonly platform: string; readonly country: string },
+    now: Date,
+  ): Promise<void>;
+  /** The token's current snapshot, undefined before its first successful sync. */
+  currentSnapshot(tenantId: string, tokenId: string): Promise<LicenseSnapshot | undefined>;
+  /** Every asset of the token's current snapshot, with metadata. */
+  listAssets(tenantId: string, tokenId: string): Promise<LicenseAsset[]>;
+  /** Assignments of the token's current snapshot, optionally of one asset, in `seq` order. */
+  listAssignments(tenantId: string, tokenId: string, query: AssignmentQuery): Promise<LicenseAssignment[]>;
+  /** Number of license rows a run holds (for tests and cleanup checks). */
+  countRunRows(runId: string): Promise<{ assets: number; assignments: number }>;
+}
+
+// Bound-parameter budget per statement: SQLite allows 32,766 and PostgreSQL 65,535.
+const assignmentChunk = 1000;
+const assetChunk = 500;
+const deleteChunk = 20_000;
+// Column order of the assignment insert (the order of LicenseAssignmentRow's keys).
+const assignmentColumns = ['run_id', 'seq', 'adam_id', 'pricing_param', 'serial_number', 'client_user_id'];
+
+/** Builds the Kysely-backed license store. */
+export function createLicenseStore(options: { readonly db: VppdDatabase }): LicenseStore {
+  const { db } = options;
+
+  const insertSql = new Map<number, string>();
+  const assignmentInsertSql = (rows: number): string => {
+    let text = insertSql.get(rows);
+    if (text === undefined) {
+      const sample: LicenseAssignmentRow = {
+        run_id: '',
+        seq: 0,
+        adam_id: '',
+        pricing_param: '',
+        serial_number: null,
+        client_user_id: null,
+      };
+      const compiled = db
+        .insertInto('license_assignments')
+        .values(Array.from({ length: rows }, () => sample))
+        .compile();
+      if (compiled.parameters.length !== rows * assignmentColumns.length) {
+        throw new Error('license_assignments insert: unexpected parameter layout');
+      }
+      text = compiled.sql;
+      insertSql.set(rows, text);
+    }
+    return text;
+  };
+
+  const snapshotRunId = async (tenantId: string, tokenId: string): Promise<string | undefined> => {
+    const row = await db
+      .selectFrom('license_snapshots')
+      .select('run_id')
+      .where('tenant_id', '=', tenantId)
+      .where('token_id', '=', tokenId)
+      .executeTakeFirst();
+    return row?.run_id;
+  };
+
+  return {
+    async insertAssets(run, assets) {
+      for (let i = 0; i < assets.length; i += assetChunk) {
+        const rows: LicenseAssetRow[] = assets.slice(i, i + assetChunk).map((a) => ({
+          run_id: run.runId,
+          tenant_id: run.tenantId,
+          token_id: run.tokenId,
+          adam_id: a.adamId,
+          pricing_param: a.pricingParam,
+          product_type: a.productType ?? null,
+          total_count: a.totalCount,
+          assigned_count: a.assignedCount,
+          available_count: a.availableCount,
+          retired_count: a.retiredCount,
+          device_assignable: a.deviceAssignable === undefined ? null : a.deviceAssignable ? 1 : 0,
+          revocable: a.revocable === undefined ? null : a.revocable ? 1 : 0,
+          supported_platforms: JSON.stringify(a.supportedPlatforms),
+        }));
+        // Apple lists an (adamId, pricingParam) once; a repeat in a page keeps the last answer.
+        await db
+          .insertInto('license_assets')
+          .values(rows)
+          .onConflict((oc) =>
+            oc.columns(['run_id', 'adam_id', 'pricing_param']).doUpdateSet((eb) => ({
+              total_count: eb.ref('excluded.total_count'),
+              assigned_count: eb.ref('excluded.assigned_count'),
+              available_count: eb.ref('excluded.available_count'),
+              retired_count: eb.ref('excluded.retired_count'),
+            })),
+          )
+          .execute();
+      }
+    },
+
+    async insertAssignments(runId, firstSeq, assignments) {
+      for (let i = 0; i < assignments.length; i += assignmentChunk) {
+        const end = Math.min(assignments.length, i + assignmentChunk);
+        // The hot path of a sync (every license Apple has): the statement text is compiled by Kysely
+        // once per row count and reused, only the parameters are built per batch.
+        const parameters = new Array<unknown>((end - i) * assignmentColumns.length);
+        let k = 0;
+        for (let j = i; j < end; j++) {
+          const a = assignments[j] as LicenseAssignmentInput;
+          parameters[k++] = runId;
+          parameters[k++] = firstSeq + j;
+          parameters[k++] = a.adamId;
+          parameters[k++] = a.pricingParam;
+          parameters[k++] = a.serialNumber ?? null;
+          parameters[k++] = a.clientUserId ?? null;
+        }
+        await db.executeQuery(CompiledQuery.raw(assignmentInsertSql(end - i), parameters));
+      }
+    },
+
+    async clearRun(runId) {
+      await db.deleteFrom('license_assets').where('run_id', '=', runId).execute();
+      const bounds = await db
+        .selectFrom('license_assignments')
+        .select((eb) => [eb.fn.min<number>('seq').as('lo'), eb.fn.max<number>('seq').as('hi')])
+        .where('run_id', '=', runId)
+        .executeTakeFirst();
+      if (!bounds || bounds.lo === null || bounds.hi === null) return;
+      const lo = Number(bounds.lo);
+      const hi = Number(bounds.hi);
+      for (let from = lo; from <= hi; from += deleteChunk) {
+        await db
+          .deleteFrom('license_assignments')
+          .where('run_id', '=', runId)
+          .where('seq', '>=', from)
+          .where('seq', '<', from + deleteChunk)
+          .execute();
+      }
+    },
+
+    async knownMetadata(adamIds) {
+      const known = new Set<string>();
+      for (let i = 0; i < adamIds.length; i += 500) {
+        const rows = await db
+          .selectFrom('license_app_metadata')
+          .select('adam_id')
+          .where('adam_id', 'in', adamIds.slice(i, i + 500))
+          .execute();
+        for (const row of rows) known.add(row.adam_id);
+      }
+      return known;
+    },
+
+    async upsertMetadata(entries, lookup, now) {
+      for (let i = 0; i < entries.length; i += 200) {
+        const rows: LicenseAppMetadataRow[] = entries.slice(i, i + 200).map((e) => ({
+          adam_id: e.adamId,
+          name: e.name ?? null,
+          bundle_id: e.bundleId ?? null,
+          kind: e.kind ?? null,
+          artwork_url: e.artworkUrl ?? null,
+          device_families: JSON.stringify(e.deviceFamilies),
+          platform: lookup.platform,
+          country: lookup.country,
+          fetched_at: dateToColumn(now),
+        }));
+        await db
+          .insertInto('license_app_metadata')
+          .values(rows)
+          .onConflict((oc) =>
+            oc.column('adam_id').doUpdateSet((eb) => ({
+              name: eb.ref('excluded.name'),
+              bundle_id: eb.ref('excluded.bundle_id'),
+              kind: eb.ref('excluded.kind'),
+              artwork_url: eb.ref('excluded.artwork_url'),
+              device_families: eb.ref('excluded.device_families'),
+              platform: eb.ref('excluded.platform'),
+              country: eb.ref('excluded.country'),
+              fetched_at: eb.ref('excluded.fetched_at'),
+            })),
+          )
+          .execute();
+      }
+    },
+
+    async currentSnapshot(tenantId, tokenId) {
+      const row = await db
+        .selectFrom('license_snapshots')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('token_id', '=', tokenId)
+        .executeTakeFirst();
+      if (!row) return undefined;
+      return {
+        tokenId: row.token_id,
+        runId: row.run_id,
+        versionId: row.version_id,
+        locationUid: row.location_uid,
+        committedAt: dateFromColumn(row.committed_at),
+        assetCount: row.asset_count,
+        assignmentCount: row.assignment_count,
+        totalLicenseCount: row.total_license_count,
+        usedLicenseCount: row.used_license_count,
+        availableLicenseCount: row.available_license_count,
+      };
+    },
+
+    async listAssets(tenantId, tokenId) {
+      const runId = await snapshotRunId(tenantId, tokenId);
+      if (runId === undefined) return [];
+      const rows = await db
+        .selectFrom('license_assets as a')
+        .leftJoin('license_app_metadata as m', 'm.adam_id', 'a.adam_id')
+        .selectAll('a')
+        .select([
+          'm.name as m_name',
+          'm.bundle_id as m_bundle_id',
+          'm.kind as m_kind',
+          'm.artwork_url as m_artwork_url',
+          'm.device_families as m_device_families',
+          'm.fetched_at as m_fetched_at',
+        ])
+        .where('a.run_id', '=', runId)
+        .orderBy('a.adam_id')
+        .orderBy('a.pricing_param')
+        .execute();
+      return rows.map((r) => ({
+        tokenId: r.token_id,
+        adamId: r.adam_id,
+        pricingParam: r.pricing_param,
+        productType: r.product_type ?? undefined,
+        totalCount: r.total_count,
+        assignedCount: r.assigned_count,
+        availableCount: r.available_count,
+        retiredCount: r.retired_count,
+        deviceAssignable: r.device_assignable === null ? undefined : r.device_assignable !== 0,
+        revocable: r.revocable === null ? undefined : r.revocable !== 0,
+        supportedPlatforms: parseStrings(r.supported_platforms),
+        metadata:
+          r.m_fetched_at === null
+            ? undefined
+            : {
+                adamId: r.adam_id,
+                name: r.m_name ?? undefined,
+                bundleId: r.m_bundle_id ?? undefined,
+                kind: r.m_kind ?? undefined,
+                artworkUrl: r.m_artwork_url ?? undefined,
+                deviceFamilies: parseStrings(r.m_device_families ?? '[]'),
+                fetchedAt: dateFromColumn(r.m_fetched_at),
+              },
+      }));
+    },
+
+    async listAssignments(tenantId, tokenId, query) {
+      const runId = await snapshotRunId(tenantId, tokenId);
+      if (runId === undefined) return [];
+      let select = db
+        .selectFrom('license_assignments')
+        .selectAll()
+        .where('run_id', '=', runId)
+        .where('seq', '>', query.afterSeq ?? -1);
+      if (query.adamId !== undefined) select = select.where('adam_id', '=', query.adamId);
+      if (query.pricingParam !== undefined) select = select.where('pricing_param', '=', query.pricingParam);
+      const rows = await select.orderBy('seq').limit(query.limit).execute();
+      return rows.map((r) => ({
+        seq: r.seq,
+        adamId: r.adam_id,
+        pricingParam: r.pricing_param,
+        ...(r.serial_number === null ? {} : { serialNumber: r.serial_number }),
+        ...(r.client_user_id === null ? {} : { clientUserId: r.client_user_id }),
+      }));
+    },
+
+    async countRunRows(runId) {
+      const assets = await db
+        .selectFrom('license_assets')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('run_id', '=', runId)
+        .executeTakeFirstOrThrow();
+      const assignments = await db
+        .selectFrom('license_assignments')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('run_id', '=', runId)
+        .executeTakeFirstOrThrow();
+      return { assets: Number(assets.n), assignments: Number(assignments.n) };
+    },
+  };
+}
+
+function parseStrings(text: string): string[] {
+  const parsed: unknown = JSON.parse(text);
+  return Array.isArray(parsed) ? parsed.filter((v): v is string => typeof v === 'string') : [];
+}
