@@ -1,10 +1,15 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type Logger, pino } from 'pino';
+import { type AppleClient, createAppleClient, realSleep } from './apple/apple-client.js';
 import type { Config } from './config.js';
 import { type Authenticator, createAuthenticator } from './graph/auth/authenticator.js';
+import { createLicenseReadStore, type LicenseReadStore } from './storage/license-read-store.js';
 import { openDatabase, type VppdDatabase } from './storage/open-database.js';
 import { createTokenCipher } from './storage/token-cipher.js';
 import { createVppTokenStore, type VppTokenStore } from './storage/vpp-token-store.js';
+import { createLicenseCountsSync, type LicenseCountsSync } from './sync/license-counts-sync.js';
+import { createRevokeService, type RevokeService } from './sync/revoke-licenses.js';
+import { createSyncService, type SyncService, type SyncSettings } from './sync/sync-service.js';
 
 /** Everything that varies between production and tests comes in here. */
 export interface ContextOverrides {
@@ -15,6 +20,16 @@ export interface ContextOverrides {
   readonly logger?: Logger;
   /** The fetch used for outgoing HTTP (JWKS today, Apple later). */
   readonly fetch?: typeof fetch;
+  /** The Apple Apps and Books client (default: one built from `config.apple`, closed on dispose). */
+  readonly apple?: AppleClient;
+  /** How background work waits (revoke status polls); default real timers. */
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Randomness of sync jitter. */
+  readonly random?: () => number;
+  /** Sync tunables over the configuration's (short leases and polls in tests). */
+  readonly sync?: Partial<SyncSettings>;
+  /** Creating a token or renewing its sToken requests a sync (on in `vppd serve`). */
+  readonly syncOnTokenWrite?: boolean;
 }
 
 /** The composition root: every service built once from the configuration, disposed once. */
@@ -26,6 +41,15 @@ export interface AppContext {
   readonly db: VppdDatabase;
   readonly tokens: VppTokenStore;
   readonly authenticator: Authenticator;
+  readonly apple: AppleClient;
+  /** Tenant-scoped reads of the current license snapshots (VPP apps, licenses, sums). */
+  readonly licenseReads: LicenseReadStore;
+  /** Graph's `syncLicenseCounts`: asset counts refreshed from Apple. */
+  readonly licenseCounts: LicenseCountsSync;
+  /** Graph's `revokeLicenses`: background revokes recorded in tokenActionResults. */
+  readonly revokes: RevokeService;
+  /** Graph's `syncLicenses`: sync jobs, license snapshots, the worker and the scheduler. */
+  readonly sync: SyncService;
   /** Closes the database and everything else the context opened; safe to call twice. */
   dispose(): Promise<void>;
 }
@@ -63,6 +87,48 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     clock,
     ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
   });
+  const apple =
+    overrides.apple ??
+    createAppleClient({
+      baseUrl: config.apple.baseUrl,
+      ...(config.apple.metadataUrl ? { metadataUrl: config.apple.metadataUrl } : {}),
+      logger: logger.child({ component: 'apple' }),
+    });
+  const licenseReads = createLicenseReadStore({ db });
+  const licenseCounts = createLicenseCountsSync({
+    db,
+    tokens,
+    licenseReads,
+    apple,
+    logger: logger.child({ component: 'license-counts' }),
+  });
+  const revokes = createRevokeService({
+    db,
+    tokens,
+    licenseReads,
+    apple,
+    clock,
+    sleep: overrides.sleep ?? realSleep,
+    logger: logger.child({ component: 'revoke' }),
+  });
+  // Revokes a stopped process left pending/active end as failed (internalError), now and periodically.
+  await revokes.startRecovery();
+  const sync = createSyncService({
+    db,
+    tokens,
+    apple,
+    clock,
+    newId,
+    ...(overrides.random ? { random: overrides.random } : {}),
+    logger: logger.child({ component: 'sync' }),
+    settings: {
+      intervalMs: config.syncIntervalMs,
+      concurrency: config.sync.concurrency,
+      leaseMs: config.sync.leaseMs,
+      ...overrides.sync,
+    },
+    ...(overrides.syncOnTokenWrite === undefined ? {} : { syncOnTokenWrite: overrides.syncOnTokenWrite }),
+  });
   let disposed: Promise<void> | undefined;
   return {
     config,
@@ -72,8 +138,18 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     db,
     tokens,
     authenticator,
+    apple,
+    licenseReads,
+    licenseCounts,
+    revokes,
+    sync,
     dispose() {
-      disposed ??= db.destroy();
+      disposed ??= (async () => {
+        await sync.stop();
+        await revokes.close();
+        if (!overrides.apple) await apple.close();
+        await db.destroy();
+      })();
       return disposed;
     },
   };

@@ -2,10 +2,14 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { AppContext } from '../context.js';
 import { graphVersions } from '../domain/graph-enum.js';
 import { type Readiness, registerHealthRoutes } from '../ops/health.js';
+import { registerDepOnboardingRoutes } from './dep-onboarding-routes.js';
 import { clientRequestIdOf, handleError, sendGraphError } from './graph-error.js';
 import { buildMetadataDocument } from './metadata-document.js';
 import { methodNotAllowed } from './method-not-allowed.js';
+import { registerMobileAppRoutes } from './mobile-apps-routes.js';
 import { unknownSegmentOf } from './not-found.js';
+import { registerVppTokenCollectionActionRoutes } from './vpp-token-collection-actions-routes.js';
+import { registerVppTokenRevokeRoutes } from './vpp-token-revoke-routes.js';
 import { registerVppTokenRoutes } from './vpp-tokens-routes.js';
 
 export interface BuildAppOptions {
@@ -71,6 +75,10 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
         scope.get('/$metadata', async (_request, reply) => reply.type('application/xml').send(metadata));
         methodNotAllowed(scope, '/$metadata', ['GET'], context.clock);
         registerVppTokenRoutes(scope, context, version);
+        registerVppTokenCollectionActionRoutes(scope, context, version);
+        registerVppTokenRevokeRoutes(scope, context, version);
+        registerDepOnboardingRoutes(scope, context, version);
+        registerMobileAppRoutes(scope, context, version);
       },
       { prefix: `/${version}` },
     );

@@ -1,0 +1,213 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AppContext } from '../context.js';
+import { errors } from '../domain/errors.js';
+import type { GraphVersion } from '../domain/graph-enum.js';
+import type { ListQuery } from '../domain/list-query.js';
+import type { LicenseReadStore, VppAppKey, VppAppPlatform } from '../storage/license-read-store.js';
+import {
+  authorize,
+  metadataUrlOf,
+  originOf,
+  preferencesOf,
+  principalOf,
+  rawQueryOf,
+} from './graph-request.js';
+import { methodNotAllowed } from './method-not-allowed.js';
+import { buildNextLink, nextPageOffset } from './odata/next-link.js';
+import { type ListQueryOption, parseListQuery } from './odata/parse-list-query.js';
+import {
+  assignedLicenseListFields,
+  presentAssignedLicense,
+  presentVppApp,
+  tokenPrefixOfAppId,
+  vppAppId,
+  vppAppListFields,
+  vppAppTokenPrefix,
+  vppAppTypeNames,
+} from './vpp-app-presenter.js';
+
+/** Where the apps live under a version prefix. */
+export const mobileAppsPath = '/deviceAppManagement/mobileApps';
+
+const listOptions: readonly ListQueryOption[] = [
+  'select',
+  'filter',
+  'orderby',
+  'top',
+  'skip',
+  'count',
+  'skiptoken',
+];
+const platforms: readonly VppAppPlatform[] = ['iOS', 'macOS'];
+
+/**
+ * The read side of VPP apps (spec/graph-vpp.md, "VPP apps"): `mobileApps` list, `$count` and get,
+ * the type-cast segments `microsoft.graph.iosVppApp` / `microsoft.graph.macOsVppApp` on the
+ * collection and on an item, and an app's `assignedLicenses` (keyset-paged in Apple's order). Apps
+ * come from the tenant's current license snapshots; served on beta only.
+ */
+export function registerMobileAppRoutes(
+  app: FastifyInstance,
+  context: AppContext,
+  version: GraphVersion,
+): void {
+  if (version !== 'beta') return;
+  const { clock, authenticator } = context;
+  const licenses: LicenseReadStore = context.licenseReads;
+  const read = authorize(authenticator, 'read');
+
+  const includeUnknown = (request: FastifyRequest) =>
+    preferencesOf(request).has('include-unknown-enum-members');
+
+  const parseAppQuery = (request: FastifyRequest, allowed: readonly ListQueryOption[], typeName: string) =>
+    parseListQuery(rawQueryOf(request), {
+      fields: vppAppListFields,
+      typeName,
+      version,
+      allowedOptions: allowed,
+      includeUnknownEnumMembers: includeUnknown(request),
+    });
+
+  /** The key of an app id in the tenant's snapshots (only the token whose prefix matches is read). */
+  const resolveApp = async (tenantId: string, id: string): Promise<VppAppKey | undefined> => {
+    const prefix = tokenPrefixOfAppId(id);
+    if (prefix === undefined) return undefined;
+    const wanted = id.toLowerCase();
+    for (const pointer of await licenses.snapshotPointers(tenantId)) {
+      if (vppAppTokenPrefix(pointer.tokenId) !== prefix) continue;
+      const key = (await licenses.appKeys(tenantId, pointer.tokenId)).find((k) => vppAppId(k) === wanted);
+      if (key) return key;
+    }
+    return undefined;
+  };
+
+  const loadApp = async (request: FastifyRequest, id: string, platform?: VppAppPlatform) => {
+    const { tenantId } = principalOf(request);
+    const key = await resolveApp(tenantId, id);
+    const record = key ? await licenses.getApp(tenantId, key) : undefined;
+    // A cast to a type the app is not names nothing, as on Graph.
+    if (!record || (platform !== undefined && record.platform !== platform))
+      throw errors.notFound('mobileApp', id);
+    return record;
+  };
+
+  const sendList = async (request: FastifyRequest, reply: FastifyReply, platform?: VppAppPlatform) => {
+    const { tenantId } = principalOf(request);
+    const typeName = platform ? vppAppTypeNames[platform] : 'microsoft.graph.mobileApp';
+    const query = parseAppQuery(request, listOptions, typeName);
+    const platformOption = platform ? { platform } : {};
+    const rows = await licenses.listApps(tenantId, query, platformOption);
+    const body: Record<string, unknown> = {
+      '@odata.context': `${metadataUrlOf(request, version)}#deviceAppManagement/mobileApps${
+        platform ? `/${vppAppTypeNames[platform]}` : ''
+      }${selectSuffix(query)}`,
+    };
+    if (query.count) body['@odata.count'] = await licenses.countApps(tenantId, query, platformOption);
+    const nextOffset = nextPageOffset(query, rows.length > query.pageSize);
+    if (nextOffset !== undefined) {
+      body['@odata.nextLink'] = buildNextLink(`${originOf(request)}${request.url}`, query, nextOffset);
+    }
+    body.value = rows.slice(0, query.pageSize).map((record) =>
+      presentVppApp(record, {
+        version,
+        ...(query.select ? { select: query.select } : {}),
+        includeUnknownEnumMembers: includeUnknown(request),
+      }),
+    );
+    return reply.type('application/json').send(body);
+  };
+
+  const sendCount = async (request: FastifyRequest, reply: FastifyReply, platform?: VppAppPlatform) => {
+    const { tenantId } = principalOf(request);
+    const typeName = platform ? vppAppTypeNames[platform] : 'microsoft.graph.mobileApp';
+    const query = parseAppQuery(request, ['filter'], typeName);
+    const count = await licenses.countApps(tenantId, query, platform ? { platform } : {});
+    return reply.type('text/plain').send(String(count));
+  };
+
+  const sendApp = async (
+    request: FastifyRequest<{ Params: { id: string } }>,
+    reply: FastifyReply,
+    platform?: VppAppPlatform,
+  ) => {
+    const query = parseAppQuery(
+      request,
+      ['select'],
+      platform ? vppAppTypeNames[platform] : 'microsoft.graph.mobileApp',
+    );
+    const record = await loadApp(request, request.params.id, platform);
+    const cast = platform ? `/${vppAppTypeNames[platform]}` : '';
+    return reply.type('application/json').send({
+      '@odata.context': `${metadataUrlOf(request, version)}#deviceAppManagement/mobileApps${cast}${selectSuffix(query)}/$entity`,
+      ...presentVppApp(record, {
+        version,
+        ...(query.select ? { select: query.select } : {}),
+        includeUnknownEnumMembers: includeUnknown(request),
+      }),
+    });
+  };
+
+  app.get(mobileAppsPath, { onRequest: read }, (request, reply) => sendList(request, reply));
+  app.get(`${mobileAppsPath}/$count`, { onRequest: read }, (request, reply) => sendCount(request, reply));
+  app.get<{ Params: { id: string } }>(`${mobileAppsPath}/:id`, { onRequest: read }, (request, reply) =>
+    sendApp(request, reply),
+  );
+  methodNotAllowed(app, mobileAppsPath, ['GET'], clock);
+  methodNotAllowed(app, `${mobileAppsPath}/$count`, ['GET'], clock);
+  methodNotAllowed(app, `${mobileAppsPath}/:id`, ['GET'], clock);
+
+  for (const platform of platforms) {
+    const cast = vppAppTypeNames[platform];
+    const licensesPath = `${mobileAppsPath}/:id/${cast}/assignedLicenses`;
+    app.get(`${mobileAppsPath}/${cast}`, { onRequest: read }, (request, reply) =>
+      sendList(request, reply, platform),
+    );
+    app.get(`${mobileAppsPath}/${cast}/$count`, { onRequest: read }, (request, reply) =>
+      sendCount(request, reply, platform),
+    );
+    app.get<{ Params: { id: string } }>(
+      `${mobileAppsPath}/:id/${cast}`,
+      { onRequest: read },
+      (request, reply) => sendApp(request, reply, platform),
+    );
+
+    app.get<{ Params: { id: string } }>(licensesPath, { onRequest: read }, async (request, reply) => {
+      const { tenantId } = principalOf(request);
+      const query = parseListQuery(rawQueryOf(request), {
+        fields: assignedLicenseListFields,
+        typeName: `${cast}AssignedLicense`,
+        version,
+        // Licenses come in Apple's order; paging is by position ($skiptoken), so $skip has no place.
+        allowedOptions: ['select', 'top', 'count', 'skiptoken'],
+      });
+      const record = await loadApp(request, request.params.id, platform);
+      const page = await licenses.listAssignedLicenses(tenantId, record, {
+        // The skip token carries the `seq` where the next page starts (keyset paging: no OFFSET scans).
+        fromSeq: query.offset,
+        limit: query.pageSize + 1,
+      });
+      const body: Record<string, unknown> = {
+        '@odata.context': `${metadataUrlOf(request, version)}#deviceAppManagement/mobileApps('${vppAppId(record)}')/${cast}/assignedLicenses${selectSuffix(query)}`,
+      };
+      if (query.count) body['@odata.count'] = await licenses.countAssignedLicenses(tenantId, record);
+      const next = page.length > query.pageSize && query.pageSize > 0 ? page[query.pageSize] : undefined;
+      if (next !== undefined) {
+        body['@odata.nextLink'] = buildNextLink(`${originOf(request)}${request.url}`, query, next.seq);
+      }
+      body.value = page
+        .slice(0, query.pageSize)
+        .map((license) => presentAssignedLicense(record, platform, license, query.select));
+      return reply.type('application/json').send(body);
+    });
+
+    methodNotAllowed(app, `${mobileAppsPath}/${cast}`, ['GET'], clock);
+    methodNotAllowed(app, `${mobileAppsPath}/${cast}/$count`, ['GET'], clock);
+    methodNotAllowed(app, `${mobileAppsPath}/:id/${cast}`, ['GET'], clock);
+    methodNotAllowed(app, licensesPath, ['GET'], clock);
+  }
+}
+
+/** `(a,b)` in `@odata.context` when `$select` narrowed the properties. */
+function selectSuffix(query: Pick<ListQuery, 'select'>): string {
+  return query.select ? `(${query.select.join(',')})` : '';
+}
