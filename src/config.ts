@@ -31,6 +31,10 @@ export interface RawSettings {
   readonly jwtAudience?: string | undefined;
   readonly encryptionKey?: string | undefined;
   readonly logLevel?: string | undefined;
+  /** Which parts run in this process: `all` (default), `api`, `worker`. */
+  readonly role?: string | undefined;
+  readonly syncConcurrency?: string | undefined;
+  readonly syncLease?: string | undefined;
 }
 
 /** The name a user sees for each setting in error messages (env name, plus the flag where there is one). */
@@ -48,6 +52,9 @@ export const settingNames: Readonly<Record<keyof RawSettings, string>> = {
   jwtAudience: 'VPPD_JWT_AUDIENCE',
   encryptionKey: 'VPPD_ENCRYPTION_KEY',
   logLevel: 'VPPD_LOG_LEVEL',
+  role: 'VPPD_ROLE (--role)',
+  syncConcurrency: 'VPPD_SYNC_CONCURRENCY',
+  syncLease: 'VPPD_SYNC_LEASE',
 };
 
 /** Reads the vppd settings from an environment (blank values count as unset). */
@@ -69,6 +76,9 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): RawS
     jwtAudience: get('VPPD_JWT_AUDIENCE'),
     encryptionKey: get('VPPD_ENCRYPTION_KEY'),
     logLevel: get('VPPD_LOG_LEVEL'),
+    role: get('VPPD_ROLE'),
+    syncConcurrency: get('VPPD_SYNC_CONCURRENCY'),
+    syncLease: get('VPPD_SYNC_LEASE'),
   };
 }
 
@@ -82,6 +92,10 @@ export type AuthConfig =
   | { readonly kind: 'hs256'; readonly secret: Uint8Array }
   | { readonly kind: 'jwks'; readonly jwksUrl: URL; readonly issuer: string; readonly audience: string };
 
+/** Which parts of vppd a process runs: the API, the sync worker and scheduler, or both. */
+export const processRoles = ['all', 'api', 'worker'] as const;
+export type ProcessRole = (typeof processRoles)[number];
+
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof logLevels)[number];
 
@@ -92,6 +106,8 @@ export interface Config {
   readonly database: DatabaseConfig;
   readonly apple: { readonly baseUrl: string; readonly metadataUrl: string | undefined };
   readonly syncIntervalMs: number;
+  /** The sync machinery: role of this process, global concurrency, lease of a running sync. */
+  readonly sync: { readonly role: ProcessRole; readonly concurrency: number; readonly leaseMs: number };
   readonly demo: boolean;
   readonly auth: AuthConfig;
   /** 32 bytes: AES-256-GCM key for sTokens at rest (and the root of the fingerprint key). */
@@ -157,6 +173,19 @@ const fieldSchemas = {
   jwtIssuer: z.string().min(1, { message: 'must not be empty' }),
   jwtAudience: z.string().min(1, { message: 'must not be empty' }),
   logLevel: z.enum(logLevels, { message: `must be one of ${logLevels.join(', ')}` }),
+  role: z.enum(processRoles, { message: `must be one of ${processRoles.join(', ')}` }),
+  syncConcurrency: z
+    .string()
+    .regex(/^\d{1,3}$/, { message: 'must be a whole number 1-100' })
+    .transform(Number)
+    .refine((n) => n >= 1 && n <= 100, { message: 'must be a whole number 1-100' }),
+  syncLease: z
+    .string()
+    .transform((text) => parseDuration(text))
+    .refine((ms) => ms !== undefined && ms >= 1000 && ms <= 3_600_000, {
+      message: 'must be a duration between 1s and 1h, like 30s',
+    })
+    .transform((ms) => ms as number),
 } as const;
 
 function parseField<K extends keyof typeof fieldSchemas>(
@@ -238,12 +267,18 @@ export function parseConfig(raw: RawSettings): Config {
   const encryptionKey = parseField('encryptionKey', raw.encryptionKey);
   const auth = parseAuth(raw);
   const logLevel = raw.logLevel === undefined ? 'info' : parseField('logLevel', raw.logLevel);
+  const sync = {
+    role: raw.role === undefined ? ('all' as const) : parseField('role', raw.role),
+    concurrency: raw.syncConcurrency === undefined ? 4 : parseField('syncConcurrency', raw.syncConcurrency),
+    leaseMs: raw.syncLease === undefined ? 30_000 : parseField('syncLease', raw.syncLease),
+  };
   return {
     port,
     host,
     database,
     apple: { baseUrl: baseUrl.replace(/\/+$/, ''), metadataUrl },
     syncIntervalMs,
+    sync,
     demo: raw.demo === true,
     auth,
     encryptionKey,

@@ -145,6 +145,16 @@ export interface SyncJobStore {
   ): Promise<{ readonly previousRunId: string | null }>;
   /** One transaction: status `failed`, token state and action result per the failure, history row closed. */
   fail(claim: ClaimedSync, failure: SyncFailure, now: Date, nextSyncAt: Date): Promise<boolean>;
+  /**
+   * Records that the token holds an Apple location; answers the id of another token of the tenant that
+   * already holds it (the database's unique constraint decides races), or undefined when it is ours.
+   */
+  claimLocation(
+    tenantId: string,
+    tokenId: string,
+    location: { readonly uid: string; readonly name: string },
+    now: Date,
+  ): Promise<string | undefined>;
   /** Records how far a run got (location, version, counts) while it is running. */
   recordProgress(runId: string, progress: Partial<Omit<SnapshotCommit, 'expirationDateTime'>>): Promise<void>;
   /** The job of a token, if one is pending or running. */
@@ -601,6 +611,38 @@ export function createSyncJobStore(options: SyncJobStoreOptions): SyncJobStore {
         await upsertSchedule(trx, tenantId, tokenId, nextSyncAt);
         return true;
       });
+    },
+
+    async claimLocation(tenantId, tokenId, location, now) {
+      const holderOf = async () => {
+        const row = await db
+          .selectFrom('token_locations')
+          .select('token_id')
+          .where('tenant_id', '=', tenantId)
+          .where('location_uid', '=', location.uid)
+          .executeTakeFirst();
+        return row?.token_id;
+      };
+      const holder = await holderOf();
+      if (holder !== undefined && holder !== tokenId) return holder;
+      const values = {
+        location_uid: location.uid,
+        location_name: location.name,
+        claimed_at: dateToColumn(now),
+      };
+      try {
+        await db
+          .insertInto('token_locations')
+          .values({ token_id: tokenId, tenant_id: tenantId, ...values })
+          .onConflict((oc) => oc.column('token_id').doUpdateSet(values))
+          .execute();
+      } catch (error) {
+        if (!isUniqueViolation(error)) throw error;
+        const winner = await holderOf();
+        if (winner !== undefined && winner !== tokenId) return winner;
+        throw error;
+      }
+      return undefined;
     },
 
     async recordProgress(runId, progress) {

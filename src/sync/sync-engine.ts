@@ -1,0 +1,221 @@
+import type { AppleClient } from '../apple/apple-client.js';
+import { appleFailureError, appleFailureOf } from '../apple/apple-failure.js';
+import type { AppleMdmInfo } from '../apple/apple-types.js';
+import { parseAppleDateTime } from '../domain/stoken.js';
+import type { LicenseStore } from '../storage/license-store.js';
+import {
+  type ClaimedSync,
+  LeaseLostError,
+  type SnapshotCommit,
+  type SyncJobStore,
+} from '../storage/sync-job-store.js';
+import type { VppTokenStore } from '../storage/vpp-token-store.js';
+import { syncFailureError } from './sync-failure-of.js';
+
+/** The logger methods the sync code uses (pino-compatible). */
+export interface SyncLogger {
+  info(details: object, message: string): void;
+  warn(details: object, message: string): void;
+  error(details: object, message: string): void;
+}
+
+export interface SyncEngineOptions {
+  readonly apple: AppleClient;
+  readonly tokens: VppTokenStore;
+  readonly licenses: LicenseStore;
+  readonly jobs: SyncJobStore;
+  /** vppd's `mdmInfo` at Apple: `id` is the installation's stable UUID. */
+  readonly mdmInfo: AppleMdmInfo;
+  readonly clock: () => Date;
+  readonly logger: SyncLogger;
+  /** Full re-reads after Apple's data moved mid-sync before the sync fails (default 2). */
+  readonly maxSnapshotRestarts?: number;
+  /** Pages between progress notes in the run's history row (default 20). */
+  readonly progressEveryPages?: number;
+}
+
+/** Fetches one consistent Apple snapshot into a run's staging rows; the worker commits or fails it. */
+export type SyncEngine = (claim: ClaimedSync, signal: AbortSignal) => Promise<SnapshotCommit>;
+
+/**
+ * The full sync of one token (spec/apple-apps-and-books.md, "Endpoints used by a sync"): client/config
+ * (location, country, expiry, the mdmInfo claim), the duplicate-location check, every page of assets
+ * and assignments streamed into staging rows, then metadata for adamIds not seen before. Data that
+ * moves mid-sync (another versionId) restarts the read; it is never committed as a mix.
+ */
+export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
+  const { apple, tokens, licenses, jobs, clock, logger } = options;
+  const maxRestarts = options.maxSnapshotRestarts ?? 2;
+  const progressEvery = Math.max(1, options.progressEveryPages ?? 20);
+
+  return async (claim, signal) => {
+    const { tenantId, tokenId } = claim.job;
+    const token = await tokens.get(tenantId, tokenId);
+    const sToken = await tokens.readSToken(tenantId, tokenId);
+    if (!token || sToken === undefined) throw new LeaseLostError('the token was deleted');
+    const call = { signal };
+
+    const config = await apple.getClientConfig(sToken, call);
+    const location = config.locationName === '' ? config.uId : config.locationName;
+    const claimedBy = config.mdmInfo;
+    if (claimedBy !== undefined && claimedBy.id !== options.mdmInfo.id) {
+      if (!token.claimTokenManagementFromExternalMdm) {
+        const who = claimedBy.name === '' ? 'another MDM' : `'${claimedBy.name}'`;
+        throw syncFailureError({
+          kind: 'externalMdm',
+          message: `Apple location '${location}' is managed by ${who} (mdmInfo id ${claimedBy.id}). vppd did not touch it. To let vppd take it over, set claimTokenManagementFromExternalMdm to true and sync again.`,
+        });
+      }
+      logger.warn(
+        { tenantId, tokenId, location, previousMdm: claimedBy },
+        'taking over the location from another MDM (claimTokenManagementFromExternalMdm is set)',
+      );
+      await apple.setClientConfig(sToken, { mdmInfo: options.mdmInfo }, call);
+    } else if (claimedBy === undefined) {
+      await apple.setClientConfig(sToken, { mdmInfo: options.mdmInfo }, call);
+    }
+
+    const holder = await jobs.claimLocation(tenantId, tokenId, { uid: config.uId, name: location }, clock());
+    if (holder !== undefined) {
+      throw syncFailureError({
+        kind: 'duplicateLocation',
+        message: `Apple location '${location}' (uId ${config.uId}) is already held by another VPP token of this tenant (id ${holder}). Delete one of them; to renew a token, upload the new file to the existing token instead.`,
+      });
+    }
+    await jobs.recordProgress(claim.runId, { locationUid: config.uId });
+
+    for (let restart = 0; ; restart++) {
+      try {
+        const fetched = await fetchSnapshot(claim, sToken, signal);
+        const metadataLookup = {
+          platform: config.defaultPlatform ?? 'volumestore',
+          country: (config.countryISO2ACode ?? 'us').toLowerCase(),
+        };
+        await fetchNewMetadata(fetched.adamIds, sToken, metadataLookup, signal, claim);
+        const expiry =
+          config.tokenExpirationDate === undefined
+            ? undefined
+            : parseAppleDateTime(config.tokenExpirationDate);
+        return {
+          ...fetched.commit,
+          locationUid: config.uId,
+          locationName: location,
+          countryOrRegion: config.countryISO2ACode?.toLowerCase() ?? null,
+          expirationDateTime: expiry,
+        };
+      } catch (error) {
+        if (appleFailureOf(error)?.kind !== 'snapshotMoved' || restart >= maxRestarts || signal.aborted) {
+          throw error;
+        }
+        logger.warn(
+          { tenantId, tokenId, runId: claim.runId, restart: restart + 1 },
+          "Apple's data changed during the sync; reading the snapshot again",
+        );
+        await licenses.clearRun(claim.runId);
+      }
+    }
+  };
+
+  async function fetchSnapshot(
+    claim: ClaimedSync,
+    sToken: string,
+    signal: AbortSignal,
+  ): Promise<{
+    commit: Omit<SnapshotCommit, 'locationUid' | 'locationName' | 'countryOrRegion' | 'expirationDateTime'>;
+    adamIds: string[];
+  }> {
+    const run = { runId: claim.runId, tenantId: claim.job.tenantId, tokenId: claim.job.tokenId };
+    let pageCount = 0;
+    let assetCount = 0;
+    let total = 0;
+    let used = 0;
+    let available = 0;
+    let assetsVersion: string | undefined;
+    const adamIds = new Set<string>();
+    for await (const page of apple.assets(sToken, {}, { signal })) {
+      assetsVersion ??= page.versionId;
+      await licenses.insertAssets(run, page.records);
+      for (const asset of page.records) {
+        adamIds.add(asset.adamId);
+        total += asset.totalCount;
+        used += asset.assignedCount;
+        available += asset.availableCount;
+      }
+      assetCount += page.records.length;
+      pageCount++;
+    }
+
+    let assignmentCount = 0;
+    let assignmentsVersion: string | undefined;
+    for await (const page of apple.assignments(sToken, {}, { signal })) {
+      signal.throwIfAborted();
+      assignmentsVersion ??= page.versionId;
+      await licenses.insertAssignments(claim.runId, assignmentCount, page.records);
+      assignmentCount += page.records.length;
+      pageCount++;
+      if (pageCount % progressEvery === 0) {
+        await jobs.recordProgress(claim.runId, { assetCount, assignmentCount, pageCount });
+      }
+    }
+    // Counts in assets and holders in assignments must describe the same data.
+    if (assetsVersion && assignmentsVersion && assetsVersion !== assignmentsVersion) {
+      throw syncSnapshotMoved(assetsVersion, assignmentsVersion);
+    }
+    const versionId = assignmentsVersion || assetsVersion || '';
+    await jobs.recordProgress(claim.runId, { versionId, assetCount, assignmentCount, pageCount });
+    return {
+      commit: {
+        versionId,
+        assetCount,
+        assignmentCount,
+        pageCount,
+        totalLicenseCount: total,
+        usedLicenseCount: used,
+        availableLicenseCount: available,
+      },
+      adamIds: [...adamIds],
+    };
+  }
+
+  /** Names and bundle ids decorate licenses; a failed lookup never fails the sync (retried next time). */
+  async function fetchNewMetadata(
+    adamIds: readonly string[],
+    sToken: string,
+    lookup: { platform: string; country: string },
+    signal: AbortSignal,
+    claim: ClaimedSync,
+  ): Promise<void> {
+    const known = await licenses.knownMetadata(adamIds);
+    const missing = adamIds.filter((id) => !known.has(id));
+    if (missing.length === 0) return;
+    try {
+      const found = await apple.lookupMetadata(missing, { ...lookup, sToken, signal });
+      await licenses.upsertMetadata([...found.values()], lookup, clock());
+    } catch (error) {
+      signal.throwIfAborted();
+      logger.warn(
+        {
+          tenantId: claim.job.tenantId,
+          tokenId: claim.job.tokenId,
+          runId: claim.runId,
+          adamIds: missing.length,
+          err: { message: error instanceof Error ? error.message : String(error) },
+        },
+        'content metadata lookup failed; licenses are stored without names and the lookup is retried next sync',
+      );
+    }
+  }
+}
+
+/** The failure of a snapshot whose assets and assignments came from different Apple versions. */
+function syncSnapshotMoved(assetsVersion: string, assignmentsVersion: string) {
+  // Built like the Apple client's own snapshotMoved error, so the restart logic treats both alike.
+  return appleFailureError({
+    failure: {
+      kind: 'snapshotMoved',
+      message: `Apple's data changed between reading assets (versionId '${assetsVersion}') and assignments (versionId '${assignmentsVersion}')`,
+    },
+    endpoint: 'GET /assets + GET /assignments',
+    attempts: 1,
+  });
+}

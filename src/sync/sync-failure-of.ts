@@ -1,0 +1,36 @@
+import { appleFailureOf } from '../apple/apple-failure.js';
+import { errorCodes, VppdError } from '../domain/errors.js';
+import type { SyncFailure } from '../domain/sync-failure.js';
+
+/** An error carrying a classified sync failure that the engine itself detected (mdmInfo, duplicates). */
+export function syncFailureError(failure: SyncFailure): VppdError {
+  return new VppdError(errorCodes.conflict, failure.message, { details: { failure } });
+}
+
+/**
+ * The classified failure behind any error a sync ends with: Apple's (number and message kept), the
+ * engine's own, or `internal` for anything else. `secret` (the sToken) is cut out of every message.
+ */
+export function syncFailureOf(error: unknown, secret?: string): SyncFailure {
+  const classified = appleFailureOf(error);
+  // Apple's failures keep the client's message: it names the call, Apple's number and its text.
+  const apple = classified && error instanceof Error ? { ...classified, message: error.message } : classified;
+  const own =
+    apple ??
+    (error instanceof VppdError && isFailure(error.details.failure) ? error.details.failure : undefined);
+  const failure: SyncFailure = own ?? {
+    kind: 'internal',
+    message: `vppd failed during the sync: ${error instanceof Error ? error.message : String(error)}`,
+  };
+  if (secret === undefined || secret.length < 8 || !failure.message.includes(secret)) return failure;
+  return { ...failure, message: failure.message.split(secret).join('[redacted]') };
+}
+
+function isFailure(value: unknown): value is SyncFailure {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { kind?: unknown }).kind === 'string' &&
+    typeof (value as { message?: unknown }).message === 'string'
+  );
+}

@@ -1,0 +1,92 @@
+import type { LicenseStore } from '../storage/license-store.js';
+import type { SyncJobStore, SyncTrigger } from '../storage/sync-job-store.js';
+import type { SyncLogger } from './sync-engine.js';
+
+export interface SyncSchedulerOptions {
+  readonly jobs: SyncJobStore;
+  readonly licenses: LicenseStore;
+  readonly clock: () => Date;
+  readonly logger: SyncLogger;
+  /** Requests one sync (the same path as the API's syncLicenses). */
+  readonly requestSync: (tenantId: string, tokenId: string, trigger: SyncTrigger) => Promise<unknown>;
+  /** How often due tokens are looked for (default 60 s). */
+  readonly tickMs?: number;
+  /** Syncs requested per tick at most (default 200); the rest wait for the next tick. */
+  readonly batch?: number;
+}
+
+/**
+ * Automatic syncs: every tick, each token whose `next_sync_at` has passed (or that was never
+ * scheduled) gets a sync request. The first tick runs at start-up, so a token that became overdue
+ * while vppd was down syncs once then. Requests go through the same compare-and-swap as the API,
+ * so schedulers of several processes coalesce instead of syncing twice. Each tick also deletes the
+ * license rows of old runs left behind (failed, interrupted, replaced).
+ */
+export class SyncScheduler {
+  readonly #o: SyncSchedulerOptions;
+  #timer: NodeJS.Timeout | undefined;
+  #ticking: Promise<number> | undefined;
+
+  constructor(options: SyncSchedulerOptions) {
+    this.#o = options;
+  }
+
+  /** Runs one tick now; resolves with the number of syncs requested. Concurrent calls share one tick. */
+  tick(): Promise<number> {
+    this.#ticking ??= this.#tickOnce().finally(() => {
+      this.#ticking = undefined;
+    });
+    return this.#ticking;
+  }
+
+  /** Ticks now and then every `tickMs` until {@link stop}. */
+  start(): void {
+    if (this.#timer !== undefined) return;
+    const run = () => {
+      this.tick().catch((error: unknown) =>
+        this.#o.logger.error({ err: { message: String(error) } }, 'sync scheduler tick failed'),
+      );
+    };
+    this.#timer = setInterval(run, this.#o.tickMs ?? 60_000);
+    run();
+  }
+
+  /** Stops ticking; resolves when a tick in progress has finished. */
+  async stop(): Promise<void> {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#ticking?.catch(() => undefined);
+  }
+
+  async #tickOnce(): Promise<number> {
+    const { jobs, clock, logger } = this.#o;
+    const due = await jobs.dueTokens(clock(), this.#o.batch ?? 200);
+    let requested = 0;
+    for (const { tenantId, tokenId } of due) {
+      try {
+        await this.#o.requestSync(tenantId, tokenId, 'scheduled');
+        requested++;
+      } catch (error) {
+        logger.warn({ tenantId, tokenId, err: { message: String(error) } }, 'automatic sync request failed');
+      }
+    }
+    if (requested > 0) logger.info({ requested }, 'automatic syncs requested');
+    await this.#sweep();
+    return requested;
+  }
+
+  async #sweep(): Promise<void> {
+    const { jobs, licenses, logger } = this.#o;
+    for (const runId of await jobs.runsToClean(20)) {
+      try {
+        await licenses.clearRun(runId);
+        await jobs.markCleaned(runId);
+      } catch (error) {
+        logger.warn(
+          { runId, err: { message: String(error) } },
+          'could not delete the rows of an old sync run',
+        );
+      }
+    }
+  }
+}

@@ -1,0 +1,182 @@
+import { hostname } from 'node:os';
+import type { AppleClient } from '../apple/apple-client.js';
+import type { AppleMdmInfo } from '../apple/apple-types.js';
+import { createLicenseStore, type LicenseStore } from '../storage/license-store.js';
+import type { VppdDatabase } from '../storage/open-database.js';
+import { loadInstallationId } from '../storage/sync-installation.js';
+import {
+  createSyncJobStore,
+  type SyncJobStore,
+  type SyncRequestResult,
+  type SyncTrigger,
+} from '../storage/sync-job-store.js';
+import type { VppTokenStore } from '../storage/vpp-token-store.js';
+import { createSyncEngine, type SyncEngineOptions, type SyncLogger } from './sync-engine.js';
+import { defaultSchedulePolicy, type SchedulePolicy } from './sync-schedule-policy.js';
+import { SyncScheduler } from './sync-scheduler.js';
+import { SyncWorker } from './sync-worker.js';
+
+/** Which parts of the sync machinery a process runs (`--role`): the API only records jobs. */
+export const syncRoles = ['all', 'api', 'worker'] as const;
+export type SyncRole = (typeof syncRoles)[number];
+
+/** Tunables of the sync machinery; every one has a production default. */
+export interface SyncSettings {
+  /** Automatic sync interval (`--sync-interval`, default 12 h). */
+  readonly intervalMs: number;
+  /** Syncs at once across every process on the database (default 4). */
+  readonly concurrency?: number;
+  /** Lease of a running sync (default 30 s) and its heartbeat (default a third of it). */
+  readonly leaseMs?: number;
+  readonly heartbeatMs?: number;
+  /** Queue poll period of the worker (default 1 s) and scheduler tick (default 60 s). */
+  readonly pollMs?: number;
+  readonly tickMs?: number;
+  /** Jitter and expired-token recheck; default {@link defaultSchedulePolicy}. */
+  readonly schedule?: Partial<SchedulePolicy>;
+  /** Full re-reads when Apple's data moves mid-sync (default 2). */
+  readonly maxSnapshotRestarts?: number;
+}
+
+export interface SyncServiceOptions {
+  readonly db: VppdDatabase;
+  readonly tokens: VppTokenStore;
+  readonly apple: AppleClient;
+  readonly clock: () => Date;
+  readonly newId: () => string;
+  readonly random?: () => number;
+  readonly logger: SyncLogger;
+  readonly settings: SyncSettings;
+  /** Unique name of this process in leases; default host, pid and a random suffix. */
+  readonly workerId?: string;
+  /** Request a sync when a token is created or its sToken renewed (the product behaviour). */
+  readonly syncOnTokenWrite?: boolean;
+}
+
+/**
+ * The sync subsystem of one process: the job and license stores, `requestSync` (what the API's
+ * syncLicenses, token creation, renewal and the scheduler call), and — when started — a worker and
+ * a scheduler. Every state is in the database, so several processes on one database act as one.
+ */
+export interface SyncService {
+  readonly jobs: SyncJobStore;
+  readonly licenses: LicenseStore;
+  /** True when creating a token or renewing its sToken requests a sync. */
+  readonly syncOnTokenWrite: boolean;
+  /** Moves the token to inProgress and records a job, or coalesces with the sync in flight. */
+  requestSync(tenantId: string, tokenId: string, trigger: SyncTrigger): Promise<SyncRequestResult>;
+  /** Starts the worker and/or scheduler of `role` (`api` starts nothing). */
+  start(role?: SyncRole): Promise<void>;
+  /** The running worker and scheduler (undefined before start or for role api). */
+  readonly worker: SyncWorker | undefined;
+  readonly scheduler: SyncScheduler | undefined;
+  /** Builds (once) the worker without starting it: tests drive `poll()` and `idle()` by hand. */
+  createWorker(): Promise<SyncWorker>;
+  /** Builds (once) the scheduler without starting it. */
+  createScheduler(): SyncScheduler;
+  /** Stops the scheduler and worker (runs in flight are given back to the queue). Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Builds the sync subsystem; nothing runs until {@link SyncService.start}. */
+export function createSyncService(options: SyncServiceOptions): SyncService {
+  const { db, tokens, apple, clock, newId, logger, settings } = options;
+  const random = options.random ?? Math.random;
+  const jobs = createSyncJobStore({ db, newId });
+  const licenses = createLicenseStore({ db });
+  const schedule: SchedulePolicy = { ...defaultSchedulePolicy(settings.intervalMs), ...settings.schedule };
+  const workerId = options.workerId ?? `${hostname()}:${process.pid}:${newId().slice(0, 8)}`;
+  let worker: SyncWorker | undefined;
+  let workerBuilt: Promise<SyncWorker> | undefined;
+  let scheduler: SyncScheduler | undefined;
+  let started: { worker?: SyncWorker; scheduler?: SyncScheduler } = {};
+
+  const requestSync = async (tenantId: string, tokenId: string, trigger: SyncTrigger) => {
+    const result = await jobs.requestSync(tenantId, tokenId, trigger, clock());
+    if (result.effect === 'started') {
+      logger.info({ tenantId, tokenId, trigger, jobId: result.jobId }, 'sync requested');
+      worker?.wake();
+    }
+    return result;
+  };
+
+  const buildWorker = async (): Promise<SyncWorker> => {
+    const installationId = await loadInstallationId(db, newId);
+    const mdmInfo: AppleMdmInfo = { id: installationId, name: 'vppd', metadata: `vppd on ${hostname()}` };
+    const engineOptions: SyncEngineOptions = {
+      apple,
+      tokens,
+      licenses,
+      jobs,
+      mdmInfo,
+      clock,
+      logger,
+      ...(settings.maxSnapshotRestarts === undefined
+        ? {}
+        : { maxSnapshotRestarts: settings.maxSnapshotRestarts }),
+    };
+    worker = new SyncWorker({
+      jobs,
+      licenses,
+      engine: createSyncEngine(engineOptions),
+      clock,
+      newId,
+      random,
+      logger,
+      schedule,
+      workerId,
+      ...(settings.leaseMs === undefined ? {} : { leaseMs: settings.leaseMs }),
+      ...(settings.heartbeatMs === undefined ? {} : { heartbeatMs: settings.heartbeatMs }),
+      ...(settings.concurrency === undefined ? {} : { concurrency: settings.concurrency }),
+      ...(settings.pollMs === undefined ? {} : { pollMs: settings.pollMs }),
+    });
+    return worker;
+  };
+
+  const createScheduler = (): SyncScheduler => {
+    scheduler ??= new SyncScheduler({
+      jobs,
+      licenses,
+      clock,
+      logger,
+      requestSync,
+      ...(settings.tickMs === undefined ? {} : { tickMs: settings.tickMs }),
+    });
+    return scheduler;
+  };
+
+  let stopping: Promise<void> | undefined;
+  return {
+    jobs,
+    licenses,
+    syncOnTokenWrite: options.syncOnTokenWrite ?? false,
+    requestSync,
+    get worker() {
+      return worker;
+    },
+    get scheduler() {
+      return scheduler;
+    },
+    createWorker() {
+      workerBuilt ??= buildWorker();
+      return workerBuilt;
+    },
+    createScheduler,
+    async start(role = 'all') {
+      if (role === 'api') return;
+      const built = await this.createWorker();
+      built.start();
+      const ticking = createScheduler();
+      ticking.start();
+      started = { worker: built, scheduler: ticking };
+      logger.info({ workerId, role, intervalMs: schedule.intervalMs }, 'sync worker and scheduler started');
+    },
+    stop() {
+      stopping ??= (async () => {
+        await scheduler?.stop();
+        await (started.worker ?? worker)?.stop();
+      })();
+      return stopping;
+    },
+  };
+}

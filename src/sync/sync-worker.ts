@@ -1,0 +1,271 @@
+import type { SyncFailure } from '../domain/sync-failure.js';
+import type { LicenseStore } from '../storage/license-store.js';
+import {
+  type ClaimedSync,
+  isForeignKeyViolation,
+  LeaseLostError,
+  type SyncJobStore,
+} from '../storage/sync-job-store.js';
+import type { SyncEngine, SyncLogger } from './sync-engine.js';
+import { syncFailureOf } from './sync-failure-of.js';
+import { nextAutomaticSync, type SchedulePolicy } from './sync-schedule-policy.js';
+
+export interface SyncWorkerOptions {
+  readonly jobs: SyncJobStore;
+  readonly licenses: LicenseStore;
+  readonly engine: SyncEngine;
+  readonly clock: () => Date;
+  readonly newId: () => string;
+  readonly random: () => number;
+  readonly logger: SyncLogger;
+  readonly schedule: SchedulePolicy;
+  /** This process's name in leases and history (unique per process). */
+  readonly workerId: string;
+  /** Lease length (default 30 s): a worker silent this long is presumed dead. */
+  readonly leaseMs?: number;
+  /** Heartbeat period (default a third of the lease). */
+  readonly heartbeatMs?: number;
+  /** Syncs running at once, across every process on the database (default 4). */
+  readonly concurrency?: number;
+  /** How often the queue is polled when nothing wakes the worker (default 1 s). */
+  readonly pollMs?: number;
+  /** Claims per job: the first run plus one retry after an interruption (default 2). */
+  readonly maxAttempts?: number;
+}
+
+/** What stopped a run on purpose. */
+class WorkerStopping extends Error {
+  override readonly name = 'WorkerStopping';
+}
+
+/**
+ * Runs sync jobs from the database: claims them with a lease (fair across tenants, under a global
+ * limit), keeps the lease alive with heartbeats while the engine fetches, then commits or fails the
+ * run in one transaction. A lease that expires (its worker died) is taken over by any worker: retried
+ * once, then failed as interrupted. Every piece of state is in the database, none only in memory.
+ */
+export class SyncWorker {
+  readonly workerId: string;
+  readonly #o: SyncWorkerOptions;
+  readonly #leaseMs: number;
+  readonly #heartbeatMs: number;
+  readonly #concurrency: number;
+  readonly #pollMs: number;
+  readonly #maxAttempts: number;
+  readonly #running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  #stopping = false;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #polling: Promise<number> | undefined;
+
+  constructor(options: SyncWorkerOptions) {
+    this.#o = options;
+    this.workerId = options.workerId;
+    this.#leaseMs = options.leaseMs ?? 30_000;
+    this.#heartbeatMs = options.heartbeatMs ?? Math.max(10, Math.floor(this.#leaseMs / 3));
+    this.#concurrency = Math.max(1, options.concurrency ?? 4);
+    this.#pollMs = options.pollMs ?? 1000;
+    this.#maxAttempts = Math.max(1, options.maxAttempts ?? 2);
+  }
+
+  /** Syncs this worker is running now. */
+  get active(): number {
+    return this.#running.size;
+  }
+
+  /** Starts polling in the background until {@link stop}. */
+  start(): void {
+    if (this.#loop !== undefined) return;
+    this.#stopping = false;
+    this.#loop = this.#runLoop();
+  }
+
+  /** Polls now instead of at the next period (a sync was just requested in this process). */
+  wake(): void {
+    this.#wake?.();
+  }
+
+  /**
+   * Claims and starts as many jobs as there are free slots; resolves with how many it started (the
+   * runs go on in the background, see {@link idle}). Concurrent calls share one poll.
+   */
+  poll(): Promise<number> {
+    this.#polling ??= this.#pollOnce().finally(() => {
+      this.#polling = undefined;
+    });
+    return this.#polling;
+  }
+
+  /** Resolves when no run of this worker is in flight. */
+  async idle(): Promise<void> {
+    while (this.#running.size > 0) {
+      await Promise.all([...this.#running.values()].map((r) => r.done));
+    }
+  }
+
+  /**
+   * Stops polling, aborts the runs in flight and gives their jobs back (not counted as an attempt),
+   * so the next worker to start runs them at once. Resolves when everything has wound down.
+   */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#wake?.();
+    await this.#loop;
+    this.#loop = undefined;
+    await this.#polling;
+    for (const run of this.#running.values()) run.controller.abort(new WorkerStopping('vppd is stopping'));
+    await this.idle();
+  }
+
+  async #runLoop(): Promise<void> {
+    while (!this.#stopping) {
+      try {
+        await this.poll();
+      } catch (error) {
+        this.#o.logger.error({ err: errorDetails(error) }, 'sync worker: polling the job queue failed');
+      }
+      if (this.#stopping) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, this.#pollMs);
+        const self = this;
+        function done() {
+          clearTimeout(timer);
+          self.#wake = undefined;
+          resolve();
+        }
+        this.#wake = done;
+      });
+    }
+  }
+
+  async #pollOnce(): Promise<number> {
+    let started = 0;
+    while (!this.#stopping && this.#running.size < this.#concurrency) {
+      const result = await this.#o.jobs.claimNext({
+        workerId: this.workerId,
+        now: this.#o.clock(),
+        leaseMs: this.#leaseMs,
+        maxActive: this.#concurrency,
+        maxAttempts: this.#maxAttempts,
+        newRunId: this.#o.newId,
+      });
+      if (result === undefined) break;
+      if (result.kind === 'interrupted') {
+        this.#o.logger.warn(
+          { tenantId: result.job.tenantId, tokenId: result.job.tokenId, jobId: result.job.id },
+          'sync failed as interrupted: its worker stopped on the first attempt and on the retry',
+        );
+        if (result.runId !== null) await this.#cleanRun(result.runId);
+        continue;
+      }
+      this.#launch(result.claim);
+      started++;
+    }
+    return started;
+  }
+
+  #launch(claim: ClaimedSync): void {
+    const controller = new AbortController();
+    const done = this.#run(claim, controller).finally(() => {
+      this.#running.delete(claim.job.id);
+      // A slot is free: look for the next job now rather than at the next period.
+      if (!this.#stopping) this.wake();
+    });
+    this.#running.set(claim.job.id, { controller, done });
+  }
+
+  async #run(claim: ClaimedSync, controller: AbortController): Promise<void> {
+    const { jobs, clock, logger } = this.#o;
+    const { tenantId, tokenId } = claim.job;
+    const context = { tenantId, tokenId, jobId: claim.job.id, runId: claim.runId, attempt: claim.attempt };
+    let leaseLost = false;
+    let beating: Promise<void> = Promise.resolve();
+    const beat = setInterval(() => {
+      beating = jobs.heartbeat(claim, clock(), this.#leaseMs).then(
+        (held) => {
+          if (!held && !controller.signal.aborted) {
+            leaseLost = true;
+            controller.abort(new LeaseLostError('the sync lease was lost'));
+          }
+        },
+        (error: unknown) => logger.warn({ ...context, err: errorDetails(error) }, 'sync heartbeat failed'),
+      );
+    }, this.#heartbeatMs);
+    const started = Date.now();
+    logger.info({ ...context, trigger: claim.job.trigger }, 'sync started');
+    try {
+      const snapshot = await this.#o.engine(claim, controller.signal);
+      const now = clock();
+      const next = nextAutomaticSync(now, this.#o.schedule, { expired: false, random: this.#o.random });
+      clearInterval(beat);
+      await beating;
+      const { previousRunId } = await jobs.commit(claim, snapshot, now, next);
+      logger.info(
+        {
+          ...context,
+          versionId: snapshot.versionId,
+          assets: snapshot.assetCount,
+          assignments: snapshot.assignmentCount,
+          pages: snapshot.pageCount,
+          ms: Date.now() - started,
+        },
+        'sync completed',
+      );
+      if (previousRunId !== null) await this.#cleanRun(previousRunId);
+    } catch (error) {
+      clearInterval(beat);
+      await beating;
+      const reason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
+      if (reason instanceof WorkerStopping) {
+        await jobs
+          .release(claim, clock())
+          .catch((e: unknown) =>
+            logger.warn({ ...context, err: errorDetails(e) }, 'could not give the sync job back'),
+          );
+        logger.info(context, 'sync stopped with vppd; it runs again when a worker starts');
+      } else if (leaseLost || error instanceof LeaseLostError || isForeignKeyViolation(error)) {
+        // Another worker took the job over, or the token was deleted: nothing of this run may be committed.
+        logger.warn(
+          { ...context, err: errorDetails(error) },
+          'sync abandoned: the lease or the token is gone',
+        );
+      } else {
+        await this.#fail(claim, syncFailureOf(error), context);
+      }
+      await this.#cleanRun(claim.runId);
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  async #fail(claim: ClaimedSync, failure: SyncFailure, context: object): Promise<void> {
+    const now = this.#o.clock();
+    const next = nextAutomaticSync(now, this.#o.schedule, {
+      expired: failure.kind === 'expired',
+      random: this.#o.random,
+    });
+    const recorded = await this.#o.jobs.fail(claim, failure, now, next);
+    this.#o.logger.warn(
+      { ...context, failure, recorded },
+      recorded ? 'sync failed' : 'sync failed after its lease was lost; not recorded',
+    );
+  }
+
+  /** Deletes the license rows of a run that is not (or no longer) a token's current snapshot. */
+  async #cleanRun(runId: string): Promise<void> {
+    try {
+      await this.#o.licenses.clearRun(runId);
+      await this.#o.jobs.markCleaned(runId);
+    } catch (error) {
+      // The periodic sweep (SyncScheduler) retries what is left.
+      this.#o.logger.warn(
+        { runId, err: errorDetails(error) },
+        'could not delete the rows of an old sync run',
+      );
+    }
+  }
+}
+
+function errorDetails(error: unknown): { message: string; name?: string } {
+  return error instanceof Error ? { name: error.name, message: error.message } : { message: String(error) };
+}
