@@ -1,0 +1,312 @@
+// `npm run bench -- api [--tokens N] [--failed-every N] [--duration S] [--connections N] [--workers N]
+//                       [--case list|get ...]`
+//
+// vppd's Graph API under load, against a bare fastify route in the same process (another port) that
+// answers the very bytes vppd answered, measured in the same run. A tenant holds 3,000 tokens (the
+// Intune limit) in a file SQLite database in a temp dir; every `--failed-every`th token's last sync
+// failed (with its failed syncLicenses action result), so the list filter returns rows. Logging off.
+//   list: GET /beta/deviceAppManagement/vppTokens?$filter=lastSyncStatus eq 'failed'&$top=100
+//   get:  GET /beta/deviceAppManagement/vppTokens/{id}
+// The load generator (autocannon) runs in worker threads, so it does not share the servers' event
+// loop. Targets: list >= 0.5x and get >= 0.7x of the baseline's req/s, vppd p99 <= 25 ms.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import Fastify from 'fastify';
+import { SignJWT } from 'jose';
+import { request } from 'undici';
+import { parseConfig } from '../src/config.js';
+import { syncLicensesAction } from '../src/domain/sync-lifecycle.js';
+import { vppTokenTypeName } from '../src/domain/vpp-token.js';
+import { parseListQuery } from '../src/graph/odata/parse-list-query.js';
+import { type RunningServer, startServer } from '../src/graph/start-server.js';
+import { vppTokenListFields } from '../src/graph/vpp-token-list-fields.js';
+import { refineTokenQuery } from '../src/graph/vpp-token-list-query.js';
+import { presentVppToken } from '../src/graph/vpp-token-presenter.js';
+import { seedTokens } from '../test/helpers/seed-tokens.js';
+
+/** The part of autocannon's result this benchmark reads (the package ships no types). */
+interface Histogram {
+  readonly average: number;
+  readonly mean: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+}
+interface AutocannonResult {
+  readonly requests: Histogram & { readonly total: number };
+  readonly latency: Histogram;
+  readonly throughput: Histogram;
+  readonly errors: number;
+  readonly timeouts: number;
+  readonly non2xx: number;
+  readonly duration: number;
+}
+interface AutocannonOptions {
+  readonly url: string;
+  readonly connections: number;
+  readonly duration: number;
+  readonly workers?: number;
+  readonly headers?: Record<string, string>;
+  readonly timeout?: number;
+}
+type Autocannon = (options: AutocannonOptions) => Promise<AutocannonResult>;
+
+const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+
+const tenantId = 'be0c0000-0000-4000-8000-000000000001';
+const listPath = `/beta/deviceAppManagement/vppTokens?$filter=lastSyncStatus eq 'failed'&$top=100`;
+
+interface Captured {
+  readonly path: string;
+  readonly body: Buffer;
+  readonly contentType: string;
+}
+
+/** One GET on vppd with plain undici; the status must be 200. Returns the exact bytes. */
+async function capture(origin: string, path: string, authorization: string): Promise<Captured> {
+  const response = await request(`${origin}${encodeURI(path)}`, { headers: { authorization } });
+  const body = Buffer.from(await response.body.arrayBuffer());
+  if (response.statusCode !== 200) {
+    throw new Error(`GET ${path} answered ${response.statusCode}: ${body.toString('utf8').slice(0, 300)}`);
+  }
+  return { path, body, contentType: String(response.headers['content-type']) };
+}
+
+/** The baseline: fastify with no hooks, plugins or logging, answering the captured bytes. */
+async function startBaseline(routes: readonly Captured[]) {
+  const app = Fastify({ logger: false });
+  for (const route of routes) {
+    const url = new URL(route.path, 'http://x');
+    app.get(url.pathname, async (_request, reply) => reply.type(route.contentType).send(route.body));
+  }
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (typeof address !== 'object' || address === null) throw new Error('baseline did not listen');
+  return { app, origin: `http://127.0.0.1:${address.port}` };
+}
+
+interface Load {
+  readonly connections: number;
+  readonly duration: number;
+  readonly workers: number;
+}
+
+async function fire(
+  origin: string,
+  path: string,
+  authorization: string,
+  load: Load,
+): Promise<AutocannonResult> {
+  const result = await autocannon({
+    url: `${origin}${encodeURI(path)}`,
+    connections: load.connections,
+    duration: load.duration,
+    workers: load.workers,
+    headers: { authorization },
+    timeout: 10,
+  });
+  if (result.errors > 0 || result.timeouts > 0 || result.non2xx > 0) {
+    throw new Error(
+      `load on ${origin}${path}: ${result.errors} errors, ${result.timeouts} timeouts, ${result.non2xx} non-2xx`,
+    );
+  }
+  return result;
+}
+
+function line(label: string, r: AutocannonResult): string {
+  return (
+    `  ${label.padEnd(9)} ${r.requests.average.toFixed(0).padStart(7)} req/s   ` +
+    `p50 ${r.latency.p50.toFixed(1).padStart(5)} ms   p99 ${r.latency.p99.toFixed(1).padStart(5)} ms   ` +
+    `max ${r.latency.max.toFixed(0).padStart(4)} ms   ${(r.throughput.average / 1e6).toFixed(1)} MB/s   ` +
+    `${r.requests.total} requests`
+  );
+}
+
+/** Mean microseconds of `f` over `rounds` sequential calls, after a warm-up. */
+async function meanMicros(rounds: number, f: () => unknown): Promise<number> {
+  for (let i = 0; i < Math.min(50, rounds); i++) await f();
+  const started = performance.now();
+  for (let i = 0; i < rounds; i++) await f();
+  return ((performance.now() - started) / rounds) * 1000;
+}
+
+/**
+ * Where a request's time goes, stage by stage, timed in-process without load: the same calls the
+ * routes make (bearer verification, the store query, presenting and serializing).
+ */
+async function printBreakdown(server: RunningServer, authorization: string, id: string): Promise<void> {
+  const { authenticator, tokens } = server.context;
+  const query = parseListQuery(listPath.slice(listPath.indexOf('?') + 1), {
+    fields: vppTokenListFields('beta'),
+    typeName: vppTokenTypeName,
+    version: 'beta',
+    allowedOptions: ['filter', 'top'],
+  });
+  const listed = await tokens.list(tenantId, (q) =>
+    refineTokenQuery(q, query)
+      .offset(0)
+      .limit(query.pageSize + 1),
+  );
+  const one = await tokens.get(tenantId, id);
+  if (!one) throw new Error('token vanished');
+  const stages: [string, number][] = [
+    ['verify bearer JWT (HS256)', await meanMicros(2000, () => authenticator.authenticate(authorization))],
+    ['store.get (token + action results)', await meanMicros(2000, () => tokens.get(tenantId, id))],
+    [
+      'present + JSON.stringify one token',
+      await meanMicros(2000, () => JSON.stringify(presentVppToken(one, { version: 'beta' }))),
+    ],
+    [
+      `store.list filtered, ${query.pageSize + 1} rows`,
+      await meanMicros(200, () =>
+        tokens.list(tenantId, (q) =>
+          refineTokenQuery(q, query)
+            .offset(0)
+            .limit(query.pageSize + 1),
+        ),
+      ),
+    ],
+    [
+      `present + JSON.stringify ${Math.min(listed.length, query.pageSize)} tokens`,
+      await meanMicros(200, () =>
+        JSON.stringify(listed.slice(0, query.pageSize).map((t) => presentVppToken(t, { version: 'beta' }))),
+      ),
+    ],
+  ];
+  process.stdout.write('\nwhere the time goes (in-process, sequential, no load; mean per call)\n');
+  for (const [label, micros] of stages) {
+    process.stdout.write(`  ${label.padEnd(40)} ${(micros / 1000).toFixed(3).padStart(7)} ms\n`);
+  }
+}
+
+/** Runs the API benchmark and prints req/s, p50/p99 and the ratios to the bare-fastify baseline. */
+export async function run(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      tokens: { type: 'string', default: '3000' },
+      'failed-every': { type: 'string', default: '10' },
+      duration: { type: 'string', default: '10' },
+      connections: { type: 'string', default: '50' },
+      workers: { type: 'string', default: '1' },
+      case: { type: 'string', multiple: true },
+    },
+  });
+  const tokenCount = Number(values.tokens);
+  const failedEvery = Math.max(1, Number(values['failed-every']));
+  const load: Load = {
+    duration: Math.min(60, Math.max(1, Number(values.duration))),
+    connections: Number(values.connections),
+    workers: Math.max(1, Number(values.workers)),
+  };
+
+  const dir = await mkdtemp(join(tmpdir(), 'vppd-bench-api-'));
+  const jwtSecret = randomBytes(48).toString('base64url');
+  const config = parseConfig({
+    port: '0',
+    host: '127.0.0.1',
+    database: `sqlite:${join(dir, 'vppd.db')}`,
+    encryptionKey: randomBytes(32).toString('base64'),
+    jwtSecret,
+    logLevel: 'silent',
+  });
+  let server: RunningServer | undefined;
+  let baseline: Awaited<ReturnType<typeof startBaseline>> | undefined;
+  try {
+    server = await startServer(config);
+    const seedStarted = performance.now();
+    const failedAt = new Date('2026-03-01T06:00:00.000Z');
+    const seeded = await seedTokens(server.context.tokens, {
+      tenantId,
+      count: tokenCount,
+      changes: (i) => (i % failedEvery === 0 ? { lastSyncStatus: 'failed' } : undefined),
+    });
+    for (const [i, token] of seeded.entries()) {
+      if (i % failedEvery !== 0) continue;
+      await server.context.tokens.replaceActionResults(tenantId, token.id, [
+        {
+          actionName: syncLicensesAction,
+          actionState: 'failed',
+          startDateTime: failedAt,
+          lastUpdatedDateTime: new Date(failedAt.getTime() + 4_000),
+        },
+      ]);
+    }
+    const seedSeconds = (performance.now() - seedStarted) / 1000;
+    const failedCount = seeded.filter((_, i) => i % failedEvery === 0).length;
+
+    const now = Math.floor(Date.now() / 1000);
+    const jwt = await new SignJWT({ tid: tenantId, roles: ['DeviceManagementServiceConfig.Read.All'] })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuedAt(now)
+      .setExpirationTime(now + 3600)
+      .sign(new TextEncoder().encode(jwtSecret));
+    const authorization = `Bearer ${jwt}`;
+
+    // A failed token in the middle of the table, with its action result.
+    const target = seeded[Math.floor(tokenCount / 2 / failedEvery) * failedEvery];
+    if (!target) throw new Error('no token to GET');
+    const list = await capture(server.url, listPath, authorization);
+    const get = await capture(server.url, `/beta/deviceAppManagement/vppTokens/${target.id}`, authorization);
+    const listBody = JSON.parse(list.body.toString('utf8')) as { value: { lastSyncStatus: string }[] };
+    const expectedRows = Math.min(100, failedCount);
+    if (listBody.value.length !== expectedRows || listBody.value.some((t) => t.lastSyncStatus !== 'failed')) {
+      throw new Error(
+        `the list returned ${listBody.value.length} rows, expected ${expectedRows} failed ones`,
+      );
+    }
+    baseline = await startBaseline([list, get]);
+    // The baseline must really answer the same bytes.
+    for (const captured of [list, get]) {
+      const again = await capture(baseline.origin, captured.path, authorization);
+      if (!again.body.equals(captured.body)) throw new Error(`baseline bytes differ for ${captured.path}`);
+    }
+
+    process.stdout.write(
+      `api benchmark — node ${process.version}, ${tokenCount} tokens in one tenant (${failedCount} failed), ` +
+        `file SQLite, logging off; seeded in ${seedSeconds.toFixed(1)} s\n` +
+        `autocannon: ${load.connections} connections, ${load.duration} s per run, ${load.workers} worker thread(s); ` +
+        `baseline = bare fastify route in this process returning vppd's captured bytes\n`,
+    );
+
+    const cases = [
+      { name: 'list', captured: list, target: 0.5, note: `$filter=lastSyncStatus eq 'failed'&$top=100` },
+      { name: 'get', captured: get, target: 0.7, note: `{id}` },
+    ] as const;
+    const verdicts: string[] = [];
+    const chosen = values.case ?? cases.map((c) => c.name);
+    for (const c of cases.filter((x) => chosen.includes(x.name))) {
+      // A short warm-up of both, then the measured runs back to back.
+      const warm: Load = { ...load, duration: 2 };
+      await fire(server.url, c.captured.path, authorization, warm);
+      await fire(baseline.origin, c.captured.path, authorization, warm);
+      const ours = await fire(server.url, c.captured.path, authorization, load);
+      const base = await fire(baseline.origin, c.captured.path, authorization, load);
+      const ratio = ours.requests.average / base.requests.average;
+      process.stdout.write(
+        `\n${c.name}: GET /beta/deviceAppManagement/vppTokens${c.note.startsWith('$') ? '?' : '/'}${c.note} ` +
+          `(${c.captured.body.length} bytes)\n`,
+      );
+      process.stdout.write(`${line('vppd', ours)}\n${line('baseline', base)}\n`);
+      const ratioOk = ratio >= c.target;
+      const p99Ok = ours.latency.p99 <= 25;
+      process.stdout.write(
+        `  ratio ${ratio.toFixed(2)}x of baseline (target >= ${c.target}x: ${ratioOk ? 'met' : 'MISSED'}); ` +
+          `vppd p99 ${ours.latency.p99.toFixed(1)} ms (target <= 25 ms: ${p99Ok ? 'met' : 'MISSED'})\n`,
+      );
+      if (!ratioOk || !p99Ok) verdicts.push(c.name);
+    }
+    await printBreakdown(server, authorization, target.id);
+    process.stdout.write(
+      verdicts.length === 0 ? '\nall targets met\n' : `\ntargets missed for: ${verdicts.join(', ')}\n`,
+    );
+  } finally {
+    await baseline?.app.close();
+    await server?.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
