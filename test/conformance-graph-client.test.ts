@@ -203,6 +203,8 @@ describe('microsoft-graph-client v3 over HTTPS', () => {
       expect(page?.origin).toBe(server.url);
       expect(page?.authorization).toMatch(/^Bearer ey/);
     }
+    // The second request is the first page's nextLink, sent as vppd wrote it.
+    expect(`${server.url}${following[0]?.path}`).toBe(first['@odata.nextLink']);
     for (const page of following) {
       const url = new URL(`${server.url}${page.path}`);
       expect(url.pathname).toBe('/beta/deviceAppManagement/vppTokens');
