@@ -53,7 +53,7 @@ export function parseRevokeLicensesRequest(body: unknown): RevokeLicensesRequest
 /** The Apple calls a revoke makes. */
 export type RevokeAppleClient = Pick<
   AppleClient,
-  'getServiceConfig' | 'revokeAssets' | 'getEventStatus' | 'assignments'
+  'getServiceConfig' | 'revokeAssets' | 'getEventStatus' | 'assets' | 'assignments'
 >;
 
 /** A pino-compatible logger (the methods used). */
@@ -247,17 +247,25 @@ export function createRevokeService(options: RevokeServiceOptions): RevokeServic
     untracked: boolean,
   ): Promise<Holders> => {
     const snapshot = await licenseReads.snapshotHolders(tenantId, tokenId);
-    const serialNumbers = new Map(snapshot?.serialNumbers ?? []);
-    const clientUserIds = new Map(snapshot?.clientUserIds ?? []);
+    // Holders whose licenses are all non-revocable (books) have nothing to revoke: not sent.
+    const serialNumbers = new Map([...(snapshot?.serialNumbers ?? [])].filter(([, n]) => n > 0));
+    const clientUserIds = new Map([...(snapshot?.clientUserIds ?? [])].filter(([, n]) => n > 0));
     if (untracked) {
       // Apple's live list: holders vppd's snapshot does not know are revoked too (each license counts).
       const extraSerials = new Map<string, number>();
       const extraUsers = new Map<string, number>();
+      const notRevocable = new Set<string>();
+      for await (const page of apple.assets(sToken, {}, { signal: closing.signal })) {
+        for (const asset of page.records) {
+          if (asset.revocable === false) notRevocable.add(`${asset.adamId}\n${asset.pricingParam}`);
+        }
+      }
       for await (const page of apple.assignments(sToken, {}, { signal: closing.signal })) {
         for (const a of page.records) {
-          if (a.serialNumber !== undefined && !serialNumbers.has(a.serialNumber)) {
+          if (notRevocable.has(`${a.adamId}\n${a.pricingParam}`)) continue;
+          if (a.serialNumber !== undefined && !snapshot?.serialNumbers.has(a.serialNumber)) {
             extraSerials.set(a.serialNumber, (extraSerials.get(a.serialNumber) ?? 0) + 1);
-          } else if (a.clientUserId !== undefined && !clientUserIds.has(a.clientUserId)) {
+          } else if (a.clientUserId !== undefined && !snapshot?.clientUserIds.has(a.clientUserId)) {
             extraUsers.set(a.clientUserId, (extraUsers.get(a.clientUserId) ?? 0) + 1);
           }
         }
