@@ -14,7 +14,6 @@ import {
   type SurfaceFixture,
   startSurfaceFixture,
   surfaceTenantA,
-  surfaceTenantB,
 } from './helpers/vpp-surface-fixture.js';
 
 type Json = Record<string, unknown>;
