@@ -589,7 +589,7 @@ describe('Graph conventions', () => {
   it('names the unknown segment in 404s', async () => {
     const cases: [string, string][] = [
       ['/beta/deviceManagement/managedDevices', 'deviceManagement'],
-      ['/beta/deviceAppManagement/vppTokens/abc/syncLicenses', 'syncLicenses'],
+      ['/beta/deviceAppManagement/vppTokens/abc/unknownAction', 'unknownAction'],
       ['/beta/deviceAppManagement', 'deviceAppManagement'],
       ['/v2.0/deviceAppManagement/vppTokens', 'v2.0'],
       ['/beta/deviceAppManagement/mobileApps?$top=1', 'mobileApps'],

@@ -19,6 +19,7 @@ interface ServeFlags {
   readonly database?: string;
   readonly appleUrl?: string;
   readonly syncInterval?: string;
+  readonly role?: string;
   readonly demo?: boolean;
 }
 
@@ -46,6 +47,7 @@ export function registerServeCommand(program: Command, io: CliIo, deps: ServeDep
       "Apple Apps and Books base URL (env VPPD_APPLE_URL, default Apple's production)",
     )
     .option('--sync-interval <duration>', 'automatic sync interval, e.g. 12h (env VPPD_SYNC_INTERVAL)')
+    .option('--role <role>', 'all (API + sync worker, default), api or worker (env VPPD_ROLE)')
     .option(
       '--demo',
       'demo mode: generates and keeps secrets in ./data and prints a ready-to-use bearer token',
@@ -63,6 +65,7 @@ async function runServe(flags: ServeFlags, io: CliIo, deps: ServeDependencies): 
     database: flags.database,
     appleUrl: flags.appleUrl,
     syncInterval: flags.syncInterval,
+    role: flags.role,
     demo: flags.demo === true,
   };
   let settings = mergeSettings(readEnv(deps.env ?? process.env), fromFlags);
@@ -74,7 +77,8 @@ async function runServe(flags: ServeFlags, io: CliIo, deps: ServeDependencies): 
   const config = parseConfig(settings);
 
   const stop = deps.stopSignal ?? signalOnTermination();
-  const server = await startServer(config);
+  // The product behaviour: syncs run in this process (per --role) and token uploads/renewals sync.
+  const server = await startServer(config, { runSync: true, syncOnTokenWrite: true });
   // One write, the listening line last: whoever waits for it has the demo lines already.
   const lines: string[] = [];
   if (config.demo && config.auth.kind === 'hs256') {

@@ -8,6 +8,7 @@ import { buildMetadataDocument } from './metadata-document.js';
 import { methodNotAllowed } from './method-not-allowed.js';
 import { registerMobileAppRoutes } from './mobile-apps-routes.js';
 import { unknownSegmentOf } from './not-found.js';
+import { registerVppTokenActionRoutes } from './vpp-token-actions-routes.js';
 import { registerVppTokenCollectionActionRoutes } from './vpp-token-collection-actions-routes.js';
 import { registerVppTokenRevokeRoutes } from './vpp-token-revoke-routes.js';
 import { registerVppTokenRoutes } from './vpp-tokens-routes.js';
@@ -77,6 +78,7 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
         registerVppTokenRoutes(scope, context, version);
         registerVppTokenCollectionActionRoutes(scope, context, version);
         registerVppTokenRevokeRoutes(scope, context, version);
+        registerVppTokenActionRoutes(scope, context, version);
         registerDepOnboardingRoutes(scope, context, version);
         registerMobileAppRoutes(scope, context, version);
       },

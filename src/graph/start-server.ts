@@ -4,7 +4,10 @@ import { type AppContext, type ContextOverrides, createContext } from '../contex
 import type { Readiness } from '../ops/health.js';
 import { type BuildAppOptions, buildApp } from './app.js';
 
-export interface StartServerOptions extends ContextOverrides, Omit<BuildAppOptions, 'readiness'> {}
+export interface StartServerOptions extends ContextOverrides, Omit<BuildAppOptions, 'readiness'> {
+  /** Run the sync worker and scheduler of `config.sync.role` in this process (`vppd serve` does). */
+  readonly runSync?: boolean;
+}
 
 /** A listening vppd: its base URL, the app and context, and one way to stop it. */
 export interface RunningServer {
@@ -33,6 +36,7 @@ export async function startServer(config: Config, options: StartServerOptions = 
     await context.dispose();
     throw error;
   }
+  if (options.runSync === true) await context.sync.start(config.sync.role);
   readiness.ready = true;
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
@@ -45,6 +49,8 @@ export async function startServer(config: Config, options: StartServerOptions = 
     close() {
       closing ??= (async () => {
         readiness.ready = false;
+        // Runs in flight are given back to the queue before the database closes.
+        await context.sync.stop();
         await app.close();
         await context.dispose();
       })();

@@ -25,6 +25,7 @@ import {
 import { methodNotAllowed } from './method-not-allowed.js';
 import { buildNextLink, nextPageOffset } from './odata/next-link.js';
 import { type ListQueryOption, parseListQuery } from './odata/parse-list-query.js';
+import { syncAfterTokenWrite } from './vpp-token-actions-routes.js';
 import { vppTokenListFields } from './vpp-token-list-fields.js';
 import { refineTokenQuery } from './vpp-token-list-query.js';
 import { presentVppToken } from './vpp-token-presenter.js';
@@ -130,7 +131,7 @@ export function registerVppTokenRoutes(
       decoded,
     );
     reply.header('location', `${originOf(request)}/${version}${vppTokensPath}/${stored.id}`);
-    return sendEntity(request, reply, 201, stored);
+    return sendEntity(request, reply, 201, await syncAfterTokenWrite(context, stored, 'created'));
   });
 
   app.patch<{ Params: { id: string } }>(
@@ -151,8 +152,10 @@ export function registerVppTokenRoutes(
       const now = clock();
       const next = applyTokenWrite(current, body, now, decoded);
       const changes = changedProperties(body, next, decoded !== undefined, now);
-      const updated = await tokens.update(tenantId, id, changes, decoded);
-      if (!updated) throw errors.notFound('vppToken', id);
+      const stored = await tokens.update(tenantId, id, changes, decoded);
+      if (!stored) throw errors.notFound('vppToken', id);
+      // A renewed sToken is re-validated with Apple by a sync.
+      const updated = decoded === undefined ? stored : await syncAfterTokenWrite(context, stored, 'renewed');
       if (preferencesOf(request).has('return=representation')) {
         reply.header('preference-applied', 'return=representation');
         return sendEntity(request, reply, 200, updated);
