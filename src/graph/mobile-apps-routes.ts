@@ -156,17 +156,23 @@ export function registerMobileAppRoutes(
   methodNotAllowed(app, `${mobileAppsPath}/$count`, ['GET'], clock);
   methodNotAllowed(app, `${mobileAppsPath}/:id`, ['GET'], clock);
 
-  for (const platform of platforms) {
+  // Casts spelled with the namespace (`microsoft.graph.iosVppApp`) or its alias (`graph.iosVppApp`,
+  // what the SDK generators put in their URL templates) are the same segment.
+  const casts = platforms.flatMap((platform) => [
+    { platform, segment: vppAppTypeNames[platform] },
+    { platform, segment: vppAppTypeNames[platform].replace(/^microsoft\./, '') },
+  ]);
+  for (const { platform, segment: castSegment } of casts) {
     const cast = vppAppTypeNames[platform];
-    const licensesPath = `${mobileAppsPath}/:id/${cast}/assignedLicenses`;
-    app.get(`${mobileAppsPath}/${cast}`, { onRequest: read }, (request, reply) =>
+    const licensesPath = `${mobileAppsPath}/:id/${castSegment}/assignedLicenses`;
+    app.get(`${mobileAppsPath}/${castSegment}`, { onRequest: read }, (request, reply) =>
       sendList(request, reply, platform),
     );
-    app.get(`${mobileAppsPath}/${cast}/$count`, { onRequest: read }, (request, reply) =>
+    app.get(`${mobileAppsPath}/${castSegment}/$count`, { onRequest: read }, (request, reply) =>
       sendCount(request, reply, platform),
     );
     app.get<{ Params: { id: string } }>(
-      `${mobileAppsPath}/:id/${cast}`,
+      `${mobileAppsPath}/:id/${castSegment}`,
       { onRequest: read },
       (request, reply) => sendApp(request, reply, platform),
     );
@@ -200,9 +206,9 @@ export function registerMobileAppRoutes(
       return reply.type('application/json').send(body);
     });
 
-    methodNotAllowed(app, `${mobileAppsPath}/${cast}`, ['GET'], clock);
-    methodNotAllowed(app, `${mobileAppsPath}/${cast}/$count`, ['GET'], clock);
-    methodNotAllowed(app, `${mobileAppsPath}/:id/${cast}`, ['GET'], clock);
+    methodNotAllowed(app, `${mobileAppsPath}/${castSegment}`, ['GET'], clock);
+    methodNotAllowed(app, `${mobileAppsPath}/${castSegment}/$count`, ['GET'], clock);
+    methodNotAllowed(app, `${mobileAppsPath}/:id/${castSegment}`, ['GET'], clock);
     methodNotAllowed(app, licensesPath, ['GET'], clock);
   }
 }
