@@ -110,6 +110,10 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     clock,
     sleep: overrides.sleep ?? realSleep,
     logger: logger.child({ component: 'revoke' }),
+    // Apple's data changed: a sync brings the snapshot (apps, counts, licenses) up to date.
+    onRevokeEnded: async (tenantId, tokenId) => {
+      await sync.requestSync(tenantId, tokenId, 'api');
+    },
   });
   // Revokes a stopped process left pending/active end as failed (internalError), now and periodically.
   await revokes.startRecovery();

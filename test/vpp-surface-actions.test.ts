@@ -384,6 +384,18 @@ describe('revokeLicenses', () => {
     const after = await allRecords(f.appleTruth.assignments(sToken));
     expect(after).toHaveLength(before.length - revocableLicenses.length);
     expect(after.every((a) => !revocable.has(`${a.adamId}/${a.pricingParam}`))).toBe(true);
+
+    // The revoke requested a sync; once it ran, the apps show no license in use.
+    const token = (await f.call('GET', `${tokensPath}/${smallId}`, f.auth.a)).body as Json;
+    expect(token.lastSyncStatus).toBe('inProgress');
+    await f.syncFromSim(surfaceTenantA, smallId);
+    const apps = (
+      (await f.call('GET', `${appsPath}?$top=999&$filter=vppTokenId eq '${smallId}'`, f.auth.a)).body as {
+        value: Json[];
+      }
+    ).value;
+    expect(apps.length).toBeGreaterThan(0);
+    expect(apps.every((a) => a.usedLicenseCount === 0)).toBe(true);
   });
 
   it('coalesces a second request while one is in flight', async () => {

@@ -1,16 +1,12 @@
-// A vppd app over a real socket, wired to the Apple simulator, plus a test-only "sync" that fills a
-// token's license snapshot through the real storage path (sync job store: request → claim → stage
-// rows in the license store → commit). Only the orchestration of the Apple calls stands in for the
-// sync engine, which lands separately; the data is the simulator's, fetched with vppd's Apple client.
+// A vppd app over a real socket, wired to the Apple simulator; tokens are synced by the real sync
+// engine (`POST .../syncLicenses`, then the worker runs the job).
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { type AppleClient, createAppleClient } from '../../src/apple/apple-client.js';
-import type { AppleAsset, AppleAssignment } from '../../src/apple/apple-types.js';
 import { type AppleSim, type AppleSimOptions, startAppleSim } from '../../src/apple-sim/apple-sim.js';
 import { type AppContext, createContext } from '../../src/context.js';
 import { buildApp } from '../../src/graph/app.js';
-import { createLicenseStore } from '../../src/storage/license-store.js';
-import { createSyncJobStore } from '../../src/storage/sync-job-store.js';
+import type { SyncWorker } from '../../src/sync/sync-worker.js';
 import { createFakeClock, type FakeClock } from './fake-clock.js';
 import { testConfig } from './graph-test-app.js';
 import { mintToken, roles } from './jwt.js';
@@ -37,7 +33,7 @@ export interface SurfaceFixture {
   ): Promise<{ status: number; body: unknown; text: string }>;
   /** Uploads a simulator location's token through `POST /vppTokens`; returns the token id. */
   upload(tenantAuth: string, locationId: string): Promise<string>;
-  /** Fills the token's current snapshot from the simulator (see the file comment). */
+  /** Syncs a token for real (`POST syncLicenses`, worker polled until idle); throws unless completed. */
   syncFromSim(tenantId: string, tokenId: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -70,6 +66,7 @@ export async function startSurfaceFixture(options: SurfaceFixtureOptions = {}): 
     logger: pino({ level: 'silent' }),
     apple,
     sleep: immediate,
+    sync: { pollMs: 20, leaseMs: 30_000, heartbeatMs: 50 },
   });
   const app = buildApp(context);
   await app.listen({ port: 0, host: '127.0.0.1' });
@@ -104,8 +101,7 @@ export async function startSurfaceFixture(options: SurfaceFixtureOptions = {}): 
     return { status: response.status, body: parsed, text };
   };
 
-  const jobs = createSyncJobStore({ db: context.db, newId: () => crypto.randomUUID() });
-  const licenses = createLicenseStore({ db: context.db });
+  let workerPromise: Promise<SyncWorker> | undefined;
 
   return {
     sim,
@@ -128,78 +124,21 @@ export async function startSurfaceFixture(options: SurfaceFixtureOptions = {}): 
     },
 
     async syncFromSim(tenantId, tokenId) {
-      const now = clock.now();
-      const requested = await jobs.requestSync(tenantId, tokenId, 'api', now);
-      if (requested.effect === 'notFound') throw new Error('token not found');
-      const claimed = await jobs.claimNext({
-        workerId: 'vpp-surface-test',
-        now,
-        leaseMs: 600_000,
-        maxActive: 100,
-        maxAttempts: 2,
-        newRunId: () => crypto.randomUUID(),
-      });
-      if (claimed?.kind !== 'claimed' || claimed.claim.job.tokenId !== tokenId) {
-        throw new Error('could not claim the sync job');
-      }
-      const { claim } = claimed;
-      const sToken = await context.tokens.readSToken(tenantId, tokenId);
-      if (sToken === undefined) throw new Error('no sToken');
-      const client = await apple.getClientConfig(sToken);
-      const run = { runId: claim.runId, tenantId, tokenId };
-      const assets: AppleAsset[] = [];
-      let versionId = '';
-      let pages = 0;
-      for await (const page of apple.assets(sToken)) {
-        assets.push(...page.records);
-        pages += 1;
-      }
-      await licenses.insertAssets(run, assets);
-      let seq = 0;
-      for await (const page of apple.assignments(sToken)) {
-        versionId = page.versionId;
-        pages += 1;
-        const records: AppleAssignment[] = [...page.records];
-        await licenses.insertAssignments(claim.runId, seq, records);
-        seq += records.length;
-      }
-      const country = client.countryISO2ACode ?? 'us';
-      const platform = client.defaultPlatform ?? 'volumestore';
-      const metadata = await apple.lookupMetadata(
-        assets.map((a) => a.adamId),
-        { platform, country },
+      const tenantAuth = tenantId === surfaceTenantA ? auth.a : auth.b;
+      const response = await call(
+        'POST',
+        `/beta/deviceAppManagement/vppTokens/${tokenId}/syncLicenses`,
+        tenantAuth,
       );
-      await licenses.upsertMetadata(
-        [...metadata.values()].map((m) => ({
-          adamId: m.adamId,
-          name: m.name,
-          bundleId: m.bundleId,
-          kind: m.kind,
-          artworkUrl: m.artworkUrl,
-          deviceFamilies: m.deviceFamilies,
-        })),
-        { platform, country },
-        now,
-      );
-      const sum = (f: (a: AppleAsset) => number) => assets.reduce((n, a) => n + f(a), 0);
-      await jobs.commit(
-        claim,
-        {
-          locationUid: client.uId,
-          locationName: client.locationName,
-          countryOrRegion: client.countryISO2ACode?.toLowerCase() ?? null,
-          expirationDateTime: client.tokenExpirationDate ? new Date(client.tokenExpirationDate) : undefined,
-          versionId,
-          assetCount: assets.length,
-          assignmentCount: seq,
-          pageCount: pages,
-          totalLicenseCount: sum((a) => a.totalCount),
-          usedLicenseCount: sum((a) => a.assignedCount),
-          availableLicenseCount: sum((a) => a.availableCount),
-        },
-        clock.now(),
-        new Date(clock.now().getTime() + 12 * 3_600_000),
-      );
+      if (response.status !== 200) throw new Error(`syncLicenses: ${response.status} ${response.text}`);
+      workerPromise ??= context.sync.createWorker();
+      const worker = await workerPromise;
+      await worker.poll();
+      await worker.idle();
+      const token = await context.tokens.get(tenantId, tokenId);
+      if (token?.lastSyncStatus !== 'completed') {
+        throw new Error(`the sync of ${tokenId} ended ${token?.lastSyncStatus ?? 'without a token'}`);
+      }
     },
 
     async close() {
