@@ -85,7 +85,7 @@ export async function createSyncHarness(options: SyncHarnessOptions = {}): Promi
   );
   const app = buildApp(context);
   await app.ready();
-  const auth = `Bearer ${await mintToken({ tenantId: tenantA, roles: [roles.readWrite], now: clock.now() })}`;
+  const auth = `Bearer ${await mintToken({ tenantId: tenantA, roles: [roles.readWrite], now: clock.now(), expiresIn: 90 * 86_400 })}`;
   let workerPromise: Promise<SyncWorker> | undefined;
   const worker = () => {
     workerPromise ??= context.sync.createWorker();

@@ -1,0 +1,220 @@
+// `npm run bench -- sync [--assets N] [--assignments N] [--big N] [--page-size N] [--skip-limited]`
+//
+// A full license sync (vppd's worker: client/config, mdmInfo claim, assets, assignments streamed into
+// a SQLite database file, metadata lookup, one commit transaction) against the Apple simulator over
+// real HTTP on loopback, in one process like bench/apple.ts.
+// (1) Rate limit off: wall time and records/s of the sync vs a baseline measured in the same run —
+//     plain undici + JSON.parse of the same assets and assignments pages, 5 in flight (target <= 2.0x);
+//     peak RSS growth during the sync (target <= 150 MB).
+// (2) Rate limit on (simulator 15 req/s, client limit from service/config): wall time vs the floor
+//     `requests / 15` s, where `requests` is what the simulator counted (target <= 1.1x).
+// (3) --big assignments (default 1,000,000), rate limit off: peak RSS growth (target <= 200 MB).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { Agent } from 'undici';
+import { createAppleClient } from '../src/apple/index.js';
+import { type AppleSim, startAppleSim } from '../src/apple-sim/apple-sim.js';
+import type { LocationSeed } from '../src/apple-sim/sim-location.js';
+import { parseConfig } from '../src/config.js';
+import { type AppContext, createContext } from '../src/context.js';
+import { decodeSToken } from '../src/domain/stoken.js';
+import { createVppToken } from '../src/domain/vpp-token.js';
+
+const tenantId = 'bench-tenant';
+
+function location(id: string, assets: number, assignments: number): LocationSeed {
+  return {
+    id,
+    name: `Bench ${id}`,
+    orgName: 'Bench Org',
+    countryCode: 'US',
+    assets,
+    assignments,
+    users: Math.max(100, Math.ceil(assignments / 5)),
+  };
+}
+
+/** Plain undici: page 0, then the other pages with 5 workers; JSON.parse each body. */
+async function baseline(
+  sim: AppleSim,
+  token: string,
+  agent: Agent,
+): Promise<{ ms: number; records: number; pages: number }> {
+  const origin = new URL(sim.baseUrl).origin;
+  const base = new URL(sim.baseUrl).pathname;
+  const started = performance.now();
+  let records = 0;
+  let pages = 0;
+  for (const endpoint of ['assets', 'assignments'] as const) {
+    const fetchPage = async (pageIndex: number) => {
+      const response = await agent.request({
+        origin,
+        path: `${base}/${endpoint}?pageIndex=${pageIndex}`,
+        method: 'GET',
+        headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+      });
+      const page = JSON.parse(await response.body.text()) as Record<string, unknown> & { totalPages: number };
+      records += (page[endpoint] as unknown[]).length;
+      pages++;
+      return page;
+    };
+    const first = await fetchPage(0);
+    let next = 1;
+    await Promise.all(
+      Array.from({ length: 5 }, async () => {
+        while (next < first.totalPages) await fetchPage(next++);
+      }),
+    );
+  }
+  return { ms: performance.now() - started, records, pages };
+}
+
+interface SyncMeasure {
+  readonly ms: number;
+  readonly records: number;
+  readonly pages: number;
+  readonly peakRssGrowthMb: number;
+  readonly status: string;
+}
+
+/** One full sync of `locationId` by vppd's worker into a fresh database file. */
+async function syncOnce(sim: AppleSim, locationId: string, rateLimited: boolean): Promise<SyncMeasure> {
+  const dir = mkdtempSync(join(tmpdir(), 'vppd-bench-sync-'));
+  const apple = createAppleClient({
+    baseUrl: sim.baseUrl,
+    ...(rateLimited ? {} : { rateLimiter: null }),
+  });
+  const config = parseConfig({
+    database: `sqlite:${join(dir, 'vppd.db')}`,
+    encryptionKey: Buffer.alloc(32, 1).toString('base64'),
+    jwtSecret: 'bench-secret-that-is-at-least-32-bytes!!',
+    appleUrl: sim.baseUrl,
+    logLevel: 'silent',
+  });
+  let context: AppContext | undefined;
+  try {
+    context = await createContext(config, { apple, logger: pino({ level: 'silent' }) });
+    const content = sim.tokenFor(locationId);
+    const decoded = decodeSToken(content);
+    const now = new Date();
+    const token = createVppToken({ id: context.newId(), tenantId, decoded, write: { token: content }, now });
+    await context.tokens.create(token, decoded);
+    // Every run uses a fresh database (a new installation id): forget the previous run's mdmInfo claim.
+    sim.faults.setMdmInfo(locationId, null);
+    const worker = await context.sync.createWorker();
+    global.gc?.();
+    const rssBefore = process.memoryUsage().rss;
+    let peak = rssBefore;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 10);
+    const started = performance.now();
+    await context.sync.requestSync(tenantId, token.id, 'api');
+    await worker.poll();
+    await worker.idle();
+    const ms = performance.now() - started;
+    clearInterval(sampler);
+    peak = Math.max(peak, process.memoryUsage().rss);
+    const stored = await context.tokens.get(tenantId, token.id);
+    const [run] = await context.sync.jobs.listRuns(tenantId, token.id, 1);
+    return {
+      ms,
+      records: (run?.assetCount ?? 0) + (run?.assignmentCount ?? 0),
+      pages: run?.pageCount ?? 0,
+      peakRssGrowthMb: (peak - rssBefore) / 1e6,
+      status: `${stored?.lastSyncStatus ?? 'missing'}${run?.failure ? ` (${run.failure.message})` : ''}`,
+    };
+  } finally {
+    await context?.dispose();
+    await apple.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs the sync benchmark and prints its figures. */
+export async function run(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      assets: { type: 'string', default: '1000' },
+      assignments: { type: 'string', default: '200000' },
+      big: { type: 'string', default: '1000000' },
+      'page-size': { type: 'string', default: '549' },
+      'skip-limited': { type: 'boolean', default: false },
+    },
+  });
+  const assets = Number(values.assets);
+  const assignments = Number(values.assignments);
+  const big = Number(values.big);
+  const pageSize = Number(values['page-size']);
+  const sim = await startAppleSim({
+    locations: [location('bench', assets, assignments), location('big', assets, big)],
+    pageSize,
+    rateLimit: false,
+    seed: 'bench-sync',
+  });
+  const agent = new Agent({ connections: 16, keepAliveTimeout: 10_000, pipelining: 1 });
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  try {
+    out(
+      `sync benchmark — node ${process.version}, ${assets} assets, ${assignments} assignments, page size ${pageSize}, ` +
+        `SQLite file, simulator in this process${global.gc ? '' : ' (run node with --expose-gc for steadier RSS figures)'}`,
+    );
+
+    // (1) Rate limit off: warm up both, then baseline, sync, baseline.
+    const token = sim.tokenFor('bench');
+    await baseline(sim, token, agent);
+    await syncOnce(sim, 'bench', false);
+    const b1 = await baseline(sim, token, agent);
+    const s = await syncOnce(sim, 'bench', false);
+    const b2 = await baseline(sim, token, agent);
+    const b = b1.ms <= b2.ms ? b1 : b2;
+    out('\n(1) rate limit off');
+    out(
+      `  baseline (undici + JSON.parse of the same ${b.pages} pages, 5 in flight): ${b.ms.toFixed(0)} ms, ` +
+        `${((b.records / b.ms) * 1000).toFixed(0)} records/s (runs ${b1.ms.toFixed(0)}/${b2.ms.toFixed(0)} ms)`,
+    );
+    out(
+      `  full sync (${s.status}): ${s.ms.toFixed(0)} ms, ${s.pages} pages, ${s.records} records, ` +
+        `${((s.records / s.ms) * 1000).toFixed(0)} records/s`,
+    );
+    out(`  ratio sync/baseline ${(s.ms / b.ms).toFixed(2)}x (target <= 2.0x)`);
+    out(`  peak RSS growth during the sync ${s.peakRssGrowthMb.toFixed(0)} MB (target <= 150 MB)`);
+
+    // (2) Rate limit on, both sides.
+    if (!values['skip-limited']) {
+      sim.setRateLimit(15);
+      sim.resetRequestCounts();
+      const limited = await syncOnce(sim, 'bench', true);
+      const counts = sim.requestCounts().bench ?? {};
+      const requests = Object.values(counts).reduce((n, c) => n + c, 0);
+      const floor = requests / 15;
+      out('\n(2) rate limit on: simulator 15 req/s per location, client limit 15 (service/config)');
+      out(
+        `  full sync (${limited.status}): ${(limited.ms / 1000).toFixed(2)} s, ${requests} requests counted by the simulator ` +
+          `(${Object.entries(counts)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ')})`,
+      );
+      out(
+        `  floor requests/15 = ${floor.toFixed(2)} s; ratio ${(limited.ms / 1000 / floor).toFixed(3)}x (target <= 1.1x)`,
+      );
+      sim.setRateLimit(false);
+    }
+
+    // (3) Memory with a much larger location.
+    const large = await syncOnce(sim, 'big', false);
+    out(`\n(3) ${big} assignments, rate limit off`);
+    out(
+      `  full sync (${large.status}): ${(large.ms / 1000).toFixed(1)} s, ${((large.records / large.ms) * 1000).toFixed(0)} records/s; ` +
+        `peak RSS growth ${large.peakRssGrowthMb.toFixed(0)} MB (target <= 200 MB)`,
+    );
+  } finally {
+    await agent.close();
+    await sim.close();
+  }
+}
