@@ -24,7 +24,7 @@ export interface LicenseCountsSyncOptions {
 export interface TokenCountsOutcome {
   readonly tokenId: string;
   readonly outcome: 'updated' | 'superseded' | 'failed';
-  /** Assets whose counts changed hands (updated rows). */
+  /** Assets of the snapshot whose counts were updated. */
   readonly updated: number;
   readonly error?: string;
 }
