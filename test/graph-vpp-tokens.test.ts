@@ -592,7 +592,7 @@ describe('Graph conventions', () => {
       ['/beta/deviceAppManagement/vppTokens/abc/unknownAction', 'unknownAction'],
       ['/beta/deviceAppManagement', 'deviceAppManagement'],
       ['/v2.0/deviceAppManagement/vppTokens', 'v2.0'],
-      ['/beta/deviceAppManagement/mobileApps?$top=1', 'mobileApps'],
+      ['/beta/deviceAppManagement/managedEBooks?$top=1', 'managedEBooks'],
     ];
     for (const [url, segment] of cases) {
       const response = await call({ method: 'POST', url, payload: {} });
