@@ -588,7 +588,7 @@ describe('authentication and permissions', () => {
 describe('Graph conventions', () => {
   it('names the unknown segment in 404s', async () => {
     const cases: [string, string][] = [
-      ['/beta/deviceManagement/managedDevices', 'deviceManagement'],
+      ['/beta/deviceManagement/managedDevices', 'managedDevices'],
       ['/beta/deviceAppManagement/vppTokens/abc/unknownAction', 'unknownAction'],
       ['/beta/deviceAppManagement', 'deviceAppManagement'],
       ['/v2.0/deviceAppManagement/vppTokens', 'v2.0'],

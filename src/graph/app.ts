@@ -7,7 +7,7 @@ import { clientRequestIdOf, handleError, sendGraphError } from './graph-error.js
 import { buildMetadataDocument } from './metadata-document.js';
 import { methodNotAllowed } from './method-not-allowed.js';
 import { registerMobileAppRoutes } from './mobile-apps-routes.js';
-import { unknownSegmentOf } from './not-found.js';
+import { createSegmentIndex } from './not-found.js';
 import { registerVppTokenActionRoutes } from './vpp-token-actions-routes.js';
 import { registerVppTokenCollectionActionRoutes } from './vpp-token-collection-actions-routes.js';
 import { registerVppTokenRevokeRoutes } from './vpp-token-revoke-routes.js';
@@ -52,9 +52,13 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
     if (clientRequestId !== undefined) reply.header('client-request-id', clientRequestId);
   });
 
+  // Every route registered below is recorded, so 404s name the wrong segment of exactly what is served.
+  const servedSegments = createSegmentIndex();
+  app.addHook('onRoute', (route) => servedSegments.add(route.url));
+
   app.setErrorHandler((error, request, reply) => handleError(error, request, reply, context.clock()));
   app.setNotFoundHandler((request, reply) => {
-    const segment = unknownSegmentOf(request.url);
+    const segment = servedSegments.unknownSegmentOf(request.url);
     const shown = segment.length > 100 ? `${segment.slice(0, 100)}…` : segment;
     return sendGraphError(
       request,
