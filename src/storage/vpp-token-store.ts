@@ -20,8 +20,36 @@ import { booleanToColumn, dateFromColumn, dateToColumn } from './vpp-token-colum
 /** Properties a caller may change with {@link VppTokenStore.update}; id, tenant and action results stay. */
 export type VppTokenChanges = Partial<Omit<VppToken, 'id' | 'tenantId' | 'tokenActionResults'>>;
 
+/**
+ * The columns a read needs: all but the encrypted sToken (only {@link VppTokenStore.readSToken} opens
+ * it) and the bookkeeping `created_at`, so reads neither copy ciphertext around nor pay for it.
+ */
+const readColumns = [
+  'id',
+  'tenant_id',
+  'organization_name',
+  'vpp_token_account_type',
+  'apple_id',
+  'expiration_date_time',
+  'last_sync_date_time',
+  'last_modified_date_time',
+  'state',
+  'last_sync_status',
+  'automatically_update_apps',
+  'country_or_region',
+  'data_sharing_consent_granted',
+  'display_name',
+  'location_name',
+  'claim_token_management_from_external_mdm',
+  'role_scope_tag_ids',
+  'apple_device_app_delivery_protocol_type',
+] as const satisfies readonly (keyof VppTokenRow)[];
+
+/** What a read loads of a `vpp_tokens` row. */
+export type VppTokenReadRow = Pick<Selectable<VppTokenRow>, (typeof readColumns)[number]>;
+
 /** A select from `vpp_tokens` that a query compiler may narrow (filter, order, paging). */
-export type RefinableQuery = SelectQueryBuilder<DatabaseSchema, 'vpp_tokens', Selectable<VppTokenRow>>;
+export type RefinableQuery = SelectQueryBuilder<DatabaseSchema, 'vpp_tokens', VppTokenReadRow>;
 
 /**
  * Tenant-scoped storage of VPP tokens. Every method takes the tenant and puts it in the SQL itself:
@@ -106,7 +134,7 @@ export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStor
   ): Promise<VppToken | undefined> => {
     const row = await executor
       .selectFrom('vpp_tokens')
-      .selectAll()
+      .select(readColumns)
       .where('tenant_id', '=', tenantId)
       .where('id', '=', id)
       .executeTakeFirst();
@@ -116,7 +144,7 @@ export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStor
   };
 
   const baseQuery = (tenantId: string): RefinableQuery =>
-    db.selectFrom('vpp_tokens').selectAll().where('tenant_id', '=', tenantId);
+    db.selectFrom('vpp_tokens').select(readColumns).where('tenant_id', '=', tenantId);
 
   return {
     async create(token, sToken) {
@@ -316,7 +344,7 @@ function actionResultFromRow(row: VppTokenActionResultRow): TokenActionResult {
 }
 
 /** Converts a row (and its action results) to the domain entity. */
-export function tokenFromRow(row: VppTokenRow, actionResults: readonly TokenActionResult[]): VppToken {
+export function tokenFromRow(row: VppTokenReadRow, actionResults: readonly TokenActionResult[]): VppToken {
   return {
     id: row.id,
     tenantId: row.tenant_id,

@@ -1,3 +1,4 @@
+import { createHash, webcrypto } from 'node:crypto';
 import {
   createRemoteJWKSet,
   customFetch,
@@ -28,6 +29,8 @@ export interface AuthenticatorOptions {
   readonly fetch?: typeof fetch;
   /** The clock that decides `exp`/`nbf`. */
   readonly clock?: () => Date;
+  /** Verified tokens remembered so a repeated bearer skips the signature check (default: a small cache). */
+  readonly verifiedTokens?: VerifiedTokenCache;
 }
 
 const maxTenantIdLength = 128;
@@ -44,14 +47,27 @@ function unauthenticated(message: string, cause?: unknown): VppdError {
  */
 export function createAuthenticator(config: AuthConfig, options: AuthenticatorOptions = {}): Authenticator {
   const clock = options.clock ?? (() => new Date());
+  const verifiedTokens = options.verifiedTokens ?? createVerifiedTokenCache();
   const verify =
     config.kind === 'hs256'
-      ? (jwt: string) =>
-          jwtVerify(jwt, config.secret, {
-            algorithms: ['HS256'],
-            currentDate: clock(),
-            clockTolerance: clockToleranceSeconds,
-          })
+      ? (() => {
+          // Imported once: given raw bytes (or a KeyObject), jose imports the HMAC key on every call.
+          const key = webcrypto.subtle.importKey(
+            'raw',
+            config.secret,
+            { name: 'HMAC', hash: 'SHA-256' },
+            false,
+            ['verify'],
+          );
+          // Awaited on every verification; this only keeps a failed import from being "unhandled".
+          key.catch(() => undefined);
+          return async (jwt: string) =>
+            jwtVerify(jwt, await key, {
+              algorithms: ['HS256'],
+              currentDate: clock(),
+              clockTolerance: clockToleranceSeconds,
+            });
+        })()
       : (() => {
           const keys: JWTVerifyGetKey = createRemoteJWKSet(
             config.jwksUrl,
@@ -74,9 +90,13 @@ export function createAuthenticator(config: AuthConfig, options: AuthenticatorOp
       }
       const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
       if (!match?.[1]) throw unauthenticated('The Authorization header must be `Bearer <access token>`.');
+      const jwt = match[1];
+      const now = clock();
+      const remembered = verifiedTokens.get(jwt, now);
+      if (remembered) return remembered;
       let payload: JWTPayload;
       try {
-        ({ payload } = await verify(match[1]));
+        ({ payload } = await verify(jwt));
       } catch (error) {
         // Name the problem, never the token.
         const reason =
@@ -95,11 +115,100 @@ export function createAuthenticator(config: AuthConfig, options: AuthenticatorOp
       if (typeof tid !== 'string' || tid.trim() === '' || tid.length > maxTenantIdLength) {
         throw unauthenticated("Access token validation failed: the 'tid' claim (tenant) is missing.");
       }
-      return {
+      const principal: Principal = {
         tenantId: tid,
         permissions: permissionsOf(payload),
         clientId: firstString(payload.appid, payload.azp, payload.sub),
       };
+      // Only a token that passed every check above is remembered.
+      verifiedTokens.set(jwt, principal, { verifiedAt: now, exp: payload.exp, nbf: payload.nbf });
+      return principal;
+    },
+  };
+}
+
+/** When a verified token was checked and the time claims it carried (seconds since the epoch). */
+export interface VerifiedClaims {
+  readonly verifiedAt: Date;
+  readonly exp: number | undefined;
+  readonly nbf: number | undefined;
+}
+
+/**
+ * Bearer tokens that already passed verification, keyed by the SHA-256 of the token (the token itself
+ * is never stored), so a client repeating its bearer does not pay for the signature check again.
+ */
+export interface VerifiedTokenCache {
+  /** The principal of a token verified before, if the entry still holds at `now`. */
+  get(jwt: string, now: Date): Principal | undefined;
+  /** Remembers a token that passed every check. */
+  set(jwt: string, principal: Principal, claims: VerifiedClaims): void;
+  /** How many entries are held (for tests and metrics). */
+  readonly size: number;
+}
+
+export interface VerifiedTokenCacheOptions {
+  /** Most tokens remembered; the oldest entry goes first (default 1,000). */
+  readonly maxEntries?: number;
+  /**
+   * How long a verification is trusted, in ms (default 60 s): short, so a signing key removed from
+   * the JWKS stops being honoured soon even for tokens that do not expire yet.
+   */
+  readonly ttlMs?: number;
+}
+
+interface VerifiedEntry {
+  readonly principal: Principal;
+  readonly verifiedAtMs: number;
+  readonly exp: number | undefined;
+  readonly nbf: number | undefined;
+}
+
+/** jose's own time checks (whole seconds, with the leeway): true when it would accept the claims now. */
+function timeClaimsHold(entry: VerifiedEntry, now: Date): boolean {
+  const nowSeconds = Math.floor(now.getTime() / 1000);
+  if (entry.exp !== undefined && entry.exp <= nowSeconds - clockToleranceSeconds) return false;
+  if (entry.nbf !== undefined && entry.nbf > nowSeconds + clockToleranceSeconds) return false;
+  return true;
+}
+
+/** Creates the bounded cache of verified tokens the authenticator uses. */
+export function createVerifiedTokenCache(options: VerifiedTokenCacheOptions = {}): VerifiedTokenCache {
+  const maxEntries = Math.max(0, options.maxEntries ?? 1000);
+  const ttlMs = Math.max(0, options.ttlMs ?? 60_000);
+  const entries = new Map<string, VerifiedEntry>();
+  const keyOf = (jwt: string) => createHash('sha256').update(jwt).digest('base64url');
+  return {
+    get(jwt, now) {
+      const key = keyOf(jwt);
+      const entry = entries.get(key);
+      if (!entry) return undefined;
+      const at = now.getTime();
+      // Expired, past the trust window, or a clock that went back: forget it and verify in full.
+      if (at < entry.verifiedAtMs || at >= entry.verifiedAtMs + ttlMs || !timeClaimsHold(entry, now)) {
+        entries.delete(key);
+        return undefined;
+      }
+      return entry.principal;
+    },
+    set(jwt, principal, claims) {
+      if (maxEntries === 0 || ttlMs === 0) return;
+      const key = keyOf(jwt);
+      entries.delete(key);
+      while (entries.size >= maxEntries) {
+        const oldest = entries.keys().next();
+        if (oldest.done) break;
+        entries.delete(oldest.value);
+      }
+      entries.set(key, {
+        principal,
+        verifiedAtMs: claims.verifiedAt.getTime(),
+        exp: claims.exp,
+        nbf: claims.nbf,
+      });
+    },
+    get size() {
+      return entries.size;
     },
   };
 }

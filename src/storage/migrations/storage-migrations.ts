@@ -1,6 +1,8 @@
 import type { Migration } from 'kysely';
 import { tenantsAndVppTokens } from './0001-tenants-and-vpp-tokens.js';
 import { syncAndLicenses } from './0002-sync-and-licenses.js';
+import { vppTokenListIndexes } from './0003-vpp-token-list-indexes.js';
+import { syncProgress } from './0004-sync-progress.js';
 
 /**
  * Every migration vppd knows, forward-only, applied in name order at start-up. Subsystems add their
@@ -9,4 +11,6 @@ import { syncAndLicenses } from './0002-sync-and-licenses.js';
 export const storageMigrations: Readonly<Record<string, Migration>> = {
   '0001_tenants_and_vpp_tokens': tenantsAndVppTokens,
   '0002_sync_and_licenses': syncAndLicenses,
+  '0003_vpp_token_list_indexes': vppTokenListIndexes,
+  '0004_sync_progress': syncProgress,
 };
