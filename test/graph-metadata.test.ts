@@ -38,6 +38,58 @@ function properties(xml: string, kind: 'EntityType' | 'ComplexType', name: strin
   );
 }
 
+interface Operation {
+  isBound: boolean;
+  parameters: Record<string, { type: string; nullable: boolean; unicode: boolean }>;
+  parameterOrder: string[];
+  returnType?: Property;
+}
+
+function operation(xml: string, kind: 'Action' | 'Function', name: string): Operation | undefined {
+  const body = block(xml, kind, name);
+  if (!body) return undefined;
+  const parameters = [...body.matchAll(/<Parameter Name="([^"]+)" Type="([^"]+)"([^>]*)>/g)];
+  const returnType = /<ReturnType Type="([^"]+)"([^>]*)>/.exec(body);
+  return {
+    isBound: /^<[A-Za-z]+ Name="[^"]+" IsBound="true"/.test(body),
+    parameters: Object.fromEntries(
+      parameters.map((m) => [
+        m[1],
+        {
+          type: m[2] as string,
+          nullable: !/Nullable="false"/.test(m[3] ?? ''),
+          unicode: !/Unicode="false"/.test(m[3] ?? ''),
+        },
+      ]),
+    ),
+    parameterOrder: parameters.map((m) => m[1] as string),
+    ...(returnType
+      ? {
+          returnType: {
+            type: returnType[1] as string,
+            nullable: !/Nullable="false"/.test(returnType[2] ?? ''),
+          },
+        }
+      : {}),
+  };
+}
+
+/** Every type name a document refers to (property, parameter, return, base and singleton types). */
+function referencedTypes(xml: string): Set<string> {
+  const names = new Set<string>();
+  for (const m of xml.matchAll(/ (?:Type|BaseType)="([^"]+)"/g)) {
+    const name = /^Collection\((.+)\)$/.exec(m[1] as string)?.[1] ?? (m[1] as string);
+    names.add(name);
+  }
+  return names;
+}
+
+function declaredTypes(xml: string): Set<string> {
+  return new Set(
+    [...xml.matchAll(/<(?:EnumType|EntityType|ComplexType) Name="([^"]+)"/g)].map((m) => `graph.${m[1]}`),
+  );
+}
+
 function baseType(xml: string, kind: string, name: string): string | undefined {
   return new RegExp(`<${kind} Name="${name}"(?: BaseType="([^"]+)")?`).exec(xml)?.[1];
 }
@@ -51,6 +103,14 @@ const enumNames = [
   'appleDeviceDeliveryProtocol',
 ];
 const complexNames = ['vppTokenActionResult', 'vppTokenRevokeLicensesActionResult', 'vppTokenLicenseSummary'];
+// Operations of the extract, with the versions whose routes serve them (v1.0 registers two of them).
+const operations = [
+  { kind: 'Action', name: 'syncLicenses', versions: ['beta', 'v1.0'] },
+  { kind: 'Action', name: 'revokeLicenses', versions: ['beta'] },
+  { kind: 'Action', name: 'syncLicenseCounts', versions: ['beta'] },
+  { kind: 'Function', name: 'getLicensesForApp', versions: ['beta', 'v1.0'] },
+  { kind: 'Function', name: 'getExpiringVppTokenCount', versions: ['beta'] },
+] as const;
 
 let t: TestApp;
 const served: Record<string, string> = {};
@@ -121,5 +181,74 @@ describe('$metadata', () => {
       expect(properties(xml, 'ComplexType', name)).toEqual(properties(reference, 'ComplexType', name));
       expect(baseType(xml, 'ComplexType', name)).toBe(baseType(reference, 'ComplexType', name));
     }
+  });
+
+  it('vppLicensingType (the licensingType of VPP apps, beta only) matches Microsoft’s CSDL', () => {
+    expect(properties(served.beta as string, 'ComplexType', 'vppLicensingType')).toEqual(
+      properties(reference, 'ComplexType', 'vppLicensingType'),
+    );
+    expect(block(served['v1.0'] as string, 'ComplexType', 'vppLicensingType')).toBeUndefined();
+  });
+
+  it.each(operations)('$kind $name matches Microsoft’s CSDL where served, and is absent elsewhere', (op) => {
+    const expected = operation(reference, op.kind, op.name);
+    expect(expected).toBeDefined();
+    for (const version of ['beta', 'v1.0'] as const) {
+      const actual = operation(served[version] as string, op.kind, op.name);
+      if ((op.versions as readonly string[]).includes(version)) expect(actual).toEqual(expected);
+      else expect(actual).toBeUndefined();
+    }
+  });
+
+  it('the container names the served singletons; deviceAppManagement contains the served collections', () => {
+    const beta = served.beta as string;
+    const v1 = served['v1.0'] as string;
+    const singletons = (xml: string) =>
+      [
+        ...(block(xml, 'EntityContainer', 'GraphService') ?? '').matchAll(
+          /<Singleton Name="([^"]+)" Type="([^"]+)"/g,
+        ),
+      ].map((m) => `${m[1]}: ${m[2]}`);
+    expect(singletons(beta)).toEqual([
+      'deviceAppManagement: graph.deviceAppManagement',
+      'deviceManagement: graph.deviceManagement',
+    ]);
+    expect(singletons(v1)).toEqual(['deviceAppManagement: graph.deviceAppManagement']);
+    const navigation = (xml: string, type: string) =>
+      [
+        ...(block(xml, 'EntityType', type) ?? '').matchAll(
+          /<NavigationProperty Name="([^"]+)" Type="([^"]+)" ContainsTarget="true"/g,
+        ),
+      ].map((m) => `${m[1]}: ${m[2]}`);
+    expect(navigation(beta, 'deviceAppManagement')).toEqual([
+      'mobileApps: Collection(graph.mobileApp)',
+      'vppTokens: Collection(graph.vppToken)',
+    ]);
+    expect(navigation(v1, 'deviceAppManagement')).toEqual(['vppTokens: Collection(graph.vppToken)']);
+    expect(navigation(beta, 'deviceManagement')).toEqual([
+      'depOnboardingSettings: Collection(graph.depOnboardingSetting)',
+    ]);
+    expect(block(v1, 'EntityType', 'deviceManagement')).toBeUndefined();
+    // getExpiringVppTokenCount is bound to this collection; vppd serves no setting, so only the key.
+    expect(properties(beta, 'EntityType', 'depOnboardingSetting')).toEqual({});
+    expect(baseType(beta, 'EntityType', 'depOnboardingSetting')).toBe('graph.entity');
+  });
+
+  it('every type a document refers to is declared in it, and v1.0 declares no app type', () => {
+    for (const version of ['beta', 'v1.0']) {
+      const xml = served[version] as string;
+      const declared = declaredTypes(xml);
+      const dangling = [...referencedTypes(xml)].filter((n) => !n.startsWith('Edm.') && !declared.has(n));
+      expect(dangling, version).toEqual([]);
+    }
+    const v1 = declaredTypes(served['v1.0'] as string);
+    for (const name of [
+      'mobileApp',
+      'iosVppApp',
+      'macOsVppApp',
+      'iosVppAppAssignedLicense',
+      'depOnboardingSetting',
+    ])
+      expect(v1.has(`graph.${name}`), name).toBe(false);
   });
 });
