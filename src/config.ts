@@ -35,6 +35,8 @@ export interface RawSettings {
   readonly role?: string | undefined;
   readonly syncConcurrency?: string | undefined;
   readonly syncLease?: string | undefined;
+  /** How long SIGTERM/SIGINT waits for running syncs before giving them back. */
+  readonly shutdownGrace?: string | undefined;
 }
 
 /** The name a user sees for each setting in error messages (env name, plus the flag where there is one). */
@@ -55,6 +57,7 @@ export const settingNames: Readonly<Record<keyof RawSettings, string>> = {
   role: 'VPPD_ROLE (--role)',
   syncConcurrency: 'VPPD_SYNC_CONCURRENCY',
   syncLease: 'VPPD_SYNC_LEASE',
+  shutdownGrace: 'VPPD_SHUTDOWN_GRACE',
 };
 
 /** Reads the vppd settings from an environment (blank values count as unset). */
@@ -79,6 +82,7 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): RawS
     role: get('VPPD_ROLE'),
     syncConcurrency: get('VPPD_SYNC_CONCURRENCY'),
     syncLease: get('VPPD_SYNC_LEASE'),
+    shutdownGrace: get('VPPD_SHUTDOWN_GRACE'),
   };
 }
 
@@ -113,6 +117,8 @@ export interface Config {
   /** 32 bytes: AES-256-GCM key for sTokens at rest (and the root of the fingerprint key). */
   readonly encryptionKey: Buffer;
   readonly logLevel: LogLevel;
+  /** On SIGTERM/SIGINT: how long running syncs may finish before their jobs are given back (default 20 s). */
+  readonly shutdownGraceMs: number;
 }
 
 const base64Pattern = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -186,6 +192,16 @@ const fieldSchemas = {
       message: 'must be a duration between 1s and 1h, like 30s',
     })
     .transform((ms) => ms as number),
+  shutdownGrace: z
+    .string()
+    .transform((text) => parseDuration(text))
+    .refine((ms) => ms !== undefined && ms <= 3_600_000, {
+      message: 'must be a duration up to 1h, like 20s (0 gives running syncs back at once)',
+    })
+    .transform((ms) => ms as number),
+  metricsToken: z.string().refine((text) => Buffer.byteLength(text, 'utf8') >= 16, {
+    message: 'must be at least 16 bytes',
+  }),
 } as const;
 
 function parseField<K extends keyof typeof fieldSchemas>(
@@ -272,6 +288,8 @@ export function parseConfig(raw: RawSettings): Config {
     concurrency: raw.syncConcurrency === undefined ? 4 : parseField('syncConcurrency', raw.syncConcurrency),
     leaseMs: raw.syncLease === undefined ? 30_000 : parseField('syncLease', raw.syncLease),
   };
+  const shutdownGraceMs =
+    raw.shutdownGrace === undefined ? 20_000 : parseField('shutdownGrace', raw.shutdownGrace);
   return {
     port,
     host,
@@ -283,6 +301,7 @@ export function parseConfig(raw: RawSettings): Config {
     auth,
     encryptionKey,
     logLevel,
+    shutdownGraceMs,
   };
 }
 

@@ -9,8 +9,12 @@ import {
   type RawSettings,
   readEnv,
 } from '../config.js';
+import { demoBannerLines } from '../demo/demo-banner.js';
+import { seedDemoTenant } from '../demo/seed-demo-tenant.js';
+import { startDemoAppleSim } from '../demo/start-demo-apple-sim.js';
 import { issueAccessToken } from '../graph/auth/issue-access-token.js';
-import { startServer } from '../graph/start-server.js';
+import { type RunningServer, startServer } from '../graph/start-server.js';
+import type { SyncWorker } from '../sync/sync-worker.js';
 import type { CliIo } from './io.js';
 
 interface ServeFlags {
@@ -50,7 +54,7 @@ export function registerServeCommand(program: Command, io: CliIo, deps: ServeDep
     .option('--role <role>', 'all (API + sync worker, default), api or worker (env VPPD_ROLE)')
     .option(
       '--demo',
-      'demo mode: generates and keeps secrets in ./data and prints a ready-to-use bearer token',
+      'demo mode: SQLite and secrets in ./data, an in-process Apple simulator (unless --apple-url), a demo tenant with a token for every status, and a ready-to-use bearer token',
     )
     .action(async (flags: ServeFlags) => {
       await runServe(flags, io, deps);
@@ -69,43 +73,116 @@ async function runServe(flags: ServeFlags, io: CliIo, deps: ServeDependencies): 
     demo: flags.demo === true,
   };
   let settings = mergeSettings(readEnv(deps.env ?? process.env), fromFlags);
+  const dataDir = resolve(cwd, 'data');
   if (settings.demo) {
-    const demo = await ensureDemoSecrets(settings, { dataDir: resolve(cwd, 'data') });
+    const demo = await ensureDemoSecrets(settings, { dataDir });
     settings = demo.settings;
     if (demo.filled.length > 0) io.stdout(`demo: secrets kept in ${demo.file} (mode 0600)\n`);
   }
-  const config = parseConfig(settings);
+  let config = parseConfig(settings);
 
-  const stop = deps.stopSignal ?? signalOnTermination();
-  // The product behaviour: syncs run in this process (per --role) and token uploads/renewals sync.
-  const server = await startServer(config, { runSync: true, syncOnTokenWrite: true });
+  const stop: { first: AbortSignal; second?: AbortSignal } =
+    deps.stopSignal === undefined ? terminationSignals() : { first: deps.stopSignal };
+  // The demo talks to an in-process Apple simulator unless --apple-url points elsewhere.
+  const sim =
+    config.demo && settings.appleUrl === undefined ? await startDemoAppleSim({ dataDir }) : undefined;
+  if (sim) config = { ...config, apple: { baseUrl: sim.baseUrl, metadataUrl: sim.metadataUrl } };
+  let server: RunningServer;
+  try {
+    // The product behaviour: syncs run in this process (per --role) and token uploads/renewals sync.
+    server = await startServer(config, { runSync: true, syncOnTokenWrite: true });
+  } catch (error) {
+    await sim?.close();
+    throw error;
+  }
   // One write, the listening line last: whoever waits for it has the demo lines already.
   const lines: string[] = [];
-  if (config.demo && config.auth.kind === 'hs256') {
-    const token = await issueAccessToken({ secret: config.auth.secret, tenantId: demoTenantId });
+  if (config.demo) {
+    const seed = sim ? await seedDemoTenant(server.context, sim, demoTenantId) : undefined;
+    const bearer =
+      config.auth.kind === 'hs256'
+        ? await issueAccessToken({ secret: config.auth.secret, tenantId: demoTenantId })
+        : undefined;
     lines.push(
-      `demo: tenant ${demoTenantId}, bearer token (30 days, DeviceManagementServiceConfig.ReadWrite.All):`,
-      token,
-      `demo: curl -s -H "Authorization: Bearer ${token}" ${server.url}/beta/deviceAppManagement/vppTokens`,
+      ...demoBannerLines({
+        url: server.url,
+        tenantId: demoTenantId,
+        bearer,
+        bearerDescription: '30 days, DeviceManagementServiceConfig.ReadWrite.All',
+        appleSimUrl: sim?.baseUrl,
+        seed,
+      }),
     );
   }
   lines.push(`vppd listening on ${server.url} (database ${config.database.url})`, '');
   io.stdout(lines.join('\n'));
-  if (!stop.aborted) await once(stop, 'abort');
-  io.stdout('vppd: stopping (draining requests)\n');
-  await server.close();
+  if (!stop.first.aborted) await once(stop.first, 'abort');
+  await shutDown(server, config.shutdownGraceMs, stop.second, io);
+  await sim?.close();
   io.stdout('vppd: stopped\n');
 }
 
-/** An AbortSignal that fires on the first SIGTERM or SIGINT. */
-function signalOnTermination(): AbortSignal {
-  const controller = new AbortController();
+/**
+ * Graceful stop: no new connections, no new syncs claimed; running syncs get up to `graceMs` to
+ * finish (a second signal cuts the wait short); those still running are given back to the queue
+ * (their leases released, not counted as an attempt) so another process runs them; then the
+ * in-flight requests drain and the database closes.
+ */
+async function shutDown(
+  server: RunningServer,
+  graceMs: number,
+  hurry: AbortSignal | undefined,
+  io: CliIo,
+): Promise<void> {
+  // Stops accepting connections now; fastify's close below waits for the requests in flight.
+  server.app.server.close();
+  const { sync } = server.context;
+  await sync.scheduler?.stop();
+  const worker = sync.worker;
+  if (worker !== undefined && worker.active > 0) {
+    io.stdout(
+      `vppd: stopping: no new requests; waiting up to ${graceMs / 1000}s for ${worker.active} running sync(s)\n`,
+    );
+    const left = await drainUnless(worker, graceMs, hurry);
+    if (left > 0) {
+      io.stdout(`vppd: ${left} sync(s) still running: given back to the queue for the next worker\n`);
+    }
+  } else {
+    io.stdout('vppd: stopping (draining requests)\n');
+  }
+  await server.close();
+}
+
+/** Waits for the worker's runs up to `graceMs`, or until `hurry` aborts; resolves with how many still run. */
+async function drainUnless(
+  worker: SyncWorker,
+  graceMs: number,
+  hurry: AbortSignal | undefined,
+): Promise<number> {
+  if (hurry === undefined) return worker.drain(graceMs);
+  if (hurry.aborted) return worker.active;
+  const cut = new Promise<void>((resolve) =>
+    hurry.addEventListener('abort', () => resolve(), { once: true }),
+  );
+  const drained = worker.drain(graceMs);
+  await Promise.race([drained, cut]);
+  return worker.active;
+}
+
+/** Signals that fire on the first SIGTERM/SIGINT (stop) and on a second one (stop waiting for syncs). */
+function terminationSignals(): { first: AbortSignal; second: AbortSignal } {
+  const first = new AbortController();
+  const second = new AbortController();
   const onSignal = () => {
+    if (!first.signal.aborted) {
+      first.abort();
+      return;
+    }
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
-    controller.abort();
+    second.abort();
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  return controller.signal;
+  return { first: first.signal, second: second.signal };
 }

@@ -12,6 +12,7 @@ import { registerVppTokenActionRoutes } from './vpp-token-actions-routes.js';
 import { registerVppTokenCollectionActionRoutes } from './vpp-token-collection-actions-routes.js';
 import { registerVppTokenRevokeRoutes } from './vpp-token-revoke-routes.js';
 import { registerVppTokenRoutes } from './vpp-tokens-routes.js';
+import { registerVppdSyncProgressRoutes } from './vppd-sync-progress-routes.js';
 
 export interface BuildAppOptions {
   /** TLS key and certificate: serve HTTPS (the JS Graph client only behaves over HTTPS). */
@@ -71,6 +72,7 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
   });
 
   registerHealthRoutes(app, { db: context.db, readiness });
+  registerVppdSyncProgressRoutes(app, context);
 
   for (const version of graphVersions) {
     const metadata = buildMetadataDocument(version);

@@ -11,6 +11,7 @@ import {
 } from '../storage/sync-job-store.js';
 import type { VppTokenStore } from '../storage/vpp-token-store.js';
 import { syncFailureError } from './sync-failure-of.js';
+import type { SyncProgressListener } from './sync-progress.js';
 
 /** The logger methods the sync code uses (pino-compatible). */
 export interface SyncLogger {
@@ -35,7 +36,11 @@ export interface SyncEngineOptions {
 }
 
 /** Fetches one consistent Apple snapshot into a run's staging rows; the worker commits or fails it. */
-export type SyncEngine = (claim: ClaimedSync, signal: AbortSignal) => Promise<SnapshotCommit>;
+export type SyncEngine = (
+  claim: ClaimedSync,
+  signal: AbortSignal,
+  onProgress?: SyncProgressListener,
+) => Promise<SnapshotCommit>;
 
 /**
  * The full sync of one token (spec/apple-apps-and-books.md, "Endpoints used by a sync"): client/config
@@ -48,8 +53,9 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
   const maxRestarts = options.maxSnapshotRestarts ?? 2;
   const progressEvery = Math.max(1, options.progressEveryPages ?? 20);
 
-  return async (claim, signal) => {
+  return async (claim, signal, onProgress) => {
     const { tenantId, tokenId } = claim.job;
+    onProgress?.({ phase: 'clientConfig', pages: 0, records: 0 });
     const token = await tokens.get(tenantId, tokenId);
     const sToken = await tokens.readSToken(tenantId, tokenId);
     if (!token || sToken === undefined) throw new LeaseLostError('the token was deleted');
@@ -86,11 +92,13 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
 
     for (let restart = 0; ; restart++) {
       try {
-        const fetched = await fetchSnapshot(claim, sToken, signal);
+        const fetched = await fetchSnapshot(claim, sToken, signal, onProgress);
         const metadataLookup = {
           platform: config.defaultPlatform ?? 'volumestore',
           country: (config.countryISO2ACode ?? 'us').toLowerCase(),
         };
+        const { pageCount: pages, assetCount, assignmentCount } = fetched.commit;
+        onProgress?.({ phase: 'metadata', pages, records: assetCount + assignmentCount });
         await fetchNewMetadata(fetched.adamIds, sToken, metadataLookup, signal, claim);
         const expiry =
           config.tokenExpirationDate === undefined
@@ -120,6 +128,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
     claim: ClaimedSync,
     sToken: string,
     signal: AbortSignal,
+    onProgress: SyncProgressListener | undefined,
   ): Promise<{
     commit: Omit<SnapshotCommit, 'locationUid' | 'locationName' | 'countryOrRegion' | 'expirationDateTime'>;
     adamIds: string[];
@@ -143,6 +152,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
       }
       assetCount += page.records.length;
       pageCount++;
+      onProgress?.({ phase: 'assets', pages: pageCount, records: assetCount });
     }
 
     let assignmentCount = 0;
@@ -153,6 +163,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
       await licenses.insertAssignments(claim.runId, assignmentCount, page.records);
       assignmentCount += page.records.length;
       pageCount++;
+      onProgress?.({ phase: 'assignments', pages: pageCount, records: assetCount + assignmentCount });
       if (pageCount % progressEvery === 0) {
         await jobs.recordProgress(claim.runId, { assetCount, assignmentCount, pageCount });
       }

@@ -4,6 +4,7 @@ import type { AppleMdmInfo } from '../apple/apple-types.js';
 import { createLicenseStore, type LicenseStore } from '../storage/license-store.js';
 import type { VppdDatabase } from '../storage/open-database.js';
 import { loadInstallationId } from '../storage/sync-installation.js';
+import { createSyncProgressStore } from '../storage/sync-progress-store.js';
 import {
   createSyncJobStore,
   type SyncJobStore,
@@ -125,6 +126,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       logger,
       schedule,
       workerId,
+      progress: createSyncProgressStore({ db }),
       ...(settings.leaseMs === undefined ? {} : { leaseMs: settings.leaseMs }),
       ...(settings.heartbeatMs === undefined ? {} : { heartbeatMs: settings.heartbeatMs }),
       ...(settings.concurrency === undefined ? {} : { concurrency: settings.concurrency }),

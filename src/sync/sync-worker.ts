@@ -6,8 +6,10 @@ import {
   LeaseLostError,
   type SyncJobStore,
 } from '../storage/sync-job-store.js';
+import type { SyncProgressStore } from '../storage/sync-progress-store.js';
 import type { SyncEngine, SyncLogger } from './sync-engine.js';
 import { syncFailureOf } from './sync-failure-of.js';
+import type { SyncProgress } from './sync-progress.js';
 import { nextAutomaticSync, type SchedulePolicy } from './sync-schedule-policy.js';
 
 export interface SyncWorkerOptions {
@@ -31,6 +33,10 @@ export interface SyncWorkerOptions {
   readonly pollMs?: number;
   /** Claims per job: the first run plus one retry after an interruption (default 2). */
   readonly maxAttempts?: number;
+  /** Where live progress of running syncs goes (phase, pages, records); none when absent. */
+  readonly progress?: SyncProgressStore;
+  /** Least time between two progress writes of one run (default 1 s). */
+  readonly progressMs?: number;
 }
 
 /** What stopped a run on purpose. */
@@ -52,6 +58,7 @@ export class SyncWorker {
   readonly #concurrency: number;
   readonly #pollMs: number;
   readonly #maxAttempts: number;
+  readonly #progressMs: number;
   readonly #running = new Map<string, { controller: AbortController; done: Promise<void> }>();
   #stopping = false;
   #loop: Promise<void> | undefined;
@@ -66,6 +73,7 @@ export class SyncWorker {
     this.#concurrency = Math.max(1, options.concurrency ?? 4);
     this.#pollMs = options.pollMs ?? 1000;
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? 2);
+    this.#progressMs = Math.max(10, options.progressMs ?? 1000);
   }
 
   /** Syncs this worker is running now. */
@@ -108,13 +116,34 @@ export class SyncWorker {
    * so the next worker to start runs them at once. Resolves when everything has wound down.
    */
   async stop(): Promise<void> {
+    await this.#stopClaiming();
+    for (const run of this.#running.values()) run.controller.abort(new WorkerStopping('vppd is stopping'));
+    await this.idle();
+  }
+
+  /**
+   * Graceful shutdown, first half: claims nothing more and waits up to `graceMs` for the runs in
+   * flight to finish (they keep their leases alive meanwhile). Resolves with how many are still
+   * running; {@link stop} then gives those back to the queue for another process.
+   */
+  async drain(graceMs: number): Promise<number> {
+    await this.#stopClaiming();
+    let timer: NodeJS.Timeout | undefined;
+    const timeUp = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, Math.max(0, graceMs));
+      timer.unref();
+    });
+    await Promise.race([this.idle(), timeUp]);
+    clearTimeout(timer);
+    return this.#running.size;
+  }
+
+  async #stopClaiming(): Promise<void> {
     this.#stopping = true;
     this.#wake?.();
     await this.#loop;
     this.#loop = undefined;
     await this.#polling;
-    for (const run of this.#running.values()) run.controller.abort(new WorkerStopping('vppd is stopping'));
-    await this.idle();
   }
 
   async #runLoop(): Promise<void> {
@@ -192,9 +221,11 @@ export class SyncWorker {
       );
     }, this.#heartbeatMs);
     const started = Date.now();
+    const progress = this.#progressWriter(claim);
     logger.info({ ...context, trigger: claim.job.trigger }, 'sync started');
     try {
-      const snapshot = await this.#o.engine(claim, controller.signal);
+      const snapshot = await this.#o.engine(claim, controller.signal, progress.note);
+      await progress.close();
       const now = clock();
       const next = nextAutomaticSync(now, this.#o.schedule, { expired: false, random: this.#o.random });
       clearInterval(beat);
@@ -215,6 +246,7 @@ export class SyncWorker {
     } catch (error) {
       clearInterval(beat);
       await beating;
+      await progress.close();
       const reason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
       if (reason instanceof WorkerStopping) {
         await jobs
@@ -236,6 +268,42 @@ export class SyncWorker {
     } finally {
       clearInterval(beat);
     }
+  }
+
+  /**
+   * Keeps the latest progress the engine reported and writes it at most every `progressMs` (the
+   * first note at once), so a 100-page sync costs a handful of writes. Write failures only log.
+   */
+  #progressWriter(claim: ClaimedSync): { note: (p: SyncProgress) => void; close: () => Promise<void> } {
+    const store = this.#o.progress;
+    if (store === undefined) return { note: () => undefined, close: async () => undefined };
+    let latest: SyncProgress | undefined;
+    let written: SyncProgress | undefined;
+    let writing: Promise<void> = Promise.resolve();
+    const flush = () => {
+      const next = latest;
+      if (next === undefined || next === written) return;
+      written = next;
+      writing = writing
+        .then(() => store.record(claim.job.id, claim.runId, next, this.#o.clock()))
+        .catch((error: unknown) =>
+          this.#o.logger.warn(
+            { jobId: claim.job.id, err: errorDetails(error) },
+            'sync progress not recorded',
+          ),
+        );
+    };
+    const timer = setInterval(flush, this.#progressMs);
+    return {
+      note: (p) => {
+        latest = p;
+        if (written === undefined) flush();
+      },
+      close: async () => {
+        clearInterval(timer);
+        await writing;
+      },
+    };
   }
 
   async #fail(claim: ClaimedSync, failure: SyncFailure, context: object): Promise<void> {
