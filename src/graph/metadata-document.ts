@@ -223,10 +223,10 @@ export const vppEntityTypes: readonly CsdlStructuredType[] = [
     properties: [{ name: 'id', type: 'Edm.String', nullable: false }],
   },
   { kind: 'EntityType', name: 'vppToken', baseType: 'graph.entity', properties: vppTokenCsdlProperties },
+  // Graph's beta schema gives this singleton's type no base (and so no id); deviceManagement has one.
   {
     kind: 'EntityType',
     name: 'deviceAppManagement',
-    baseType: 'graph.entity',
     properties: [],
     navigationProperties: [
       { name: 'mobileApps', type: 'Collection(graph.mobileApp)', versions: betaOnly },
