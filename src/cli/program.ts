@@ -1,10 +1,12 @@
 import { Command, CommanderError } from 'commander';
 import { isVppdError } from '../domain/errors.js';
 import { registerAppleSimCommand } from './apple-sim-command.js';
+import { registerAuthCommand } from './auth-command.js';
 import { registerEnumsCommand } from './enums-command.js';
 import type { CliIo } from './io.js';
 import { processIo } from './io.js';
 import { registerServeCommand } from './serve-command.js';
+import { registerTokensCommand } from './tokens-command.js';
 
 /** Builds the `vppd` command tree. Each subcommand lives in its own `*-command.ts` file. */
 export function buildProgram(io: CliIo): Command {
@@ -20,6 +22,8 @@ export function buildProgram(io: CliIo): Command {
   registerEnumsCommand(program, io);
   registerAppleSimCommand(program, io);
   registerServeCommand(program, io);
+  registerTokensCommand(program, io, { isTty: io === processIo && process.stdout.isTTY === true });
+  registerAuthCommand(program, io);
   return program;
 }
 
