@@ -104,7 +104,7 @@ function snapshotOf(tokenId: string) {
     let rows = 0;
     for (const row of db
       .prepare(
-        'select seq, adam_id, pricing_param, serial_number, client_user_id from license_assignments where run_id = ? order by seq',
+        'select l.seq, l.adam_id, l.pricing_param, l.serial_number, l.client_user_id from license_assignments l join license_runs r on r.run_key = l.run_key where r.run_id = ? order by l.seq',
       )
       .iterate(pointer.run_id) as Iterable<Record<string, unknown>>) {
       hash.update(
@@ -129,7 +129,9 @@ function stagedRowsOfRunningJob(tokenId: string): number {
       | undefined;
     if (!job?.run_id) return 0;
     const row = db
-      .prepare('select count(*) as n from license_assignments where run_id = ?')
+      .prepare(
+        'select count(*) as n from license_assignments l join license_runs r on r.run_key = l.run_key where r.run_id = ?',
+      )
       .get(job.run_id) as {
       n: number;
     };
@@ -208,7 +210,7 @@ describe('SIGKILL in the middle of a large sync', () => {
       ]);
       const orphan = db
         .prepare(
-          'select count(*) as n from license_assignments where run_id not in (select run_id from license_snapshots)',
+          'select count(*) as n from license_assignments l join license_runs r on r.run_key = l.run_key where r.run_id not in (select run_id from license_snapshots)',
         )
         .get() as { n: number };
       expect(orphan.n).toBe(0);

@@ -1,3 +1,5 @@
+import type { ColumnType, Generated } from 'kysely';
+
 /**
  * The tables vppd stores, as Kysely sees them. Row types are storage-only: the store converts them to
  * domain entities and nothing outside `storage/` knows a column name.
@@ -18,6 +20,7 @@ export interface DatabaseSchema {
   token_locations: TokenLocationRow;
   sync_schedule: SyncScheduleRow;
   license_assets: LicenseAssetRow;
+  license_runs: LicenseRunRow;
   license_assignments: LicenseAssignmentRow;
   license_app_metadata: LicenseAppMetadataRow;
 }
@@ -76,7 +79,8 @@ export interface VppTokenActionResultRow {
 // ---- sync engine and license data (migration 0002) ----------------------------------------------
 //
 // How to read a token's licenses: its current snapshot is `license_snapshots.run_id`; the current
-// assets/assignments are the rows of `license_assets`/`license_assignments` with that `run_id`.
+// assets are the rows of `license_assets` with that `run_id`, the current assignments the rows of
+// `license_assignments` with the `run_key` that `license_runs` gives that `run_id`.
 // Rows of other runs are staging (a sync in flight) or garbage (failed/superseded runs, deleted soon):
 // never read license rows without joining through `license_snapshots`.
 
@@ -141,6 +145,12 @@ export interface SyncRunRow {
   staging_cleared: number;
 }
 
+/**
+ * A `bigint` column: SQLite answers a number, PostgreSQL's driver answers int8 as text (it may exceed
+ * 2^53); readers convert with `Number()` — vppd's sums stay far below 2^53.
+ */
+export type BigIntColumn = ColumnType<number | string, number, number>;
+
 /** A token's current license snapshot: one row per token that completed a sync. */
 export interface LicenseSnapshotRow {
   token_id: string;
@@ -152,9 +162,9 @@ export interface LicenseSnapshotRow {
   asset_count: number;
   assignment_count: number;
   /** Sums over the snapshot's assets (Apple's counts; "unlimited" assets count 2147483647). */
-  total_license_count: number;
-  used_license_count: number;
-  available_license_count: number;
+  total_license_count: BigIntColumn;
+  used_license_count: BigIntColumn;
+  available_license_count: BigIntColumn;
 }
 
 /** Which token of a tenant holds an Apple location (unique per tenant and `location_uid`). */
@@ -181,10 +191,10 @@ export interface LicenseAssetRow {
   adam_id: string;
   pricing_param: string;
   product_type: string | null;
-  total_count: number;
-  assigned_count: number;
-  available_count: number;
-  retired_count: number;
+  total_count: BigIntColumn;
+  assigned_count: BigIntColumn;
+  available_count: BigIntColumn;
+  retired_count: BigIntColumn;
   /** 0/1, null when Apple did not say. */
   device_assignable: number | null;
   revocable: number | null;
@@ -192,12 +202,21 @@ export interface LicenseAssetRow {
   supported_platforms: string;
 }
 
-/** One license held by a device (`serial_number`) or a user (`client_user_id`), in Apple's order (`seq`). */
-export interface LicenseAssignmentRow {
+/** The integer key of a run's assignment rows (assigned on a run's first staged assignment). */
+export interface LicenseRunRow {
+  run_key: Generated<number>;
   run_id: string;
-  seq: number;
+}
+
+/**
+ * One license held by a device (`serial_number`) or a user (`client_user_id`); `seq` is its position
+ * in Apple's order. Primary key `(run_key, adam_id, pricing_param, seq)`: an app's licenses are one range.
+ */
+export interface LicenseAssignmentRow {
+  run_key: number;
   adam_id: string;
   pricing_param: string;
+  seq: number;
   serial_number: string | null;
   client_user_id: string | null;
 }

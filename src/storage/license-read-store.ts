@@ -176,13 +176,15 @@ export function createLicenseReadStore(options: { readonly db: VppdDatabase }): 
 
   type AppRow = Awaited<ReturnType<ReturnType<typeof appsQuery>['execute']>>[number];
 
+  // One primary-key range (run_key, adam_id, pricing_param, seq…) of the current snapshot's run.
   const assignmentsOf = (tenantId: string, key: VppAppKey) =>
     db
       .selectFrom('license_assignments as l')
-      .where('l.run_id', '=', (eb) =>
+      .where('l.run_key', '=', (eb) =>
         eb
           .selectFrom('license_snapshots as s')
-          .select('s.run_id')
+          .innerJoin('license_runs as r', 'r.run_id', 's.run_id')
+          .select('r.run_key')
           .where('s.tenant_id', '=', tenantId)
           .where('s.token_id', '=', key.tokenId),
       )
@@ -292,30 +294,33 @@ export function createLicenseReadStore(options: { readonly db: VppdDatabase }): 
 
     async snapshotHolders(tenantId, tokenId) {
       const snapshot = await db
-        .selectFrom('license_snapshots')
-        .select('run_id')
-        .where('tenant_id', '=', tenantId)
-        .where('token_id', '=', tokenId)
+        .selectFrom('license_snapshots as s')
+        .leftJoin('license_runs as r', 'r.run_id', 's.run_id')
+        .select(['s.run_id', 'r.run_key'])
+        .where('s.tenant_id', '=', tenantId)
+        .where('s.token_id', '=', tokenId)
         .executeTakeFirst();
       if (!snapshot) return undefined;
+      const serialNumbers = new Map<string, number>();
+      const clientUserIds = new Map<string, number>();
+      // A snapshot without assignments staged none, so it has no run key.
+      if (snapshot.run_key === null) return { runId: snapshot.run_id, serialNumbers, clientUserIds };
       // Licenses Apple says are not revocable (books) are not counted; unknown revocability counts.
       const rows = await db
         .selectFrom('license_assignments as l')
         .leftJoin('license_assets as a', (join) =>
           join
-            .onRef('a.run_id', '=', 'l.run_id')
+            .on('a.run_id', '=', snapshot.run_id)
             .onRef('a.adam_id', '=', 'l.adam_id')
             .onRef('a.pricing_param', '=', 'l.pricing_param'),
         )
-        .where('l.run_id', '=', snapshot.run_id)
+        .where('l.run_key', '=', Number(snapshot.run_key))
         .select(['l.serial_number', 'l.client_user_id'])
         .select(
           sql<number | string | bigint>`sum(case when a.revocable = 0 then 0 else 1 end)`.as('licenses'),
         )
         .groupBy(['l.serial_number', 'l.client_user_id'])
         .execute();
-      const serialNumbers = new Map<string, number>();
-      const clientUserIds = new Map<string, number>();
       for (const row of rows) {
         const licenses = Number(row.licenses);
         if (row.serial_number !== null) serialNumbers.set(row.serial_number, licenses);

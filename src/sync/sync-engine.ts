@@ -157,10 +157,12 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
 
     let assignmentCount = 0;
     let assignmentsVersion: string | undefined;
+    // Pages are buffered and staged in large sorted batches (see LicenseStore.assignmentWriter).
+    const staging = licenses.assignmentWriter(claim.runId);
     for await (const page of apple.assignments(sToken, {}, { signal })) {
       signal.throwIfAborted();
       assignmentsVersion ??= page.versionId;
-      await licenses.insertAssignments(claim.runId, assignmentCount, page.records);
+      await staging.write(page.records);
       assignmentCount += page.records.length;
       pageCount++;
       onProgress?.({ phase: 'assignments', pages: pageCount, records: assetCount + assignmentCount });
@@ -168,6 +170,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
         await jobs.recordProgress(claim.runId, { assetCount, assignmentCount, pageCount });
       }
     }
+    await staging.close();
     // Counts in assets and holders in assignments must describe the same data.
     if (assetsVersion && assignmentsVersion && assetsVersion !== assignmentsVersion) {
       throw syncSnapshotMoved(assetsVersion, assignmentsVersion);

@@ -1,6 +1,9 @@
 import type { Kysely, Migration } from 'kysely';
+import { serialKeyColumn, withoutRowIdOnSqlite } from '../dialect-ddl.js';
 
-// Portable DDL only (text, integer, constraints): the same migration runs on SQLite and PostgreSQL.
+// Portable DDL (text, integer, bigint, constraints): the same migration runs on SQLite and PostgreSQL.
+// The two engine-specific layout choices (the serial key of license_runs and WITHOUT ROWID for
+// license_assignments) go through dialect-ddl.ts, which leaves them out or translates them elsewhere.
 /**
  * The sync engine's tables: installation settings (vppd's own `mdmInfo.id`), durable sync jobs with
  * a lease, the per-token sync history (each run is also the key of the license rows it fetched), the
@@ -86,9 +89,10 @@ export const syncAndLicenses: Migration = {
       .addColumn('committed_at', 'text', (c) => c.notNull())
       .addColumn('asset_count', 'integer', (c) => c.notNull())
       .addColumn('assignment_count', 'integer', (c) => c.notNull())
-      .addColumn('total_license_count', 'integer', (c) => c.notNull())
-      .addColumn('used_license_count', 'integer', (c) => c.notNull())
-      .addColumn('available_license_count', 'integer', (c) => c.notNull())
+      // Sums of Apple's counts: one "unlimited" asset alone counts 2,147,483,647, the 32-bit maximum.
+      .addColumn('total_license_count', 'bigint', (c) => c.notNull())
+      .addColumn('used_license_count', 'bigint', (c) => c.notNull())
+      .addColumn('available_license_count', 'bigint', (c) => c.notNull())
       .addForeignKeyConstraint(
         'license_snapshots_token_fkey',
         ['tenant_id', 'token_id'],
@@ -145,10 +149,11 @@ export const syncAndLicenses: Migration = {
       .addColumn('adam_id', 'text', (c) => c.notNull())
       .addColumn('pricing_param', 'text', (c) => c.notNull())
       .addColumn('product_type', 'text')
-      .addColumn('total_count', 'integer', (c) => c.notNull())
-      .addColumn('assigned_count', 'integer', (c) => c.notNull())
-      .addColumn('available_count', 'integer', (c) => c.notNull())
-      .addColumn('retired_count', 'integer', (c) => c.notNull())
+      // Apple's counts (2,147,483,647 = unlimited) are summed per app and token: bigint, not int4.
+      .addColumn('total_count', 'bigint', (c) => c.notNull())
+      .addColumn('assigned_count', 'bigint', (c) => c.notNull())
+      .addColumn('available_count', 'bigint', (c) => c.notNull())
+      .addColumn('retired_count', 'bigint', (c) => c.notNull())
       .addColumn('device_assignable', 'integer')
       .addColumn('revocable', 'integer')
       .addColumn('supported_platforms', 'text', (c) => c.notNull())
@@ -160,18 +165,34 @@ export const syncAndLicenses: Migration = {
       .columns(['adam_id', 'run_id'])
       .execute();
 
+    // A small integer per run for the assignment rows: a run id is a 36-character text GUID, repeated
+    // in every one of a run's (up to millions of) assignment keys it made the rows ~2x wider.
+    const runKey = serialKeyColumn(db);
     await db.schema
-      .createTable('license_assignments')
-      .addColumn('run_id', 'text', (c) => c.notNull().references('sync_runs.id').onDelete('cascade'))
-      .addColumn('seq', 'integer', (c) => c.notNull())
-      .addColumn('adam_id', 'text', (c) => c.notNull())
-      .addColumn('pricing_param', 'text', (c) => c.notNull())
-      .addColumn('serial_number', 'text')
-      .addColumn('client_user_id', 'text')
-      // Only the primary key: a second index written in random (adamId) order made staging 200,000
-      // rows ~15x slower on a database file. Reads of one asset's licenses scan the run's range.
-      .addPrimaryKeyConstraint('license_assignments_pkey', ['run_id', 'seq'])
+      .createTable('license_runs')
+      .addColumn('run_key', runKey.type, runKey.build)
+      .addColumn('run_id', 'text', (c) => c.notNull().unique().references('sync_runs.id').onDelete('cascade'))
       .execute();
+
+    // One B-tree keyed (run, asset, Apple order): an app's licenses are one contiguous range, so
+    // `mobileApps/{id}/assignedLicenses` pages and counts read only that app's rows, and a run's rows
+    // delete as one range. Writers insert sorted batches (license-store.ts) so each B-tree page is
+    // written about once per batch. No other index: a second one written in another order made
+    // staging ~15x slower.
+    await withoutRowIdOnSqlite(
+      db,
+      db.schema
+        .createTable('license_assignments')
+        .addColumn('run_key', runKey.type, (c) =>
+          c.notNull().references('license_runs.run_key').onDelete('cascade'),
+        )
+        .addColumn('adam_id', 'text', (c) => c.notNull())
+        .addColumn('pricing_param', 'text', (c) => c.notNull())
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('serial_number', 'text')
+        .addColumn('client_user_id', 'text')
+        .addPrimaryKeyConstraint('license_assignments_pkey', ['run_key', 'adam_id', 'pricing_param', 'seq']),
+    ).execute();
 
     // Names and bundle ids are public catalogue data, shared by every tenant's licenses of an adamId.
     await db.schema
