@@ -37,6 +37,8 @@ export interface RawSettings {
   readonly syncLease?: string | undefined;
   /** How long SIGTERM/SIGINT waits for running syncs before giving them back. */
   readonly shutdownGrace?: string | undefined;
+  /** Bearer token `GET /metrics` requires; unset: /metrics answers loopback clients only. */
+  readonly metricsToken?: string | undefined;
 }
 
 /** The name a user sees for each setting in error messages (env name, plus the flag where there is one). */
@@ -58,6 +60,7 @@ export const settingNames: Readonly<Record<keyof RawSettings, string>> = {
   syncConcurrency: 'VPPD_SYNC_CONCURRENCY',
   syncLease: 'VPPD_SYNC_LEASE',
   shutdownGrace: 'VPPD_SHUTDOWN_GRACE',
+  metricsToken: 'VPPD_METRICS_TOKEN',
 };
 
 /** Reads the vppd settings from an environment (blank values count as unset). */
@@ -83,6 +86,7 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): RawS
     syncConcurrency: get('VPPD_SYNC_CONCURRENCY'),
     syncLease: get('VPPD_SYNC_LEASE'),
     shutdownGrace: get('VPPD_SHUTDOWN_GRACE'),
+    metricsToken: get('VPPD_METRICS_TOKEN'),
   };
 }
 
@@ -119,6 +123,8 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** On SIGTERM/SIGINT: how long running syncs may finish before their jobs are given back (default 20 s). */
   readonly shutdownGraceMs: number;
+  /** Bearer token of `GET /metrics`; undefined: only loopback clients may scrape. */
+  readonly metricsToken?: string | undefined;
 }
 
 const base64Pattern = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -302,6 +308,7 @@ export function parseConfig(raw: RawSettings): Config {
     encryptionKey,
     logLevel,
     shutdownGraceMs,
+    ...(raw.metricsToken === undefined ? {} : { metricsToken: parseField('metricsToken', raw.metricsToken) }),
   };
 }
 

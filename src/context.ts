@@ -1,8 +1,11 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { type Logger, pino } from 'pino';
+import { type AlertService, type AlertSettings, createAlertService } from './alerts/alert-service.js';
 import { type AppleClient, createAppleClient, realSleep } from './apple/apple-client.js';
 import type { Config } from './config.js';
 import { type Authenticator, createAuthenticator } from './graph/auth/authenticator.js';
+import { createMetrics, type VppdMetrics } from './ops/metrics.js';
 import { createLicenseReadStore, type LicenseReadStore } from './storage/license-read-store.js';
 import { openDatabase, type VppdDatabase } from './storage/open-database.js';
 import { createTokenCipher } from './storage/token-cipher.js';
@@ -30,6 +33,8 @@ export interface ContextOverrides {
   readonly sync?: Partial<SyncSettings>;
   /** Creating a token or renewing its sToken requests a sync (on in `vppd serve`). */
   readonly syncOnTokenWrite?: boolean;
+  /** Alert loop periods and delivery policy (short ones in tests). */
+  readonly alerts?: Partial<AlertSettings>;
 }
 
 /** The composition root: every service built once from the configuration, disposed once. */
@@ -50,6 +55,10 @@ export interface AppContext {
   readonly revokes: RevokeService;
   /** Graph's `syncLicenses`: sync jobs, license snapshots, the worker and the scheduler. */
   readonly sync: SyncService;
+  /** Prometheus metrics of this context (its own registry), served at `/metrics`. */
+  readonly metrics: VppdMetrics;
+  /** Webhook endpoints, the alert outbox and its scanner/deliverer loops (started by `startAlerts`). */
+  readonly alerts: AlertService;
   /** Closes the database and everything else the context opened; safe to call twice. */
   dispose(): Promise<void>;
 }
@@ -81,6 +90,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
   const newId = overrides.newId ?? randomUUID;
   const logger = overrides.logger ?? createLogger(config);
   const db = await openDatabase(config.database);
+  const metrics = createMetrics({ db, clock });
   const cipher = createTokenCipher(config.encryptionKey, overrides.randomBytes ?? randomBytes);
   const tokens = createVppTokenStore({ db, cipher, clock });
   const authenticator = createAuthenticator(config.auth, {
@@ -93,6 +103,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
       baseUrl: config.apple.baseUrl,
       ...(config.apple.metadataUrl ? { metadataUrl: config.apple.metadataUrl } : {}),
       logger: logger.child({ component: 'apple' }),
+      observer: metrics.apple,
     });
   const licenseReads = createLicenseReadStore({ db });
   const licenseCounts = createLicenseCountsSync({
@@ -133,6 +144,22 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     },
     ...(overrides.syncOnTokenWrite === undefined ? {} : { syncOnTokenWrite: overrides.syncOnTokenWrite }),
   });
+  const alerts = createAlertService({
+    db,
+    cipher,
+    clock,
+    newId,
+    randomBytes: overrides.randomBytes ?? randomBytes,
+    random: overrides.random ?? Math.random,
+    fetch: overrides.fetch ?? fetch,
+    logger: logger.child({ component: 'alerts' }),
+    // Not newId(): tests predict the ids it hands out.
+    owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+    ...(overrides.alerts ? { settings: overrides.alerts } : {}),
+    // Sync durations are observed once per finished run, by whichever process scans it.
+    onRunScanned: (run) => metrics.observeSyncRun(run),
+    onDeliveryAttempt: (attempt) => metrics.observeAlertDelivery(attempt),
+  });
   let disposed: Promise<void> | undefined;
   return {
     config,
@@ -147,8 +174,11 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     licenseCounts,
     revokes,
     sync,
+    metrics,
+    alerts,
     dispose() {
       disposed ??= (async () => {
+        await alerts.stop();
         await sync.stop();
         await revokes.close();
         if (!overrides.apple) await apple.close();

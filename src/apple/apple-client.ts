@@ -47,6 +47,23 @@ export interface AppleLogger {
 
 const silentLogger: AppleLogger = { debug() {}, info() {}, warn() {} };
 
+/** One HTTP exchange with Apple, reported to {@link AppleObserver.request} (no sToken, no URL query). */
+export interface AppleRequestObservation {
+  /** e.g. `GET /assignments`. */
+  readonly endpoint: string;
+  /** Apple's HTTP status, or undefined when no answer came (network error, timeout). */
+  readonly status: number | undefined;
+  /** Apple's `errorNumber` when the body carried one. */
+  readonly errorNumber: number | undefined;
+  readonly durationMs: number;
+}
+
+/** Optional hooks for metrics: every attempt sent to Apple and every wait for the rate limit. */
+export interface AppleObserver {
+  request?(observation: AppleRequestObservation): void;
+  rateLimitWait?(observation: { readonly endpoint: string; readonly waitedMs: number }): void;
+}
+
 /** Sleeps `ms`, rejecting with the signal's reason when it aborts first. */
 export function realSleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -99,6 +116,8 @@ export interface AppleClientOptions {
   /** adamIds per content metadata lookup request; default 50. */
   readonly metadataBatchSize?: number;
   readonly userAgent?: string;
+  /** Metrics hooks (requests by endpoint, status and errorNumber; rate-limit waits). */
+  readonly observer?: AppleObserver;
 }
 
 /** Per-call options. */
@@ -229,6 +248,7 @@ export class AppleClient {
   readonly #metadataBatchSize: number;
   readonly #userAgent: string;
   readonly #closing = new AbortController();
+  readonly #observer: AppleObserver | undefined;
   #serviceConfig: AppleServiceConfig | undefined;
   #nextConfigRefresh = Number.NEGATIVE_INFINITY;
   #refreshing: Promise<void> | undefined;
@@ -257,6 +277,7 @@ export class AppleClient {
     this.#configTtlMs = options.serviceConfigTtlMs ?? 5 * 60_000;
     this.#metadataBatchSize = Math.max(1, options.metadataBatchSize ?? 50);
     this.#userAgent = options.userAgent ?? 'vppd';
+    this.#observer = options.observer;
   }
 
   /** Reads `GET /service/config` (limits, error codes, URLs) and refreshes the cached limits. */
@@ -513,9 +534,24 @@ export class AppleClient {
       spec.signal?.throwIfAborted();
       if (spec.locationKey !== undefined && this.#limiter !== null) {
         const limit = await this.maxRequestPerSecond();
+        const waitStarted = this.#now();
         await this.#limiter.acquire(spec.locationKey, limit, spec.signal);
+        const waitedMs = this.#now() - waitStarted;
+        if (waitedMs > 0) this.#observer?.rateLimitWait?.({ endpoint: spec.endpoint, waitedMs });
       }
+      const attemptStarted = this.#now();
       const outcome = await this.#attempt(spec);
+      // A success carries no status out of #attempt; Apple answers every successful v2 call with 200.
+      this.#observer?.request?.({
+        endpoint: spec.endpoint,
+        status: outcome.ok
+          ? 200
+          : outcome.failure.type === 'apple' || outcome.failure.type === 'malformed'
+            ? outcome.failure.httpStatus
+            : undefined,
+        errorNumber: outcome.ok || outcome.failure.type !== 'apple' ? undefined : outcome.failure.errorNumber,
+        durationMs: this.#now() - attemptStarted,
+      });
       if (outcome.ok) return outcome.value;
       const { failure } = outcome;
       const is9603 = failure.type === 'apple' && failure.errorNumber === appleErrorNumbers.internalError;

@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { AppContext } from '../context.js';
 import { graphVersions } from '../domain/graph-enum.js';
 import { type Readiness, registerHealthRoutes } from '../ops/health.js';
+import { registerLogBindings, registerMetricsRoutes } from '../ops/metrics-routes.js';
 import { registerDepOnboardingRoutes } from './dep-onboarding-routes.js';
 import { clientRequestIdOf, handleError, sendGraphError } from './graph-error.js';
 import { buildMetadataDocument } from './metadata-document.js';
@@ -12,6 +13,7 @@ import { registerVppTokenActionRoutes } from './vpp-token-actions-routes.js';
 import { registerVppTokenCollectionActionRoutes } from './vpp-token-collection-actions-routes.js';
 import { registerVppTokenRevokeRoutes } from './vpp-token-revoke-routes.js';
 import { registerVppTokenRoutes } from './vpp-tokens-routes.js';
+import { registerAlertRoutes } from './vppd-alerts-routes.js';
 import { registerVppdSyncProgressRoutes } from './vppd-sync-progress-routes.js';
 
 export interface BuildAppOptions {
@@ -72,6 +74,13 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
   });
 
   registerHealthRoutes(app, { db: context.db, readiness });
+  registerMetricsRoutes(app, {
+    metrics: context.metrics,
+    token: context.config.metricsToken,
+    clock: context.clock,
+  });
+  registerLogBindings(app);
+  registerAlertRoutes(app, context);
   registerVppdSyncProgressRoutes(app, context);
 
   for (const version of graphVersions) {

@@ -37,6 +37,8 @@ export async function startServer(config: Config, options: StartServerOptions = 
     throw error;
   }
   if (options.runSync === true) await context.sync.start(config.sync.role);
+  // Alert scanning and delivery run beside syncs in every role: all their state is in the database.
+  if (options.runSync === true) context.alerts.start();
   readiness.ready = true;
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;

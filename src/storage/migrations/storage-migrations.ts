@@ -3,6 +3,7 @@ import { tenantsAndVppTokens } from './0001-tenants-and-vpp-tokens.js';
 import { syncAndLicenses } from './0002-sync-and-licenses.js';
 import { vppTokenListIndexes } from './0003-vpp-token-list-indexes.js';
 import { syncProgress } from './0004-sync-progress.js';
+import { alerts } from './0005-alerts.js';
 
 /**
  * Every migration vppd knows, forward-only, applied in name order at start-up. Subsystems add their
@@ -13,4 +14,5 @@ export const storageMigrations: Readonly<Record<string, Migration>> = {
   '0002_sync_and_licenses': syncAndLicenses,
   '0003_vpp_token_list_indexes': vppTokenListIndexes,
   '0004_sync_progress': syncProgress,
+  '0005_alerts': alerts,
 };

@@ -1,0 +1,385 @@
+import type { Transaction } from 'kysely';
+import { vppTokenActionFailureReason, vppTokenState } from '../domain/enums.js';
+import { effectiveTokenState } from '../domain/token-state.js';
+import type { DatabaseSchema, SyncRunOutcomeColumn } from '../storage/database-schema.js';
+import type { VppdDatabase } from '../storage/open-database.js';
+import {
+  type AlertEvent,
+  type AlertEventType,
+  alertPayloadOf,
+  expiryThresholdOf,
+  tokenLabel,
+} from './alert-events.js';
+import { type AlertsDatabase, type AlertTables, alertsDatabaseOf } from './alert-tables.js';
+
+/** A finished sync run, reported once across all processes when the scanner turns it into events. */
+export interface ScannedRun {
+  readonly runId: string;
+  readonly tenantId: string;
+  readonly tokenId: string;
+  readonly outcome: SyncRunOutcomeColumn;
+  readonly durationMs: number;
+}
+
+export interface AlertScannerOptions {
+  readonly db: VppdDatabase;
+  readonly clock: () => Date;
+  readonly newId: () => string;
+  /** Called after the commit that recorded a run as scanned (exactly once per run across processes). */
+  readonly onRunScanned?: (run: ScannedRun) => void;
+  /** Runs read per scan (default 200); the next scan continues. */
+  readonly batchSize?: number;
+}
+
+/** What one scan did. */
+export interface ScanResult {
+  readonly runs: number;
+  /** Outbox rows created (one per event and subscribed endpoint). */
+  readonly queued: number;
+}
+
+/** The settings key of the time alerting started: history before it never alerts. */
+export const alertsSinceKey = 'alerts_since';
+
+/**
+ * Finished sync runs are re-read this far behind the newest one scanned: a run that committed late
+ * (its finish time is the worker's clock, its commit a little later) is still seen. Runs already
+ * scanned are skipped by their row in `alert_scanned_runs`.
+ */
+const overlapMs = 60 * 60_000;
+
+type Trx = Transaction<DatabaseSchema & AlertTables>;
+
+/**
+ * Derives alerts from the database and queues them in the outbox: `syncFailed` / `syncRecovered`
+ * from finished `sync_runs`, `stateChanged` from token state vs. the state last alerted,
+ * `tokenExpiring` (30/14/5 days) and `tokenExpired` from expiry dates. Event ids are deterministic and
+ * the outbox is unique per (endpoint, event), so scanning twice, or in two processes, queues nothing
+ * twice; the bookkeeping commits with the events, so a crash loses none.
+ */
+export class AlertScanner {
+  readonly #db: AlertsDatabase;
+  readonly #o: AlertScannerOptions;
+
+  constructor(options: AlertScannerOptions) {
+    this.#db = alertsDatabaseOf(options.db);
+    this.#o = options;
+  }
+
+  /** One pass over runs, token states and expiry dates. */
+  async scanOnce(): Promise<ScanResult> {
+    const now = this.#o.clock();
+    const runs = await this.#scanRuns(now);
+    const states = await this.#scanStates(now);
+    const expiry = await this.#scanExpiry(now);
+    return { runs: runs.runs, queued: runs.queued + states + expiry };
+  }
+
+  async #alertsSince(now: Date): Promise<string> {
+    await this.#db
+      .insertInto('vppd_settings')
+      .values({ key: alertsSinceKey, value: now.toISOString() })
+      .onConflict((oc) => oc.column('key').doNothing())
+      .execute();
+    const row = await this.#db
+      .selectFrom('vppd_settings')
+      .select('value')
+      .where('key', '=', alertsSinceKey)
+      .executeTakeFirstOrThrow();
+    return row.value;
+  }
+
+  async #scanRuns(now: Date): Promise<ScanResult> {
+    const since = await this.#alertsSince(now);
+    const newest = await this.#db
+      .selectFrom('alert_scanned_runs')
+      .select((eb) => eb.fn.max('finished_at').as('max'))
+      .executeTakeFirst();
+    const behind =
+      newest?.max == null ? since : new Date(new Date(newest.max).getTime() - overlapMs).toISOString();
+    const watermark = behind > since ? behind : since;
+    const runs = await this.#db
+      .selectFrom('sync_runs as r')
+      .innerJoin('vpp_tokens as t', (j) =>
+        j.onRef('t.id', '=', 'r.token_id').onRef('t.tenant_id', '=', 'r.tenant_id'),
+      )
+      .select([
+        'r.id',
+        'r.tenant_id',
+        'r.token_id',
+        'r.outcome',
+        'r.started_at',
+        'r.finished_at',
+        'r.failure_kind',
+        'r.failure_reason',
+        'r.error_message',
+        'r.apple_error_number',
+        'r.http_status',
+        'r.asset_count',
+        'r.assignment_count',
+        't.display_name',
+        't.organization_name',
+      ])
+      .where('r.outcome', 'in', ['completed', 'failed', 'interrupted'])
+      .where('r.finished_at', '>=', watermark)
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(selectFrom('alert_scanned_runs as s').select('s.run_id').whereRef('s.run_id', '=', 'r.id')),
+        ),
+      )
+      .orderBy('r.finished_at')
+      .orderBy('r.id')
+      .limit(this.#o.batchSize ?? 200)
+      .execute();
+
+    let queued = 0;
+    let scanned = 0;
+    for (const run of runs) {
+      const finishedAt = run.finished_at as string;
+      const label = tokenLabel({
+        id: run.token_id,
+        displayName: run.display_name,
+        organizationName: run.organization_name,
+      });
+      const result = await this.#db.transaction().execute(async (trx) => {
+        const marked = await trx
+          .insertInto('alert_scanned_runs')
+          .values({
+            run_id: run.id,
+            tenant_id: run.tenant_id,
+            token_id: run.token_id,
+            finished_at: finishedAt,
+          })
+          .onConflict((oc) => oc.column('run_id').doNothing())
+          .executeTakeFirst();
+        // Another scanner (another process) got there first.
+        if (Number(marked.numInsertedOrUpdatedRows ?? 0n) !== 1) return undefined;
+        const base = { tenantId: run.tenant_id, tokenId: run.token_id, occurredAt: new Date(finishedAt) };
+        if (run.outcome === 'failed') {
+          const reason = run.failure_kind ?? 'internal';
+          const graphReason =
+            run.failure_reason === null ? null : vppTokenActionFailureReason.fromValue(run.failure_reason);
+          const apple = run.apple_error_number === null ? '' : ` (Apple error ${run.apple_error_number})`;
+          return enqueue(trx, now, this.#o.newId, {
+            ...base,
+            eventId: `syncFailed:${run.id}`,
+            type: 'syncFailed',
+            text: `VPP token ${label} failed to sync: ${run.error_message ?? reason}${apple}.`,
+            data: {
+              runId: run.id,
+              reason,
+              failureReason: graphReason,
+              message: run.error_message,
+              appleErrorNumber: run.apple_error_number,
+              httpStatus: run.http_status,
+              startedAt: run.started_at,
+              finishedAt,
+            },
+          });
+        }
+        if (run.outcome === 'completed') {
+          const previous = await trx
+            .selectFrom('sync_runs')
+            .select(['id', 'outcome'])
+            .where('token_id', '=', run.token_id)
+            .where('id', '!=', run.id)
+            .where('outcome', 'in', ['completed', 'failed'])
+            .where('finished_at', '<=', finishedAt)
+            .orderBy('finished_at', 'desc')
+            .orderBy('id', 'desc')
+            .limit(1)
+            .executeTakeFirst();
+          if (previous?.outcome === 'failed') {
+            return enqueue(trx, now, this.#o.newId, {
+              ...base,
+              eventId: `syncRecovered:${run.id}`,
+              type: 'syncRecovered',
+              text: `VPP token ${label} synced successfully again after a failed sync.`,
+              data: {
+                runId: run.id,
+                failedRunId: previous.id,
+                assets: run.asset_count,
+                assignments: run.assignment_count,
+                finishedAt,
+              },
+            });
+          }
+        }
+        // Interrupted runs are retried by the worker; they alert only through the state they leave.
+        return 0;
+      });
+      if (result === undefined) continue;
+      scanned++;
+      queued += result;
+      this.#o.onRunScanned?.({
+        runId: run.id,
+        tenantId: run.tenant_id,
+        tokenId: run.token_id,
+        outcome: run.outcome,
+        durationMs: Math.max(0, new Date(finishedAt).getTime() - new Date(run.started_at).getTime()),
+      });
+    }
+    return { runs: scanned, queued };
+  }
+
+  async #scanStates(now: Date): Promise<number> {
+    const nowText = now.toISOString();
+    const tokens = await this.#db
+      .selectFrom('vpp_tokens as t')
+      .leftJoin('alert_token_states as a', 'a.token_id', 't.id')
+      .select([
+        't.id',
+        't.tenant_id',
+        't.state',
+        't.expiration_date_time',
+        't.display_name',
+        't.organization_name',
+        'a.state as alerted_state',
+        'a.seq',
+      ])
+      .where((eb) =>
+        eb.or([
+          eb('a.state', 'is', null),
+          eb('a.state', '!=', eb.ref('t.state')),
+          eb('t.expiration_date_time', '<=', nowText),
+        ]),
+      )
+      .execute();
+    let queued = 0;
+    for (const token of tokens) {
+      const stored = vppTokenState.fromValue(token.state);
+      const state = effectiveTokenState(stored, new Date(token.expiration_date_time), now);
+      const value = vppTokenState.toValue(state);
+      if (token.alerted_state === value) continue;
+      queued += await this.#db.transaction().execute(async (trx) => {
+        if (token.alerted_state === null) {
+          // First sight of the token: remember its state; a brand-new token is not news.
+          await trx
+            .insertInto('alert_token_states')
+            .values({
+              token_id: token.id,
+              tenant_id: token.tenant_id,
+              state: value,
+              seq: 0,
+              updated_at: nowText,
+            })
+            .onConflict((oc) => oc.column('token_id').doNothing())
+            .execute();
+          return 0;
+        }
+        const seq = (token.seq ?? 0) + 1;
+        const moved = await trx
+          .updateTable('alert_token_states')
+          .set({ state: value, seq, updated_at: nowText })
+          .where('token_id', '=', token.id)
+          .where('state', '=', token.alerted_state)
+          .where('seq', '=', token.seq ?? 0)
+          .executeTakeFirst();
+        if (Number(moved.numUpdatedRows) !== 1) return 0;
+        const from = vppTokenState.fromValue(token.alerted_state);
+        // The first successful sync of a new token (unknown -> valid) is the expected path, not an alert.
+        if (from === 'unknown' && state === 'valid') return 0;
+        const label = tokenLabel({
+          id: token.id,
+          displayName: token.display_name,
+          organizationName: token.organization_name,
+        });
+        return enqueue(trx, now, this.#o.newId, {
+          eventId: `stateChanged:${token.id}:${seq}`,
+          type: 'stateChanged',
+          tenantId: token.tenant_id,
+          tokenId: token.id,
+          occurredAt: now,
+          text: `VPP token ${label} changed state from ${from} to ${state}.`,
+          data: { from, to: state },
+        });
+      });
+    }
+    return queued;
+  }
+
+  async #scanExpiry(now: Date): Promise<number> {
+    const horizon = new Date(now.getTime() + 30 * 86_400_000).toISOString();
+    const tokens = await this.#db
+      .selectFrom('vpp_tokens')
+      .select(['id', 'tenant_id', 'expiration_date_time', 'display_name', 'organization_name'])
+      .where('expiration_date_time', '<=', horizon)
+      .execute();
+    let queued = 0;
+    for (const token of tokens) {
+      const expiresAt = new Date(token.expiration_date_time);
+      const expiry = expiresAt.toISOString();
+      const label = tokenLabel({
+        id: token.id,
+        displayName: token.display_name,
+        organizationName: token.organization_name,
+      });
+      const base = { tenantId: token.tenant_id, tokenId: token.id, occurredAt: now };
+      const day = expiry.slice(0, 10);
+      let event: AlertEvent;
+      if (expiresAt.getTime() <= now.getTime()) {
+        // The expiry date is part of the id: a renewed token that expires again alerts again.
+        event = {
+          ...base,
+          eventId: `tokenExpired:${token.id}:${expiry}`,
+          type: 'tokenExpired',
+          text: `VPP token ${label} expired on ${day}; Apple refuses it until a renewed token is uploaded.`,
+          data: { expirationDateTime: expiry },
+        };
+      } else {
+        const threshold = expiryThresholdOf(expiresAt, now);
+        if (threshold === undefined) continue;
+        const daysLeft = Math.ceil((expiresAt.getTime() - now.getTime()) / 86_400_000);
+        event = {
+          ...base,
+          eventId: `tokenExpiring:${token.id}:${expiry}:${threshold}`,
+          type: 'tokenExpiring',
+          text: `VPP token ${label} expires in ${daysLeft} day${daysLeft === 1 ? '' : 's'} (on ${day}); upload a renewed token before then.`,
+          data: { expirationDateTime: expiry, thresholdDays: threshold, daysLeft },
+        };
+      }
+      queued += await this.#db.transaction().execute((trx) => enqueue(trx, now, this.#o.newId, event));
+    }
+    return queued;
+  }
+}
+
+/** Queues one event for every endpoint of its tenant subscribed to its type; answers rows created. */
+async function enqueue(trx: Trx, now: Date, newId: () => string, event: AlertEvent): Promise<number> {
+  const endpoints = await trx
+    .selectFrom('alert_webhooks')
+    .select(['id', 'events'])
+    .where('tenant_id', '=', event.tenantId)
+    .execute();
+  const subscribed = endpoints.filter((e) => (JSON.parse(e.events) as AlertEventType[]).includes(event.type));
+  if (subscribed.length === 0) return 0;
+  const payload = JSON.stringify(alertPayloadOf(event));
+  const nowText = now.toISOString();
+  let created = 0;
+  for (const endpoint of subscribed) {
+    const result = await trx
+      .insertInto('alert_outbox')
+      .values({
+        id: newId(),
+        event_id: event.eventId,
+        tenant_id: event.tenantId,
+        webhook_id: endpoint.id,
+        event_type: event.type,
+        token_id: event.tokenId,
+        payload,
+        status: 'pending',
+        attempts: 0,
+        created_at: nowText,
+        next_attempt_at: nowText,
+        lease_owner: null,
+        lease_expires_at: null,
+        delivered_at: null,
+        last_status: null,
+        last_error: null,
+      })
+      .onConflict((oc) => oc.columns(['webhook_id', 'event_id']).doNothing())
+      .executeTakeFirst();
+    created += Number(result.numInsertedOrUpdatedRows ?? 0n);
+  }
+  return created;
+}

@@ -1,0 +1,118 @@
+import type { VppdDatabase } from '../storage/open-database.js';
+import type { TokenCipher } from '../storage/token-cipher.js';
+import {
+  AlertDeliverer,
+  type AlertLogger,
+  type DeliveryAttempt,
+  type DeliveryPolicy,
+} from './alert-deliverer.js';
+import { AlertScanner, type ScannedRun, type ScanResult } from './alert-scanner.js';
+import { createWebhookStore, type WebhookStore } from './webhook-store.js';
+
+/** Loop periods of the alert machinery. */
+export interface AlertSettings {
+  /** How often finished syncs, states and expiry dates are scanned (default 15 s). */
+  readonly scanMs: number;
+  /** How often the outbox is polled for due deliveries (default 2 s). */
+  readonly deliverMs: number;
+  readonly delivery?: Partial<DeliveryPolicy>;
+}
+
+export const defaultAlertSettings: AlertSettings = { scanMs: 15_000, deliverMs: 2_000 };
+
+export interface AlertServiceOptions {
+  readonly db: VppdDatabase;
+  readonly cipher: TokenCipher;
+  readonly clock: () => Date;
+  readonly newId: () => string;
+  readonly randomBytes: (size: number) => Buffer;
+  readonly random: () => number;
+  readonly fetch: typeof fetch;
+  readonly logger: AlertLogger;
+  readonly owner: string;
+  readonly settings?: Partial<AlertSettings>;
+  readonly onRunScanned?: (run: ScannedRun) => void;
+  readonly onDeliveryAttempt?: (attempt: DeliveryAttempt) => void;
+}
+
+/**
+ * Alerts of one process: the tenants' webhook endpoints, the scanner that derives events from the
+ * database into the outbox, and the deliverer. `start()` runs both as background loops (separate
+ * from syncs); tests call `scanOnce()` / `deliverDue()` by hand.
+ */
+export interface AlertService {
+  readonly webhooks: WebhookStore;
+  scanOnce(): Promise<ScanResult>;
+  deliverDue(): Promise<number>;
+  start(): void;
+  /** Stops the loops and waits for the pass in flight. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Builds the alert subsystem; nothing runs until {@link AlertService.start}. */
+export function createAlertService(options: AlertServiceOptions): AlertService {
+  const settings = { ...defaultAlertSettings, ...options.settings };
+  const webhooks = createWebhookStore(options);
+  const scanner = new AlertScanner({
+    db: options.db,
+    clock: options.clock,
+    newId: options.newId,
+    ...(options.onRunScanned ? { onRunScanned: options.onRunScanned } : {}),
+  });
+  const deliverer = new AlertDeliverer({
+    db: options.db,
+    webhooks,
+    clock: options.clock,
+    fetch: options.fetch,
+    random: options.random,
+    logger: options.logger,
+    owner: options.owner,
+    ...(settings.delivery ? { policy: settings.delivery } : {}),
+    ...(options.onDeliveryAttempt ? { onAttempt: options.onDeliveryAttempt } : {}),
+  });
+  let controller: AbortController | undefined;
+  let loops: Promise<void>[] = [];
+
+  const loop = async (name: string, everyMs: number, pass: () => Promise<unknown>, signal: AbortSignal) => {
+    while (!signal.aborted) {
+      try {
+        await pass();
+      } catch (error) {
+        if (signal.aborted) break;
+        options.logger.error(
+          { err: { message: error instanceof Error ? error.message : String(error) } },
+          `alerts: ${name} pass failed`,
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, everyMs);
+        function done() {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', done);
+          resolve();
+        }
+        signal.addEventListener('abort', done, { once: true });
+      });
+    }
+  };
+
+  return {
+    webhooks,
+    scanOnce: () => scanner.scanOnce(),
+    deliverDue: () => deliverer.deliverDue(controller?.signal),
+    start() {
+      if (controller !== undefined) return;
+      controller = new AbortController();
+      const { signal } = controller;
+      loops = [
+        loop('scan', settings.scanMs, () => scanner.scanOnce(), signal),
+        loop('delivery', settings.deliverMs, () => deliverer.deliverDue(signal), signal),
+      ];
+    },
+    async stop() {
+      controller?.abort();
+      await Promise.all(loops);
+      loops = [];
+    },
+  };
+}

@@ -1,0 +1,233 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { DeliveryAttempt } from '../alerts/alert-deliverer.js';
+import type { ScannedRun } from '../alerts/alert-scanner.js';
+import type { AlertsDatabase } from '../alerts/alert-tables.js';
+import { alertsDatabaseOf } from '../alerts/alert-tables.js';
+import type { AppleObserver } from '../apple/apple-client.js';
+import { vppTokenState, vppTokenSyncStatus } from '../domain/enums.js';
+import { neverSyncedIso } from '../domain/sync-lifecycle.js';
+import { effectiveTokenState } from '../domain/token-state.js';
+import type { VppdDatabase } from '../storage/open-database.js';
+
+export interface MetricsOptions {
+  readonly db: VppdDatabase;
+  readonly clock: () => Date;
+}
+
+/**
+ * vppd's Prometheus metrics on a registry of its own (never prom-client's global one: tests build many
+ * contexts). Per-token gauges are computed at scrape time from the database, so every process on one
+ * database reports the same truth; counters and histograms are process-local, as usual in Prometheus
+ * (sum them over instances).
+ */
+export interface VppdMetrics {
+  readonly registry: Registry;
+  /** Hooks for the Apple client: requests by endpoint/status/errorNumber, rate-limit waits. */
+  readonly apple: AppleObserver;
+  /** A finished sync run (reported once across processes by the alert scanner). */
+  observeSyncRun(run: ScannedRun): void;
+  /** One HTTP request served. */
+  observeHttpRequest(labels: { method: string; route: string; status: number }, seconds: number): void;
+  /** One webhook delivery attempt. */
+  observeAlertDelivery(attempt: DeliveryAttempt): void;
+}
+
+/** Builds the registry and every metric. */
+export function createMetrics(options: MetricsOptions): VppdMetrics {
+  const registry = new Registry();
+  const db: AlertsDatabase = alertsDatabaseOf(options.db);
+
+  // One query per scrape feeds the four per-token gauges (prom-client collects them one after another).
+  let tokensRead: { promise: Promise<TokenMetricRow[]>; at: number } | undefined;
+  const tokenRows = (): Promise<TokenMetricRow[]> => {
+    const at = performance.now();
+    if (tokensRead === undefined || at - tokensRead.at > 1000) {
+      tokensRead = {
+        at,
+        promise: db
+          .selectFrom('vpp_tokens')
+          .select([
+            'tenant_id',
+            'id',
+            'last_sync_status',
+            'state',
+            'last_sync_date_time',
+            'expiration_date_time',
+          ])
+          .orderBy('tenant_id')
+          .orderBy('id')
+          .execute(),
+      };
+    }
+    return tokensRead.promise;
+  };
+
+  const tokenLabels = ['tenant_id', 'token_id'] as const;
+  new Gauge({
+    name: 'vppd_token_sync_status',
+    help: "1 for the token's current lastSyncStatus (none, inProgress, completed, failed), 0 for the others",
+    labelNames: [...tokenLabels, 'status'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of await tokenRows()) {
+        const current = vppTokenSyncStatus.fromValue(row.last_sync_status);
+        for (const status of vppTokenSyncStatus.names) {
+          this.set({ tenant_id: row.tenant_id, token_id: row.id, status }, status === current ? 1 : 0);
+        }
+      }
+    },
+  });
+  new Gauge({
+    name: 'vppd_token_state',
+    help: "1 for the token's current state (unknown, valid, expired, invalid, assignedToExternalMDM, duplicateLocationId), 0 for the others",
+    labelNames: [...tokenLabels, 'state'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const now = options.clock();
+      for (const row of await tokenRows()) {
+        const current = effectiveTokenState(
+          vppTokenState.fromValue(row.state),
+          new Date(row.expiration_date_time),
+          now,
+        );
+        for (const state of vppTokenState.names) {
+          this.set({ tenant_id: row.tenant_id, token_id: row.id, state }, state === current ? 1 : 0);
+        }
+      }
+    },
+  });
+  new Gauge({
+    name: 'vppd_token_last_successful_sync_timestamp_seconds',
+    help: 'Completion time of the last successful sync (absent before the first one)',
+    labelNames: tokenLabels,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of await tokenRows()) {
+        if (row.last_sync_date_time === neverSyncedIso) continue;
+        this.set({ tenant_id: row.tenant_id, token_id: row.id }, Date.parse(row.last_sync_date_time) / 1000);
+      }
+    },
+  });
+  new Gauge({
+    name: 'vppd_token_expiration_timestamp_seconds',
+    help: "The sToken's expiration time",
+    labelNames: tokenLabels,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of await tokenRows()) {
+        this.set({ tenant_id: row.tenant_id, token_id: row.id }, Date.parse(row.expiration_date_time) / 1000);
+      }
+    },
+  });
+  new Gauge({
+    name: 'vppd_alert_outbox',
+    help: 'Alert deliveries in the outbox by status (pending, delivered, failed)',
+    labelNames: ['status'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const rows = await db
+        .selectFrom('alert_outbox')
+        .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+        .groupBy('status')
+        .execute();
+      for (const status of ['pending', 'delivered', 'failed'] as const) {
+        this.set({ status }, Number(rows.find((r) => r.status === status)?.n ?? 0));
+      }
+    },
+  });
+
+  const syncDuration = new Histogram({
+    name: 'vppd_sync_duration_seconds',
+    help: 'Duration of finished sync runs by outcome (completed, failed, interrupted)',
+    labelNames: ['outcome'],
+    buckets: [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
+    registers: [registry],
+  });
+  const appleRequests = new Counter({
+    name: 'vppd_apple_requests_total',
+    help: 'Requests sent to Apple by endpoint, HTTP status (none: no answer) and Apple errorNumber (none: no error)',
+    labelNames: ['endpoint', 'status', 'error_number'],
+    registers: [registry],
+  });
+  const appleDuration = new Histogram({
+    name: 'vppd_apple_request_duration_seconds',
+    help: 'Duration of requests to Apple by endpoint',
+    labelNames: ['endpoint'],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  const rateLimitWaits = new Counter({
+    name: 'vppd_apple_rate_limit_waits_total',
+    help: "Requests that waited for Apple's per-location rate limit, by endpoint",
+    labelNames: ['endpoint'],
+    registers: [registry],
+  });
+  const rateLimitWaitSeconds = new Counter({
+    name: 'vppd_apple_rate_limit_wait_seconds_total',
+    help: "Time spent waiting for Apple's per-location rate limit, by endpoint",
+    labelNames: ['endpoint'],
+    registers: [registry],
+  });
+  const httpRequests = new Counter({
+    name: 'vppd_http_requests_total',
+    help: 'HTTP requests served by method, route pattern and status',
+    labelNames: ['method', 'route', 'status'],
+    registers: [registry],
+  });
+  const httpDuration = new Histogram({
+    name: 'vppd_http_request_duration_seconds',
+    help: 'HTTP request duration by method and route pattern',
+    labelNames: ['method', 'route'],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const alertDeliveries = new Counter({
+    name: 'vppd_alert_delivery_attempts_total',
+    help: 'Webhook delivery attempts by event type and result (delivered, retry, failed)',
+    labelNames: ['event_type', 'result'],
+    registers: [registry],
+  });
+
+  return {
+    registry,
+    apple: {
+      request(o) {
+        appleRequests.inc({
+          endpoint: o.endpoint,
+          status: o.status === undefined ? 'none' : String(o.status),
+          error_number: o.errorNumber === undefined ? 'none' : String(o.errorNumber),
+        });
+        appleDuration.observe({ endpoint: o.endpoint }, o.durationMs / 1000);
+      },
+      rateLimitWait(o) {
+        rateLimitWaits.inc({ endpoint: o.endpoint });
+        rateLimitWaitSeconds.inc({ endpoint: o.endpoint }, o.waitedMs / 1000);
+      },
+    },
+    observeSyncRun(run) {
+      syncDuration.observe({ outcome: run.outcome }, run.durationMs / 1000);
+    },
+    observeHttpRequest(labels, seconds) {
+      const status = String(labels.status);
+      httpRequests.inc({ method: labels.method, route: labels.route, status });
+      httpDuration.observe({ method: labels.method, route: labels.route }, seconds);
+    },
+    observeAlertDelivery(attempt) {
+      alertDeliveries.inc({ event_type: attempt.eventType, result: attempt.result });
+    },
+  };
+}
+
+interface TokenMetricRow {
+  tenant_id: string;
+  id: string;
+  last_sync_status: number;
+  state: number;
+  last_sync_date_time: string;
+  expiration_date_time: string;
+}
