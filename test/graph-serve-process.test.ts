@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { demoTenantId } from '../src/config.js';
+import { demoTokens } from '../src/demo/demo-scenario.js';
 import { mintToken, roles, testJwtSecret } from './helpers/jwt.js';
 import { cleanEnv, runUntilExit, type ServeProcess, startServeProcess } from './helpers/serve-process.js';
 import { buildSToken } from './helpers/stoken-builder.js';
@@ -28,7 +29,13 @@ async function serve(args: string[], env: Record<string, string>, cwd = dir): Pr
 describe('vppd serve (process)', () => {
   it('serves, keeps data across a restart, and stops with exit 0 on SIGTERM', async () => {
     const database = `sqlite:${join(dir, 'restart/vppd.db')}`;
-    const env = { VPPD_ENCRYPTION_KEY: key, VPPD_JWT_SECRET: testJwtSecret, VPPD_LOG_LEVEL: 'warn' };
+    // No grace on SIGTERM: the created token's first sync (to an unreachable Apple) is given back at once.
+    const env = {
+      VPPD_ENCRYPTION_KEY: key,
+      VPPD_JWT_SECRET: testJwtSecret,
+      VPPD_LOG_LEVEL: 'warn',
+      VPPD_SHUTDOWN_GRACE: '0s',
+    };
     const first = await serve(['--port', '0', '--database', database], env);
     expect(first.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const health = await fetch(`${first.url}/healthz`);
@@ -85,7 +92,11 @@ describe('vppd serve (process)', () => {
 
   it('--demo runs with no env, keeps its secrets (0600) across restarts and prints a working bearer token', async () => {
     const cwd = mkdtempSync(join(dir, 'demo-'));
-    const first = await serve(['--demo', '--port', '0'], { VPPD_LOG_LEVEL: 'warn' }, cwd);
+    const first = await serve(
+      ['--demo', '--port', '0'],
+      { VPPD_LOG_LEVEL: 'warn', VPPD_SHUTDOWN_GRACE: '0s' },
+      cwd,
+    );
     const secrets = join(cwd, 'data/demo-secrets.json');
     expect(statSync(secrets).mode & 0o777).toBe(0o600);
     const token = /^(eyJ[\w-]+\.[\w-]+\.[\w-]+)$/m.exec(first.stdout())?.[1];
@@ -100,12 +111,17 @@ describe('vppd serve (process)', () => {
     expect(create.status).toBe(201);
     expect(await first.stop()).toBe(0);
 
-    const second = await serve(['--demo', '--port', '0'], { VPPD_LOG_LEVEL: 'warn' }, cwd);
+    const second = await serve(
+      ['--demo', '--port', '0'],
+      { VPPD_LOG_LEVEL: 'warn', VPPD_SHUTDOWN_GRACE: '0s' },
+      cwd,
+    );
     // The first run's token still works and the stored sToken still decrypts (same key).
     const list = await fetch(`${second.url}/beta/deviceAppManagement/vppTokens/$count`, {
       headers: { authorization: `Bearer ${token}` },
     });
-    expect(await list.text()).toBe('1');
+    // The demo tenant's seeded tokens plus the one created above, none duplicated by the restart.
+    expect(await list.text()).toBe(String(demoTokens.length + 1));
     expect(await second.stop()).toBe(0);
   });
 });
