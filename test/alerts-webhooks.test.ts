@@ -238,7 +238,9 @@ describe('alert delivery', () => {
     });
     expect(failed?.eventId).toMatch(/^syncFailed:/);
     expect(failed?.text).toContain('failed to sync');
-    expect(recovered?.data).toMatchObject({ failedRunId: (failed?.data as { runId: string }).runId });
+    const failedRunId = (failed?.data as { runId?: string } | undefined)?.runId;
+    expect(failedRunId).toEqual(expect.any(String));
+    expect(recovered?.data).toMatchObject({ failedRunId });
     for (const r of receiver.received) {
       const signature = r.headers['x-vppd-signature'] as string;
       expect(verifyAlertSignature(r.body, secret, signature)).toBe(true);
