@@ -1,19 +1,8 @@
 import { once } from 'node:events';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import {
-  demoTenantId,
-  ensureDemoSecrets,
-  mergeSettings,
-  parseConfig,
-  type RawSettings,
-  readEnv,
-} from '../config.js';
-import { demoBannerLines } from '../demo/demo-banner.js';
-import { seedDemoTenant } from '../demo/seed-demo-tenant.js';
-import { startDemoAppleSim } from '../demo/start-demo-apple-sim.js';
-import { issueAccessToken } from '../graph/auth/issue-access-token.js';
-import { type RunningServer, startServer } from '../graph/start-server.js';
+import type { RawSettings } from '../config.js';
+import type { RunningServer } from '../graph/start-server.js';
 import type { SyncWorker } from '../sync/sync-worker.js';
 import type { CliIo } from './io.js';
 
@@ -62,6 +51,15 @@ export function registerServeCommand(program: Command, io: CliIo, deps: ServeDep
 }
 
 async function runServe(flags: ServeFlags, io: CliIo, deps: ServeDependencies): Promise<void> {
+  // Loaded here, not at the top: the other commands (tokens, auth) start without the server stack.
+  const { demoTenantId, ensureDemoSecrets, mergeSettings, parseConfig, readEnv } = await import(
+    '../config.js'
+  );
+  const { startServer } = await import('../graph/start-server.js');
+  const { issueAccessToken } = await import('../graph/auth/issue-access-token.js');
+  const { demoBannerLines } = await import('../demo/demo-banner.js');
+  const { seedDemoTenant } = await import('../demo/seed-demo-tenant.js');
+  const { startDemoAppleSim } = await import('../demo/start-demo-apple-sim.js');
   const cwd = deps.cwd ?? process.cwd();
   const fromFlags: RawSettings = {
     port: flags.port,

@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { type Command, CommanderError } from 'commander';
-import { parseDuration } from '../config.js';
 import { createGraphHttpClient, defaultVppdUrl, type GraphHttpClient } from './graph-http-client.js';
 import type { CliIo } from './io.js';
 import { CliExit } from './program.js';
@@ -184,6 +183,7 @@ export function registerTokensCommand(
     .option('--timeout <duration>', 'with --wait: give up after this long, e.g. 10m', '30m')
     .action(async (id: string, options: { wait?: boolean; timeout: string }, command: Command) => {
       const { client, json } = setUp(command);
+      const { parseDuration } = await import('../config.js');
       const timeoutMs = parseDuration(options.timeout);
       if (timeoutMs === undefined || timeoutMs <= 0) {
         usageError(io, `--timeout: must be a duration like 90s or 10m, got '${options.timeout}'`);
