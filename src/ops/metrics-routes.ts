@@ -71,13 +71,16 @@ function allowed(request: FastifyRequest, expected: Buffer | undefined): boolean
  * id, next to Fastify's own `reqId`. Ids only: credentials never enter the bindings.
  */
 export function registerLogBindings(app: FastifyInstance): void {
-  app.addHook('preHandler', async (request) => {
+  app.addHook('preHandler', async (request, reply) => {
     const principal = request.principal;
     if (!principal) return;
     const route = request.routeOptions.url ?? '';
     const params = request.params as Record<string, unknown> | undefined;
     const tokenId =
       route.includes('/vppTokens/:id') && typeof params?.id === 'string' ? params.id : undefined;
-    request.log = request.log.child({ tenantId: principal.tenantId, ...(tokenId ? { tokenId } : {}) });
+    const log = request.log.child({ tenantId: principal.tenantId, ...(tokenId ? { tokenId } : {}) });
+    // Fastify's own "request completed" line is written through reply.log.
+    request.log = log;
+    reply.log = log;
   });
 }
