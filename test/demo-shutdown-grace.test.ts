@@ -46,6 +46,8 @@ async function progressOf(url: string, bearer: string, id: string) {
     lastSyncStatus: string;
     job: string;
     phase: string | null;
+    pages: number | null;
+    records: number | null;
     lastRun: { outcome: string; records: number | null } | null;
   };
 }
@@ -62,14 +64,20 @@ describe('shutdown grace (process)', () => {
     });
     expect(created.status).toBe(201);
     const { id } = (await created.json()) as { id: string };
-    // Wait until a worker holds the sync, so SIGTERM arrives mid-run.
+    // Wait until the worker has written live progress (pages fetched), so SIGTERM arrives mid-run.
     const deadline = Date.now() + 10_000;
     let progress = await progressOf(first.url, bearer, id);
-    while (progress.job !== 'running' && Date.now() < deadline) {
+    while (
+      !(progress.job === 'running' && (progress.pages ?? 0) > 0) &&
+      progress.lastSyncStatus === 'inProgress' &&
+      Date.now() < deadline
+    ) {
       await new Promise((resolve) => setTimeout(resolve, 50));
       progress = await progressOf(first.url, bearer, id);
     }
     expect(progress).toMatchObject({ lastSyncStatus: 'inProgress', job: 'running' });
+    expect(progress.phase).toMatch(/^(assets|assignments|metadata)$/);
+    expect(progress.records).toBeGreaterThan(0);
 
     expect(await first.stop('SIGTERM')).toBe(0);
     expect(first.stdout()).toContain(
