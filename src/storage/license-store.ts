@@ -1,4 +1,4 @@
-import { CompiledQuery, type Insertable, type Transaction } from 'kysely';
+import { CompiledQuery, type Insertable, type Kysely, type Transaction } from 'kysely';
 import type {
   DatabaseSchema,
   LicenseAppMetadataRow,
@@ -6,6 +6,7 @@ import type {
   LicenseAssignmentRow,
 } from './database-schema.js';
 import type { VppdDatabase } from './open-database.js';
+import { SqliteStagingThread, sqliteFileOf } from './sqlite-staging-thread.js';
 import { dateFromColumn, dateToColumn } from './vpp-token-columns.js';
 
 /** A licensed asset as Apple counts it (`GET /assets`); identity `(adamId, pricingParam)`. */
@@ -77,8 +78,10 @@ export interface AssignmentQuery {
 export interface AssignmentWriter {
   /** Adds the next records in Apple's order; writes a batch once enough rows are buffered. */
   write(assignments: readonly LicenseAssignmentInput[]): Promise<void>;
-  /** Writes what is still buffered. The writer must not be used afterwards. */
+  /** Writes what is still buffered and waits until every batch is committed. */
   close(): Promise<void>;
+  /** Drops what is buffered or still being written (the run failed); safe after close. */
+  discard(): Promise<void>;
 }
 
 export interface AssignmentWriterOptions {
@@ -150,9 +153,24 @@ const assignmentColumns = ['run_key', 'adam_id', 'pricing_param', 'seq', 'serial
 
 type Trx = Transaction<DatabaseSchema>;
 
+export interface LicenseStoreOptions {
+  readonly db: VppdDatabase;
+  /**
+   * Large syncs into a SQLite file stage assignments from a worker thread with its own connection
+   * (default true); the event loop then only encodes batches. Small syncs and other engines write
+   * through Kysely.
+   */
+  readonly stagingThread?: boolean;
+}
+
+// Batches handed to the staging thread and not yet committed before a writer waits (memory bound).
+const maxBatchesInFlight = 2;
+
 /** Builds the Kysely-backed license store. */
-export function createLicenseStore(options: { readonly db: VppdDatabase }): LicenseStore {
+export function createLicenseStore(options: LicenseStoreOptions): LicenseStore {
   const { db } = options;
+  const useStagingThread = options.stagingThread ?? true;
+  let databaseFile: Promise<string | undefined> | undefined;
 
   const insertSql = new Map<number, string>();
   const assignmentInsertSql = (rows: number): string => {
@@ -302,18 +320,56 @@ export function createLicenseStore(options: { readonly db: VppdDatabase }): Lice
       const flushRows = Math.max(1, writerOptions.flushRows ?? defaultFlushRows);
       let nextSeq = writerOptions.firstSeq ?? 0;
       let buffer: LicenseAssignmentInput[] = [];
-      const flush = async () => {
+      // Decided at the first batch that is not the last one: only syncs larger than one batch pay
+      // for starting a thread.
+      let thread: SqliteStagingThread | undefined;
+      let threadDecided = false;
+      let runKey: number | undefined;
+      const sent: Promise<void>[] = [];
+
+      const startThread = async (): Promise<void> => {
+        threadDecided = true;
+        if (!useStagingThread) return;
+        databaseFile ??= sqliteFileOf(db as unknown as Kysely<unknown>);
+        const file = await databaseFile;
+        if (file === undefined) return;
+        runKey = await db.transaction().execute((trx) => stagingKey(trx, runId));
+        thread = SqliteStagingThread.start(file);
+      };
+
+      const flush = async (last: boolean): Promise<void> => {
         const rows = buffer;
         buffer = [];
-        await stageAssignments(runId, nextSeq, rows);
+        const firstSeq = nextSeq;
         nextSeq += rows.length;
+        if (!threadDecided && !last) await startThread();
+        if (thread === undefined || runKey === undefined) {
+          await stageAssignments(runId, firstSeq, rows);
+          return;
+        }
+        if (rows.length > 0) {
+          const batch = { runKey, firstSeq, json: JSON.stringify(rows), order: keyOrder(rows) };
+          const written = thread.write(batch);
+          written.catch(() => undefined); // awaited below or at close; never an unhandled rejection
+          sent.push(written);
+        }
+        while (sent.length > (last ? 0 : maxBatchesInFlight - 1)) await sent.shift();
       };
+
       return {
         async write(assignments) {
           for (const a of assignments) buffer.push(a);
-          if (buffer.length >= flushRows) await flush();
+          if (buffer.length >= flushRows) await flush(false);
         },
-        close: flush,
+        async close() {
+          await flush(true);
+          await thread?.close({ drain: true });
+        },
+        async discard() {
+          buffer = [];
+          sent.length = 0;
+          await thread?.close({ drain: false });
+        },
       };
     },
 

@@ -45,8 +45,9 @@ export type SyncEngine = (
 /**
  * The full sync of one token (spec/apple-apps-and-books.md, "Endpoints used by a sync"): client/config
  * (location, country, expiry, the mdmInfo claim), the duplicate-location check, every page of assets
- * and assignments streamed into staging rows, then metadata for adamIds not seen before. Data that
- * moves mid-sync (another versionId) restarts the read; it is never committed as a mix.
+ * and assignments streamed into staging rows and, while the assignments are paged, metadata for
+ * adamIds not seen before. Data that moves mid-sync (another versionId) restarts the read; it is
+ * never committed as a mix.
  */
 export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
   const { apple, tokens, licenses, jobs, clock, logger } = options;
@@ -92,14 +93,14 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
 
     for (let restart = 0; ; restart++) {
       try {
-        const fetched = await fetchSnapshot(claim, sToken, signal, onProgress);
         const metadataLookup = {
           platform: config.defaultPlatform ?? 'volumestore',
           country: (config.countryISO2ACode ?? 'us').toLowerCase(),
         };
+        const fetched = await fetchSnapshot(claim, sToken, signal, onProgress, metadataLookup);
         const { pageCount: pages, assetCount, assignmentCount } = fetched.commit;
         onProgress?.({ phase: 'metadata', pages, records: assetCount + assignmentCount });
-        await fetchNewMetadata(fetched.adamIds, sToken, metadataLookup, signal, claim);
+        await fetched.metadata;
         const expiry =
           config.tokenExpirationDate === undefined
             ? undefined
@@ -129,9 +130,11 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
     sToken: string,
     signal: AbortSignal,
     onProgress: SyncProgressListener | undefined,
+    metadataLookup: { platform: string; country: string },
   ): Promise<{
     commit: Omit<SnapshotCommit, 'locationUid' | 'locationName' | 'countryOrRegion' | 'expirationDateTime'>;
-    adamIds: string[];
+    /** The metadata lookup of new adamIds, started when the assets were read; never rejects. */
+    metadata: Promise<void>;
   }> {
     const run = { runId: claim.runId, tenantId: claim.job.tenantId, tokenId: claim.job.tokenId };
     let pageCount = 0;
@@ -157,20 +160,36 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
 
     let assignmentCount = 0;
     let assignmentsVersion: string | undefined;
+    // The metadata lookup goes to another Apple host: it runs while the assignments are paged
+    // instead of after them. Stopped if this read fails (a restart looks the adamIds up again).
+    const lookup = new AbortController();
+    const stopLookup = () => lookup.abort(signal.reason);
+    signal.addEventListener('abort', stopLookup, { once: true });
+    const metadata = fetchNewMetadata([...adamIds], sToken, metadataLookup, lookup.signal, claim)
+      .catch(() => undefined)
+      .finally(() => signal.removeEventListener('abort', stopLookup));
     // Pages are buffered and staged in large sorted batches (see LicenseStore.assignmentWriter).
     const staging = licenses.assignmentWriter(claim.runId);
-    for await (const page of apple.assignments(sToken, {}, { signal })) {
-      signal.throwIfAborted();
-      assignmentsVersion ??= page.versionId;
-      await staging.write(page.records);
-      assignmentCount += page.records.length;
-      pageCount++;
-      onProgress?.({ phase: 'assignments', pages: pageCount, records: assetCount + assignmentCount });
-      if (pageCount % progressEvery === 0) {
-        await jobs.recordProgress(claim.runId, { assetCount, assignmentCount, pageCount });
+    try {
+      for await (const page of apple.assignments(sToken, {}, { signal })) {
+        signal.throwIfAborted();
+        assignmentsVersion ??= page.versionId;
+        await staging.write(page.records);
+        assignmentCount += page.records.length;
+        pageCount++;
+        onProgress?.({ phase: 'assignments', pages: pageCount, records: assetCount + assignmentCount });
+        if (pageCount % progressEvery === 0) {
+          await jobs.recordProgress(claim.runId, { assetCount, assignmentCount, pageCount });
+        }
       }
+      await staging.close();
+    } catch (error) {
+      lookup.abort(error);
+      await metadata;
+      throw error;
+    } finally {
+      await staging.discard();
     }
-    await staging.close();
     // Counts in assets and holders in assignments must describe the same data.
     if (assetsVersion && assignmentsVersion && assetsVersion !== assignmentsVersion) {
       throw syncSnapshotMoved(assetsVersion, assignmentsVersion);
@@ -187,7 +206,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
         usedLicenseCount: used,
         availableLicenseCount: available,
       },
-      adamIds: [...adamIds],
+      metadata,
     };
   }
 

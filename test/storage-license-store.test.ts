@@ -1,0 +1,262 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import type { DatabaseConfig } from '../src/config.js';
+import { createLicenseReadStore } from '../src/storage/license-read-store.js';
+import {
+  createLicenseStore,
+  type LicenseAssetInput,
+  type LicenseAssignmentInput,
+  type LicenseStore,
+} from '../src/storage/license-store.js';
+import { openDatabase, type VppdDatabase } from '../src/storage/open-database.js';
+import { SqliteStagingThread } from '../src/storage/sqlite-staging-thread.js';
+import {
+  type ClaimedSync,
+  createSyncJobStore,
+  isForeignKeyViolation,
+  type SyncJobStore,
+} from '../src/storage/sync-job-store.js';
+import { createTokenCipher } from '../src/storage/token-cipher.js';
+import { createVppTokenStore } from '../src/storage/vpp-token-store.js';
+import { createFakeClock, createSequentialIds } from './helpers/fake-clock.js';
+import { seedTokens } from './helpers/seed-tokens.js';
+
+// The license store's write path against real SQLite: staging in sorted batches through the worker
+// thread (database file) or through Kysely (in memory), read back through the snapshot pointer.
+
+const dir = mkdtempSync(join(tmpdir(), 'vppd-license-store-'));
+const tenantId = 'cccccccc-0000-4000-8000-000000000000';
+const opened: VppdDatabase[] = [];
+const unlimited = 2147483647;
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+afterAll(async () => {
+  for (const db of opened) await db.destroy();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+let files = 0;
+interface Fixture {
+  readonly db: VppdDatabase;
+  readonly licenses: LicenseStore;
+  readonly jobs: SyncJobStore;
+  readonly claim: ClaimedSync;
+}
+
+/** A database (file or memory) with one token whose sync is claimed: a run to stage rows into. */
+async function fixture(kind: 'file' | 'memory'): Promise<Fixture> {
+  files += 1;
+  const file = join(dir, `license-${files}.db`);
+  const config: DatabaseConfig =
+    kind === 'file'
+      ? { kind: 'sqlite', url: `sqlite:${file}`, filename: file }
+      : ({ kind: 'sqlite-memory', url: 'sqlite::memory:' } as DatabaseConfig);
+  const db = await openDatabase(config);
+  opened.push(db);
+  const clock = createFakeClock();
+  const ids = createSequentialIds('dddddddd');
+  const tokens = createVppTokenStore({
+    db,
+    cipher: createTokenCipher(Buffer.alloc(32, 3)),
+    clock: clock.now,
+  });
+  const [token] = await seedTokens(tokens, { tenantId, count: 1, newId: ids, now: clock.now });
+  const jobs = createSyncJobStore({ db, newId: ids });
+  await jobs.requestSync(tenantId, token?.id as string, 'api', clock.now());
+  const claimed = await jobs.claimNext({
+    workerId: 'test-worker',
+    now: clock.now(),
+    leaseMs: 60_000,
+    maxActive: 1,
+    maxAttempts: 2,
+    newRunId: ids,
+  });
+  if (claimed?.kind !== 'claimed') throw new Error('no claim');
+  return { db, licenses: createLicenseStore({ db }), jobs, claim: claimed.claim };
+}
+
+const assets: LicenseAssetInput[] = ['100000001', '100000002', '100000003', '100000004'].flatMap(
+  (adamId, i) =>
+    (['STDQ', 'PLUS'] as const).map((pricingParam) => ({
+      adamId,
+      pricingParam,
+      productType: 'App',
+      totalCount: i === 0 ? unlimited : 1000,
+      assignedCount: 10,
+      availableCount: i === 0 ? unlimited - 10 : 990,
+      retiredCount: 0,
+      deviceAssignable: true,
+      revocable: true,
+      supportedPlatforms: ['iOS'],
+    })),
+);
+
+/** `count` assignments over the assets above in a seeded random order (Apple promises no order). */
+function assignments(count: number, seed: number): LicenseAssignmentInput[] {
+  const keys = fc.sample(fc.integer({ min: 0, max: assets.length - 1 }), { numRuns: count, seed });
+  return keys.map((k, i) => {
+    const asset = assets[k] as LicenseAssetInput;
+    return i % 3 === 0
+      ? { adamId: asset.adamId, pricingParam: asset.pricingParam, clientUserId: `user-${i}` }
+      : {
+          adamId: asset.adamId,
+          pricingParam: asset.pricingParam,
+          serialNumber: `SN${i.toString(36).toUpperCase()}`,
+        };
+  });
+}
+
+async function stage(f: Fixture, rows: readonly LicenseAssignmentInput[], flushRows: number): Promise<void> {
+  await f.licenses.insertAssets({ runId: f.claim.runId, tenantId, tokenId: f.claim.job.tokenId }, assets);
+  const writer = f.licenses.assignmentWriter(f.claim.runId, { flushRows });
+  try {
+    for (let i = 0; i < rows.length; i += 137) await writer.write(rows.slice(i, i + 137));
+    await writer.close();
+  } finally {
+    await writer.discard();
+  }
+}
+
+async function commit(f: Fixture, rows: readonly LicenseAssignmentInput[]): Promise<void> {
+  const sum = (pick: (a: LicenseAssetInput) => number) => assets.reduce((n, a) => n + pick(a), 0);
+  const now = new Date('2026-03-01T12:01:00Z');
+  await f.jobs.commit(
+    f.claim,
+    {
+      locationUid: 'loc-1',
+      locationName: 'Location',
+      countryOrRegion: 'us',
+      expirationDateTime: undefined,
+      versionId: 'v1',
+      assetCount: assets.length,
+      assignmentCount: rows.length,
+      pageCount: 1,
+      totalLicenseCount: sum((a) => a.totalCount),
+      usedLicenseCount: sum((a) => a.assignedCount),
+      availableLicenseCount: sum((a) => a.availableCount),
+    },
+    now,
+    new Date(now.getTime() + 3_600_000),
+  );
+}
+
+const keyOf = (a: LicenseAssignmentInput) =>
+  `${a.adamId}|${a.pricingParam}|${a.serialNumber ?? ''}|${a.clientUserId ?? ''}`;
+
+async function readAll(f: Fixture, query: { adamId?: string; pricingParam?: string } = {}) {
+  const out: { seq: number; key: string }[] = [];
+  for (let afterSeq = -1; ; ) {
+    const page = await f.licenses.listAssignments(tenantId, f.claim.job.tokenId, {
+      ...query,
+      afterSeq,
+      limit: 700,
+    });
+    if (page.length === 0) return out;
+    for (const a of page) out.push({ seq: a.seq, key: keyOf(a) });
+    afterSeq = page[page.length - 1]?.seq as number;
+  }
+}
+
+describe('LicenseStore staging', () => {
+  it('stages a multi-batch run from the worker thread: every record once, with its Apple position', async () => {
+    const f = await fixture('file');
+    const started = vi.spyOn(SqliteStagingThread, 'start');
+    const rows = assignments(5000, 7);
+    await stage(f, rows, 1000);
+    expect(started).toHaveBeenCalledTimes(1);
+    await commit(f, rows);
+
+    expect(await f.licenses.countRunRows(f.claim.runId)).toEqual({
+      assets: assets.length,
+      assignments: 5000,
+    });
+    expect(await readAll(f)).toEqual(rows.map((a, seq) => ({ seq, key: keyOf(a) })));
+    // One app's licenses: its own rows only, in Apple's order, paged by seq.
+    const app = assets[3] as LicenseAssetInput;
+    const expected = rows
+      .map((a, seq) => ({ seq, key: keyOf(a) }))
+      .filter((r) => r.key.startsWith(`${app.adamId}|${app.pricingParam}|`));
+    expect(expected.length).toBeGreaterThan(400);
+    expect(await readAll(f, { adamId: app.adamId, pricingParam: app.pricingParam })).toEqual(expected);
+
+    const reads = createLicenseReadStore({ db: f.db });
+    const key = { tokenId: f.claim.job.tokenId, adamId: app.adamId, pricingParam: app.pricingParam };
+    expect(await reads.countAssignedLicenses(tenantId, key)).toBe(expected.length);
+    const second = await reads.listAssignedLicenses(tenantId, key, {
+      fromSeq: (expected[100]?.seq as number) + 0,
+      limit: 50,
+    });
+    expect(second.map((l) => l.seq)).toEqual(expected.slice(100, 150).map((r) => r.seq));
+  });
+
+  it('writes the same rows in memory (no thread) as from the thread on a file', async () => {
+    const rows = assignments(3000, 11);
+    const onFile = await fixture('file');
+    const inMemory = await fixture('memory');
+    const started = vi.spyOn(SqliteStagingThread, 'start');
+    await stage(onFile, rows, 700);
+    await stage(inMemory, rows, 700);
+    expect(started).toHaveBeenCalledTimes(1);
+    await commit(onFile, rows);
+    await commit(inMemory, rows);
+    expect(await readAll(inMemory)).toEqual(await readAll(onFile));
+  });
+
+  it('a small run (one batch) is written without starting a thread', async () => {
+    const f = await fixture('file');
+    const started = vi.spyOn(SqliteStagingThread, 'start');
+    await stage(f, assignments(500, 3), 1000);
+    expect(started).not.toHaveBeenCalled();
+    expect((await f.licenses.countRunRows(f.claim.runId)).assignments).toBe(500);
+  });
+
+  it('a run deleted mid-staging (token deleted) fails the writer with a foreign-key violation', async () => {
+    const f = await fixture('file');
+    const writer = f.licenses.assignmentWriter(f.claim.runId, { flushRows: 400 });
+    const rows = assignments(2000, 5);
+    await writer.write(rows.slice(0, 900));
+    await f.db.deleteFrom('vpp_tokens').where('id', '=', f.claim.job.tokenId).execute();
+    const failed = (async () => {
+      await writer.write(rows.slice(900));
+      await writer.close();
+    })();
+    const error = await failed.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    await writer.discard();
+    expect(isForeignKeyViolation(error)).toBe(true);
+    const left = await f.db
+      .selectFrom('license_assignments')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .executeTakeFirstOrThrow();
+    expect(Number(left.n)).toBe(0);
+  });
+
+  it('clearRun deletes a run in key ranges and forgets its run key', async () => {
+    const f = await fixture('file');
+    await stage(f, assignments(4000, 9), 1500);
+    await f.licenses.clearRun(f.claim.runId);
+    expect(await f.licenses.countRunRows(f.claim.runId)).toEqual({ assets: 0, assignments: 0 });
+    const keys = await f.db.selectFrom('license_runs').selectAll().execute();
+    expect(keys).toEqual([]);
+  });
+
+  it('sums of unlimited assets pass 2^31 in the snapshot totals', async () => {
+    const f = await fixture('file');
+    const rows = assignments(10, 1);
+    await stage(f, rows, 1000);
+    await commit(f, rows);
+    const snapshot = await f.licenses.currentSnapshot(tenantId, f.claim.job.tokenId);
+    expect(snapshot?.totalLicenseCount).toBe(2 * unlimited + 6 * 1000);
+    expect(snapshot?.availableLicenseCount).toBe(2 * (unlimited - 10) + 6 * 990);
+    const listed = await f.licenses.listAssets(tenantId, f.claim.job.tokenId);
+    expect(listed.filter((a) => a.totalCount === unlimited)).toHaveLength(2);
+  });
+});
