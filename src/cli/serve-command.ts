@@ -28,7 +28,9 @@ export interface ServeDependencies {
 export function registerServeCommand(program: Command, io: CliIo, deps: ServeDependencies = {}): void {
   program
     .command('serve')
-    .description('serve the Graph-compatible API (and, later, the sync worker and dashboard)')
+    .description(
+      'serve the Graph-compatible API and run the sync worker (--demo: with a simulator and demo tenant)',
+    )
     .option('--port <port>', 'TCP port (env VPPD_PORT, default 8080)')
     .option('--host <host>', 'interface to listen on (env VPPD_HOST, default 127.0.0.1)')
     .option(
