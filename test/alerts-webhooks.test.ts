@@ -347,6 +347,42 @@ describe('alert delivery', () => {
   });
 });
 
+describe('outbox leases', () => {
+  it('a row leased by a process that died is delivered by another once the lease ends, once', async () => {
+    sim.reset();
+    const h = await createSyncHarness({ sharedSim: sim });
+    const receiver = new Receiver();
+    try {
+      const hookUrl = `http://127.0.0.1:${await receiver.listen()}/hook`;
+      await createWebhook(h, hookUrl, ['tokenExpired']);
+      await h.app.inject({
+        method: 'POST',
+        url: tokensPath,
+        headers: { authorization: h.auth },
+        payload: { token: buildSToken({ expDate: new Date(h.clock.now().getTime() - 1000) }) },
+      });
+      await h.context.alerts.scanOnce();
+      // Another process claimed the row and died mid-delivery: its lease (60 s) is still running.
+      const outbox = alertsDatabaseOf(h.context.db);
+      const leaseEnd = new Date(h.clock.now().getTime() + 60_000).toISOString();
+      await outbox
+        .updateTable('alert_outbox')
+        .set({ lease_owner: 'dead-process', lease_expires_at: leaseEnd })
+        .execute();
+      expect(await h.context.alerts.deliverDue()).toBe(0);
+      h.clock.advance(60_000);
+      expect(await h.context.alerts.deliverDue()).toBe(1);
+      expect(await h.context.alerts.deliverDue()).toBe(0);
+      expect(receiver.received).toHaveLength(1);
+      const row = await outbox.selectFrom('alert_outbox').selectAll().executeTakeFirstOrThrow();
+      expect(row).toMatchObject({ status: 'delivered', attempts: 1, lease_owner: null });
+    } finally {
+      await h.close();
+      await receiver.close();
+    }
+  });
+});
+
 describe('durable outbox across a restart', () => {
   let dir: string;
   beforeAll(async () => {

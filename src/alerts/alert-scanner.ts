@@ -300,10 +300,24 @@ export class AlertScanner {
 
   async #scanExpiry(now: Date): Promise<number> {
     const horizon = new Date(now.getTime() + 30 * 86_400_000).toISOString();
+    // Only tenants with an endpoint for these events are worth a transaction per token.
+    const endpoints = await this.#db.selectFrom('alert_webhooks').select(['tenant_id', 'events']).execute();
+    const tenants = [
+      ...new Set(
+        endpoints
+          .filter((e) => {
+            const events = JSON.parse(e.events) as AlertEventType[];
+            return events.includes('tokenExpiring') || events.includes('tokenExpired');
+          })
+          .map((e) => e.tenant_id),
+      ),
+    ];
+    if (tenants.length === 0) return 0;
     const tokens = await this.#db
       .selectFrom('vpp_tokens')
       .select(['id', 'tenant_id', 'expiration_date_time', 'display_name', 'organization_name'])
       .where('expiration_date_time', '<=', horizon)
+      .where('tenant_id', 'in', tenants)
       .execute();
     let queued = 0;
     for (const token of tokens) {

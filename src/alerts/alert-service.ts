@@ -113,6 +113,7 @@ export function createAlertService(options: AlertServiceOptions): AlertService {
       controller?.abort();
       await Promise.all(loops);
       loops = [];
+      controller = undefined;
     },
   };
 }
