@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Fastify from 'fastify';
@@ -21,11 +21,13 @@ import { request } from 'undici';
 import { parseConfig } from '../src/config.js';
 import { syncLicensesAction } from '../src/domain/sync-lifecycle.js';
 import { vppTokenTypeName } from '../src/domain/vpp-token.js';
+import { createAuthenticator, createVerifiedTokenCache } from '../src/graph/auth/authenticator.js';
 import { parseListQuery } from '../src/graph/odata/parse-list-query.js';
 import { type RunningServer, startServer } from '../src/graph/start-server.js';
 import { vppTokenListFields } from '../src/graph/vpp-token-list-fields.js';
 import { refineTokenQuery } from '../src/graph/vpp-token-list-query.js';
 import { presentVppToken } from '../src/graph/vpp-token-presenter.js';
+import { createChangeStamp } from '../src/storage/change-stamp.js';
 import { seedTokens } from '../test/helpers/seed-tokens.js';
 
 /** The part of autocannon's result this benchmark reads (the package ships no types). */
@@ -136,10 +138,15 @@ async function meanMicros(rounds: number, f: () => unknown): Promise<number> {
 
 /**
  * Where a request's time goes, stage by stage, timed in-process without load: the same calls the
- * routes make (bearer verification, the store query, presenting and serializing).
+ * routes make (bearer verification, the change stamp, and on a miss the store query, presenting and
+ * serializing). A read whose bytes are kept costs the bearer check and the stamp; a miss costs all.
  */
 async function printBreakdown(server: RunningServer, authorization: string, id: string): Promise<void> {
   const { authenticator, tokens } = server.context;
+  const unremembered = createAuthenticator(server.context.config.auth, {
+    verifiedTokens: createVerifiedTokenCache({ maxEntries: 0 }),
+  });
+  const changeStamp = createChangeStamp(server.context.db);
   const query = parseListQuery(listPath.slice(listPath.indexOf('?') + 1), {
     fields: vppTokenListFields('beta'),
     typeName: vppTokenTypeName,
@@ -154,7 +161,15 @@ async function printBreakdown(server: RunningServer, authorization: string, id: 
   const one = await tokens.get(tenantId, id);
   if (!one) throw new Error('token vanished');
   const stages: [string, number][] = [
-    ['verify bearer JWT (HS256)', await meanMicros(2000, () => authenticator.authenticate(authorization))],
+    [
+      'verify bearer JWT (HS256), full',
+      await meanMicros(2000, () => unremembered.authenticate(authorization)),
+    ],
+    [
+      'verify bearer JWT (HS256), remembered',
+      await meanMicros(2000, () => authenticator.authenticate(authorization)),
+    ],
+    ['change stamp (alone in its turn)', await meanMicros(2000, changeStamp)],
     ['store.get (token + action results)', await meanMicros(2000, () => tokens.get(tenantId, id))],
     [
       'present + JSON.stringify one token',
@@ -268,7 +283,10 @@ export async function run(args: string[]): Promise<void> {
 
     process.stdout.write(
       `api benchmark — node ${process.version}, ${tokenCount} tokens in one tenant (${failedCount} failed), ` +
-        `file SQLite, logging off; seeded in ${seedSeconds.toFixed(1)} s\n` +
+        `file SQLite, logging off; seeded in ${seedSeconds.toFixed(1)} s; ` +
+        `load average ${loadavg()
+          .map((l) => l.toFixed(2))
+          .join(' ')}\n` +
         `autocannon: ${load.connections} connections, ${load.duration} s per run, ${load.workers} worker thread(s); ` +
         `baseline = bare fastify route in this process returning vppd's captured bytes\n`,
     );
@@ -301,6 +319,11 @@ export async function run(args: string[]): Promise<void> {
       if (!ratioOk || !p99Ok) verdicts.push(c.name);
     }
     await printBreakdown(server, authorization, target.id);
+    process.stdout.write(
+      `\nload average at the end ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}\n`,
+    );
     process.stdout.write(
       verdicts.length === 0 ? '\nall targets met\n' : `\ntargets missed for: ${verdicts.join(', ')}\n`,
     );

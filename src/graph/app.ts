@@ -49,10 +49,12 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
   app.removeContentTypeParser(['text/plain']);
   app.decorateRequest('principal', null);
 
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook, not an async one: it runs on every request and has nothing to await.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('request-id', request.id);
     const clientRequestId = clientRequestIdOf(request);
     if (clientRequestId !== undefined) reply.header('client-request-id', clientRequestId);
+    done();
   });
 
   // Every route registered below is recorded, so 404s name the wrong segment of exactly what is served.

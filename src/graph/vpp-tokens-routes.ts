@@ -13,6 +13,7 @@ import {
   validateTokenWrite,
   vppTokenTypeName,
 } from '../domain/vpp-token.js';
+import { createChangeStamp } from '../storage/change-stamp.js';
 import type { VppTokenChanges } from '../storage/vpp-token-store.js';
 import {
   authorize,
@@ -25,6 +26,7 @@ import {
 import { methodNotAllowed } from './method-not-allowed.js';
 import { buildNextLink, nextPageOffset } from './odata/next-link.js';
 import { type ListQueryOption, parseListQuery } from './odata/parse-list-query.js';
+import { createResponseCache } from './response-cache.js';
 import { syncAfterTokenWrite } from './vpp-token-actions-routes.js';
 import { vppTokenListFields } from './vpp-token-list-fields.js';
 import { refineTokenQuery } from './vpp-token-list-query.js';
@@ -72,29 +74,55 @@ export function registerVppTokenRoutes(
       .type('application/json')
       .send({ '@odata.context': entityContext(request), ...present(request, token) });
 
-  app.get(vppTokensPath, { onRequest: read }, async (request, reply) => {
-    const { tenantId } = principalOf(request);
-    const query = parseQuery(request, ['select', 'filter', 'orderby', 'top', 'skip', 'count', 'skiptoken']);
-    // One row past the page tells whether a next page exists without a second query.
-    const rows = await tokens.list(tenantId, (q) =>
-      refineTokenQuery(q, query)
-        .offset(query.offset)
-        .limit(query.pageSize + 1),
-    );
-    const page = rows.slice(0, query.pageSize);
-    const body: Record<string, unknown> = {
-      '@odata.context': `${metadataUrlOf(request, version)}#deviceAppManagement/vppTokens${selectSuffix(query.select)}`,
-    };
-    if (query.count) {
-      body['@odata.count'] = await tokens.count(tenantId, (q) => refineTokenQuery(q, query, false));
+  // A read's bytes are kept while the database's change stamp stays the same: any write, by this
+  // process or another one on the database, changes the stamp and so retires every kept response.
+  // The key holds all the bytes depend on: tenant, `Prefer`, origin (links) and URL (version, query).
+  const changeStamp = createChangeStamp(context.db);
+  const responses = createResponseCache<Buffer>();
+  const sendRead = async (request: FastifyRequest, reply: FastifyReply, build: () => Promise<unknown>) => {
+    const stamp = await changeStamp();
+    const key = JSON.stringify([
+      principalOf(request).tenantId,
+      includeUnknown(request),
+      request.protocol,
+      request.host,
+      request.url,
+    ]);
+    let body = stamp === undefined ? undefined : responses.get(key, stamp);
+    if (body === undefined) {
+      // Read after the stamp, so the bytes are never older than the stamp they are kept under.
+      body = Buffer.from(JSON.stringify(await build()));
+      if (stamp !== undefined) responses.set(key, stamp, body, body.length);
     }
-    const nextOffset = nextPageOffset(query, rows.length > query.pageSize);
-    if (nextOffset !== undefined) {
-      body['@odata.nextLink'] = buildNextLink(`${originOf(request)}${request.url}`, query, nextOffset);
-    }
-    body.value = page.map((token) => present(request, token, query.select));
-    return reply.type('application/json').send(body);
-  });
+    // The type fastify gives serialized JSON; bytes are sent as they are.
+    return reply.type('application/json; charset=utf-8').send(body);
+  };
+
+  app.get(vppTokensPath, { onRequest: read }, async (request, reply) =>
+    sendRead(request, reply, async () => {
+      const { tenantId } = principalOf(request);
+      const query = parseQuery(request, ['select', 'filter', 'orderby', 'top', 'skip', 'count', 'skiptoken']);
+      // One row past the page tells whether a next page exists without a second query.
+      const rows = await tokens.list(tenantId, (q) =>
+        refineTokenQuery(q, query)
+          .offset(query.offset)
+          .limit(query.pageSize + 1),
+      );
+      const page = rows.slice(0, query.pageSize);
+      const body: Record<string, unknown> = {
+        '@odata.context': `${metadataUrlOf(request, version)}#deviceAppManagement/vppTokens${selectSuffix(query.select)}`,
+      };
+      if (query.count) {
+        body['@odata.count'] = await tokens.count(tenantId, (q) => refineTokenQuery(q, query, false));
+      }
+      const nextOffset = nextPageOffset(query, rows.length > query.pageSize);
+      if (nextOffset !== undefined) {
+        body['@odata.nextLink'] = buildNextLink(`${originOf(request)}${request.url}`, query, nextOffset);
+      }
+      body.value = page.map((token) => present(request, token, query.select));
+      return body;
+    }),
+  );
 
   app.get(`${vppTokensPath}/$count`, { onRequest: read }, async (request, reply) => {
     const { tenantId } = principalOf(request);
@@ -103,16 +131,18 @@ export function registerVppTokenRoutes(
     return reply.type('text/plain').send(String(count));
   });
 
-  app.get<{ Params: { id: string } }>(`${vppTokensPath}/:id`, { onRequest: read }, async (request, reply) => {
-    const { tenantId } = principalOf(request);
-    const query = parseQuery(request, ['select']);
-    const token = await tokens.get(tenantId, request.params.id);
-    if (!token) throw errors.notFound('vppToken', request.params.id);
-    return reply.type('application/json').send({
-      '@odata.context': entityContext(request, query.select),
-      ...present(request, token, query.select),
-    });
-  });
+  app.get<{ Params: { id: string } }>(`${vppTokensPath}/:id`, { onRequest: read }, async (request, reply) =>
+    sendRead(request, reply, async () => {
+      const { tenantId } = principalOf(request);
+      const query = parseQuery(request, ['select']);
+      const token = await tokens.get(tenantId, request.params.id);
+      if (!token) throw errors.notFound('vppToken', request.params.id);
+      return {
+        '@odata.context': entityContext(request, query.select),
+        ...present(request, token, query.select),
+      };
+    }),
+  );
 
   app.post(vppTokensPath, { onRequest: write }, async (request, reply) => {
     const { tenantId } = principalOf(request);
