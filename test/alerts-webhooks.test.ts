@@ -272,6 +272,13 @@ describe('alert delivery', () => {
     const ids = receiver.received.map((r) => r.headers['x-vppd-event-id']);
     expect(ids).toHaveLength(4);
     expect(new Set(ids).size).toBe(4);
+
+    // Housekeeping 91 days later deletes the delivered rows and old scan marks; nothing alerts again.
+    h.clock.advance(91 * 86_400_000);
+    expect(await h.context.alerts.prune()).toBeGreaterThanOrEqual(4);
+    await h.context.alerts.scanOnce();
+    await h.context.alerts.deliverDue();
+    expect(receiver.received.map((r) => r.headers['x-vppd-event-id'])).toEqual(ids);
   });
 
   it('tokenExpiring at 30, 14 and 5 days (once each) and tokenExpired, to subscribed endpoints only', async () => {

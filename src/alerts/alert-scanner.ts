@@ -75,6 +75,36 @@ export class AlertScanner {
     return { runs: runs.runs, queued: runs.queued + states + expiry };
   }
 
+  /**
+   * Deletes what is no longer needed: delivered or failed sync/state alerts after `retentionMs`
+   * (default 90 days), and scanned-run marks older than a week (the newest mark keeps the watermark).
+   * Token expiry alerts are kept while their token exists: their rows are what makes them once-only.
+   */
+  async prune(retentionMs = 90 * 86_400_000): Promise<number> {
+    const now = this.#o.clock().getTime();
+    const before = new Date(now - retentionMs).toISOString();
+    const outbox = await this.#db
+      .deleteFrom('alert_outbox')
+      .where('status', 'in', ['delivered', 'failed'])
+      .where('event_type', 'in', ['syncFailed', 'syncRecovered', 'stateChanged'])
+      .where('created_at', '<', before)
+      .executeTakeFirst();
+    const newest = await this.#db
+      .selectFrom('alert_scanned_runs')
+      .select((eb) => eb.fn.max('finished_at').as('max'))
+      .executeTakeFirst();
+    const weekAgo = new Date(now - 7 * 86_400_000).toISOString();
+    // Marks inside the re-read window behind the newest one must stay, or those runs would alert again.
+    const window =
+      newest?.max == null ? weekAgo : new Date(new Date(newest.max).getTime() - overlapMs).toISOString();
+    const keepFrom = window < weekAgo ? window : weekAgo;
+    const marks = await this.#db
+      .deleteFrom('alert_scanned_runs')
+      .where('finished_at', '<', keepFrom)
+      .executeTakeFirst();
+    return Number(outbox.numDeletedRows) + Number(marks.numDeletedRows);
+  }
+
   async #alertsSince(now: Date): Promise<string> {
     await this.#db
       .insertInto('vppd_settings')

@@ -43,6 +43,8 @@ export interface AlertServiceOptions {
 export interface AlertService {
   readonly webhooks: WebhookStore;
   scanOnce(): Promise<ScanResult>;
+  /** Deletes old delivered/failed alerts and scan marks (the scan loop does it hourly). */
+  prune(retentionMs?: number): Promise<number>;
   deliverDue(): Promise<number>;
   start(): void;
   /** Stops the loops and waits for the pass in flight. Safe to call twice. */
@@ -72,6 +74,7 @@ export function createAlertService(options: AlertServiceOptions): AlertService {
   });
   let controller: AbortController | undefined;
   let loops: Promise<void>[] = [];
+  let lastPrune = Number.NEGATIVE_INFINITY;
 
   const loop = async (name: string, everyMs: number, pass: () => Promise<unknown>, signal: AbortSignal) => {
     while (!signal.aborted) {
@@ -99,13 +102,27 @@ export function createAlertService(options: AlertServiceOptions): AlertService {
   return {
     webhooks,
     scanOnce: () => scanner.scanOnce(),
+    prune: (retentionMs) => scanner.prune(retentionMs),
     deliverDue: () => deliverer.deliverDue(controller?.signal),
     start() {
       if (controller !== undefined) return;
       controller = new AbortController();
       const { signal } = controller;
       loops = [
-        loop('scan', settings.scanMs, () => scanner.scanOnce(), signal),
+        loop(
+          'scan',
+          settings.scanMs,
+          async () => {
+            await scanner.scanOnce();
+            // Housekeeping about once an hour, in the same loop (never beside a sync).
+            const now = options.clock().getTime();
+            if (now - lastPrune >= 3_600_000) {
+              lastPrune = now;
+              await scanner.prune();
+            }
+          },
+          signal,
+        ),
         loop('delivery', settings.deliverMs, () => deliverer.deliverDue(signal), signal),
       ];
     },
