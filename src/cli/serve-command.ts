@@ -141,7 +141,7 @@ async function shutDown(
   const worker = sync.worker;
   if (worker !== undefined && worker.active > 0) {
     io.stdout(
-      `vppd: stopping: no new requests; waiting up to ${graceMs / 1000}s for ${worker.active} running sync(s)\n`,
+      `vppd: stopping: no new requests; waiting up to ${graceMs / 1000}s for ${worker.active} running sync(s) (signal again to stop waiting)\n`,
     );
     const left = await drainUnless(worker, graceMs, hurry);
     if (left > 0) {
