@@ -103,7 +103,12 @@ function assignments(count: number, seed: number): LicenseAssignmentInput[] {
   return keys.map((k, i) => {
     const asset = assets[k] as LicenseAssetInput;
     return i % 3 === 0
-      ? { adamId: asset.adamId, pricingParam: asset.pricingParam, clientUserId: `user-${i}` }
+      ? {
+          adamId: asset.adamId,
+          pricingParam: asset.pricingParam,
+          // Non-ASCII ids in the first batch only: batches go to the thread as Latin-1 or UTF-8.
+          clientUserId: i < 300 ? `utilisateur-é-ユーザー-😀-${i}` : `user-${i}`,
+        }
       : {
           adamId: asset.adamId,
           pricingParam: asset.pricingParam,
@@ -241,7 +246,9 @@ describe('LicenseStore staging', () => {
 
   it('clearRun deletes a run in key ranges and forgets its run key', async () => {
     const f = await fixture('file');
-    await stage(f, assignments(4000, 9), 1500);
+    // Batches above the thread's first 1 MB of shared memory; more rows than one delete range.
+    await stage(f, assignments(30_000, 9), 14_000);
+    expect((await f.licenses.countRunRows(f.claim.runId)).assignments).toBe(30_000);
     await f.licenses.clearRun(f.claim.runId);
     expect(await f.licenses.countRunRows(f.claim.runId)).toEqual({ assets: 0, assignments: 0 });
     const keys = await f.db.selectFrom('license_runs').selectAll().execute();

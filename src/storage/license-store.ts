@@ -94,9 +94,10 @@ export interface AssignmentWriterOptions {
 /**
  * Rows per staged batch: one transaction writes them sorted by asset, so a B-tree page is written
  * (and copied to the WAL) about once per batch instead of once per Apple page. Larger batches write
- * less but block the event loop longer per batch (~2 µs per row) and hold more records in memory.
+ * less but hold the write lock longer (~1.5 µs per row: other writers of the database, the event
+ * loop's own included, wait that long at most) and keep more records in memory.
  */
-export const defaultFlushRows = 16_384;
+export const defaultFlushRows = 8192;
 
 /** Where staging rows of a run go. */
 export interface RunKey {

@@ -31,8 +31,12 @@ export interface SyncEngineOptions {
   readonly logger: SyncLogger;
   /** Full re-reads after Apple's data moved mid-sync before the sync fails (default 2). */
   readonly maxSnapshotRestarts?: number;
-  /** Pages between progress notes in the run's history row (default 20). */
-  readonly progressEveryPages?: number;
+  /**
+   * Least time between progress notes in the run's history row while assignments are paged
+   * (default 5 s). Each note is a write on the main connection that waits for the staging batch in
+   * progress, so they are few; live progress goes through `onProgress`.
+   */
+  readonly progressEveryMs?: number;
 }
 
 /** Fetches one consistent Apple snapshot into a run's staging rows; the worker commits or fails it. */
@@ -52,7 +56,7 @@ export type SyncEngine = (
 export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
   const { apple, tokens, licenses, jobs, clock, logger } = options;
   const maxRestarts = options.maxSnapshotRestarts ?? 2;
-  const progressEvery = Math.max(1, options.progressEveryPages ?? 20);
+  const progressEveryMs = Math.max(0, options.progressEveryMs ?? 5000);
 
   return async (claim, signal, onProgress) => {
     const { tenantId, tokenId } = claim.job;
@@ -170,6 +174,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
       .finally(() => signal.removeEventListener('abort', stopLookup));
     // Pages are buffered and staged in large sorted batches (see LicenseStore.assignmentWriter).
     const staging = licenses.assignmentWriter(claim.runId);
+    let lastNote = clock().getTime();
     try {
       for await (const page of apple.assignments(sToken, {}, { signal })) {
         signal.throwIfAborted();
@@ -178,7 +183,9 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
         assignmentCount += page.records.length;
         pageCount++;
         onProgress?.({ phase: 'assignments', pages: pageCount, records: assetCount + assignmentCount });
-        if (pageCount % progressEvery === 0) {
+        const now = clock().getTime();
+        if (now - lastNote >= progressEveryMs) {
+          lastNote = now;
           await jobs.recordProgress(claim.runId, { assetCount, assignmentCount, pageCount });
         }
       }
