@@ -22,7 +22,11 @@ export function createSqliteDialect(options: SqliteDialectOptions): SqliteDialec
   if (!memory) database.pragma('journal_mode = WAL');
   database.pragma('foreign_keys = ON');
   database.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`);
-  database.pragma('synchronous = NORMAL');
+  // FULL: every commit of this connection (token uploads, job state, the snapshot swap of a sync) is
+  // on disk when it returns, also across a power loss — WAL with NORMAL may lose the last commits
+  // then. It costs one WAL fsync per write transaction; the bulk of a sync (staged license rows,
+  // worthless until the swap) is written by the staging thread's own connection with NORMAL.
+  database.pragma('synchronous = FULL');
   return new SqliteDialect({ database: withStatementCache(database) });
 }
 
