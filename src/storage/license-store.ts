@@ -76,8 +76,12 @@ export interface AssignmentQuery {
 
 /** Buffers a run's assignments page by page and stages them in large sorted batches. */
 export interface AssignmentWriter {
-  /** Adds the next records in Apple's order; writes a batch once enough rows are buffered. */
-  write(assignments: readonly LicenseAssignmentInput[]): Promise<void>;
+  /**
+   * Adds the next records in Apple's order; writes a batch once enough rows are buffered.
+   * `expectedRows` (e.g. Apple's page count times the page size) lets a large run start its
+   * staging thread before the first batch is full.
+   */
+  write(assignments: readonly LicenseAssignmentInput[], expectedRows?: number): Promise<void>;
   /** Writes what is still buffered and waits until every batch is committed. */
   close(): Promise<void>;
   /** Drops what is buffered or still being written (the run failed); safe after close. */
@@ -281,36 +285,40 @@ export function createLicenseStore(options: LicenseStoreOptions): LicenseStore {
 
   return {
     async insertAssets(run, assets) {
-      for (let i = 0; i < assets.length; i += assetChunk) {
-        const rows: Insertable<LicenseAssetRow>[] = assets.slice(i, i + assetChunk).map((a) => ({
-          run_id: run.runId,
-          tenant_id: run.tenantId,
-          token_id: run.tokenId,
-          adam_id: a.adamId,
-          pricing_param: a.pricingParam,
-          product_type: a.productType ?? null,
-          total_count: a.totalCount,
-          assigned_count: a.assignedCount,
-          available_count: a.availableCount,
-          retired_count: a.retiredCount,
-          device_assignable: a.deviceAssignable === undefined ? null : a.deviceAssignable ? 1 : 0,
-          revocable: a.revocable === undefined ? null : a.revocable ? 1 : 0,
-          supported_platforms: JSON.stringify(a.supportedPlatforms),
-        }));
-        // Apple lists an (adamId, pricingParam) once; a repeat in a page keeps the last answer.
-        await db
-          .insertInto('license_assets')
-          .values(rows)
-          .onConflict((oc) =>
-            oc.columns(['run_id', 'adam_id', 'pricing_param']).doUpdateSet((eb) => ({
-              total_count: eb.ref('excluded.total_count'),
-              assigned_count: eb.ref('excluded.assigned_count'),
-              available_count: eb.ref('excluded.available_count'),
-              retired_count: eb.ref('excluded.retired_count'),
-            })),
-          )
-          .execute();
-      }
+      if (assets.length === 0) return;
+      // One transaction (one commit) per call, however many statements the page needs.
+      await db.transaction().execute(async (trx) => {
+        for (let i = 0; i < assets.length; i += assetChunk) {
+          const rows: Insertable<LicenseAssetRow>[] = assets.slice(i, i + assetChunk).map((a) => ({
+            run_id: run.runId,
+            tenant_id: run.tenantId,
+            token_id: run.tokenId,
+            adam_id: a.adamId,
+            pricing_param: a.pricingParam,
+            product_type: a.productType ?? null,
+            total_count: a.totalCount,
+            assigned_count: a.assignedCount,
+            available_count: a.availableCount,
+            retired_count: a.retiredCount,
+            device_assignable: a.deviceAssignable === undefined ? null : a.deviceAssignable ? 1 : 0,
+            revocable: a.revocable === undefined ? null : a.revocable ? 1 : 0,
+            supported_platforms: JSON.stringify(a.supportedPlatforms),
+          }));
+          // Apple lists an (adamId, pricingParam) once; a repeat in a page keeps the last answer.
+          await trx
+            .insertInto('license_assets')
+            .values(rows)
+            .onConflict((oc) =>
+              oc.columns(['run_id', 'adam_id', 'pricing_param']).doUpdateSet((eb) => ({
+                total_count: eb.ref('excluded.total_count'),
+                assigned_count: eb.ref('excluded.assigned_count'),
+                available_count: eb.ref('excluded.available_count'),
+                retired_count: eb.ref('excluded.retired_count'),
+              })),
+            )
+            .execute();
+        }
+      });
     },
 
     insertAssignments(runId, firstSeq, assignments) {
@@ -320,9 +328,11 @@ export function createLicenseStore(options: LicenseStoreOptions): LicenseStore {
     assignmentWriter(runId, writerOptions = {}) {
       const flushRows = Math.max(1, writerOptions.flushRows ?? defaultFlushRows);
       let nextSeq = writerOptions.firstSeq ?? 0;
-      let buffer: LicenseAssignmentInput[] = [];
-      // Decided at the first batch that is not the last one: only syncs larger than one batch pay
-      // for starting a thread.
+      // Pages as they came (no per-record copy until a batch is cut).
+      let pages: (readonly LicenseAssignmentInput[])[] = [];
+      let buffered = 0;
+      // Decided at the first write that expects more than one batch, or else at the first batch that
+      // is not the last one: only syncs larger than one batch pay for starting a thread.
       let thread: SqliteStagingThread | undefined;
       let threadDecided = false;
       let runKey: number | undefined;
@@ -339,8 +349,9 @@ export function createLicenseStore(options: LicenseStoreOptions): LicenseStore {
       };
 
       const flush = async (last: boolean): Promise<void> => {
-        const rows = buffer;
-        buffer = [];
+        const rows = pages.length === 1 ? (pages[0] as readonly LicenseAssignmentInput[]) : pages.flat();
+        pages = [];
+        buffered = 0;
         const firstSeq = nextSeq;
         nextSeq += rows.length;
         if (!threadDecided && !last) await startThread();
@@ -358,16 +369,19 @@ export function createLicenseStore(options: LicenseStoreOptions): LicenseStore {
       };
 
       return {
-        async write(assignments) {
-          for (const a of assignments) buffer.push(a);
-          if (buffer.length >= flushRows) await flush(false);
+        async write(assignments, expectedRows) {
+          // Started while the first batch is still being fetched, the thread is ready when it is.
+          if (!threadDecided && expectedRows !== undefined && expectedRows > flushRows) await startThread();
+          if (assignments.length > 0) pages.push(assignments);
+          buffered += assignments.length;
+          if (buffered >= flushRows) await flush(false);
         },
         async close() {
           await flush(true);
           await thread?.close({ drain: true });
         },
         async discard() {
-          buffer = [];
+          pages = [];
           sent.length = 0;
           await thread?.close({ drain: false });
         },
@@ -421,35 +435,38 @@ export function createLicenseStore(options: LicenseStoreOptions): LicenseStore {
     },
 
     async upsertMetadata(entries, lookup, now) {
-      for (let i = 0; i < entries.length; i += 200) {
-        const rows: LicenseAppMetadataRow[] = entries.slice(i, i + 200).map((e) => ({
-          adam_id: e.adamId,
-          name: e.name ?? null,
-          bundle_id: e.bundleId ?? null,
-          kind: e.kind ?? null,
-          artwork_url: e.artworkUrl ?? null,
-          device_families: JSON.stringify(e.deviceFamilies),
-          platform: lookup.platform,
-          country: lookup.country,
-          fetched_at: dateToColumn(now),
-        }));
-        await db
-          .insertInto('license_app_metadata')
-          .values(rows)
-          .onConflict((oc) =>
-            oc.column('adam_id').doUpdateSet((eb) => ({
-              name: eb.ref('excluded.name'),
-              bundle_id: eb.ref('excluded.bundle_id'),
-              kind: eb.ref('excluded.kind'),
-              artwork_url: eb.ref('excluded.artwork_url'),
-              device_families: eb.ref('excluded.device_families'),
-              platform: eb.ref('excluded.platform'),
-              country: eb.ref('excluded.country'),
-              fetched_at: eb.ref('excluded.fetched_at'),
-            })),
-          )
-          .execute();
-      }
+      if (entries.length === 0) return;
+      await db.transaction().execute(async (trx) => {
+        for (let i = 0; i < entries.length; i += 200) {
+          const rows: LicenseAppMetadataRow[] = entries.slice(i, i + 200).map((e) => ({
+            adam_id: e.adamId,
+            name: e.name ?? null,
+            bundle_id: e.bundleId ?? null,
+            kind: e.kind ?? null,
+            artwork_url: e.artworkUrl ?? null,
+            device_families: JSON.stringify(e.deviceFamilies),
+            platform: lookup.platform,
+            country: lookup.country,
+            fetched_at: dateToColumn(now),
+          }));
+          await trx
+            .insertInto('license_app_metadata')
+            .values(rows)
+            .onConflict((oc) =>
+              oc.column('adam_id').doUpdateSet((eb) => ({
+                name: eb.ref('excluded.name'),
+                bundle_id: eb.ref('excluded.bundle_id'),
+                kind: eb.ref('excluded.kind'),
+                artwork_url: eb.ref('excluded.artwork_url'),
+                device_families: eb.ref('excluded.device_families'),
+                platform: eb.ref('excluded.platform'),
+                country: eb.ref('excluded.country'),
+                fetched_at: eb.ref('excluded.fetched_at'),
+              })),
+            )
+            .execute();
+        }
+      });
     },
 
     async currentSnapshot(tenantId, tokenId) {

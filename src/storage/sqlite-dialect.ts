@@ -22,11 +22,11 @@ export function createSqliteDialect(options: SqliteDialectOptions): SqliteDialec
   if (!memory) database.pragma('journal_mode = WAL');
   database.pragma('foreign_keys = ON');
   database.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`);
-  // FULL: every commit of this connection (token uploads, job state, the snapshot swap of a sync) is
-  // on disk when it returns, also across a power loss — WAL with NORMAL may lose the last commits
-  // then. It costs one WAL fsync per write transaction; the bulk of a sync (staged license rows,
-  // worthless until the swap) is written by the staging thread's own connection with NORMAL.
-  database.pragma('synchronous = FULL');
+  // NORMAL with WAL: a commit is atomic and survives a crash of the process (the snapshot swap
+  // included); only a power loss may roll back the last commits, never corrupt the file. FULL (an
+  // fsync per commit) cost a sync ~100 ms here across its ~20 small commits and would slow every API
+  // write; a caller that must survive power loss can run one transaction with FULL.
+  database.pragma('synchronous = NORMAL');
   return new SqliteDialect({ database: withStatementCache(database) });
 }
 

@@ -94,6 +94,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
       });
     }
     await jobs.recordProgress(claim.runId, { locationUid: config.uId });
+    await clearInterruptedAttempts(claim);
 
     for (let restart = 0; ; restart++) {
       try {
@@ -179,7 +180,8 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
       for await (const page of apple.assignments(sToken, {}, { signal })) {
         signal.throwIfAborted();
         assignmentsVersion ??= page.versionId;
-        await staging.write(page.records);
+        // Apple's page count times this page's size: how many records the whole read expects.
+        await staging.write(page.records, page.totalPages * page.records.length);
         assignmentCount += page.records.length;
         pageCount++;
         onProgress?.({ phase: 'assignments', pages: pageCount, records: assetCount + assignmentCount });
@@ -215,6 +217,20 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
       },
       metadata,
     };
+  }
+
+  /**
+   * A job taken over (its worker died) or given back (vppd stopped) first deletes what its
+   * interrupted attempts staged: the periodic sweep would get there too, but only a minute later,
+   * and a large run's rows are worth freeing before staging the same data again.
+   */
+  async function clearInterruptedAttempts(claim: ClaimedSync): Promise<void> {
+    const runs = await jobs.listRuns(claim.job.tenantId, claim.job.tokenId, 10);
+    for (const run of runs) {
+      if (run.jobId !== claim.job.id || run.id === claim.runId || run.outcome !== 'interrupted') continue;
+      await licenses.clearRun(run.id);
+      await jobs.markCleaned(run.id);
+    }
   }
 
   /** Names and bundle ids decorate licenses; a failed lookup never fails the sync (retried next time). */
