@@ -99,7 +99,7 @@ function median(values: readonly number[]): number {
 
 interface SyncMeasure {
   readonly ms: number;
-  /** User + system CPU of the process: simulator, event loop and the staging thread. */
+  /** User + system CPU of the process (simulator included). */
   readonly cpuMs: number;
   /** Time the event loop (simulator, Apple client, engine) was busy. */
   readonly loopBusyMs: number;

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { DatabaseConfig } from '../src/config.js';
 import { createLicenseReadStore } from '../src/storage/license-read-store.js';
 import {
@@ -12,7 +12,6 @@ import {
   type LicenseStore,
 } from '../src/storage/license-store.js';
 import { openDatabase, type VppdDatabase } from '../src/storage/open-database.js';
-import { SqliteStagingThread } from '../src/storage/sqlite-staging-thread.js';
 import {
   type ClaimedSync,
   createSyncJobStore,
@@ -24,17 +23,13 @@ import { createVppTokenStore } from '../src/storage/vpp-token-store.js';
 import { createFakeClock, createSequentialIds } from './helpers/fake-clock.js';
 import { seedTokens } from './helpers/seed-tokens.js';
 
-// The license store's write path against real SQLite: staging in sorted batches through the worker
-// thread (database file) or through Kysely (in memory), read back through the snapshot pointer.
+// The license store's write path against real SQLite: staging in sorted batches, read back through
+// the snapshot pointer.
 
 const dir = mkdtempSync(join(tmpdir(), 'vppd-license-store-'));
 const tenantId = 'cccccccc-0000-4000-8000-000000000000';
 const opened: VppdDatabase[] = [];
 const unlimited = 2147483647;
-
-afterEach(() => {
-  vi.restoreAllMocks();
-});
 
 afterAll(async () => {
   for (const db of opened) await db.destroy();
@@ -106,7 +101,7 @@ function assignments(count: number, seed: number): LicenseAssignmentInput[] {
       ? {
           adamId: asset.adamId,
           pricingParam: asset.pricingParam,
-          // Non-ASCII ids in the first batch only: batches go to the thread as Latin-1 or UTF-8.
+          // Client ids are the MDM's own strings: not always ASCII.
           clientUserId: i < 300 ? `utilisateur-é-ユーザー-😀-${i}` : `user-${i}`,
         }
       : {
@@ -120,12 +115,8 @@ function assignments(count: number, seed: number): LicenseAssignmentInput[] {
 async function stage(f: Fixture, rows: readonly LicenseAssignmentInput[], flushRows: number): Promise<void> {
   await f.licenses.insertAssets({ runId: f.claim.runId, tenantId, tokenId: f.claim.job.tokenId }, assets);
   const writer = f.licenses.assignmentWriter(f.claim.runId, { flushRows });
-  try {
-    for (let i = 0; i < rows.length; i += 137) await writer.write(rows.slice(i, i + 137));
-    await writer.close();
-  } finally {
-    await writer.discard();
-  }
+  for (let i = 0; i < rows.length; i += 137) await writer.write(rows.slice(i, i + 137));
+  await writer.close();
 }
 
 async function commit(f: Fixture, rows: readonly LicenseAssignmentInput[]): Promise<void> {
@@ -169,12 +160,10 @@ async function readAll(f: Fixture, query: { adamId?: string; pricingParam?: stri
 }
 
 describe('LicenseStore staging', () => {
-  it('stages a multi-batch run from the worker thread: every record once, with its Apple position', async () => {
+  it('stages a multi-batch run in random order: every record once, with its Apple position', async () => {
     const f = await fixture('file');
-    const started = vi.spyOn(SqliteStagingThread, 'start');
     const rows = assignments(5000, 7);
     await stage(f, rows, 1000);
-    expect(started).toHaveBeenCalledTimes(1);
     await commit(f, rows);
 
     expect(await f.licenses.countRunRows(f.claim.runId)).toEqual({
@@ -200,25 +189,15 @@ describe('LicenseStore staging', () => {
     expect(second.map((l) => l.seq)).toEqual(expected.slice(100, 150).map((r) => r.seq));
   });
 
-  it('writes the same rows in memory (no thread) as from the thread on a file', async () => {
+  it('stores the same rows whatever the batch size (sorted batches never reorder an asset)', async () => {
     const rows = assignments(3000, 11);
     const onFile = await fixture('file');
     const inMemory = await fixture('memory');
-    const started = vi.spyOn(SqliteStagingThread, 'start');
     await stage(onFile, rows, 700);
-    await stage(inMemory, rows, 700);
-    expect(started).toHaveBeenCalledTimes(1);
+    await stage(inMemory, rows, 1);
     await commit(onFile, rows);
     await commit(inMemory, rows);
     expect(await readAll(inMemory)).toEqual(await readAll(onFile));
-  });
-
-  it('a small run (one batch) is written without starting a thread', async () => {
-    const f = await fixture('file');
-    const started = vi.spyOn(SqliteStagingThread, 'start');
-    await stage(f, assignments(500, 3), 1000);
-    expect(started).not.toHaveBeenCalled();
-    expect((await f.licenses.countRunRows(f.claim.runId)).assignments).toBe(500);
   });
 
   it('a run deleted mid-staging (token deleted) fails the writer with a foreign-key violation', async () => {
@@ -235,7 +214,6 @@ describe('LicenseStore staging', () => {
       () => undefined,
       (e: unknown) => e,
     );
-    await writer.discard();
     expect(isForeignKeyViolation(error)).toBe(true);
     const left = await f.db
       .selectFrom('license_assignments')
@@ -246,7 +224,7 @@ describe('LicenseStore staging', () => {
 
   it('clearRun deletes a run in key ranges and forgets its run key', async () => {
     const f = await fixture('file');
-    // Batches above the thread's first 1 MB of shared memory; more rows than one delete range.
+    // More rows than one delete range (20,000).
     await stage(f, assignments(30_000, 9), 14_000);
     expect((await f.licenses.countRunRows(f.claim.runId)).assignments).toBe(30_000);
     await f.licenses.clearRun(f.claim.runId);

@@ -1,4 +1,4 @@
-import { CompiledQuery, type Insertable, type Kysely, type Transaction } from 'kysely';
+import { CompiledQuery, type Insertable, type Transaction } from 'kysely';
 import type {
   DatabaseSchema,
   LicenseAppMetadataRow,
@@ -6,7 +6,6 @@ import type {
   LicenseAssignmentRow,
 } from './database-schema.js';
 import type { VppdDatabase } from './open-database.js';
-import { SqliteStagingThread, sqliteFileOf } from './sqlite-staging-thread.js';
 import { dateFromColumn, dateToColumn } from './vpp-token-columns.js';
 
 /** A licensed asset as Apple counts it (`GET /assets`); identity `(adamId, pricingParam)`. */
@@ -76,16 +75,10 @@ export interface AssignmentQuery {
 
 /** Buffers a run's assignments page by page and stages them in large sorted batches. */
 export interface AssignmentWriter {
-  /**
-   * Adds the next records in Apple's order; writes a batch once enough rows are buffered.
-   * `expectedRows` (e.g. Apple's page count times the page size) lets a large run start its
-   * staging thread before the first batch is full.
-   */
-  write(assignments: readonly LicenseAssignmentInput[], expectedRows?: number): Promise<void>;
-  /** Writes what is still buffered and waits until every batch is committed. */
+  /** Adds the next records in Apple's order; writes a batch once enough rows are buffered. */
+  write(assignments: readonly LicenseAssignmentInput[]): Promise<void>;
+  /** Writes what is still buffered. */
   close(): Promise<void>;
-  /** Drops what is buffered or still being written (the run failed); safe after close. */
-  discard(): Promise<void>;
 }
 
 export interface AssignmentWriterOptions {
@@ -98,8 +91,8 @@ export interface AssignmentWriterOptions {
 /**
  * Rows per staged batch: one transaction writes them sorted by asset, so a B-tree page is written
  * (and copied to the WAL) about once per batch instead of once per Apple page. Larger batches write
- * less but hold the write lock longer (~1.5 µs per row: other writers of the database, the event
- * loop's own included, wait that long at most) and keep more records in memory.
+ * less but block the event loop longer per batch (~1.3 µs per row, ~10 ms per batch) and keep more
+ * records in memory.
  */
 export const defaultFlushRows = 8192;
 
@@ -158,24 +151,9 @@ const assignmentColumns = ['run_key', 'adam_id', 'pricing_param', 'seq', 'serial
 
 type Trx = Transaction<DatabaseSchema>;
 
-export interface LicenseStoreOptions {
-  readonly db: VppdDatabase;
-  /**
-   * Large syncs into a SQLite file stage assignments from a worker thread with its own connection
-   * (default true); the event loop then only encodes batches. Small syncs and other engines write
-   * through Kysely.
-   */
-  readonly stagingThread?: boolean;
-}
-
-// Batches handed to the staging thread and not yet committed before a writer waits (memory bound).
-const maxBatchesInFlight = 2;
-
 /** Builds the Kysely-backed license store. */
-export function createLicenseStore(options: LicenseStoreOptions): LicenseStore {
+export function createLicenseStore(options: { readonly db: VppdDatabase }): LicenseStore {
   const { db } = options;
-  const useStagingThread = options.stagingThread ?? true;
-  let databaseFile: Promise<string | undefined> | undefined;
 
   const insertSql = new Map<number, string>();
   const assignmentInsertSql = (rows: number): string => {
@@ -331,60 +309,21 @@ export function createLicenseStore(options: LicenseStoreOptions): LicenseStore {
       // Pages as they came (no per-record copy until a batch is cut).
       let pages: (readonly LicenseAssignmentInput[])[] = [];
       let buffered = 0;
-      // Decided at the first write that expects more than one batch, or else at the first batch that
-      // is not the last one: only syncs larger than one batch pay for starting a thread.
-      let thread: SqliteStagingThread | undefined;
-      let threadDecided = false;
-      let runKey: number | undefined;
-      const sent: Promise<void>[] = [];
-
-      const startThread = async (): Promise<void> => {
-        threadDecided = true;
-        if (!useStagingThread) return;
-        databaseFile ??= sqliteFileOf(db as unknown as Kysely<unknown>);
-        const file = await databaseFile;
-        if (file === undefined) return;
-        runKey = await db.transaction().execute((trx) => stagingKey(trx, runId));
-        thread = SqliteStagingThread.start(file);
-      };
-
-      const flush = async (last: boolean): Promise<void> => {
+      const flush = async (): Promise<void> => {
         const rows = pages.length === 1 ? (pages[0] as readonly LicenseAssignmentInput[]) : pages.flat();
         pages = [];
         buffered = 0;
         const firstSeq = nextSeq;
         nextSeq += rows.length;
-        if (!threadDecided && !last) await startThread();
-        if (thread === undefined || runKey === undefined) {
-          await stageAssignments(runId, firstSeq, rows);
-          return;
-        }
-        if (rows.length > 0) {
-          const batch = { runKey, firstSeq, json: JSON.stringify(rows), order: keyOrder(rows) };
-          const written = thread.write(batch);
-          written.catch(() => undefined); // awaited below or at close; never an unhandled rejection
-          sent.push(written);
-        }
-        while (sent.length > (last ? 0 : maxBatchesInFlight - 1)) await sent.shift();
+        await stageAssignments(runId, firstSeq, rows);
       };
-
       return {
-        async write(assignments, expectedRows) {
-          // Started while the first batch is still being fetched, the thread is ready when it is.
-          if (!threadDecided && expectedRows !== undefined && expectedRows > flushRows) await startThread();
+        async write(assignments) {
           if (assignments.length > 0) pages.push(assignments);
           buffered += assignments.length;
-          if (buffered >= flushRows) await flush(false);
+          if (buffered >= flushRows) await flush();
         },
-        async close() {
-          await flush(true);
-          await thread?.close({ drain: true });
-        },
-        async discard() {
-          pages = [];
-          sent.length = 0;
-          await thread?.close({ drain: false });
-        },
+        close: flush,
       };
     },
 

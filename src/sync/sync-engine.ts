@@ -33,8 +33,7 @@ export interface SyncEngineOptions {
   readonly maxSnapshotRestarts?: number;
   /**
    * Least time between progress notes in the run's history row while assignments are paged
-   * (default 5 s). Each note is a write on the main connection that waits for the staging batch in
-   * progress, so they are few; live progress goes through `onProgress`.
+   * (default 5 s): one write (and commit) each, so few; live progress goes through `onProgress`.
    */
   readonly progressEveryMs?: number;
 }
@@ -180,8 +179,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
       for await (const page of apple.assignments(sToken, {}, { signal })) {
         signal.throwIfAborted();
         assignmentsVersion ??= page.versionId;
-        // Apple's page count times this page's size: how many records the whole read expects.
-        await staging.write(page.records, page.totalPages * page.records.length);
+        await staging.write(page.records);
         assignmentCount += page.records.length;
         pageCount++;
         onProgress?.({ phase: 'assignments', pages: pageCount, records: assetCount + assignmentCount });
@@ -196,8 +194,6 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
       lookup.abort(error);
       await metadata;
       throw error;
-    } finally {
-      await staging.discard();
     }
     // Counts in assets and holders in assignments must describe the same data.
     if (assetsVersion && assignmentsVersion && assetsVersion !== assignmentsVersion) {
