@@ -4,13 +4,13 @@ import type { AppleMdmInfo } from '../apple/apple-types.js';
 import { createLicenseStore, type LicenseStore } from '../storage/license-store.js';
 import type { VppdDatabase } from '../storage/open-database.js';
 import { loadInstallationId } from '../storage/sync-installation.js';
-import { createSyncProgressStore } from '../storage/sync-progress-store.js';
 import {
   createSyncJobStore,
   type SyncJobStore,
   type SyncRequestResult,
   type SyncTrigger,
 } from '../storage/sync-job-store.js';
+import { createSyncProgressStore } from '../storage/sync-progress-store.js';
 import type { VppTokenStore } from '../storage/vpp-token-store.js';
 import { createSyncEngine, type SyncEngineOptions, type SyncLogger } from './sync-engine.js';
 import { defaultSchedulePolicy, type SchedulePolicy } from './sync-schedule-policy.js';
