@@ -16,13 +16,8 @@ import {
   transitionSyncStatus,
 } from '../domain/sync-lifecycle.js';
 import { transitionTokenState } from '../domain/token-state.js';
-import type {
-  DatabaseSchema,
-  SyncJobRow,
-  SyncRunOutcomeColumn,
-  SyncRunRow,
-  VppTokenActionResultRow,
-} from './database-schema.js';
+import { actionResultFromRow, actionResultToRow, upsertActionResult } from './action-result-rows.js';
+import type { DatabaseSchema, SyncJobRow, SyncRunOutcomeColumn, SyncRunRow } from './database-schema.js';
 import type { VppdDatabase } from './open-database.js';
 import { isUniqueViolation } from './storage-errors.js';
 import { dateFromColumn, dateToColumn } from './vpp-token-columns.js';
@@ -197,36 +192,14 @@ export function createSyncJobStore(options: SyncJobStoreOptions): SyncJobStore {
       .where('token_id', '=', tokenId)
       .execute();
     const existing = rows.find((r) => r.action_name === syncLicensesAction);
-    const current: TokenActionResult[] = existing ? [syncResultFromRow(existing)] : [];
+    const current: TokenActionResult[] = existing ? [actionResultFromRow(existing)] : [];
     if (existing && event === 'started' && actionState.fromValue(existing.action_state) === 'active') {
       return; // the retry of an interrupted run: the action is already active
     }
     const next = recordActionEvent(current, syncLicensesAction, event, at)[0];
     if (!next) return;
     const position = existing ? existing.position : rows.reduce((max, r) => Math.max(max, r.position + 1), 0);
-    const row: VppTokenActionResultRow = {
-      tenant_id: tenantId,
-      token_id: tokenId,
-      action_name: syncLicensesAction,
-      action_state: actionState.toValue(next.actionState),
-      start_date_time: dateToColumn(next.startDateTime),
-      last_updated_date_time: dateToColumn(next.lastUpdatedDateTime),
-      action_failure_reason: null,
-      total_licenses_count: null,
-      failed_licenses_count: null,
-      position,
-    };
-    await trx
-      .insertInto('vpp_token_action_results')
-      .values(row)
-      .onConflict((oc) =>
-        oc.columns(['token_id', 'action_name']).doUpdateSet({
-          action_state: row.action_state,
-          start_date_time: row.start_date_time,
-          last_updated_date_time: row.last_updated_date_time,
-        }),
-      )
-      .execute();
+    await upsertActionResult(trx, actionResultToRow(tenantId, tokenId, next, position));
   };
 
   /** Holds the job's lease right now (inside the transaction): the guard of commit and fail. */
@@ -742,15 +715,6 @@ export function isForeignKeyViolation(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   const code = (error as { code?: unknown }).code;
   return code === 'SQLITE_CONSTRAINT_FOREIGNKEY' || code === '23503';
-}
-
-function syncResultFromRow(row: VppTokenActionResultRow): TokenActionResult {
-  return {
-    actionName: row.action_name,
-    actionState: actionState.fromValue(row.action_state),
-    startDateTime: dateFromColumn(row.start_date_time),
-    lastUpdatedDateTime: dateFromColumn(row.last_updated_date_time),
-  };
 }
 
 function jobFromRow(row: SyncJobRow): SyncJob {

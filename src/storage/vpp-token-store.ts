@@ -1,9 +1,7 @@
 import type { Selectable, SelectQueryBuilder, Transaction } from 'kysely';
 import {
-  actionState,
   appleDeviceDeliveryProtocol,
   vppTokenAccountType,
-  vppTokenActionFailureReason,
   vppTokenState,
   vppTokenSyncStatus,
 } from '../domain/enums.js';
@@ -11,7 +9,8 @@ import { errors } from '../domain/errors.js';
 import type { DecodedSToken } from '../domain/stoken.js';
 import type { TokenActionResult } from '../domain/sync-lifecycle.js';
 import type { VppToken } from '../domain/vpp-token.js';
-import type { DatabaseSchema, VppTokenActionResultRow, VppTokenRow } from './database-schema.js';
+import { actionResultFromRow, actionResultToRow } from './action-result-rows.js';
+import type { DatabaseSchema, VppTokenRow } from './database-schema.js';
 import type { VppdDatabase } from './open-database.js';
 import { isUniqueViolation } from './storage-errors.js';
 import type { TokenCipher } from './token-cipher.js';
@@ -301,46 +300,6 @@ async function writeActionResults(
     .insertInto('vpp_token_action_results')
     .values(results.map((r, position) => actionResultToRow(tenantId, tokenId, r, position)))
     .execute();
-}
-
-function actionResultToRow(
-  tenantId: string,
-  tokenId: string,
-  result: TokenActionResult,
-  position: number,
-): VppTokenActionResultRow {
-  return {
-    tenant_id: tenantId,
-    token_id: tokenId,
-    action_name: result.actionName,
-    action_state: actionState.toValue(result.actionState),
-    start_date_time: dateToColumn(result.startDateTime),
-    last_updated_date_time: dateToColumn(result.lastUpdatedDateTime),
-    action_failure_reason: result.revoke
-      ? vppTokenActionFailureReason.toValue(result.revoke.actionFailureReason)
-      : null,
-    total_licenses_count: result.revoke ? result.revoke.totalLicensesCount : null,
-    failed_licenses_count: result.revoke ? result.revoke.failedLicensesCount : null,
-    position,
-  };
-}
-
-function actionResultFromRow(row: VppTokenActionResultRow): TokenActionResult {
-  const base = {
-    actionName: row.action_name,
-    actionState: actionState.fromValue(row.action_state),
-    startDateTime: dateFromColumn(row.start_date_time),
-    lastUpdatedDateTime: dateFromColumn(row.last_updated_date_time),
-  };
-  if (row.action_failure_reason === null) return base;
-  return {
-    ...base,
-    revoke: {
-      actionFailureReason: vppTokenActionFailureReason.fromValue(row.action_failure_reason),
-      totalLicensesCount: row.total_licenses_count ?? 0,
-      failedLicensesCount: row.failed_licenses_count ?? 0,
-    },
-  };
 }
 
 /** Converts a row (and its action results) to the domain entity. */

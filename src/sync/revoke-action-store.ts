@@ -2,7 +2,8 @@ import type { Transaction } from 'kysely';
 import type { VppTokenActionFailureReason } from '../domain/enums.js';
 import { actionState, vppTokenActionFailureReason } from '../domain/enums.js';
 import { type ActionEvent, recordActionEvent, type TokenActionResult } from '../domain/sync-lifecycle.js';
-import type { DatabaseSchema, VppTokenActionResultRow } from '../storage/database-schema.js';
+import { actionResultFromRow, actionResultToRow, upsertActionResult } from '../storage/action-result-rows.js';
+import type { DatabaseSchema } from '../storage/database-schema.js';
 import type { VppdDatabase } from '../storage/open-database.js';
 import { dateFromColumn, dateToColumn } from '../storage/vpp-token-columns.js';
 
@@ -82,7 +83,7 @@ export function createRevokeActionStore(options: { readonly db: VppdDatabase }):
           .executeTakeFirst();
         if (!token) return { result: undefined, coalesced: false };
         const existing = await readRow(trx, tenantId, tokenId);
-        const current = existing ? [resultFromRow(existing)] : [];
+        const current = existing ? [actionResultFromRow(existing)] : [];
         const before = current[0]?.actionState;
         const moved = recordActionEvent(current, revokeLicensesAction, event, at)[0];
         if (!moved) return { result: undefined, coalesced: false };
@@ -99,21 +100,7 @@ export function createRevokeActionStore(options: { readonly db: VppdDatabase }):
             .executeTakeFirst();
           position = max?.p === null || max?.p === undefined ? 0 : Number(max.p) + 1;
         }
-        const row = rowOf(tenantId, tokenId, next, position);
-        await trx
-          .insertInto('vpp_token_action_results')
-          .values(row)
-          .onConflict((oc) =>
-            oc.columns(['token_id', 'action_name']).doUpdateSet({
-              action_state: row.action_state,
-              start_date_time: row.start_date_time,
-              last_updated_date_time: row.last_updated_date_time,
-              action_failure_reason: row.action_failure_reason,
-              total_licenses_count: row.total_licenses_count,
-              failed_licenses_count: row.failed_licenses_count,
-            }),
-          )
-          .execute();
+        await upsertActionResult(trx, actionResultToRow(tenantId, tokenId, next, position));
         return { result: next, coalesced: false };
       });
     },
@@ -137,7 +124,7 @@ export function createRevokeActionStore(options: { readonly db: VppdDatabase }):
 
     async get(tenantId, tokenId) {
       const row = await readRow(db, tenantId, tokenId);
-      return row ? resultFromRow(row) : undefined;
+      return row ? actionResultFromRow(row) : undefined;
     },
 
     async listStale(before) {
@@ -153,41 +140,6 @@ export function createRevokeActionStore(options: { readonly db: VppdDatabase }):
         tokenId: r.token_id,
         lastUpdatedDateTime: dateFromColumn(r.last_updated_date_time),
       }));
-    },
-  };
-}
-
-function rowOf(
-  tenantId: string,
-  tokenId: string,
-  result: TokenActionResult,
-  position: number,
-): VppTokenActionResultRow {
-  const counts = result.revoke;
-  return {
-    tenant_id: tenantId,
-    token_id: tokenId,
-    action_name: revokeLicensesAction,
-    action_state: actionState.toValue(result.actionState),
-    start_date_time: dateToColumn(result.startDateTime),
-    last_updated_date_time: dateToColumn(result.lastUpdatedDateTime),
-    action_failure_reason: vppTokenActionFailureReason.toValue(counts?.actionFailureReason ?? 'none'),
-    total_licenses_count: counts?.totalLicensesCount ?? 0,
-    failed_licenses_count: counts?.failedLicensesCount ?? 0,
-    position,
-  };
-}
-
-function resultFromRow(row: VppTokenActionResultRow): TokenActionResult {
-  return {
-    actionName: row.action_name,
-    actionState: actionState.fromValue(row.action_state),
-    startDateTime: dateFromColumn(row.start_date_time),
-    lastUpdatedDateTime: dateFromColumn(row.last_updated_date_time),
-    revoke: {
-      actionFailureReason: vppTokenActionFailureReason.fromValue(row.action_failure_reason ?? 0),
-      totalLicensesCount: row.total_licenses_count ?? 0,
-      failedLicensesCount: row.failed_licenses_count ?? 0,
     },
   };
 }
