@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
 import { isLoopbackHost } from '../alerts/webhook-store.js';
 import { sendGraphError } from '../graph/graph-error.js';
 import type { VppdMetrics } from './metrics.js';
@@ -21,13 +22,15 @@ export function registerMetricsRoutes(app: FastifyInstance, options: MetricsRout
   const { metrics } = options;
   const expected = options.token === undefined ? undefined : Buffer.from(`Bearer ${options.token}`, 'utf8');
 
-  app.addHook('onResponse', async (request, reply) => {
+  // Callback-style hooks: they run on every request, and an async hook costs a promise each time.
+  app.addHook('onResponse', (request, reply, done) => {
     // Route patterns, not raw URLs, keep label cardinality bounded (ids stay out of labels).
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.observeHttpRequest(
       { method: request.method, route, status: reply.statusCode },
       reply.elapsedTime / 1000,
     );
+    done();
   });
 
   app.get('/metrics', async (request, reply) => {
@@ -71,16 +74,17 @@ function allowed(request: FastifyRequest, expected: Buffer | undefined): boolean
  * id, next to Fastify's own `reqId`. Ids only: credentials never enter the bindings.
  */
 export function registerLogBindings(app: FastifyInstance): void {
-  app.addHook('preHandler', async (request, reply) => {
+  app.addHook('preHandler', (request, _reply, done) => {
     const principal = request.principal;
-    if (!principal) return;
-    const route = request.routeOptions.url ?? '';
-    const params = request.params as Record<string, unknown> | undefined;
-    const tokenId =
-      route.includes('/vppTokens/:id') && typeof params?.id === 'string' ? params.id : undefined;
-    const log = request.log.child({ tenantId: principal.tenantId, ...(tokenId ? { tokenId } : {}) });
-    // Fastify's own "request completed" line is written through reply.log.
-    request.log = log;
-    reply.log = log;
+    if (principal) {
+      const route = request.routeOptions.url ?? '';
+      const params = request.params as Record<string, unknown> | undefined;
+      const tokenId =
+        route.includes('/vppTokens/:id') && typeof params?.id === 'string' ? params.id : undefined;
+      // The request's logger is already a per-request child (reply.log is the same one, which writes
+      // Fastify's "request completed" line): add the bindings to it instead of creating another child.
+      (request.log as Logger).setBindings({ tenantId: principal.tenantId, ...(tokenId ? { tokenId } : {}) });
+    }
+    done();
   });
 }
