@@ -1,5 +1,10 @@
-// Marks the CLI entry point executable after tsc wrote it (tsc does not keep file modes).
-import { chmodSync, existsSync } from 'node:fs';
+// After tsc: marks the CLI entry point executable (tsc does not keep file modes) and copies the
+// dashboard's static files (not TypeScript, so tsc does not emit them) next to the compiled routes.
+import { chmodSync, cpSync, existsSync } from 'node:fs';
 
 const entry = new URL('../dist/cli/main.js', import.meta.url);
 if (existsSync(entry)) chmodSync(entry, 0o755);
+
+cpSync(new URL('../src/web/public/', import.meta.url), new URL('../dist/web/public/', import.meta.url), {
+  recursive: true,
+});

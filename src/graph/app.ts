@@ -3,6 +3,7 @@ import type { AppContext } from '../context.js';
 import { graphVersions } from '../domain/graph-enum.js';
 import { type Readiness, registerHealthRoutes } from '../ops/health.js';
 import { registerLogBindings, registerMetricsRoutes } from '../ops/metrics-routes.js';
+import { registerDashboardRoutes } from '../web/dashboard-routes.js';
 import { registerDepOnboardingRoutes } from './dep-onboarding-routes.js';
 import { clientRequestIdOf, handleError, sendGraphError } from './graph-error.js';
 import { buildMetadataDocument } from './metadata-document.js';
@@ -84,6 +85,7 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
   registerLogBindings(app);
   registerAlertRoutes(app, context);
   registerVppdSyncProgressRoutes(app, context);
+  registerDashboardRoutes(app, context);
 
   for (const version of graphVersions) {
     const metadata = buildMetadataDocument(version);

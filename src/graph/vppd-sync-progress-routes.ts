@@ -18,6 +18,8 @@ interface RunBody {
   readonly finishedAt: string | null;
   readonly pages: number | null;
   readonly records: number | null;
+  readonly assets: number | null;
+  readonly assignments: number | null;
   readonly error: {
     readonly kind: string;
     readonly reason: string;
@@ -39,6 +41,8 @@ function presentRun(run: SyncRun): RunBody {
     finishedAt: run.finishedAt?.toISOString() ?? null,
     pages: run.pageCount,
     records,
+    assets: run.assetCount,
+    assignments: run.assignmentCount,
     error:
       run.failure === null
         ? null
@@ -93,4 +97,34 @@ export function registerVppdSyncProgressRoutes(app: FastifyInstance, context: Ap
     });
   });
   methodNotAllowed(app, path, ['GET'], clock);
+
+  // The sync history, newest first: `?top=N` (1-100, default 20).
+  const historyPath = `${vppdApiPrefix}/tokens/:id/syncs`;
+  app.get<{ Params: { id: string }; Querystring: Record<string, string | string[] | undefined> }>(
+    historyPath,
+    { onRequest: read },
+    async (request, reply) => {
+      const { tenantId } = principalOf(request);
+      const id = request.params.id;
+      const top = historyTopOf(request.query.top);
+      const token = await tokens.get(tenantId, id);
+      if (!token) throw errors.notFound('vppToken', id);
+      const runs = await sync.jobs.listRuns(tenantId, id, top);
+      return reply.type('application/json').send({ tokenId: id, value: runs.map(presentRun) });
+    },
+  );
+  methodNotAllowed(app, historyPath, ['GET'], clock);
+}
+
+/** Default and largest page of the sync history. */
+const historyTop = { default: 20, max: 100 } as const;
+
+function historyTopOf(raw: string | string[] | undefined): number {
+  if (raw === undefined) return historyTop.default;
+  const text = Array.isArray(raw) ? raw[0] : raw;
+  const top = /^\d{1,3}$/.test(text ?? '') ? Number(text) : Number.NaN;
+  if (!(top >= 1 && top <= historyTop.max)) {
+    throw errors.badRequest(`top must be an integer from 1 to ${historyTop.max}.`);
+  }
+  return top;
 }

@@ -156,6 +156,8 @@ export interface SyncJobStore {
   jobOf(tenantId: string, tokenId: string): Promise<SyncJob | undefined>;
   /** A token's sync history, newest first. */
   listRuns(tenantId: string, tokenId: string, limit?: number): Promise<SyncRun[]>;
+  /** Per token of a tenant: its newest run and when a run last completed (the dashboard's table). */
+  runOverview(tenantId: string): Promise<Map<string, TokenRunOverview>>;
   /** Runs that are not current and still have license rows (failed, interrupted, replaced). */
   runsToClean(limit: number): Promise<string[]>;
   /** Marks a run's license rows as deleted. */
@@ -164,6 +166,12 @@ export interface SyncJobStore {
   schedule(tenantId: string, tokenId: string, nextSyncAt: Date): Promise<void>;
   /** Tokens whose automatic sync is due (or never scheduled) and that are not syncing now. */
   dueTokens(now: Date, limit: number): Promise<{ tenantId: string; tokenId: string }[]>;
+}
+
+/** A token's sync history in two facts: the newest attempt, and the last successful one's end. */
+export interface TokenRunOverview {
+  readonly lastRun: SyncRun | undefined;
+  readonly lastCompletedAt: Date | undefined;
 }
 
 export interface SyncJobStoreOptions {
@@ -637,6 +645,49 @@ export function createSyncJobStore(options: SyncJobStoreOptions): SyncJobStore {
         .where('token_id', '=', tokenId)
         .executeTakeFirst();
       return row ? jobFromRow(row) : undefined;
+    },
+
+    async runOverview(tenantId) {
+      // The newest run of each token: no run of the same token started later (ties: the later attempt).
+      const newest = await db
+        .selectFrom('sync_runs as r')
+        .selectAll('r')
+        .where('r.tenant_id', '=', tenantId)
+        .where(({ not, exists, selectFrom }) =>
+          not(
+            exists(
+              selectFrom('sync_runs as later')
+                .select('later.id')
+                .whereRef('later.token_id', '=', 'r.token_id')
+                .where((eb) =>
+                  eb.or([
+                    eb('later.started_at', '>', eb.ref('r.started_at')),
+                    eb.and([
+                      eb('later.started_at', '=', eb.ref('r.started_at')),
+                      eb('later.attempt', '>', eb.ref('r.attempt')),
+                    ]),
+                  ]),
+                ),
+            ),
+          ),
+        )
+        .execute();
+      const completed = await db
+        .selectFrom('sync_runs')
+        .select(({ fn }) => ['token_id', fn.max('finished_at').as('finished_at')])
+        .where('tenant_id', '=', tenantId)
+        .where('outcome', '=', 'completed')
+        .groupBy('token_id')
+        .execute();
+      const overview = new Map<string, TokenRunOverview>();
+      for (const row of newest)
+        overview.set(row.token_id, { lastRun: runFromRow(row), lastCompletedAt: undefined });
+      for (const row of completed) {
+        if (row.finished_at === null) continue;
+        const lastRun = overview.get(row.token_id)?.lastRun;
+        overview.set(row.token_id, { lastRun, lastCompletedAt: dateFromColumn(row.finished_at) });
+      }
+      return overview;
     },
 
     async listRuns(tenantId, tokenId, limit = 50) {

@@ -33,6 +33,8 @@ export interface SyncProgressStore {
   record(jobId: string, runId: string, progress: SyncProgress, at: Date): Promise<void>;
   /** The queued or running sync of a token, or undefined when none is in flight. */
   live(tenantId: string, tokenId: string, now: Date): Promise<LiveSync | undefined>;
+  /** Every queued or running sync of a tenant, by token id (the dashboard's live view). */
+  liveOfTenant(tenantId: string, now: Date): Promise<Map<string, LiveSync>>;
 }
 
 /** Builds the Kysely-backed progress store. */
@@ -61,25 +63,33 @@ export function createSyncProgressStore(options: { readonly db: VppdDatabase }):
         .where('tenant_id', '=', tenantId)
         .where('token_id', '=', tokenId)
         .executeTakeFirst();
-      if (!row) return undefined;
-      const leased =
-        row.lease_owner !== null &&
-        row.lease_expires_at !== null &&
-        dateFromColumn(row.lease_expires_at).getTime() > now.getTime();
-      // Progress notes belong to the attempt that wrote them; a job given back starts over.
-      const current = leased && row.run_id !== null;
-      return {
-        jobId: row.id,
-        state: current ? 'running' : 'queued',
-        trigger: row.trigger,
-        requestedAt: dateFromColumn(row.requested_at),
-        attempt: row.attempts,
-        runId: row.run_id,
-        phase: current && isSyncPhase(row.progress_phase) ? row.progress_phase : undefined,
-        pages: current ? (row.progress_pages ?? 0) : 0,
-        records: current ? (row.progress_records ?? 0) : 0,
-        progressAt: current && row.progress_at !== null ? dateFromColumn(row.progress_at) : undefined,
-      };
+      return row === undefined ? undefined : liveFromRow(row, now);
     },
+
+    async liveOfTenant(tenantId, now) {
+      const rows = await db.selectFrom('sync_jobs').selectAll().where('tenant_id', '=', tenantId).execute();
+      return new Map(rows.map((row) => [row.token_id, liveFromRow(row, now)]));
+    },
+  };
+}
+
+function liveFromRow(row: SyncJobRow & SyncJobProgressColumns, now: Date): LiveSync {
+  const leased =
+    row.lease_owner !== null &&
+    row.lease_expires_at !== null &&
+    dateFromColumn(row.lease_expires_at).getTime() > now.getTime();
+  // Progress notes belong to the attempt that wrote them; a job given back starts over.
+  const current = leased && row.run_id !== null;
+  return {
+    jobId: row.id,
+    state: current ? 'running' : 'queued',
+    trigger: row.trigger,
+    requestedAt: dateFromColumn(row.requested_at),
+    attempt: row.attempts,
+    runId: row.run_id,
+    phase: current && isSyncPhase(row.progress_phase) ? row.progress_phase : undefined,
+    pages: current ? (row.progress_pages ?? 0) : 0,
+    records: current ? (row.progress_records ?? 0) : 0,
+    progressAt: current && row.progress_at !== null ? dateFromColumn(row.progress_at) : undefined,
   };
 }

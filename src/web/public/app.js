@@ -1,0 +1,949 @@
+// vppd dashboard: plain browser JavaScript, no framework, no build step. It talks to the same HTTP API as
+// any Graph client (bearer token, /beta routes) and to vppd's own /vppd/v1 routes for what Graph lacks
+// (the table with failure reasons and live progress, the sync history, the live event stream).
+// Every value from the server is written with textContent: nothing from the API is parsed as HTML.
+
+const graph = '/beta/deviceAppManagement';
+const tokenKey = 'vppd.dashboard.token';
+const langKey = 'vppd.dashboard.lang';
+const unlimitedCount = 2147483647;
+
+/** @type {Record<string, any>} */
+let allStrings = {};
+/** @type {any} */
+let words = {};
+let lang = 'en';
+/** @type {string | null} */
+let bearer = null;
+let demo = false;
+/** @type {Map<string, any>} */
+const tokens = new Map();
+/** @type {Map<string, { tr: HTMLTableRowElement, key: string }>} */
+const rows = new Map();
+const view = { sortKey: 'name', sortDir: 1, status: '', state: '', search: '' };
+/** @type {{ id: string | null, appsNext: string | null, lastStatus: string | null }} */
+const detail = { id: null, appsNext: null, lastStatus: null };
+/** @type {AbortController | null} */
+let stream = null;
+let renderQueued = false;
+
+const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
+// ---- words -------------------------------------------------------------------------------------
+
+/** The page's word for `key`, with `{name}` placeholders filled. */
+function t(/** @type {string} */ key, /** @type {Record<string, string | number>} */ values = {}) {
+  const text = words.ui?.[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (/** @type {string} */ _, /** @type {string} */ name) =>
+    String(values[name] ?? ''),
+  );
+}
+
+function pickLanguage() {
+  const saved = localStorage.getItem(langKey);
+  if (saved === 'en' || saved === 'ru') return saved;
+  for (const tag of navigator.languages ?? [navigator.language]) {
+    const base = tag.toLowerCase().split('-')[0];
+    if (base === 'ru' || base === 'en') return base;
+  }
+  return 'en';
+}
+
+function applyLanguage(/** @type {string} */ next) {
+  lang = next;
+  words = allStrings[lang];
+  document.documentElement.lang = lang;
+  /** @type {HTMLSelectElement} */ ($('lang')).value = lang;
+  for (const el of document.querySelectorAll('[data-i18n]')) {
+    el.textContent = t(/** @type {HTMLElement} */ (el).dataset.i18n ?? '');
+  }
+  document.title = `vppd — ${t('title')}`;
+  fillFilter(/** @type {HTMLSelectElement} */ ($('filter-status')), words.status, view.status);
+  fillFilter(/** @type {HTMLSelectElement} */ ($('filter-state')), words.state, view.state);
+  renderHead();
+  renderWho();
+  setLive($('live').dataset.state ?? '');
+  rows.clear();
+  $('rows').replaceChildren();
+  render();
+  if (detail.id !== null && tokens.has(detail.id)) void openDetail(detail.id, false);
+}
+
+function fillFilter(
+  /** @type {HTMLSelectElement} */ select,
+  /** @type {Record<string, {label: string}>} */ members,
+  /** @type {string} */ value,
+) {
+  const options = [new Option(t('all'), '')];
+  for (const [name, member] of Object.entries(members)) options.push(new Option(member.label, name));
+  select.replaceChildren(...options);
+  select.value = value;
+}
+
+// ---- formatting --------------------------------------------------------------------------------
+
+const dayMs = 86_400_000;
+
+function relative(/** @type {string | null} */ iso) {
+  if (iso === null) return t('never');
+  const diff = Date.parse(iso) - Date.now();
+  const abs = Math.abs(diff);
+  const format = new Intl.RelativeTimeFormat(lang, { numeric: 'auto' });
+  if (abs < 59_500) return format.format(Math.round(diff / 1000), 'second');
+  if (abs < 3_570_000) return format.format(Math.round(diff / 60_000), 'minute');
+  if (abs < dayMs - 1_800_000) return format.format(Math.round(diff / 3_600_000), 'hour');
+  return format.format(Math.round(diff / dayMs), 'day');
+}
+
+function absolute(/** @type {string | null} */ iso) {
+  if (iso === null) return '';
+  return new Intl.DateTimeFormat(lang, { dateStyle: 'medium', timeStyle: 'short' }).format(new Date(iso));
+}
+
+/** The expiry countdown and its colour level: 30, 14 and 5 days, then expired. */
+function expiry(/** @type {string} */ iso) {
+  const days = Math.floor((Date.parse(iso) - Date.now()) / dayMs);
+  if (Date.parse(iso) <= Date.now()) {
+    return { text: t('expiredAgo', { days: Math.max(0, -days - 1) }), level: 'expired' };
+  }
+  const text = days === 0 ? t('expiresToday') : t('expiresIn', { days });
+  const level = days <= 5 ? '5' : days <= 14 ? '14' : days <= 30 ? '30' : '';
+  return { text, level };
+}
+
+function phaseWord(/** @type {string | null} */ phase) {
+  const key = phase === null ? '' : `phase${phase[0]?.toUpperCase()}${phase.slice(1)}`;
+  return words.ui?.[key] ?? t('queued');
+}
+
+function nameOf(/** @type {any} */ token) {
+  return token.displayName || token.organizationName || t('unnamed');
+}
+
+function count(/** @type {number | null | undefined} */ n) {
+  if (n === null || n === undefined) return '—';
+  return n >= unlimitedCount ? t('unlimited') : new Intl.NumberFormat(lang).format(n);
+}
+
+// ---- the API -----------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(/** @type {number} */ status, /** @type {string} */ message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** Calls vppd with the bearer token; a non-2xx answer becomes an ApiError with the server's message. */
+async function call(
+  /** @type {string} */ method,
+  /** @type {string} */ path,
+  /** @type {unknown} */ body = undefined,
+  /** @type {Record<string, string>} */ headers = {},
+) {
+  /** @type {Record<string, string>} */
+  const all = { accept: 'application/json', authorization: `Bearer ${bearer}`, ...headers };
+  if (body !== undefined) all['content-type'] = 'application/json';
+  const response = await fetch(path, {
+    method,
+    headers: all,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    cache: 'no-store',
+  });
+  if (response.status === 204) return undefined;
+  const text = await response.text();
+  /** @type {any} */
+  let json;
+  try {
+    json = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  if (!response.ok) {
+    const message = json?.error?.message ?? `${response.status} ${response.statusText}`;
+    throw new ApiError(response.status, message);
+  }
+  return json;
+}
+
+const tokenPath = (/** @type {string} */ id) => `${graph}/vppTokens/${encodeURIComponent(id)}`;
+
+// ---- messages ----------------------------------------------------------------------------------
+
+let noticeTimer = 0;
+function notice(/** @type {string} */ text) {
+  $('notice').textContent = text;
+  clearTimeout(noticeTimer);
+  noticeTimer = window.setTimeout(() => {
+    $('notice').textContent = '';
+  }, 8000);
+}
+
+function showError(/** @type {string} */ where, /** @type {unknown} */ error) {
+  const box = $(where);
+  const message = error instanceof Error ? error.message : String(error);
+  box.textContent = t('requestFailed', { message });
+  box.hidden = false;
+}
+
+function clearError(/** @type {string} */ where) {
+  $(where).hidden = true;
+  $(where).textContent = '';
+}
+
+// ---- sign-in -----------------------------------------------------------------------------------
+
+function tenantOf(/** @type {string} */ jwt) {
+  try {
+    const part = jwt.split('.')[1] ?? '';
+    const json = atob(part.replace(/-/g, '+').replace(/_/g, '/'));
+    return JSON.parse(json).tid ?? '';
+  } catch {
+    return '';
+  }
+}
+
+function renderWho() {
+  const who = $('who');
+  if (bearer === null) {
+    who.textContent = '';
+    return;
+  }
+  who.textContent = demo ? t('demoSession') : tenantOf(bearer);
+}
+
+async function signIn(/** @type {string} */ candidate, /** @type {boolean} */ fromDemo) {
+  bearer = candidate;
+  demo = fromDemo;
+  try {
+    const table = await call('GET', '/vppd/v1/dashboard/tokens');
+    applyEvent({ type: 'snapshot', tokens: table.value });
+  } catch (error) {
+    bearer = null;
+    throw error;
+  }
+  if (!fromDemo) sessionStorage.setItem(tokenKey, candidate);
+  $('sign-in').hidden = true;
+  $('tokens').hidden = false;
+  $('sign-out').hidden = demo;
+  renderWho();
+  connect();
+}
+
+function signOut() {
+  bearer = null;
+  sessionStorage.removeItem(tokenKey);
+  stream?.abort();
+  stream = null;
+  tokens.clear();
+  rows.clear();
+  $('rows').replaceChildren();
+  $('tokens').hidden = true;
+  $('sign-in').hidden = false;
+  $('sign-out').hidden = true;
+  setLive('');
+  renderWho();
+}
+
+// ---- the live stream ---------------------------------------------------------------------------
+
+function setLive(/** @type {string} */ state) {
+  const live = $('live');
+  live.dataset.state = state;
+  live.textContent = state === 'live' ? t('live') : state === 'reconnecting' ? t('reconnecting') : '';
+}
+
+/**
+ * Reads the server-sent events of `/vppd/v1/events` with fetch (EventSource cannot send the bearer
+ * token); reconnects with a growing pause, and takes the snapshot each new connection starts with.
+ */
+function connect(/** @type {number} */ attempt = 0) {
+  const controller = new AbortController();
+  stream = controller;
+  (async () => {
+    let opened = false;
+    try {
+      const response = await fetch('/vppd/v1/events', {
+        headers: { accept: 'text/event-stream', authorization: `Bearer ${bearer}` },
+        signal: controller.signal,
+        cache: 'no-store',
+      });
+      if (response.status === 401) {
+        signOut();
+        return;
+      }
+      if (!response.ok || response.body === null) throw new Error(`events: ${response.status}`);
+      opened = true;
+      setLive('live');
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+          handleBlock(buffer.slice(0, end));
+          buffer = buffer.slice(end + 2);
+        }
+      }
+    } catch (error) {
+      if (controller.signal.aborted) return;
+      console.warn('dashboard: event stream broke', error);
+    }
+    if (controller.signal.aborted || stream !== controller) return;
+    setLive('reconnecting');
+    const next = opened ? 0 : attempt + 1;
+    window.setTimeout(
+      () => {
+        if (stream === controller) connect(next);
+      },
+      Math.min(15_000, 1000 * 2 ** next),
+    );
+  })();
+}
+
+function handleBlock(/** @type {string} */ block) {
+  let data = '';
+  for (const line of block.split('\n')) {
+    if (line.startsWith('data:')) data += line.slice(5).trimStart();
+  }
+  if (data === '') return;
+  applyEvent(JSON.parse(data));
+}
+
+function applyEvent(/** @type {any} */ event) {
+  if (event.type === 'snapshot') {
+    tokens.clear();
+    for (const token of event.tokens) tokens.set(token.id, token);
+  } else if (event.type === 'upsert') {
+    for (const token of event.tokens) tokens.set(token.id, token);
+  } else if (event.type === 'remove') {
+    for (const id of event.ids) tokens.delete(id);
+  }
+  scheduleRender();
+  if (detail.id !== null) refreshDetail();
+}
+
+// ---- the table ---------------------------------------------------------------------------------
+
+const statusOrder = () => Object.keys(words.status ?? {});
+const stateOrder = () => Object.keys(words.state ?? {});
+
+/** Columns: header word, sort key (a comparable value), and how a cell shows a token. */
+const columns = [
+  { key: 'name', label: 'colName', value: (/** @type {any} */ x) => nameOf(x).toLowerCase() },
+  {
+    key: 'organization',
+    label: 'colOrganization',
+    value: (/** @type {any} */ x) => (x.organizationName ?? '').toLowerCase(),
+  },
+  {
+    key: 'location',
+    label: 'colLocation',
+    value: (/** @type {any} */ x) => (x.locationName ?? '').toLowerCase(),
+  },
+  { key: 'country', label: 'colCountry', value: (/** @type {any} */ x) => x.countryOrRegion ?? '' },
+  { key: 'state', label: 'colState', value: (/** @type {any} */ x) => stateOrder().indexOf(x.state) },
+  {
+    key: 'status',
+    label: 'colStatus',
+    value: (/** @type {any} */ x) => statusOrder().indexOf(x.lastSyncStatus),
+  },
+  {
+    key: 'lastSuccess',
+    label: 'colLastSuccess',
+    value: (/** @type {any} */ x) => x.lastSuccessDateTime ?? '',
+  },
+  { key: 'expires', label: 'colExpires', value: (/** @type {any} */ x) => x.expirationDateTime },
+  { key: 'failure', label: 'colFailure', value: (/** @type {any} */ x) => (x.failure ? x.failure.kind : '') },
+  { key: 'actions', label: 'colActions', value: null },
+];
+
+function renderHead() {
+  const cells = columns.map((column) => {
+    const th = document.createElement('th');
+    th.scope = 'col';
+    if (column.value === null) {
+      th.textContent = t(column.label);
+      return th;
+    }
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.textContent = t(column.label);
+    button.title = t('sortBy', { column: t(column.label) });
+    button.addEventListener('click', () => {
+      view.sortDir = view.sortKey === column.key ? -view.sortDir : 1;
+      view.sortKey = column.key;
+      renderHead();
+      render();
+      /** @type {HTMLElement | null} */ (
+        document.querySelector(`th[data-key="${column.key}"] button`)
+      )?.focus();
+    });
+    th.dataset.key = column.key;
+    if (view.sortKey === column.key)
+      th.setAttribute('aria-sort', view.sortDir > 0 ? 'ascending' : 'descending');
+    th.append(button);
+    return th;
+  });
+  $('head-row').replaceChildren(...cells);
+}
+
+function visibleTokens() {
+  const search = view.search.trim().toLowerCase();
+  const column = columns.find((c) => c.key === view.sortKey) ?? columns[0];
+  const value = column?.value ?? (() => '');
+  const list = [...tokens.values()].filter(
+    (x) =>
+      (view.status === '' || x.lastSyncStatus === view.status) &&
+      (view.state === '' || x.state === view.state) &&
+      (search === '' ||
+        [x.displayName, x.organizationName, x.locationName, x.appleId, x.countryOrRegion].some((v) =>
+          (v ?? '').toLowerCase().includes(search),
+        )),
+  );
+  list.sort((a, b) => {
+    const va = value(a);
+    const vb = value(b);
+    const order = va < vb ? -1 : va > vb ? 1 : 0;
+    return order * view.sortDir || nameOf(a).localeCompare(nameOf(b), lang) || a.id.localeCompare(b.id);
+  });
+  return list;
+}
+
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => {
+    renderQueued = false;
+    render();
+  });
+}
+
+function render() {
+  const list = visibleTokens();
+  const body = $('rows');
+  const wanted = list.map((token) => rowFor(token));
+  // Reorder only when the order changed: moving a row would take the keyboard focus out of it.
+  const current = [...body.children];
+  if (current.length !== wanted.length || wanted.some((tr, i) => current[i] !== tr)) {
+    const focused = document.activeElement;
+    body.replaceChildren(...wanted);
+    if (focused instanceof HTMLElement && body.contains(focused)) focused.focus();
+  }
+  for (const id of rows.keys()) if (!tokens.has(id)) rows.delete(id);
+  $('count').textContent = t('shown', { shown: list.length, total: tokens.size });
+  const empty = $('empty');
+  empty.hidden = list.length > 0;
+  empty.textContent = tokens.size === 0 ? t('noTokens') : t('empty');
+}
+
+function rowFor(/** @type {any} */ token) {
+  // Time moves the age and the countdown: the key includes the minute.
+  const key = `${JSON.stringify(token)}|${Math.floor(Date.now() / 60_000)}`;
+  let entry = rows.get(token.id);
+  if (entry === undefined) {
+    const tr = document.createElement('tr');
+    tr.dataset.id = token.id;
+    for (const column of columns) {
+      const td = document.createElement('td');
+      td.dataset.col = column.key;
+      // One box per cell: on phones the cell is a line of "label: value", the value being this box.
+      const value = document.createElement('div');
+      value.className = 'value';
+      td.append(value);
+      tr.append(td);
+    }
+    entry = { tr, key: '' };
+    rows.set(token.id, entry);
+    fillRowStructure(entry.tr, token.id);
+  }
+  if (entry.key !== key) {
+    updateRow(entry.tr, token);
+    entry.key = key;
+  }
+  return entry.tr;
+}
+
+const cell = (/** @type {HTMLTableRowElement} */ tr, /** @type {string} */ col) =>
+  /** @type {HTMLElement} */ (tr.querySelector(`td[data-col="${col}"] > .value`));
+
+/** The parts of a row that never change (buttons keep their identity, so focus stays on them). */
+function fillRowStructure(/** @type {HTMLTableRowElement} */ tr, /** @type {string} */ id) {
+  const name = document.createElement('button');
+  name.type = 'button';
+  name.className = 'name-button';
+  name.addEventListener('click', () => void openDetail(id, true));
+  const sub = document.createElement('span');
+  sub.className = 'sub';
+  cell(tr, 'name').append(name, sub);
+  const sync = document.createElement('button');
+  sync.type = 'button';
+  sync.className = 'sync-now';
+  sync.addEventListener('click', () => void syncNow(id, sync));
+  const wrap = document.createElement('div');
+  wrap.className = 'row-actions';
+  wrap.append(sync);
+  cell(tr, 'actions').append(wrap);
+}
+
+function badge(/** @type {string} */ kind, /** @type {string} */ value) {
+  const span = document.createElement('span');
+  span.className = `badge ${kind}-badge`;
+  span.dataset.value = value;
+  const member = words[kind]?.[value];
+  span.textContent = member?.label ?? value;
+  span.title = member?.description ?? '';
+  return span;
+}
+
+function updateRow(/** @type {HTMLTableRowElement} */ tr, /** @type {any} */ token) {
+  for (const column of columns) {
+    /** @type {HTMLElement} */ (cell(tr, column.key).parentElement).dataset.label = t(column.label);
+  }
+  const name = /** @type {HTMLButtonElement} */ (cell(tr, 'name').querySelector('.name-button'));
+  name.textContent = nameOf(token);
+  name.setAttribute('aria-label', t('detailsOf', { name: nameOf(token) }));
+  /** @type {HTMLElement} */ (cell(tr, 'name').querySelector('.sub')).textContent = token.appleId ?? '';
+  cell(tr, 'organization').textContent = token.organizationName ?? '';
+  cell(tr, 'location').textContent = token.locationName ?? '';
+  cell(tr, 'country').textContent = token.countryOrRegion ?? '';
+  cell(tr, 'state').replaceChildren(badge('state', token.state));
+  const status = cell(tr, 'status');
+  status.replaceChildren(badge('status', token.lastSyncStatus));
+  if (token.lastSyncStatus === 'inProgress' && token.sync !== null) {
+    const progress = document.createElement('span');
+    progress.className = 'sub';
+    progress.textContent =
+      token.sync.job === 'queued'
+        ? t('queued')
+        : t('progress', {
+            phase: phaseWord(token.sync.phase),
+            pages: token.sync.pages,
+            records: new Intl.NumberFormat(lang).format(token.sync.records),
+          });
+    status.append(progress);
+  }
+  const success = cell(tr, 'lastSuccess');
+  success.textContent = relative(token.lastSuccessDateTime);
+  success.title = absolute(token.lastSuccessDateTime);
+  const expires = cell(tr, 'expires');
+  const countdown = expiry(token.expirationDateTime);
+  const span = document.createElement('span');
+  span.className = 'expiry';
+  span.dataset.level = countdown.level;
+  span.textContent = countdown.text;
+  span.title = absolute(token.expirationDateTime);
+  expires.replaceChildren(span);
+  const failure = cell(tr, 'failure');
+  failure.className = 'value failure';
+  failure.replaceChildren();
+  if (token.failure !== null) {
+    const text = document.createElement('span');
+    text.textContent = words.failure?.[token.failure.kind] ?? words.reason?.[token.failure.reason] ?? '';
+    const detailText = document.createElement('span');
+    detailText.className = 'sub';
+    detailText.textContent = token.failure.message;
+    detailText.title = token.failure.message;
+    failure.append(text, detailText);
+  }
+  const sync = /** @type {HTMLButtonElement} */ (cell(tr, 'actions').querySelector('.sync-now'));
+  sync.textContent = t('syncNow');
+  sync.setAttribute('aria-label', `${t('syncNow')}: ${nameOf(token)}`);
+  sync.disabled = token.lastSyncStatus === 'inProgress';
+}
+
+/** Arrow keys move between rows (same column), Home/End to the first/last row. */
+function onTableKey(/** @type {KeyboardEvent} */ event) {
+  if (!['ArrowDown', 'ArrowUp', 'Home', 'End'].includes(event.key)) return;
+  const target = /** @type {HTMLElement} */ (event.target);
+  const td = target.closest('td');
+  const tr = target.closest('tr');
+  if (td === null || tr === null) return;
+  const list = [.../** @type {HTMLTableSectionElement} */ ($('rows')).rows];
+  const index = list.indexOf(/** @type {HTMLTableRowElement} */ (tr));
+  const next =
+    event.key === 'ArrowDown'
+      ? list[index + 1]
+      : event.key === 'ArrowUp'
+        ? list[index - 1]
+        : event.key === 'Home'
+          ? list[0]
+          : list[list.length - 1];
+  if (next === undefined) return;
+  const col = td.dataset.col ?? 'name';
+  const focusable =
+    /** @type {HTMLElement | null} */ (next.querySelector(`td[data-col="${col}"] button:not(:disabled)`)) ??
+    /** @type {HTMLElement | null} */ (next.querySelector('td[data-col="name"] button'));
+  if (focusable === null) return;
+  event.preventDefault();
+  focusable.focus();
+}
+
+// ---- actions -----------------------------------------------------------------------------------
+
+async function syncNow(/** @type {string} */ id, /** @type {HTMLButtonElement | null} */ button) {
+  clearError('alert');
+  if (button) button.disabled = true;
+  try {
+    await call('POST', `${tokenPath(id)}/syncLicenses`);
+    const token = tokens.get(id);
+    notice(t('syncRequested', { name: token ? nameOf(token) : id }));
+  } catch (error) {
+    showError(detail.id === id ? 'detail-alert' : 'alert', error);
+    if (button) button.disabled = false;
+  }
+}
+
+async function readTokenFile(/** @type {HTMLInputElement} */ input) {
+  const file = input.files?.[0];
+  input.value = '';
+  if (file === undefined) return undefined;
+  return (await file.text()).trim();
+}
+
+async function upload() {
+  clearError('alert');
+  const content = await readTokenFile(/** @type {HTMLInputElement} */ ($('upload-file')));
+  if (content === undefined) return;
+  try {
+    const created = await call('POST', `${graph}/vppTokens`, { token: content });
+    tokens.set(created.id, { ...(tokens.get(created.id) ?? {}), ...summaryFromGraph(created) });
+    scheduleRender();
+    notice(t('uploaded'));
+  } catch (error) {
+    showError('alert', error);
+  }
+}
+
+/** A table row from a Graph vppToken, until the live stream sends the full one. */
+function summaryFromGraph(/** @type {any} */ token) {
+  return {
+    id: token.id,
+    displayName: token.displayName ?? null,
+    organizationName: token.organizationName ?? null,
+    locationName: token.locationName ?? null,
+    countryOrRegion: token.countryOrRegion ?? null,
+    appleId: token.appleId ?? null,
+    vppTokenAccountType: token.vppTokenAccountType,
+    state: token.state,
+    lastSyncStatus: token.lastSyncStatus,
+    expirationDateTime: token.expirationDateTime,
+    lastModifiedDateTime: token.lastModifiedDateTime,
+    lastSuccessDateTime: null,
+    failure: null,
+    sync: null,
+  };
+}
+
+// ---- the detail dialog -------------------------------------------------------------------------
+
+function fact(/** @type {string} */ label, /** @type {string | Node} */ value) {
+  const dt = document.createElement('dt');
+  dt.textContent = label;
+  const dd = document.createElement('dd');
+  dd.append(value);
+  return [dt, dd];
+}
+
+function renderFacts(/** @type {any} */ token) {
+  $('detail-title').textContent = nameOf(token);
+  const failure = token.failure
+    ? `${words.failure?.[token.failure.kind] ?? ''} ${token.failure.message}`.trim()
+    : '—';
+  const countdown = expiry(token.expirationDateTime);
+  $('detail-facts').replaceChildren(
+    ...fact(t('colStatus'), badge('status', token.lastSyncStatus)),
+    ...fact(t('colState'), badge('state', token.state)),
+    ...fact(t('colOrganization'), token.organizationName ?? ''),
+    ...fact(t('colLocation'), token.locationName ?? ''),
+    ...fact(t('colCountry'), token.countryOrRegion ?? ''),
+    ...fact(t('appleId'), token.appleId ?? ''),
+    ...fact(t('accountType'), token.vppTokenAccountType ?? ''),
+    ...fact(
+      t('colLastSuccess'),
+      `${relative(token.lastSuccessDateTime)} ${absolute(token.lastSuccessDateTime)}`,
+    ),
+    ...fact(t('colExpires'), `${countdown.text} (${absolute(token.expirationDateTime)})`),
+    ...fact(t('colFailure'), failure),
+    ...fact(t('tokenId'), token.id),
+  );
+  /** @type {HTMLButtonElement} */ ($('detail-sync')).disabled = token.lastSyncStatus === 'inProgress';
+}
+
+async function openDetail(/** @type {string} */ id, /** @type {boolean} */ show) {
+  const token = tokens.get(id);
+  if (token === undefined) return;
+  detail.id = id;
+  detail.lastStatus = token.lastSyncStatus;
+  clearError('detail-alert');
+  renderFacts(token);
+  const dialog = /** @type {HTMLDialogElement} */ ($('detail'));
+  if (show && !dialog.open) dialog.showModal();
+  await Promise.all([loadApps(id, null), loadHistory(id)]);
+}
+
+function refreshDetail() {
+  const id = detail.id;
+  if (id === null) return;
+  const token = tokens.get(id);
+  if (token === undefined) {
+    /** @type {HTMLDialogElement} */ ($('detail')).close();
+    return;
+  }
+  renderFacts(token);
+  if (token.lastSyncStatus !== detail.lastStatus) {
+    detail.lastStatus = token.lastSyncStatus;
+    void loadHistory(id);
+    if (token.lastSyncStatus === 'completed') void loadApps(id, null);
+  }
+}
+
+async function loadApps(/** @type {string} */ id, /** @type {string | null} */ next) {
+  const body = $('apps');
+  const filter = encodeURIComponent(`vppTokenId eq '${id}'`);
+  const url =
+    next ??
+    `${graph}/mobileApps?$filter=${filter}&$orderby=displayName&$top=50&$select=id,displayName,bundleId,totalLicenseCount,usedLicenseCount`;
+  try {
+    const page = await call('GET', url);
+    if (detail.id !== id) return;
+    const trs = page.value.map((/** @type {any} */ app) => {
+      const tr = document.createElement('tr');
+      const total = app.totalLicenseCount ?? 0;
+      const used = app.usedLicenseCount ?? 0;
+      const values = [
+        app.displayName ?? '',
+        app.bundleId ?? '',
+        count(total),
+        count(used),
+        total >= unlimitedCount ? t('unlimited') : count(Math.max(0, total - used)),
+      ];
+      values.forEach((value, i) => {
+        const td = document.createElement('td');
+        td.textContent = value;
+        if (i >= 2) td.className = 'num';
+        tr.append(td);
+      });
+      return tr;
+    });
+    if (next === null) body.replaceChildren(...trs);
+    else body.append(...trs);
+    if (body.children.length === 0) body.replaceChildren(messageRow(t('noApps'), 5));
+    detail.appsNext = page['@odata.nextLink'] ?? null;
+    $('more-apps').hidden = detail.appsNext === null;
+  } catch (error) {
+    showError('detail-alert', error);
+  }
+}
+
+function messageRow(/** @type {string} */ text, /** @type {number} */ span) {
+  const tr = document.createElement('tr');
+  const td = document.createElement('td');
+  td.colSpan = span;
+  td.textContent = text;
+  tr.append(td);
+  return tr;
+}
+
+function duration(/** @type {string} */ start, /** @type {string | null} */ end) {
+  if (end === null) return '…';
+  const seconds = (Date.parse(end) - Date.parse(start)) / 1000;
+  return seconds < 60
+    ? `${seconds.toFixed(1)} s`
+    : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+}
+
+async function loadHistory(/** @type {string} */ id) {
+  try {
+    const history = await call('GET', `/vppd/v1/tokens/${encodeURIComponent(id)}/syncs?top=20`);
+    if (detail.id !== id) return;
+    const outcomeWord = (/** @type {string} */ outcome) =>
+      t(`outcome${outcome[0]?.toUpperCase()}${outcome.slice(1)}`);
+    const trs = history.value.map((/** @type {any} */ run) => {
+      const tr = document.createElement('tr');
+      const counts =
+        run.assets === null && run.assignments === null
+          ? '—'
+          : `${count(run.assets)} / ${count(run.assignments)}`;
+      const error =
+        run.error === null ? '' : `${words.failure?.[run.error.kind] ?? ''} ${run.error.message}`.trim();
+      const values = [
+        absolute(run.startedAt),
+        duration(run.startedAt, run.finishedAt),
+        outcomeWord(run.outcome),
+        counts,
+        error,
+      ];
+      values.forEach((value, i) => {
+        const td = document.createElement('td');
+        td.textContent = value;
+        if (i === 3) td.className = 'num';
+        tr.append(td);
+      });
+      return tr;
+    });
+    $('history').replaceChildren(...(trs.length > 0 ? trs : [messageRow(t('noHistory'), 5)]));
+  } catch (error) {
+    showError('detail-alert', error);
+  }
+}
+
+async function renameToken() {
+  const id = detail.id;
+  const token = id === null ? undefined : tokens.get(id);
+  if (id === null || token === undefined) return;
+  const input = /** @type {HTMLInputElement} */ ($('rename-input'));
+  input.value = token.displayName ?? '';
+  const dialog = /** @type {HTMLDialogElement} */ ($('rename-dialog'));
+  dialog.returnValue = '';
+  dialog.showModal();
+  input.select();
+}
+
+async function submitRename(/** @type {SubmitEvent} */ event) {
+  event.preventDefault();
+  const id = detail.id;
+  const input = /** @type {HTMLInputElement} */ ($('rename-input'));
+  /** @type {HTMLDialogElement} */ ($('rename-dialog')).close();
+  if (id === null) return;
+  try {
+    await call('PATCH', tokenPath(id), { displayName: input.value.trim() });
+    notice(t('renamed'));
+  } catch (error) {
+    showError('detail-alert', error);
+  }
+  $('detail-rename').focus();
+}
+
+async function renewToken() {
+  const id = detail.id;
+  clearError('detail-alert');
+  const content = await readTokenFile(/** @type {HTMLInputElement} */ ($('renew-file')));
+  if (id === null || content === undefined) return;
+  try {
+    await call('PATCH', tokenPath(id), { token: content });
+    notice(t('renewed'));
+  } catch (error) {
+    showError('detail-alert', error);
+  }
+}
+
+function askDelete() {
+  const id = detail.id;
+  const token = id === null ? undefined : tokens.get(id);
+  if (token === undefined) return;
+  $('delete-text').textContent = t('deleteConfirm', { name: nameOf(token) });
+  const dialog = /** @type {HTMLDialogElement} */ ($('delete-dialog'));
+  dialog.returnValue = '';
+  dialog.showModal();
+}
+
+async function onDeleteClosed() {
+  const dialog = /** @type {HTMLDialogElement} */ ($('delete-dialog'));
+  const id = detail.id;
+  if (dialog.returnValue !== 'delete' || id === null) return;
+  try {
+    await call('DELETE', tokenPath(id));
+    tokens.delete(id);
+    /** @type {HTMLDialogElement} */ ($('detail')).close();
+    scheduleRender();
+    notice(t('deleted'));
+  } catch (error) {
+    showError('detail-alert', error);
+  }
+}
+
+// ---- start -------------------------------------------------------------------------------------
+
+function wire() {
+  $('lang').addEventListener('change', (event) => {
+    const value = /** @type {HTMLSelectElement} */ (event.target).value;
+    localStorage.setItem(langKey, value);
+    applyLanguage(value);
+  });
+  $('sign-out').addEventListener('click', signOut);
+  $('sign-in-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearError('alert');
+    const value = /** @type {HTMLTextAreaElement} */ ($('bearer')).value.trim().replace(/^Bearer\s+/i, '');
+    try {
+      await signIn(value, false);
+    } catch (error) {
+      $('alert').textContent =
+        error instanceof ApiError && error.status === 401
+          ? t('signInFailed')
+          : t('requestFailed', { message: String(error) });
+      $('alert').hidden = false;
+    }
+  });
+  $('search').addEventListener('input', (event) => {
+    view.search = /** @type {HTMLInputElement} */ (event.target).value;
+    render();
+  });
+  $('filter-status').addEventListener('change', (event) => {
+    view.status = /** @type {HTMLSelectElement} */ (event.target).value;
+    render();
+  });
+  $('filter-state').addEventListener('change', (event) => {
+    view.state = /** @type {HTMLSelectElement} */ (event.target).value;
+    render();
+  });
+  $('upload-file').addEventListener('change', () => void upload());
+  $('rows').addEventListener('keydown', onTableKey);
+  $('detail-sync').addEventListener('click', () => {
+    if (detail.id !== null) void syncNow(detail.id, /** @type {HTMLButtonElement} */ ($('detail-sync')));
+  });
+  $('detail-rename').addEventListener('click', () => void renameToken());
+  $('rename-form').addEventListener(
+    'submit',
+    (event) => void submitRename(/** @type {SubmitEvent} */ (event)),
+  );
+  $('renew-file').addEventListener('change', () => void renewToken());
+  $('detail-delete').addEventListener('click', askDelete);
+  $('delete-dialog').addEventListener('close', () => void onDeleteClosed());
+  $('more-apps').addEventListener('click', () => {
+    if (detail.id !== null && detail.appsNext !== null) void loadApps(detail.id, detail.appsNext);
+  });
+  $('detail').addEventListener('close', () => {
+    const id = detail.id;
+    detail.id = null;
+    if (id !== null)
+      /** @type {HTMLElement | null} */ (
+        document.querySelector(`tr[data-id="${CSS.escape(id)}"] .name-button`)
+      )?.focus();
+  });
+  for (const button of document.querySelectorAll('[data-close]')) {
+    button.addEventListener('click', () =>
+      /** @type {HTMLDialogElement} */ (button.closest('dialog')).close(),
+    );
+  }
+  // Ages and countdowns move with time; the data itself only changes through the stream.
+  window.setInterval(() => {
+    if (bearer !== null) render();
+  }, 30_000);
+}
+
+async function start() {
+  allStrings = await (await fetch('/dashboard/strings.json')).json();
+  wire();
+  applyLanguage(pickLanguage());
+  const saved = sessionStorage.getItem(tokenKey);
+  const session = await (await fetch('/dashboard/session', { cache: 'no-store' })).json().catch(() => ({}));
+  try {
+    if (session.demo === true) {
+      await signIn(session.accessToken, true);
+      return;
+    }
+    if (saved !== null) {
+      await signIn(saved, false);
+      return;
+    }
+  } catch (error) {
+    sessionStorage.removeItem(tokenKey);
+    showError('alert', error);
+  }
+  $('sign-in').hidden = false;
+}
+
+void start();

@@ -1,0 +1,79 @@
+import type { VppTokenState, VppTokenSyncStatus } from '../domain/enums.js';
+import { vppTokenAccountType } from '../domain/enums.js';
+import type { SyncFailureKind } from '../domain/sync-failure.js';
+import { effectiveTokenState } from '../domain/token-state.js';
+import type { VppToken } from '../domain/vpp-token.js';
+import type { TokenRunOverview } from '../storage/sync-job-store.js';
+import type { LiveSync } from '../storage/sync-progress-store.js';
+
+/** One row of the dashboard's table: a token with what its sync history and live job say (wire JSON). */
+export interface TokenSummary {
+  readonly id: string;
+  readonly displayName: string | null;
+  readonly organizationName: string | null;
+  readonly locationName: string | null;
+  readonly countryOrRegion: string | null;
+  readonly appleId: string | null;
+  readonly vppTokenAccountType: string;
+  readonly state: VppTokenState;
+  readonly lastSyncStatus: VppTokenSyncStatus;
+  readonly expirationDateTime: string;
+  readonly lastModifiedDateTime: string;
+  /** End of the newest completed sync, or null when none completed. */
+  readonly lastSuccessDateTime: string | null;
+  /** Why the token is failed (from its newest run), while it is failed. */
+  readonly failure: {
+    readonly kind: SyncFailureKind;
+    readonly reason: string;
+    readonly message: string;
+    readonly appleErrorNumber: number | null;
+  } | null;
+  /** The sync in flight, while there is one. */
+  readonly sync: {
+    readonly job: 'queued' | 'running';
+    readonly phase: string | null;
+    readonly pages: number;
+    readonly records: number;
+  } | null;
+}
+
+/**
+ * Combines a token with its sync facts into the dashboard's row. The state is the effective one at
+ * `now` (a passed expiry is `expired`), as on Graph's reads.
+ */
+export function summarizeToken(
+  token: VppToken,
+  runs: TokenRunOverview | undefined,
+  live: LiveSync | undefined,
+  now: Date,
+): TokenSummary {
+  const lastRun = runs?.lastRun;
+  const failure =
+    token.lastSyncStatus === 'failed' && lastRun?.failure
+      ? {
+          kind: lastRun.failure.kind,
+          reason: lastRun.failure.reason,
+          message: lastRun.failure.message,
+          appleErrorNumber: lastRun.failure.appleErrorNumber ?? null,
+        }
+      : null;
+  return {
+    id: token.id,
+    displayName: token.displayName,
+    organizationName: token.organizationName,
+    locationName: token.locationName,
+    countryOrRegion: token.countryOrRegion,
+    appleId: token.appleId,
+    vppTokenAccountType: vppTokenAccountType.toWire(token.vppTokenAccountType),
+    state: effectiveTokenState(token.state, token.expirationDateTime, now),
+    lastSyncStatus: token.lastSyncStatus,
+    expirationDateTime: token.expirationDateTime.toISOString(),
+    lastModifiedDateTime: token.lastModifiedDateTime.toISOString(),
+    lastSuccessDateTime: runs?.lastCompletedAt?.toISOString() ?? null,
+    failure,
+    sync:
+      live === undefined
+        ? null
+        : { job: live.state, phase: live.phase ?? null, pages: live.pages, records: live.records },
+  };
+}
