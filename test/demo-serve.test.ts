@@ -87,8 +87,10 @@ describe('vppd serve --demo (process)', () => {
     );
     expect(out).toMatch(/^demo: Apple simulator http:\/\/127\.0\.0\.1:\d+\/mdm\/v2$/m);
     expect(out).toContain(`demo: uploaded ${demoTokens.length} demo tokens into tenant ${demoTenantId}`);
-    // The dashboard does not exist yet: no line pretends it does.
-    expect(out).not.toMatch(/dashboard/i);
+    expect(out).toContain(`demo: dashboard ${demo.url}/ (opens signed in to the demo tenant)`);
+    const page = await fetch(`${demo.url}/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('/dashboard/app.js');
 
     const tokens = await untilEveryStatusAndState(demo.url, bearer, 60_000);
     expect(tokens).toHaveLength(demoTokens.length);

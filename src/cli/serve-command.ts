@@ -111,6 +111,7 @@ async function runServe(flags: ServeFlags, io: CliIo, deps: ServeDependencies): 
         bearerDescription: '30 days, DeviceManagementServiceConfig.ReadWrite.All',
         appleSimUrl: sim?.baseUrl,
         seed,
+        dashboardUrl: `${server.url}/`,
       }),
     );
   }

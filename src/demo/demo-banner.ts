@@ -10,10 +10,7 @@ export interface DemoBannerOptions {
   /** The in-process simulator's Apple base URL, when the demo started one. */
   readonly appleSimUrl: string | undefined;
   readonly seed: DemoSeedResult | undefined;
-  /**
-   * The dashboard's URL. The dashboard does not exist yet (next issue): pass it here when `src/web/`
-   * serves one, and the banner prints its line. Until then the line is absent, not faked.
-   */
+  /** The dashboard's URL (served by `src/web/` at `/`; in demo mode it opens signed in). */
   readonly dashboardUrl?: string | undefined;
 }
 
@@ -32,7 +29,9 @@ export function demoBannerLines(options: DemoBannerOptions): string[] {
   lines.push(`demo: API base URL ${url}/beta (also ${url}/v1.0)`);
   lines.push(`demo: tokens ${url}/beta/deviceAppManagement/vppTokens`);
   lines.push(`demo: $metadata ${url}/beta/$metadata`);
-  if (options.dashboardUrl !== undefined) lines.push(`demo: dashboard ${options.dashboardUrl}`);
+  if (options.dashboardUrl !== undefined) {
+    lines.push(`demo: dashboard ${options.dashboardUrl} (opens signed in to the demo tenant)`);
+  }
   if (bearer !== undefined) {
     lines.push(`demo: tenant ${tenantId}, bearer token (${options.bearerDescription}):`, bearer);
     lines.push(

@@ -1,0 +1,236 @@
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoTokens } from '../src/demo/demo-scenario.js';
+import { vppTokenSyncStatus } from '../src/domain/enums.js';
+import { cleanEnv, type ServeProcess, startServeProcess } from './helpers/serve-process.js';
+
+// The dashboard in a real browser (Debian's chromium driven by playwright-core) against `vppd serve
+// --demo` as a real process: the page opens signed in, shows every status, changes a badge live when a
+// sync runs, shows the server's error for a broken upload, speaks Russian, and works from the keyboard.
+// Screenshots land in test-artifacts/dashboard/ (look at them when the page changes).
+
+const chromiumPath = process.env.VPPD_CHROMIUM ?? '/usr/bin/chromium';
+const shots = join(process.cwd(), 'test-artifacts', 'dashboard');
+const cwd = mkdtempSync(join(tmpdir(), 'vppd-dashboard-'));
+let server: ServeProcess;
+let simAdmin: string;
+let browser: Browser;
+
+const healthy = demoTokens.find((d) => d.locationId === 'small')?.displayName ?? '';
+
+beforeAll(async () => {
+  mkdirSync(shots, { recursive: true });
+  server = await startServeProcess(['--demo'], {
+    env: cleanEnv({ VPPD_PORT: '0', VPPD_LOG_LEVEL: 'silent', VPPD_SHUTDOWN_GRACE: '1s' }),
+    cwd,
+  });
+  const sim = /^demo: Apple simulator (http:\/\/\S+)\/mdm\/v2$/m.exec(server.stdout())?.[1];
+  if (sim === undefined) throw new Error(`no simulator line in: ${server.stdout()}`);
+  simAdmin = `${sim}/_sim`;
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.stop('SIGKILL');
+  rmSync(cwd, { recursive: true, force: true });
+});
+
+async function openPage(options: { locale?: string; width?: number; height?: number } = {}): Promise<Page> {
+  const context = await browser.newContext({
+    locale: options.locale ?? 'en-US',
+    viewport: { width: options.width ?? 1400, height: options.height ?? 900 },
+  });
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(message.text());
+  });
+  (page as Page & { errors?: string[] }).errors = errors;
+  await page.goto(`${server.url}/`);
+  await page.locator('#rows tr').first().waitFor();
+  return page;
+}
+
+const rowOf = (page: Page, name: string) => page.locator('#rows tr', { hasText: name });
+
+describe('the dashboard in chromium', () => {
+  it('opens the demo signed in and shows every lastSyncStatus at once', async () => {
+    const page = await openPage();
+    await expect(page.locator('#who').textContent()).resolves.toBe('Demo tenant');
+    await page.locator('#live[data-state="live"]').waitFor();
+    // Every status at the same moment (the large token stays inProgress ~30 s after start).
+    await page.waitForFunction(
+      (names) =>
+        names.every((n) => document.querySelector(`#rows .status-badge[data-value="${n}"]`) !== null),
+      [...vppTokenSyncStatus.names],
+      { timeout: 45_000 },
+    );
+    expect(await page.locator('#rows tr').count()).toBe(demoTokens.length);
+    // A failed token says why, in words.
+    const expired = rowOf(page, 'Ogdenville Library');
+    await expect(expired.locator('td[data-col="failure"]').textContent()).resolves.toContain(
+      'The token has expired',
+    );
+    await expect(expired.locator('.expiry').getAttribute('data-level')).resolves.toBe('expired');
+    await page.screenshot({ path: join(shots, 'every-status.png'), fullPage: true });
+    expect((page as Page & { errors?: string[] }).errors).toEqual([]);
+    await page.context().close();
+  }, 60_000);
+
+  it('Sync now on a completed token: the badge goes inProgress, then completed, without a reload', async () => {
+    const page = await openPage();
+    const row = rowOf(page, healthy);
+    await row.locator('.status-badge[data-value="completed"]').waitFor({ timeout: 30_000 });
+    // Apple answers this location slowly for a while, so the inProgress phase is long enough to see.
+    const slow = await fetch(`${simAdmin}/locations/small/faults`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'latency', ms: 600 }),
+    });
+    expect(slow.status).toBe(200);
+    try {
+      await page.evaluate(() => {
+        (window as unknown as { notReloaded: boolean }).notReloaded = true;
+      });
+      const button = row.getByRole('button', { name: `Sync now: ${healthy}` });
+      expect(await button.isDisabled()).toBe(false);
+      await button.click();
+      await row.locator('.status-badge[data-value="inProgress"]').waitFor({ timeout: 10_000 });
+      expect(await button.isDisabled()).toBe(true);
+      await page.screenshot({ path: join(shots, 'sync-in-progress.png') });
+      await row.locator('.status-badge[data-value="completed"]').waitFor({ timeout: 30_000 });
+      expect(await button.isDisabled()).toBe(false);
+      const kept = await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded);
+      expect(kept).toBe(true);
+      await page.screenshot({ path: join(shots, 'sync-completed.png') });
+    } finally {
+      await fetch(`${simAdmin}/locations/small/faults`, { method: 'DELETE' });
+      await page.context().close();
+    }
+  }, 60_000);
+
+  it('shows the server’s clear message when the uploaded file is not a .vpptoken, and adds nothing', async () => {
+    const page = await openPage();
+    const broken = Buffer.from('this is not a VPP token');
+    // What the API says for this body is what the page must show.
+    const session = (await (await fetch(`${server.url}/dashboard/session`)).json()) as {
+      accessToken: string;
+    };
+    const direct = await fetch(`${server.url}/beta/deviceAppManagement/vppTokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${session.accessToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ token: broken.toString('utf8') }),
+    });
+    expect(direct.status).toBe(400);
+    const message = ((await direct.json()) as { error: { message: string } }).error.message;
+    await page.setInputFiles('#upload-file', {
+      name: 'broken.vpptoken',
+      mimeType: 'text/plain',
+      buffer: broken,
+    });
+    const alert = page.getByRole('alert').filter({ hasText: message });
+    await alert.waitFor();
+    await expect(alert.textContent()).resolves.toContain(message);
+    expect(await page.locator('#rows tr').count()).toBe(demoTokens.length);
+    await page.screenshot({ path: join(shots, 'upload-error.png') });
+    await page.context().close();
+  }, 60_000);
+
+  it('speaks Russian: chosen from the browser’s language, and with the switch', async () => {
+    const russian = await openPage({ locale: 'ru-RU' });
+    await expect(russian.locator('html').getAttribute('lang')).resolves.toBe('ru');
+    await expect(russian.locator('h1').textContent()).resolves.toContain('Токены VPP');
+    const completed = rowOf(russian, healthy).locator('.status-badge');
+    await expect(completed.textContent()).resolves.toBe('Завершена');
+    await expect(completed.getAttribute('title')).resolves.toBe('Последняя синхронизация успешно завершена.');
+    await expect(
+      rowOf(russian, healthy)
+        .getByRole('button', { name: `Синхронизировать: ${healthy}` })
+        .count(),
+    ).resolves.toBe(1);
+    await russian.screenshot({ path: join(shots, 'russian.png'), fullPage: true });
+    await russian.context().close();
+
+    const page = await openPage();
+    await expect(page.locator('h1').textContent()).resolves.toContain('VPP tokens');
+    await page.getByLabel('Language').selectOption('ru');
+    await expect(page.locator('html').getAttribute('lang')).resolves.toBe('ru');
+    await expect(page.locator('#tokens th[data-key="status"]').textContent()).resolves.toBe(
+      'Последняя синхронизация',
+    );
+    await page.getByLabel('Язык').selectOption('en');
+    await expect(page.locator('#tokens th[data-key="status"]').textContent()).resolves.toBe('Last sync');
+    await page.context().close();
+  }, 60_000);
+
+  it('works from the keyboard alone: reach the table, move between rows, sort, open and close details', async () => {
+    const page = await openPage();
+    const focusedName = () =>
+      page.evaluate(() => {
+        const active = document.activeElement;
+        return active?.classList.contains('name-button') ? active.textContent : null;
+      });
+    // Tab from the top of the page until a row's name has the focus.
+    let reached = false;
+    for (let i = 0; i < 30 && !reached; i += 1) {
+      await page.keyboard.press('Tab');
+      reached = (await focusedName()) !== null;
+    }
+    expect(reached).toBe(true);
+    const names = await page.locator('#rows .name-button').allTextContents();
+    expect(await focusedName()).toBe(names[0]);
+    await page.keyboard.press('ArrowDown');
+    expect(await focusedName()).toBe(names[1]);
+    await page.keyboard.press('End');
+    expect(await focusedName()).toBe(names.at(-1));
+    await page.keyboard.press('ArrowUp');
+    expect(await focusedName()).toBe(names.at(-2));
+    await page.keyboard.press('Home');
+    expect(await focusedName()).toBe(names[0]);
+    await page.screenshot({ path: join(shots, 'keyboard-focus.png') });
+
+    // Enter opens the details as a modal dialog; Escape closes it and gives the focus back to the row.
+    await page.keyboard.press('Enter');
+    const dialog = page.locator('dialog#detail[open]');
+    await dialog.waitFor();
+    await expect(page.locator('#detail-title').textContent()).resolves.toBe(names[0]);
+    await page.locator('#history tr').first().waitFor();
+    await page.screenshot({ path: join(shots, 'details.png') });
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+    expect(await focusedName()).toBe(names[0]);
+
+    // Sorting is a button in each column header: Shift+Tab back to it, Enter sorts descending.
+    const sortButton = page.locator('th[data-key="name"] button');
+    await sortButton.focus();
+    await page.keyboard.press('Enter');
+    await expect(page.locator('th[data-key="name"]').getAttribute('aria-sort')).resolves.toBe('descending');
+    const reversed = await page.locator('#rows .name-button').allTextContents();
+    expect(reversed).toEqual([...names].reverse());
+    await page.context().close();
+  }, 60_000);
+
+  it('filters by status and state, and fits a phone’s screen', async () => {
+    const page = await openPage({ width: 390, height: 844 });
+    await page.getByLabel('Sync status').selectOption('failed');
+    const statuses = await page
+      .locator('#rows .status-badge')
+      .evaluateAll((els) => els.map((el) => (el as HTMLElement).dataset.value));
+    expect(statuses.length).toBeGreaterThan(0);
+    expect(new Set(statuses)).toEqual(new Set(['failed']));
+    await page.getByLabel('Token state').selectOption('expired');
+    expect(await page.locator('#rows tr').count()).toBe(1);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+    await page.screenshot({ path: join(shots, 'phone.png'), fullPage: true });
+    await page.context().close();
+  }, 60_000);
+});
