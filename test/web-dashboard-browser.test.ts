@@ -67,12 +67,11 @@ describe('the dashboard in chromium', () => {
     await expect(page.locator('#who').textContent()).resolves.toBe('Demo tenant');
     await page.locator('#live[data-state="live"]').waitFor();
     // Every status at the same moment (the large token stays inProgress ~30 s after start).
-    await page.waitForFunction(
-      (names) =>
-        names.every((n) => document.querySelector(`#rows .status-badge[data-value="${n}"]`) !== null),
-      [...vppTokenSyncStatus.names],
-      { timeout: 45_000 },
-    );
+    // (Page functions are given as source text: this project's TypeScript has no DOM types.)
+    const everyStatus = vppTokenSyncStatus.names
+      .map((n) => `document.querySelector('#rows .status-badge[data-value="${n}"]') !== null`)
+      .join(' && ');
+    await page.waitForFunction(everyStatus, undefined, { timeout: 45_000 });
     expect(await page.locator('#rows tr').count()).toBe(demoTokens.length);
     // A failed token says why, in words.
     const expired = rowOf(page, 'Ogdenville Library');
@@ -97,9 +96,7 @@ describe('the dashboard in chromium', () => {
     });
     expect(slow.status).toBe(200);
     try {
-      await page.evaluate(() => {
-        (window as unknown as { notReloaded: boolean }).notReloaded = true;
-      });
+      await page.evaluate('window.notReloaded = true');
       const button = row.getByRole('button', { name: `Sync now: ${healthy}` });
       expect(await button.isDisabled()).toBe(false);
       await button.click();
@@ -108,7 +105,7 @@ describe('the dashboard in chromium', () => {
       await page.screenshot({ path: join(shots, 'sync-in-progress.png') });
       await row.locator('.status-badge[data-value="completed"]').waitFor({ timeout: 30_000 });
       expect(await button.isDisabled()).toBe(false);
-      const kept = await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded);
+      const kept = await page.evaluate('window.notReloaded');
       expect(kept).toBe(true);
       await page.screenshot({ path: join(shots, 'sync-completed.png') });
     } finally {
@@ -174,10 +171,9 @@ describe('the dashboard in chromium', () => {
   it('works from the keyboard alone: reach the table, move between rows, sort, open and close details', async () => {
     const page = await openPage();
     const focusedName = () =>
-      page.evaluate(() => {
-        const active = document.activeElement;
-        return active?.classList.contains('name-button') ? active.textContent : null;
-      });
+      page.evaluate<string | null>(
+        "document.activeElement?.classList.contains('name-button') ? document.activeElement.textContent : null",
+      );
     // Tab from the top of the page until a row's name has the focus.
     let reached = false;
     for (let i = 0; i < 30 && !reached; i += 1) {
@@ -223,12 +219,12 @@ describe('the dashboard in chromium', () => {
     await page.getByLabel('Sync status').selectOption('failed');
     const statuses = await page
       .locator('#rows .status-badge')
-      .evaluateAll((els) => els.map((el) => (el as HTMLElement).dataset.value));
+      .evaluateAll((els) => els.map((el) => el.getAttribute('data-value')));
     expect(statuses.length).toBeGreaterThan(0);
     expect(new Set(statuses)).toEqual(new Set(['failed']));
     await page.getByLabel('Token state').selectOption('expired');
     expect(await page.locator('#rows tr').count()).toBe(1);
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
     expect(overflow).toBeLessThanOrEqual(0);
     await page.screenshot({ path: join(shots, 'phone.png'), fullPage: true });
     await page.context().close();
