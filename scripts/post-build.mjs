@@ -7,4 +7,5 @@ if (existsSync(entry)) chmodSync(entry, 0o755);
 
 cpSync(new URL('../src/web/public/', import.meta.url), new URL('../dist/web/public/', import.meta.url), {
   recursive: true,
+  filter: (source) => !source.endsWith('tsconfig.json'),
 });
