@@ -47,6 +47,39 @@ describe('Apple wire parsers', () => {
     ).toThrow(/exactly one/);
   });
 
+  it('gives the same assignment on the all-strings path and the general path', () => {
+    // Extra fields are dropped and only one holder key is set, whichever path a record takes.
+    expect(
+      parseAssignment({ adamId: '1', pricingParam: 'STDQ', clientUserId: 'u', extra: { big: true } }),
+    ).toStrictEqual({ adamId: '1', pricingParam: 'STDQ', clientUserId: 'u' });
+    expect(parseAssignment({ adamId: 1, pricingParam: 'STDQ', serialNumber: 'C02' })).toStrictEqual({
+      adamId: '1',
+      pricingParam: 'STDQ',
+      serialNumber: 'C02',
+    });
+    expect(
+      parseAssignment({ adamId: '1', pricingParam: 'STDQ', serialNumber: null, clientUserId: 'u' }),
+    ).toStrictEqual({ adamId: '1', pricingParam: 'STDQ', clientUserId: 'u' });
+    expect(parseAssignment({ adamId: '1', pricingParam: 'STDQ', serialNumber: 42 })).toStrictEqual({
+      adamId: '1',
+      pricingParam: 'STDQ',
+      serialNumber: '42',
+    });
+    expect(() =>
+      parseAssignment({ adamId: '1', pricingParam: 'STDQ', serialNumber: 'a', clientUserId: 7 }),
+    ).toThrow(/exactly one/);
+    expect(() => parseAssignment({ pricingParam: 'STDQ', serialNumber: 'a' })).toThrow(
+      'assignment.adamId is missing or not a string',
+    );
+    expect(() => parseAssignment({ adamId: '1', pricingParam: true, serialNumber: 'a' })).toThrow(
+      'assignment.pricingParam is missing or not a string',
+    );
+    expect(() => parseAssignment(null)).toThrow('assignment is not a JSON object');
+    expect(() => parseAssignment(['1', 'STDQ'])).toThrow('assignment is not a JSON object');
+    const tagged = Object.assign([], { adamId: '1', pricingParam: 'STDQ', serialNumber: 'a' });
+    expect(() => parseAssignment(tagged)).toThrow(AppleShapeError);
+  });
+
   it('parses a page envelope and tolerates an empty last page without totalPages', () => {
     const page = parsePage(
       {

@@ -229,6 +229,33 @@ export function parseAsset(value: unknown): AppleAsset {
 
 /** Parses one record of `GET /assignments`; exactly one of serialNumber/clientUserId must be present. */
 export function parseAssignment(value: unknown): AppleAssignment {
+  // The sync's hot path (one call per license): the usual all-strings record is checked with plain
+  // property reads (monomorphic, unlike the keyed reads of the helpers); anything else takes the
+  // general path below, which applies the same rules and raises the errors.
+  if (typeof value === 'object' && value !== null) {
+    const r = value as {
+      adamId?: unknown;
+      pricingParam?: unknown;
+      serialNumber?: unknown;
+      clientUserId?: unknown;
+    };
+    const adamId = r.adamId;
+    const pricingParam = r.pricingParam;
+    const serialNumber = r.serialNumber;
+    const clientUserId = r.clientUserId;
+    if (typeof adamId === 'string' && typeof pricingParam === 'string' && !Array.isArray(value)) {
+      if (typeof serialNumber === 'string' && clientUserId === undefined) {
+        return { adamId, pricingParam, serialNumber };
+      }
+      if (typeof clientUserId === 'string' && serialNumber === undefined) {
+        return { adamId, pricingParam, clientUserId };
+      }
+    }
+  }
+  return parseAssignmentChecked(value);
+}
+
+function parseAssignmentChecked(value: unknown): AppleAssignment {
   const o = object(value, 'assignment');
   const adamId = str(o, 'adamId', 'assignment');
   const pricingParam = str(o, 'pricingParam', 'assignment');

@@ -148,6 +148,22 @@ const assetChunk = 500;
 const deleteChunk = 20_000;
 // Column order of the assignment insert (the order of LicenseAssignmentRow's keys).
 const assignmentColumns = ['run_key', 'adam_id', 'pricing_param', 'seq', 'serial_number', 'client_user_id'];
+// Column order of the asset upsert (the order of the sample row in assetInsertSql).
+const assetColumns = [
+  'run_id',
+  'tenant_id',
+  'token_id',
+  'adam_id',
+  'pricing_param',
+  'product_type',
+  'total_count',
+  'assigned_count',
+  'available_count',
+  'retired_count',
+  'device_assignable',
+  'revocable',
+  'supported_platforms',
+];
 
 type Trx = Transaction<DatabaseSchema>;
 
@@ -176,6 +192,48 @@ export function createLicenseStore(options: { readonly db: VppdDatabase }): Lice
       }
       text = compiled.sql;
       insertSql.set(rows, text);
+    }
+    return text;
+  };
+
+  const assetSql = new Map<number, string>();
+  /** The asset upsert for `rows` rows, compiled by Kysely once per row count (~5 ms per 500 rows). */
+  const assetInsertSql = (rows: number): string => {
+    let text = assetSql.get(rows);
+    if (text === undefined) {
+      const sample: Insertable<LicenseAssetRow> = {
+        run_id: '',
+        tenant_id: '',
+        token_id: '',
+        adam_id: '',
+        pricing_param: '',
+        product_type: null,
+        total_count: 0,
+        assigned_count: 0,
+        available_count: 0,
+        retired_count: 0,
+        device_assignable: null,
+        revocable: null,
+        supported_platforms: '',
+      };
+      // Apple lists an (adamId, pricingParam) once; a repeat in a page keeps the last answer.
+      const compiled = db
+        .insertInto('license_assets')
+        .values(Array.from({ length: rows }, () => sample))
+        .onConflict((oc) =>
+          oc.columns(['run_id', 'adam_id', 'pricing_param']).doUpdateSet((eb) => ({
+            total_count: eb.ref('excluded.total_count'),
+            assigned_count: eb.ref('excluded.assigned_count'),
+            available_count: eb.ref('excluded.available_count'),
+            retired_count: eb.ref('excluded.retired_count'),
+          })),
+        )
+        .compile();
+      if (compiled.parameters.length !== rows * assetColumns.length) {
+        throw new Error('license_assets insert: unexpected parameter layout');
+      }
+      text = compiled.sql;
+      assetSql.set(rows, text);
     }
     return text;
   };
@@ -267,34 +325,26 @@ export function createLicenseStore(options: { readonly db: VppdDatabase }): Lice
       // One transaction (one commit) per call, however many statements the page needs.
       await db.transaction().execute(async (trx) => {
         for (let i = 0; i < assets.length; i += assetChunk) {
-          const rows: Insertable<LicenseAssetRow>[] = assets.slice(i, i + assetChunk).map((a) => ({
-            run_id: run.runId,
-            tenant_id: run.tenantId,
-            token_id: run.tokenId,
-            adam_id: a.adamId,
-            pricing_param: a.pricingParam,
-            product_type: a.productType ?? null,
-            total_count: a.totalCount,
-            assigned_count: a.assignedCount,
-            available_count: a.availableCount,
-            retired_count: a.retiredCount,
-            device_assignable: a.deviceAssignable === undefined ? null : a.deviceAssignable ? 1 : 0,
-            revocable: a.revocable === undefined ? null : a.revocable ? 1 : 0,
-            supported_platforms: JSON.stringify(a.supportedPlatforms),
-          }));
-          // Apple lists an (adamId, pricingParam) once; a repeat in a page keeps the last answer.
-          await trx
-            .insertInto('license_assets')
-            .values(rows)
-            .onConflict((oc) =>
-              oc.columns(['run_id', 'adam_id', 'pricing_param']).doUpdateSet((eb) => ({
-                total_count: eb.ref('excluded.total_count'),
-                assigned_count: eb.ref('excluded.assigned_count'),
-                available_count: eb.ref('excluded.available_count'),
-                retired_count: eb.ref('excluded.retired_count'),
-              })),
-            )
-            .execute();
+          const end = Math.min(assets.length, i + assetChunk);
+          const parameters = new Array<unknown>((end - i) * assetColumns.length);
+          let k = 0;
+          for (let j = i; j < end; j++) {
+            const a = assets[j] as LicenseAssetInput;
+            parameters[k++] = run.runId;
+            parameters[k++] = run.tenantId;
+            parameters[k++] = run.tokenId;
+            parameters[k++] = a.adamId;
+            parameters[k++] = a.pricingParam;
+            parameters[k++] = a.productType ?? null;
+            parameters[k++] = a.totalCount;
+            parameters[k++] = a.assignedCount;
+            parameters[k++] = a.availableCount;
+            parameters[k++] = a.retiredCount;
+            parameters[k++] = a.deviceAssignable === undefined ? null : a.deviceAssignable ? 1 : 0;
+            parameters[k++] = a.revocable === undefined ? null : a.revocable ? 1 : 0;
+            parameters[k++] = JSON.stringify(a.supportedPlatforms);
+          }
+          await trx.executeQuery(CompiledQuery.raw(assetInsertSql(end - i), parameters));
         }
       });
     },
@@ -310,7 +360,8 @@ export function createLicenseStore(options: { readonly db: VppdDatabase }): Lice
       let pages: (readonly LicenseAssignmentInput[])[] = [];
       let buffered = 0;
       const flush = async (): Promise<void> => {
-        const rows = pages.length === 1 ? (pages[0] as readonly LicenseAssignmentInput[]) : pages.flat();
+        const rows =
+          pages.length === 1 ? (pages[0] as readonly LicenseAssignmentInput[]) : concat(pages, buffered);
         pages = [];
         buffered = 0;
         const firstSeq = nextSeq;
@@ -511,6 +562,16 @@ export function createLicenseStore(options: { readonly db: VppdDatabase }): Lice
       return { assets: Number(assets.n), assignments: Number(assignments.n) };
     },
   };
+}
+
+/** `pages` as one array of `length` rows (a plain copy loop: `Array.prototype.flat` took ~1 ms per 8k rows). */
+function concat<T>(pages: readonly (readonly T[])[], length: number): T[] {
+  const rows = new Array<T>(length);
+  let k = 0;
+  for (const page of pages) {
+    for (let i = 0; i < page.length; i++) rows[k++] = page[i] as T;
+  }
+  return rows;
 }
 
 function parseStrings(text: string): string[] {
