@@ -2,7 +2,10 @@
 //
 // A full license sync (vppd's worker: client/config, mdmInfo claim, assets, assignments streamed into
 // a SQLite database file, metadata lookup, one commit transaction) against the Apple simulator over
-// real HTTP on loopback, in one process like bench/apple.ts.
+// real HTTP on loopback. `--sim in-process` (default) runs the simulator on this process's event loop,
+// like bench/apple.ts; `--sim process` runs it in a child process, as Apple is a remote service: the
+// simulator then builds pages while vppd writes, which in-process it cannot. Baseline and sync always
+// use the same simulator in one run; the output says which.
 // (1) Rate limit off: wall time and records/s of the sync vs a baseline measured in the same run —
 //     plain undici + JSON.parse of the same assets and assignments pages, 5 in flight (target <= 2.0x);
 //     peak RSS growth during the sync (target <= 150 MB). Baseline and sync alternate for --rounds
@@ -11,15 +14,17 @@
 // (2) Rate limit on (simulator 15 req/s, client limit from service/config): wall time vs the floor
 //     `requests / 15` s, where `requests` is what the simulator counted (target <= 1.1x).
 // (3) --big assignments (default 1,000,000), rate limit off: peak RSS growth (target <= 200 MB).
+import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { Agent } from 'undici';
 import { createAppleClient } from '../src/apple/index.js';
-import { type AppleSim, startAppleSim } from '../src/apple-sim/apple-sim.js';
+import { type AppleSimOptions, startAppleSim } from '../src/apple-sim/apple-sim.js';
 import type { LocationSeed } from '../src/apple-sim/sim-location.js';
 import { parseConfig } from '../src/config.js';
 import { type AppContext, createContext } from '../src/context.js';
@@ -40,9 +45,93 @@ function location(id: string, assets: number, assignments: number): LocationSeed
   };
 }
 
+/** What the benchmark needs of the simulator, wherever it runs. */
+interface BenchSim {
+  readonly baseUrl: string;
+  /** `in-process` or `process` (a child process). */
+  readonly where: string;
+  tokenFor(locationId: string): Promise<string>;
+  clearMdmInfo(locationId: string): Promise<void>;
+  setRateLimit(limit: number | false): Promise<void>;
+  resetRequestCounts(): Promise<void>;
+  requestCounts(locationId: string): Promise<Record<string, number>>;
+  close(): Promise<void>;
+}
+
+async function inProcessSim(options: AppleSimOptions): Promise<BenchSim> {
+  const sim = await startAppleSim(options);
+  return {
+    baseUrl: sim.baseUrl,
+    where: 'in-process',
+    tokenFor: async (id) => sim.tokenFor(id),
+    clearMdmInfo: async (id) => sim.faults.setMdmInfo(id, null),
+    setRateLimit: async (limit) => sim.setRateLimit(limit),
+    resetRequestCounts: async () => sim.resetRequestCounts(),
+    requestCounts: async (id) => sim.requestCounts()[id] ?? {},
+    close: () => sim.close(),
+  };
+}
+
+const simChildFlag = '--bench-apple-sim-child';
+
+/** The simulator in a child process (this file, started with {@link simChildFlag}), driven by its admin API. */
+async function childProcessSim(options: AppleSimOptions): Promise<BenchSim> {
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [simChildFlag, JSON.stringify(options)], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const started = await new Promise<{ baseUrl: string; adminUrl: string }>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as { baseUrl: string; adminUrl: string }));
+    child.once('exit', (code) => reject(new Error(`the simulator process exited (${code})`)));
+  });
+  const admin = async (method: string, path: string, body?: unknown): Promise<string> => {
+    const response = await fetch(`${started.adminUrl}/${path}`, {
+      method,
+      ...(body === undefined
+        ? {}
+        : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`simulator admin ${method} ${path}: ${response.status} ${text}`);
+    return text;
+  };
+  return {
+    baseUrl: started.baseUrl,
+    where: 'process',
+    tokenFor: (id) => admin('GET', `locations/${encodeURIComponent(id)}/token`),
+    clearMdmInfo: async (id) => {
+      await admin('PUT', `locations/${encodeURIComponent(id)}/mdm-info`, { mdmInfo: null });
+    },
+    setRateLimit: async (limit) => {
+      await admin('PUT', 'rate-limit', { maxRequestPerSecond: limit });
+    },
+    resetRequestCounts: async () => {
+      await admin('DELETE', 'requests');
+    },
+    requestCounts: async (id) =>
+      (JSON.parse(await admin('GET', 'requests')) as Record<string, Record<string, number>>)[id] ?? {},
+    close: async () => {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.disconnect();
+      await exited;
+    },
+  };
+}
+
+/** Child-process side of {@link childProcessSim}: serves until the parent disconnects. */
+async function serveSimChild(optionsJson: string): Promise<void> {
+  const sim = await startAppleSim(JSON.parse(optionsJson) as AppleSimOptions);
+  process.send?.({ baseUrl: sim.baseUrl, adminUrl: sim.adminUrl });
+  process.once('disconnect', () => {
+    void sim.close().then(() => process.exit(0));
+  });
+}
+
+if (process.argv[2] === simChildFlag) await serveSimChild(process.argv[3] as string);
+
 /** Plain undici: page 0, then the other pages with 5 workers; JSON.parse each body. */
 async function baseline(
-  sim: AppleSim,
+  sim: BenchSim,
   token: string,
   agent: Agent,
 ): Promise<{ ms: number; cpuMs: number; loopBusyMs: number; records: number; pages: number }> {
@@ -83,7 +172,7 @@ async function baseline(
   };
 }
 
-/** User + system CPU time of this process (simulator included) since `start`, in ms. */
+/** User + system CPU time of this process (the simulator's too when it runs in-process) since `start`, in ms. */
 function cpuMsSince(start: NodeJS.CpuUsage): number {
   const used = process.cpuUsage(start);
   return (used.user + used.system) / 1000;
@@ -111,7 +200,7 @@ interface SyncMeasure {
 
 /** One full sync of `locationId` by vppd's worker into a fresh database file. */
 async function syncOnce(
-  sim: AppleSim,
+  sim: BenchSim,
   locationId: string,
   rateLimited: boolean,
   options: { readonly sampleRss: boolean },
@@ -131,13 +220,13 @@ async function syncOnce(
   let context: AppContext | undefined;
   try {
     context = await createContext(config, { apple, logger: pino({ level: 'silent' }) });
-    const content = sim.tokenFor(locationId);
+    const content = await sim.tokenFor(locationId);
     const decoded = decodeSToken(content);
     const now = new Date();
     const token = createVppToken({ id: context.newId(), tenantId, decoded, write: { token: content }, now });
     await context.tokens.create(token, decoded);
     // Every run uses a fresh database (a new installation id): forget the previous run's mdmInfo claim.
-    sim.faults.setMdmInfo(locationId, null);
+    await sim.clearMdmInfo(locationId);
     const worker = await context.sync.createWorker();
     global.gc?.();
     // Timed runs sample no RSS: on a loaded VM each read of it cost up to ~5 ms of the event loop,
@@ -189,6 +278,7 @@ export async function run(args: string[]): Promise<void> {
       'page-size': { type: 'string', default: '549' },
       rounds: { type: 'string', default: '3' },
       'skip-limited': { type: 'boolean', default: false },
+      sim: { type: 'string', default: 'in-process' },
     },
   });
   const assets = Number(values.assets);
@@ -196,22 +286,25 @@ export async function run(args: string[]): Promise<void> {
   const big = Number(values.big);
   const pageSize = Number(values['page-size']);
   const rounds = Math.max(1, Number(values.rounds));
-  const sim = await startAppleSim({
+  if (values.sim !== 'in-process' && values.sim !== 'process')
+    throw new Error('--sim is in-process or process');
+  const simOptions: AppleSimOptions = {
     locations: [location('bench', assets, assignments), location('big', assets, big)],
     pageSize,
     rateLimit: false,
     seed: 'bench-sync',
-  });
+  };
+  const sim = values.sim === 'process' ? await childProcessSim(simOptions) : await inProcessSim(simOptions);
   const agent = new Agent({ connections: 16, keepAliveTimeout: 10_000, pipelining: 1 });
   const out = (line: string) => process.stdout.write(`${line}\n`);
   try {
     out(
       `sync benchmark — node ${process.version}, ${assets} assets, ${assignments} assignments, page size ${pageSize}, ` +
-        `SQLite file, simulator in this process${global.gc ? '' : ' (run node with --expose-gc for steadier RSS figures)'}`,
+        `SQLite file, simulator ${sim.where === 'process' ? 'in its own process (CPU figures are this process only)' : 'in this process'}${global.gc ? '' : ' (run node with --expose-gc for steadier RSS figures)'}`,
     );
 
     // (1) Rate limit off: warm up both, then alternate baseline and sync.
-    const token = sim.tokenFor('bench');
+    const token = await sim.tokenFor('bench');
     await baseline(sim, token, agent);
     await syncOnce(sim, 'bench', false, { sampleRss: false });
     const baselines: Awaited<ReturnType<typeof baseline>>[] = [];
@@ -251,10 +344,10 @@ export async function run(args: string[]): Promise<void> {
 
     // (2) Rate limit on, both sides.
     if (!values['skip-limited']) {
-      sim.setRateLimit(15);
-      sim.resetRequestCounts();
+      await sim.setRateLimit(15);
+      await sim.resetRequestCounts();
       const limited = await syncOnce(sim, 'bench', true, { sampleRss: false });
-      const counts = sim.requestCounts().bench ?? {};
+      const counts = await sim.requestCounts('bench');
       const requests = Object.values(counts).reduce((n, c) => n + c, 0);
       const floor = requests / 15;
       out('\n(2) rate limit on: simulator 15 req/s per location, client limit 15 (service/config)');
@@ -267,7 +360,7 @@ export async function run(args: string[]): Promise<void> {
       out(
         `  floor requests/15 = ${floor.toFixed(2)} s; ratio ${(limited.ms / 1000 / floor).toFixed(3)}x (target <= 1.1x)`,
       );
-      sim.setRateLimit(false);
+      await sim.setRateLimit(false);
     }
 
     // (3) Memory with a much larger location.
