@@ -5,7 +5,9 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoTokens } from '../src/demo/demo-scenario.js';
 import { vppTokenSyncStatus } from '../src/domain/enums.js';
+import { createTestApp } from './helpers/graph-test-app.js';
 import { cleanEnv, type ServeProcess, startServeProcess } from './helpers/serve-process.js';
+import { buildSToken } from './helpers/stoken-builder.js';
 
 // The dashboard in a real browser (Debian's chromium driven by playwright-core) against `vppd serve
 // --demo` as a real process: the page opens signed in, shows every status, changes a badge live when a
@@ -65,6 +67,8 @@ describe('the dashboard in chromium', () => {
   it('opens the demo signed in and shows every lastSyncStatus at once', async () => {
     const page = await openPage();
     await expect(page.locator('#who').textContent()).resolves.toBe('Demo tenant');
+    // Signed in by the demo: nothing to sign out of.
+    expect(await page.locator('#sign-out').isVisible()).toBe(false);
     await page.locator('#live[data-state="live"]').waitFor();
     // Every status at the same moment (the large token stays inProgress ~30 s after start).
     // (Page functions are given as source text: this project's TypeScript has no DOM types.)
@@ -138,6 +142,62 @@ describe('the dashboard in chromium', () => {
     await expect(alert.textContent()).resolves.toContain(message);
     expect(await page.locator('#rows tr').count()).toBe(demoTokens.length);
     await page.screenshot({ path: join(shots, 'upload-error.png') });
+    await page.context().close();
+  }, 60_000);
+
+  it('uploads a .vpptoken, renames, renews and deletes it (after a confirmation) from the page', async () => {
+    const page = await openPage();
+    const upload = buildSToken({
+      orgName: 'Dashboard Upload School',
+      expDate: new Date('2030-01-31T00:00:00Z'),
+    });
+    await page.setInputFiles('#upload-file', {
+      name: 'school.vpptoken',
+      mimeType: 'text/plain',
+      buffer: Buffer.from(upload),
+    });
+    await page.locator('#notice', { hasText: 'Token uploaded' }).waitFor();
+    const row = rowOf(page, 'Dashboard Upload School');
+    await row.waitFor();
+    expect(await page.locator('#rows tr').count()).toBe(demoTokens.length + 1);
+
+    await row.locator('.name-button').click();
+    await page.locator('dialog#detail[open]').waitFor();
+    await page.locator('#apps', { hasText: 'No apps in the last snapshot.' }).waitFor();
+    expect(await page.locator('#more-apps').isVisible()).toBe(false);
+    await page.getByRole('button', { name: 'Rename' }).click();
+    const input = page.getByLabel('Display name');
+    await input.fill('Renamed from the dashboard');
+    await input.press('Enter');
+    await page.locator('#detail-title', { hasText: 'Renamed from the dashboard' }).waitFor();
+    await rowOf(page, 'Renamed from the dashboard').waitFor();
+
+    // Renewal: a new file for the same token; the expiry follows the new file.
+    await page.setInputFiles('#renew-file', {
+      name: 'renewed.vpptoken',
+      mimeType: 'text/plain',
+      buffer: Buffer.from(
+        buildSToken({ orgName: 'Dashboard Upload School', expDate: new Date('2031-06-30T00:00:00Z') }),
+      ),
+    });
+    await page.locator('#notice', { hasText: 'Token renewed' }).waitFor();
+    await page.locator('#detail-facts', { hasText: '2031' }).waitFor();
+    await page.screenshot({ path: join(shots, 'renamed-renewed.png') });
+
+    // Delete asks first: Cancel keeps the token, Delete removes it.
+    await page.locator('#detail-delete').click();
+    const confirm = page.locator('dialog#delete-dialog[open]');
+    await confirm.waitFor();
+    await expect(page.locator('#delete-text').textContent()).resolves.toContain('Renamed from the dashboard');
+    await page.screenshot({ path: join(shots, 'delete-confirmation.png') });
+    await confirm.getByRole('button', { name: 'Cancel' }).click();
+    await confirm.waitFor({ state: 'detached' });
+    expect(await page.locator('#rows tr').count()).toBe(demoTokens.length + 1);
+    await page.locator('#detail-delete').click();
+    await confirm.getByRole('button', { name: 'Delete' }).click();
+    await page.locator('#notice', { hasText: 'Token deleted' }).waitFor();
+    await rowOf(page, 'Renamed from the dashboard').waitFor({ state: 'detached' });
+    expect(await page.locator('#rows tr').count()).toBe(demoTokens.length);
     await page.context().close();
   }, 60_000);
 
@@ -228,5 +288,41 @@ describe('the dashboard in chromium', () => {
     expect(overflow).toBeLessThanOrEqual(0);
     await page.screenshot({ path: join(shots, 'phone.png'), fullPage: true });
     await page.context().close();
+  }, 60_000);
+});
+
+describe('signing in outside demo mode', () => {
+  it('asks for a bearer token, refuses a bad one with a clear message, and signs out', async () => {
+    const app = await createTestApp();
+    try {
+      await app.app.listen({ host: '127.0.0.1', port: 0 });
+      const address = app.app.server.address();
+      const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/`;
+      const context = await browser.newContext({ locale: 'en-US' });
+      const page = await context.newPage();
+      await page.goto(url);
+      const field = page.getByLabel('Bearer token');
+      await field.waitFor();
+      expect(await page.locator('#tokens').isVisible()).toBe(false);
+      await field.fill('not-a-jwt');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('alert').filter({ hasText: 'The server did not accept this token.' }).waitFor();
+      await page.screenshot({ path: join(shots, 'sign-in-refused.png') });
+
+      await field.fill(app.auth.a);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.locator('#empty', { hasText: 'No tokens yet' }).waitFor();
+      await page.locator('#live[data-state="live"]').waitFor();
+      expect(await page.locator('#sign-out').isVisible()).toBe(true);
+      // The token stays in this tab only: a reload keeps the session.
+      await page.reload();
+      await page.locator('#empty', { hasText: 'No tokens yet' }).waitFor();
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await field.waitFor();
+      expect(await page.evaluate<string | null>("sessionStorage.getItem('vppd.dashboard.token')")).toBeNull();
+      await context.close();
+    } finally {
+      await app.close();
+    }
   }, 60_000);
 });
