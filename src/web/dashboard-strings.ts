@@ -16,7 +16,7 @@ import type { SyncFailureKind } from '../domain/sync-failure.js';
 type Words = Readonly<Record<Language, string>>;
 
 const statusLabels: Readonly<Record<VppTokenSyncStatus, Words>> = {
-  none: { en: 'Not synced yet', ru: 'Ещё не синхронизирован' },
+  none: { en: 'Not synced yet', ru: 'Не выполнялась' },
   inProgress: { en: 'In progress', ru: 'Выполняется' },
   completed: { en: 'Completed', ru: 'Завершена' },
   failed: { en: 'Failed', ru: 'Ошибка' },
