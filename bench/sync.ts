@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { sql } from 'kysely';
 import { pino } from 'pino';
 import { Agent } from 'undici';
 import { createAppleClient } from '../src/apple/index.js';
@@ -203,7 +204,7 @@ async function syncOnce(
   sim: BenchSim,
   locationId: string,
   rateLimited: boolean,
-  options: { readonly sampleRss: boolean },
+  options: { readonly sampleRss: boolean; readonly walAutocheckpoint?: number },
 ): Promise<SyncMeasure> {
   const dir = mkdtempSync(join(tmpdir(), 'vppd-bench-sync-'));
   const apple = createAppleClient({
@@ -220,6 +221,12 @@ async function syncOnce(
   let context: AppContext | undefined;
   try {
     context = await createContext(config, { apple, logger: pino({ level: 'silent' }) });
+    if (options.walAutocheckpoint !== undefined) {
+      // An experiment, not vppd's configuration: see --wal-autocheckpoint.
+      await sql
+        .raw(`PRAGMA wal_autocheckpoint = ${Math.trunc(options.walAutocheckpoint)}`)
+        .execute(context.db);
+    }
     const content = await sim.tokenFor(locationId);
     const decoded = decodeSToken(content);
     const now = new Date();
@@ -279,6 +286,8 @@ export async function run(args: string[]): Promise<void> {
       rounds: { type: 'string', default: '3' },
       'skip-limited': { type: 'boolean', default: false },
       sim: { type: 'string', default: 'in-process' },
+      // Experiment only: WAL pages before SQLite checkpoints on commit (vppd uses SQLite's default, 1000).
+      'wal-autocheckpoint': { type: 'string' },
     },
   });
   const assets = Number(values.assets);
@@ -286,6 +295,10 @@ export async function run(args: string[]): Promise<void> {
   const big = Number(values.big);
   const pageSize = Number(values['page-size']);
   const rounds = Math.max(1, Number(values.rounds));
+  const tuning =
+    values['wal-autocheckpoint'] === undefined
+      ? {}
+      : { walAutocheckpoint: Number(values['wal-autocheckpoint']) };
   if (values.sim !== 'in-process' && values.sim !== 'process')
     throw new Error('--sim is in-process or process');
   const simOptions: AppleSimOptions = {
@@ -300,18 +313,22 @@ export async function run(args: string[]): Promise<void> {
   try {
     out(
       `sync benchmark — node ${process.version}, ${assets} assets, ${assignments} assignments, page size ${pageSize}, ` +
-        `SQLite file, simulator ${sim.where === 'process' ? 'in its own process (CPU figures are this process only)' : 'in this process'}${global.gc ? '' : ' (run node with --expose-gc for steadier RSS figures)'}`,
+        `SQLite file, simulator ${sim.where === 'process' ? 'in its own process (CPU figures are this process only)' : 'in this process'}${
+          tuning.walAutocheckpoint === undefined
+            ? ''
+            : `, EXPERIMENT: wal_autocheckpoint ${tuning.walAutocheckpoint} (not vppd's setting)`
+        }${global.gc ? '' : ' (run node with --expose-gc for steadier RSS figures)'}`,
     );
 
     // (1) Rate limit off: warm up both, then alternate baseline and sync.
     const token = await sim.tokenFor('bench');
     await baseline(sim, token, agent);
-    await syncOnce(sim, 'bench', false, { sampleRss: false });
+    await syncOnce(sim, 'bench', false, { sampleRss: false, ...tuning });
     const baselines: Awaited<ReturnType<typeof baseline>>[] = [];
     const syncs: SyncMeasure[] = [];
     for (let round = 0; round < rounds; round++) {
       baselines.push(await baseline(sim, token, agent));
-      syncs.push(await syncOnce(sim, 'bench', false, { sampleRss: false }));
+      syncs.push(await syncOnce(sim, 'bench', false, { sampleRss: false, ...tuning }));
     }
     const b = baselines.reduce((best, m) => (m.ms < best.ms ? m : best));
     const s = syncs.reduce((best, m) => (m.ms < best.ms ? m : best));
@@ -336,7 +353,7 @@ export async function run(args: string[]): Promise<void> {
       `  ratio sync/baseline ${(s.ms / b.ms).toFixed(2)}x (target <= 2.0x); median ${medianRatio.toFixed(2)}x; ` +
         `CPU ratio ${(s.cpuMs / b.cpuMs).toFixed(2)}x`,
     );
-    const sampled = await syncOnce(sim, 'bench', false, { sampleRss: true });
+    const sampled = await syncOnce(sim, 'bench', false, { sampleRss: true, ...tuning });
     out(
       `  peak RSS growth during the sync ${sampled.peakRssGrowthMb.toFixed(0)} MB (a separate run sampling RSS ` +
         `every 20 ms: ${sampled.ms.toFixed(0)} ms; target <= 150 MB)`,
@@ -346,7 +363,7 @@ export async function run(args: string[]): Promise<void> {
     if (!values['skip-limited']) {
       await sim.setRateLimit(15);
       await sim.resetRequestCounts();
-      const limited = await syncOnce(sim, 'bench', true, { sampleRss: false });
+      const limited = await syncOnce(sim, 'bench', true, { sampleRss: false, ...tuning });
       const counts = await sim.requestCounts('bench');
       const requests = Object.values(counts).reduce((n, c) => n + c, 0);
       const floor = requests / 15;
@@ -364,7 +381,7 @@ export async function run(args: string[]): Promise<void> {
     }
 
     // (3) Memory with a much larger location.
-    const large = await syncOnce(sim, 'big', false, { sampleRss: true });
+    const large = await syncOnce(sim, 'big', false, { sampleRss: true, ...tuning });
     out(`\n(3) ${big} assignments, rate limit off`);
     out(
       `  full sync (${large.status}): ${(large.ms / 1000).toFixed(1)} s, ${((large.records / large.ms) * 1000).toFixed(0)} records/s; ` +
