@@ -233,6 +233,44 @@ describe('LicenseStore staging', () => {
     expect(keys).toEqual([]);
   });
 
+  it('stores every asset field as given, over several statements, keeping the last of a repeated asset', async () => {
+    const f = await fixture('file');
+    const many: LicenseAssetInput[] = Array.from({ length: 1203 }, (_, i) => ({
+      adamId: String(200_000_000 + i),
+      pricingParam: i % 2 === 0 ? 'STDQ' : 'PLUS',
+      productType: i % 3 === 0 ? undefined : 'Book',
+      totalCount: i,
+      assignedCount: Math.floor(i / 2),
+      availableCount: i - Math.floor(i / 2),
+      retiredCount: i % 7,
+      deviceAssignable: i % 3 === 0 ? undefined : i % 3 === 1,
+      revocable: i % 5 === 0 ? undefined : i % 5 > 2,
+      supportedPlatforms: i % 4 === 0 ? [] : ['iOS', 'macOS'].slice(0, i % 2 === 0 ? 1 : 2),
+    }));
+    // The same (adamId, pricingParam) again later in the call: Apple's last answer wins.
+    const repeated = {
+      ...(many[10] as LicenseAssetInput),
+      totalCount: 5000,
+      assignedCount: 1,
+      availableCount: 4999,
+    };
+    await f.licenses.insertAssets({ runId: f.claim.runId, tenantId, tokenId: f.claim.job.tokenId }, [
+      ...many,
+      repeated,
+    ]);
+    await commit(f, []);
+    const listed = await f.licenses.listAssets(tenantId, f.claim.job.tokenId);
+    const expected = many.map((a, i) => ({
+      ...(i === 10 ? repeated : a),
+      tokenId: f.claim.job.tokenId,
+      metadata: undefined,
+    }));
+    const byKey = (a: LicenseAssetInput) => `${a.adamId}|${a.pricingParam}`;
+    expect([...listed].sort((a, b) => byKey(a).localeCompare(byKey(b)))).toEqual(
+      expected.sort((a, b) => byKey(a).localeCompare(byKey(b))),
+    );
+  });
+
   it('sums of unlimited assets pass 2^31 in the snapshot totals', async () => {
     const f = await fixture('file');
     const rows = assignments(10, 1);
