@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoTenantId } from '../src/config.js';
 import { vppTokenState, vppTokenSyncStatus } from '../src/domain/enums.js';
 import { createTestApp, type TestApp } from './helpers/graph-test-app.js';
+import { mintToken, roles } from './helpers/jwt.js';
 import { buildSToken } from './helpers/stoken-builder.js';
 
 // The dashboard's server side over real sockets: the page and its files, the token table, the live
@@ -175,6 +176,30 @@ describe('the token table and the live stream', () => {
     expect(deleted.status).toBe(204);
     expect(await events.next()).toEqual({ event: 'remove', data: { type: 'remove', ids: [id] } });
     await events.cancel();
+  });
+});
+
+describe('a stream outliving its token', () => {
+  it('ends once the bearer token that opened it is no longer accepted; reconnecting is refused', async () => {
+    const shortLived = await mintToken({
+      tenantId: 'aaaaaaaa-1111-4111-8111-111111111111',
+      roles: [roles.read],
+      now: t.clock.now(),
+      expiresIn: 1,
+    });
+    const authorization = `Bearer ${shortLived}`;
+    const response = await fetch(`${base}/vppd/v1/events`, { headers: { authorization } });
+    expect(response.status).toBe(200);
+    const events = eventReader(response.body as ReadableStream<Uint8Array>);
+    expect((await events.next()).event).toBe('snapshot');
+    // Past `exp` and the authenticator's clock tolerance, by the server's clock.
+    t.clock.advance(10 * 60_000);
+    const started = Date.now();
+    await expect(events.next()).rejects.toThrow(/stream ended/);
+    expect(Date.now() - started).toBeLessThan(5000);
+    const again = await fetch(`${base}/vppd/v1/events`, { headers: { authorization } });
+    expect(again.status).toBe(401);
+    await again.body?.cancel();
   });
 });
 

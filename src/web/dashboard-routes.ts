@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { decodeJwt } from 'jose';
 import { demoTenantId } from '../config.js';
 import type { AppContext } from '../context.js';
 import { issueAccessToken } from '../graph/auth/issue-access-token.js';
@@ -11,7 +12,7 @@ import { createChangeStamp } from '../storage/change-stamp.js';
 import { createSyncProgressStore } from '../storage/sync-progress-store.js';
 import { dashboardStrings } from './dashboard-strings.js';
 import { createTokenFeed, type TokenFeedEvent } from './token-feed.js';
-import { summarizeToken } from './token-summaries.js';
+import { createTokenSummaryLoader } from './token-summaries.js';
 
 /** The files of the page, beside this module in `public/` (copied next to the compiled module by the build). */
 const publicDir = new URL('./public/', import.meta.url);
@@ -76,16 +77,12 @@ export function registerDashboardRoutes(
     methodNotAllowed(app, path, ['GET'], clock);
   }
 
-  const progress = createSyncProgressStore({ db });
-  const loadSummaries = async (tenantId: string) => {
-    const now = clock();
-    const [list, runs, live] = await Promise.all([
-      tokens.list(tenantId),
-      sync.jobs.runOverview(tenantId),
-      progress.liveOfTenant(tenantId, now),
-    ]);
-    return list.map((token) => summarizeToken(token, runs.get(token.id), live.get(token.id), now));
-  };
+  const loadSummaries = createTokenSummaryLoader({
+    tokens,
+    jobs: sync.jobs,
+    progress: createSyncProgressStore({ db }),
+    clock,
+  });
   const feed = createTokenFeed({
     load: loadSummaries,
     changeStamp: createChangeStamp(db),
@@ -131,10 +128,24 @@ export function registerDashboardRoutes(
     let unsubscribe: (() => void) | undefined;
     const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), options.heartbeatMs ?? 20_000);
     heartbeat.unref();
+    // The stream lives no longer than the bearer token that opened it: from its `exp` on, the token is
+    // checked again (the authenticator's own rules, clock tolerance included) until it fails, and the
+    // stream ends then; the browser reconnects and gets its 401.
+    const authorization = request.headers.authorization;
+    const recheck = () => {
+      authenticator.authenticate(authorization).then(
+        () => {
+          if (!ended) expiry = setTimeout(recheck, 5_000).unref();
+        },
+        () => end(),
+      );
+    };
+    let expiry = setTimeout(recheck, msUntilExpiry(authorization, clock())).unref();
     const end = () => {
       if (ended) return;
       ended = true;
       clearInterval(heartbeat);
+      clearTimeout(expiry);
       unsubscribe?.();
       streams.delete(end);
       raw.end();
@@ -180,6 +191,18 @@ function sendAsset(request: FastifyRequest, reply: FastifyReply, file: Asset) {
   }
   if (request.headers['if-none-match'] === file.etag) return reply.code(304).send();
   return reply.type(file.type).send(file.body);
+}
+
+/** Milliseconds until the bearer token's `exp` (already verified), at most a day; a day when it has none. */
+export function msUntilExpiry(authorization: string | undefined, now: Date): number {
+  const day = 86_400_000;
+  const jwt = authorization?.replace(/^Bearer\s+/i, '') ?? '';
+  try {
+    const { exp } = decodeJwt(jwt);
+    return exp === undefined ? day : Math.max(0, Math.min(day, exp * 1000 - now.getTime()));
+  } catch {
+    return 0;
+  }
 }
 
 /** True for `localhost`, `127.x.x.x` and `[::1]`, with or without a port. */

@@ -3,8 +3,9 @@ import { vppTokenAccountType } from '../domain/enums.js';
 import type { SyncFailureKind } from '../domain/sync-failure.js';
 import { effectiveTokenState } from '../domain/token-state.js';
 import type { VppToken } from '../domain/vpp-token.js';
-import type { TokenRunOverview } from '../storage/sync-job-store.js';
-import type { LiveSync } from '../storage/sync-progress-store.js';
+import type { SyncJobStore, TokenRunOverview } from '../storage/sync-job-store.js';
+import type { LiveSync, SyncProgressStore } from '../storage/sync-progress-store.js';
+import type { VppTokenStore } from '../storage/vpp-token-store.js';
 
 /** One row of the dashboard's table: a token with what its sync history and live job say (wire JSON). */
 export interface TokenSummary {
@@ -75,5 +76,28 @@ export function summarizeToken(
       live === undefined
         ? null
         : { job: live.state, phase: live.phase ?? null, pages: live.pages, records: live.records },
+  };
+}
+
+export interface TokenSummaryLoaderOptions {
+  readonly tokens: Pick<VppTokenStore, 'list'>;
+  readonly jobs: Pick<SyncJobStore, 'runOverview'>;
+  readonly progress: Pick<SyncProgressStore, 'liveOfTenant'>;
+  readonly clock: () => Date;
+}
+
+/** Reads a tenant's dashboard rows: three queries (tokens, sync history, jobs in flight), whatever the count. */
+export function createTokenSummaryLoader(
+  options: TokenSummaryLoaderOptions,
+): (tenantId: string) => Promise<TokenSummary[]> {
+  const { tokens, jobs, progress, clock } = options;
+  return async (tenantId) => {
+    const now = clock();
+    const [list, runs, live] = await Promise.all([
+      tokens.list(tenantId),
+      jobs.runOverview(tenantId),
+      progress.liveOfTenant(tenantId, now),
+    ]);
+    return list.map((token) => summarizeToken(token, runs.get(token.id), live.get(token.id), now));
   };
 }
