@@ -173,19 +173,7 @@ export function createMetrics(options: MetricsOptions): VppdMetrics {
     labelNames: ['endpoint'],
     registers: [registry],
   });
-  const httpRequests = new Counter({
-    name: 'vppd_http_requests_total',
-    help: 'HTTP requests served by method, route pattern and status',
-    labelNames: ['method', 'route', 'status'],
-    registers: [registry],
-  });
-  const httpDuration = new Histogram({
-    name: 'vppd_http_request_duration_seconds',
-    help: 'HTTP request duration by method and route pattern',
-    labelNames: ['method', 'route'],
-    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-    registers: [registry],
-  });
+  const http = createHttpRequestMetrics(registry);
   const alertDeliveries = new Counter({
     name: 'vppd_alert_delivery_attempts_total',
     help: 'Webhook delivery attempts by event type and result (delivered, retry, failed)',
@@ -213,14 +201,188 @@ export function createMetrics(options: MetricsOptions): VppdMetrics {
       syncDuration.observe({ outcome: run.outcome }, run.durationMs / 1000);
     },
     observeHttpRequest(labels, seconds) {
-      const status = String(labels.status);
-      httpRequests.inc({ method: labels.method, route: labels.route, status });
-      httpDuration.observe({ method: labels.method, route: labels.route }, seconds);
+      http.observe(labels.method, labels.route, labels.status, seconds);
     },
     observeAlertDelivery(attempt) {
       alertDeliveries.inc({ event_type: attempt.eventType, result: attempt.result });
     },
   };
+}
+
+const httpDurationHelp = 'HTTP request duration by method and route pattern';
+/** Buckets of `vppd_http_request_duration_seconds`. */
+const httpDurationBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] as const;
+
+/** What one (method, route) pair served: requests by status (and those not yet handed over), durations. */
+interface HttpTally {
+  readonly labels: { readonly method: string; readonly route: string };
+  readonly statuses: Map<
+    number,
+    { readonly labels: Record<'method' | 'route' | 'status', string>; pending: number }
+  >;
+  /** Observations per bucket (not cumulative), the last one for `+Inf` only. */
+  readonly buckets: number[];
+  sum: number;
+  count: number;
+}
+
+/** Records HTTP requests into `vppd_http_requests_total` and `vppd_http_request_duration_seconds`. */
+export interface HttpRequestMetrics {
+  /** One request served. */
+  observe(method: string, route: string, status: number, seconds: number): void;
+}
+
+/**
+ * The HTTP request counter and duration histogram, exposed exactly as prom-client's Counter and
+ * Histogram with the same names, help, labels and buckets (a test compares the text). prom-client
+ * builds a label hash and validates the labels on every inc/observe, which cost ~4 µs per request and
+ * much garbage under load; here a request costs two Map lookups and a few additions on its (method,
+ * route) tally, and the registry reads the tallies when it is scraped: the counter's `collect()` adds
+ * the requests counted since the last scrape, the histogram reports the tallies themselves.
+ */
+export function createHttpRequestMetrics(registry: Registry): HttpRequestMetrics {
+  const byMethod = new Map<string, Map<string, HttpTally>>();
+  // First seen, first shown: the order prom-client lists label sets in.
+  const tallies: HttpTally[] = [];
+  const counts: { readonly labels: Record<'method' | 'route' | 'status', string>; pending: number }[] = [];
+  new Counter({
+    name: 'vppd_http_requests_total',
+    help: 'HTTP requests served by method, route pattern and status',
+    labelNames: ['method', 'route', 'status'],
+    registers: [registry],
+    collect() {
+      for (const count of counts) {
+        if (count.pending === 0) continue;
+        this.inc(count.labels, count.pending);
+        count.pending = 0;
+      }
+    },
+  });
+  registry.registerMetric(new TalliedHistogram(tallies));
+  return {
+    observe(method, route, status, seconds) {
+      let byRoute = byMethod.get(method);
+      if (byRoute === undefined) {
+        byRoute = new Map();
+        byMethod.set(method, byRoute);
+      }
+      let tally = byRoute.get(route);
+      if (tally === undefined) {
+        tally = {
+          labels: { method, route },
+          statuses: new Map(),
+          buckets: new Array<number>(httpDurationBuckets.length + 1).fill(0),
+          sum: 0,
+          count: 0,
+        };
+        byRoute.set(route, tally);
+        tallies.push(tally);
+      }
+      let count = tally.statuses.get(status);
+      if (count === undefined) {
+        count = { labels: { method, route, status: String(status) }, pending: 0 };
+        tally.statuses.set(status, count);
+        counts.push(count);
+      }
+      count.pending += 1;
+      // prom-client's bucket choice: the first bound >= the value.
+      let bucket = 0;
+      while (bucket < httpDurationBuckets.length && seconds > (httpDurationBuckets[bucket] ?? 0)) bucket += 1;
+      tally.buckets[bucket] = (tally.buckets[bucket] ?? 0) + 1;
+      tally.sum += seconds;
+      tally.count += 1;
+    },
+  };
+}
+
+/** A prom-client value line as the registry formats it: own labels first, then the shared ones. */
+interface HistogramValue {
+  labels: Record<string, string | number>;
+  sharedLabels: Record<string, string>;
+  value: number;
+  metricName: string;
+  exemplar: null | undefined;
+}
+
+/** `vppd_http_request_duration_seconds` read from the tallies, in prom-client's own output shape. */
+class TalliedHistogram extends Histogram<'method' | 'route'> {
+  // Not a #private field: prom-client's constructor calls reset() before this class sets it.
+  private readonly tallies: readonly HttpTally[] | undefined;
+
+  constructor(tallies: readonly HttpTally[]) {
+    super({
+      name: 'vppd_http_request_duration_seconds',
+      help: httpDurationHelp,
+      labelNames: ['method', 'route'],
+      buckets: [...httpDurationBuckets],
+      registers: [],
+    });
+    this.tallies = tallies;
+  }
+
+  /** What the registry reads for the text exposition (prom-client calls it before `get`). */
+  async getForPromString() {
+    const name = 'vppd_http_request_duration_seconds';
+    const values: HistogramValue[] = [];
+    for (const tally of this.tallies ?? []) {
+      const shared = { ...tally.labels };
+      let cumulative = 0;
+      httpDurationBuckets.forEach((le, i) => {
+        cumulative += tally.buckets[i] ?? 0;
+        values.push({
+          labels: { le },
+          sharedLabels: shared,
+          value: cumulative,
+          metricName: `${name}_bucket`,
+          exemplar: null,
+        });
+      });
+      values.push(
+        {
+          labels: { le: '+Inf' },
+          sharedLabels: shared,
+          value: tally.count,
+          metricName: `${name}_bucket`,
+          exemplar: null,
+        },
+        {
+          labels: {},
+          sharedLabels: shared,
+          value: tally.sum,
+          metricName: `${name}_sum`,
+          exemplar: undefined,
+        },
+        {
+          labels: {},
+          sharedLabels: shared,
+          value: tally.count,
+          metricName: `${name}_count`,
+          exemplar: undefined,
+        },
+      );
+    }
+    return { name, help: httpDurationHelp, type: 'histogram' as const, values, aggregator: 'sum' as const };
+  }
+
+  override async get() {
+    const data = await this.getForPromString();
+    return {
+      ...data,
+      values: data.values.map(({ labels, sharedLabels, ...value }) => ({
+        ...value,
+        labels: { ...labels, ...sharedLabels },
+      })),
+    } as unknown as Awaited<ReturnType<Histogram<'method' | 'route'>['get']>>;
+  }
+
+  override reset(): void {
+    if (this.tallies === undefined) return;
+    for (const tally of this.tallies) {
+      tally.buckets.fill(0);
+      tally.sum = 0;
+      tally.count = 0;
+    }
+  }
 }
 
 interface TokenMetricRow {

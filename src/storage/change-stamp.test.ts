@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import {
   DummyDriver,
   Kysely,
@@ -12,9 +13,11 @@ import {
 } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseDatabaseUrl } from '../config.js';
+import { createResponseCache } from '../graph/response-cache.js';
 import { createChangeStamp } from './change-stamp.js';
 import type { DatabaseSchema } from './database-schema.js';
 import { openDatabase, type VppdDatabase } from './open-database.js';
+import { sqliteConnectionOf } from './sqlite-dialect.js';
 
 let dir: string;
 let file: string;
@@ -121,6 +124,155 @@ d.close();`;
     await writing;
     expect(await during).not.toBe(before);
     await expect(sql`select 1`.execute(db)).resolves.toBeDefined();
+  });
+});
+
+/** A promise and the function that resolves it. */
+function gate(): { promise: Promise<void>; open: () => void } {
+  let open: () => void = () => undefined;
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}
+
+const tenantIds = async (on: VppdDatabase) =>
+  (await on.selectFrom('tenants').select('id').orderBy('id').execute()).map((t) => t.id).join(',');
+
+/**
+ * What the vppTokens routes do with the stamp: read it, answer the bytes kept under it, else read the
+ * data (through Kysely, after the stamp) and keep it under that stamp.
+ */
+function cachedReader(stamp: () => Promise<string | undefined>) {
+  const cache = createResponseCache<string>();
+  return async () => {
+    const at = await stamp();
+    if (at === undefined) throw new Error('no stamp on SQLite');
+    const kept = cache.get('tenants', at);
+    if (kept !== undefined) return kept;
+    const fresh = await tenantIds(db);
+    cache.set('tenants', at, fresh, fresh.length);
+    return fresh;
+  };
+}
+
+describe('createChangeStamp while this process is inside a transaction or a stream', () => {
+  it('reads synchronously on the connection Kysely uses', () => {
+    const connection = sqliteConnectionOf(db.getExecutor().adapter);
+    expect(connection).toBeDefined();
+    expect(connection?.inTransaction).toBe(false);
+  });
+
+  it('is not fooled by the snapshot an open transaction holds while another process commits', async () => {
+    const connection = sqliteConnectionOf(db.getExecutor().adapter);
+    const raw = () => connection?.pragma('data_version', { simple: true });
+    const stamp = createChangeStamp(db);
+    const before = await stamp();
+    const entered = gate();
+    const release = gate();
+    const reading = db.transaction().execute(async (trx) => {
+      await trx.selectFrom('tenants').select('id').execute();
+      entered.open();
+      await release.promise;
+    });
+    await entered.promise;
+    const versionInSnapshot = raw();
+    await addTenant(other, 'cafe0000-0000-4000-8000-000000000007');
+    // What a bare read on the connection would see: the snapshot's data_version, as if nothing happened.
+    expect(raw()).toBe(versionInSnapshot);
+    const during = stamp();
+    // The turn in which the stamp is read passes with the transaction still open.
+    await new Promise((resolve) => setImmediate(resolve));
+    release.open();
+    await reading;
+    expect(await during).not.toBe(before);
+    expect(await tenantIds(db)).toContain('cafe0000-0000-4000-8000-000000000007');
+  });
+
+  it('is not fooled by the snapshot an open stream holds while another process commits', async () => {
+    const stamp = createChangeStamp(db);
+    const before = await stamp();
+    const rows = db.selectFrom('tenants').select('id').stream()[Symbol.asyncIterator]();
+    await rows.next();
+    await addTenant(other, 'cafe0000-0000-4000-8000-000000000008');
+    const during = stamp();
+    // The stream still holds the connection: the stamp waits for it.
+    await new Promise((resolve) => setImmediate(resolve));
+    await rows.return?.();
+    expect(await during).not.toBe(before);
+  });
+
+  it('never vouches for bytes older than a write of this process, committed or rolled back mid-read', async () => {
+    const read = cachedReader(createChangeStamp(db));
+    expect(await read()).toBe(await tenantIds(db));
+    for (const outcome of ['commit', 'rollback'] as const) {
+      const id =
+        outcome === 'commit'
+          ? 'cafe0000-0000-4000-8000-000000000009'
+          : 'cafe0000-0000-4000-8000-00000000000a';
+      const wrote = gate();
+      const finish = gate();
+      const writing = db
+        .transaction()
+        .execute(async (trx) => {
+          await addTenant(trx, id);
+          wrote.open();
+          await finish.promise;
+          if (outcome === 'rollback') throw new Error('roll back');
+        })
+        .catch(() => undefined);
+      await wrote.promise;
+      // Asked while the write is uncommitted: answered once it ended, with what it left.
+      const during = read();
+      await new Promise((resolve) => setImmediate(resolve));
+      finish.open();
+      await writing;
+      const now = await tenantIds(db);
+      expect(now.includes(id)).toBe(outcome === 'commit');
+      expect(await during).toBe(now);
+      expect(await read()).toBe(now);
+    }
+  });
+
+  it('answers what a fresh read answers, whatever this process and another one do in between', async () => {
+    const read = cachedReader(createChangeStamp(db));
+    let n = 0;
+    const nextId = () => `cafe0001-0000-4000-8000-${String(++n).padStart(12, '0')}`;
+    const step = fc.constantFrom('read', 'own-commit', 'own-rollback', 'other-commit', 'read-mid-write');
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 12 }), async (steps) => {
+        for (const s of steps) {
+          if (s === 'own-commit') await addTenant(db, nextId());
+          if (s === 'other-commit') await addTenant(other, nextId());
+          if (s === 'own-rollback') {
+            await db
+              .transaction()
+              .execute(async (trx) => {
+                await addTenant(trx, nextId());
+                throw new Error('roll back');
+              })
+              .catch(() => undefined);
+          }
+          if (s === 'read-mid-write') {
+            const wrote = gate();
+            const finish = gate();
+            const writing = db.transaction().execute(async (trx) => {
+              await addTenant(trx, nextId());
+              wrote.open();
+              await finish.promise;
+            });
+            await wrote.promise;
+            const during = read();
+            await new Promise((resolve) => setImmediate(resolve));
+            finish.open();
+            await writing;
+            expect(await during).toBe(await tenantIds(db));
+          }
+          expect(await read()).toBe(await tenantIds(db));
+        }
+      }),
+      { numRuns: 40 },
+    );
   });
 });
 

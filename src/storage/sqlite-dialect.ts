@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { type SqliteDatabase, SqliteDialect } from 'kysely';
+import { type DialectAdapter, type SqliteDatabase, SqliteDialect } from 'kysely';
 
 export interface SqliteDialectOptions {
   /** A file path, or `:memory:`. */
@@ -27,7 +27,36 @@ export function createSqliteDialect(options: SqliteDialectOptions): SqliteDialec
   // fsync per commit) cost a sync ~100 ms here across its ~20 small commits and would slow every API
   // write; a caller that must survive power loss can run one transaction with FULL.
   database.pragma('synchronous = NORMAL');
-  return new SqliteDialect({ database: withStatementCache(database) });
+  return new ConnectionKeepingDialect(database);
+}
+
+/** The better-sqlite3 connection under each Kysely instance built on this dialect, by its adapter. */
+const connections = new WeakMap<DialectAdapter, Database.Database>();
+
+/** Kysely's SQLite dialect that remembers which connection its adapter (so its Kysely) runs on. */
+class ConnectionKeepingDialect extends SqliteDialect {
+  readonly #database: Database.Database;
+
+  constructor(database: Database.Database) {
+    super({ database: withStatementCache(database) });
+    this.#database = database;
+  }
+
+  override createAdapter(): DialectAdapter {
+    const adapter = super.createAdapter();
+    connections.set(adapter, this.#database);
+    return adapter;
+  }
+}
+
+/**
+ * The better-sqlite3 connection under a Kysely instance (given its `getExecutor().adapter`) opened on
+ * {@link createSqliteDialect}; undefined for any other dialect. Only for a synchronous read that must
+ * not queue behind Kysely's own queries (storage/change-stamp.ts): Kysely owns the connection and
+ * may be inside a transaction on it, so never write through it.
+ */
+export function sqliteConnectionOf(adapter: DialectAdapter): Database.Database | undefined {
+  return connections.get(adapter);
 }
 
 /** Prepared statements kept per SQL text; preparing a sync's 1,000-row insert each time cost ~1.5 ms. */
