@@ -160,7 +160,15 @@ export async function run(args: string[]): Promise<void> {
   try {
     server = await startServer(config);
     const { context } = server;
-    const seeded = await seedTokens(context.tokens, { tenantId, count: tokenCount });
+    // Every token synced before; every tenth one's newest sync failed.
+    const seeded = await seedTokens(context.tokens, {
+      tenantId,
+      count: tokenCount,
+      changes: (i) => ({
+        lastSyncDateTime: new Date(Date.UTC(2026, 9, 1) + i * 1000),
+        lastSyncStatus: i % 10 === 0 ? 'failed' : 'completed',
+      }),
+    });
     // A history per token: `runs` attempts a day apart, the newest failed for every tenth token.
     const rows: SyncRunRow[] = [];
     const day = 86_400_000;

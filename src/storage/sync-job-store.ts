@@ -156,8 +156,8 @@ export interface SyncJobStore {
   jobOf(tenantId: string, tokenId: string): Promise<SyncJob | undefined>;
   /** A token's sync history, newest first. */
   listRuns(tenantId: string, tokenId: string, limit?: number): Promise<SyncRun[]>;
-  /** Per token of a tenant: its newest run and when a run last completed (the dashboard's table). */
-  runOverview(tenantId: string): Promise<Map<string, TokenRunOverview>>;
+  /** The newest run of each of a tenant's tokens whose last sync failed (the dashboard's failure reasons). */
+  newestRunsOfFailedTokens(tenantId: string): Promise<Map<string, SyncRun>>;
   /** Runs that are not current and still have license rows (failed, interrupted, replaced). */
   runsToClean(limit: number): Promise<string[]>;
   /** Marks a run's license rows as deleted. */
@@ -166,12 +166,6 @@ export interface SyncJobStore {
   schedule(tenantId: string, tokenId: string, nextSyncAt: Date): Promise<void>;
   /** Tokens whose automatic sync is due (or never scheduled) and that are not syncing now. */
   dueTokens(now: Date, limit: number): Promise<{ tenantId: string; tokenId: string }[]>;
-}
-
-/** A token's sync history in two facts: the newest attempt, and the last successful one's end. */
-export interface TokenRunOverview {
-  readonly lastRun: SyncRun | undefined;
-  readonly lastCompletedAt: Date | undefined;
 }
 
 export interface SyncJobStoreOptions {
@@ -647,12 +641,20 @@ export function createSyncJobStore(options: SyncJobStoreOptions): SyncJobStore {
       return row ? jobFromRow(row) : undefined;
     },
 
-    async runOverview(tenantId) {
-      // The newest run of each token: no run of the same token started later (ties: the later attempt).
-      const newest = await db
+    async newestRunsOfFailedTokens(tenantId) {
+      const failed = vppTokenSyncStatus.toValue('failed');
+      // The newest run of each failed token: no run of the same token started later (ties: the later attempt).
+      const rows = await db
         .selectFrom('sync_runs as r')
         .selectAll('r')
         .where('r.tenant_id', '=', tenantId)
+        .where('r.token_id', 'in', (eb) =>
+          eb
+            .selectFrom('vpp_tokens')
+            .select('id')
+            .where('tenant_id', '=', tenantId)
+            .where('last_sync_status', '=', failed),
+        )
         .where(({ not, exists, selectFrom }) =>
           not(
             exists(
@@ -672,22 +674,7 @@ export function createSyncJobStore(options: SyncJobStoreOptions): SyncJobStore {
           ),
         )
         .execute();
-      const completed = await db
-        .selectFrom('sync_runs')
-        .select(({ fn }) => ['token_id', fn.max('finished_at').as('finished_at')])
-        .where('tenant_id', '=', tenantId)
-        .where('outcome', '=', 'completed')
-        .groupBy('token_id')
-        .execute();
-      const overview = new Map<string, TokenRunOverview>();
-      for (const row of newest)
-        overview.set(row.token_id, { lastRun: runFromRow(row), lastCompletedAt: undefined });
-      for (const row of completed) {
-        if (row.finished_at === null) continue;
-        const lastRun = overview.get(row.token_id)?.lastRun;
-        overview.set(row.token_id, { lastRun, lastCompletedAt: dateFromColumn(row.finished_at) });
-      }
-      return overview;
+      return new Map(rows.map((row) => [row.token_id, runFromRow(row)]));
     },
 
     async listRuns(tenantId, tokenId, limit = 50) {

@@ -164,4 +164,38 @@ describe('token feed', () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(late).toEqual([{ type: 'snapshot', tokens: [summary('a'), summary('b')] }]);
   });
+
+  it('spaces reads by five times their cost while the database keeps changing', async () => {
+    vi.useFakeTimers();
+    const db = fakeDatabase();
+    const clock = { ms: 0 };
+    let loads = 0;
+    feed = createTokenFeed({
+      load: async (tenantId) => {
+        loads += 1;
+        clock.ms += 100; // each read costs 100 ms
+        return db.load(tenantId);
+      },
+      changeStamp: db.changeStamp,
+      checkEveryMs: 100,
+      refreshEveryMs: 60_000,
+      logger: pino({ level: 'silent' }),
+      monotonicNow: () => clock.ms,
+    });
+    const events: TokenFeedEvent[] = [];
+    await feed.subscribe('t1', (e) => events.push(e));
+    loads = 0;
+    // A commit in every check period, for 20 periods.
+    for (let i = 0; i < 20; i += 1) {
+      db.write('t1', [summary('a', { displayName: `name ${i}` }), summary('b')]);
+      clock.ms += 100;
+      await vi.advanceTimersByTimeAsync(100);
+    }
+    // Reads at periods 0, 4, 8, 12 and 16 (each 500 ms after the last began), not 20 of them...
+    expect(loads).toBe(5);
+    // ...and the last state still arrives once the commits stop.
+    clock.ms += 1000;
+    await vi.advanceTimersByTimeAsync(100);
+    expect(events.at(-1)).toEqual({ type: 'upsert', tokens: [summary('a', { displayName: 'name 19' })] });
+  });
 });

@@ -2,6 +2,9 @@ import type { Logger } from 'pino';
 import type { ChangeStamp } from '../storage/change-stamp.js';
 import type { TokenSummary } from './token-summaries.js';
 
+/** A read starts at least this many times the last read's duration after the last read started. */
+const readCostFactor = 5;
+
 /** What a dashboard connection receives: the whole table once, then only what changed. */
 export type TokenFeedEvent =
   | { readonly type: 'snapshot'; readonly tokens: readonly TokenSummary[] }
@@ -55,6 +58,7 @@ export function createTokenFeed(options: TokenFeedOptions): TokenFeed {
   let timer: NodeJS.Timeout | undefined;
   let lastStamp: string | undefined;
   let lastReadAt = Number.NEGATIVE_INFINITY;
+  let lastReadCost = 0;
   let checking = false;
   let closed = false;
 
@@ -90,8 +94,11 @@ export function createTokenFeed(options: TokenFeedOptions): TokenFeed {
     if (checking || closed) return;
     checking = true;
     try {
-      const stamp = await changeStamp();
       const now = monotonicNow();
+      // Reads take at most a fifth of the time, however often the database changes (a large sync
+      // notes its progress every page): a read starts at least five read-durations after the last.
+      if (now - lastReadAt < readCostFactor * lastReadCost) return;
+      const stamp = await changeStamp();
       const due = now - lastReadAt >= refreshEveryMs;
       // No stamp (an engine without one): every check re-reads.
       if (stamp !== undefined && stamp === lastStamp && !due) return;
@@ -100,6 +107,7 @@ export function createTokenFeed(options: TokenFeedOptions): TokenFeed {
       for (const [tenantId, feed] of tenants) {
         if (feed.listeners.size > 0) await refresh(tenantId, feed);
       }
+      lastReadCost = monotonicNow() - now;
     } catch (error) {
       logger.warn({ err: error }, 'dashboard feed could not read the database; trying again');
     } finally {

@@ -1,9 +1,10 @@
 import type { VppTokenState, VppTokenSyncStatus } from '../domain/enums.js';
 import { vppTokenAccountType } from '../domain/enums.js';
 import type { SyncFailureKind } from '../domain/sync-failure.js';
+import { neverSyncedIso } from '../domain/sync-lifecycle.js';
 import { effectiveTokenState } from '../domain/token-state.js';
 import type { VppToken } from '../domain/vpp-token.js';
-import type { SyncJobStore, TokenRunOverview } from '../storage/sync-job-store.js';
+import type { SyncJobStore, SyncRun } from '../storage/sync-job-store.js';
 import type { LiveSync, SyncProgressStore } from '../storage/sync-progress-store.js';
 import type { VppTokenStore } from '../storage/vpp-token-store.js';
 
@@ -20,7 +21,7 @@ export interface TokenSummary {
   readonly lastSyncStatus: VppTokenSyncStatus;
   readonly expirationDateTime: string;
   readonly lastModifiedDateTime: string;
-  /** End of the newest completed sync, or null when none completed. */
+  /** End of the newest completed sync (Graph's `lastSyncDateTime`), or null when none completed. */
   readonly lastSuccessDateTime: string | null;
   /** Why the token is failed (from its newest run), while it is failed. */
   readonly failure: {
@@ -39,16 +40,17 @@ export interface TokenSummary {
 }
 
 /**
- * Combines a token with its sync facts into the dashboard's row. The state is the effective one at
- * `now` (a passed expiry is `expired`), as on Graph's reads.
+ * Combines a token with its sync facts into the dashboard's row: `lastRun` is its newest sync run (read
+ * only for failed tokens), `live` its job in flight. The state is the effective one at `now` (a passed
+ * expiry is `expired`), as on Graph's reads.
  */
 export function summarizeToken(
   token: VppToken,
-  runs: TokenRunOverview | undefined,
+  lastRun: SyncRun | undefined,
   live: LiveSync | undefined,
   now: Date,
 ): TokenSummary {
-  const lastRun = runs?.lastRun;
+  const lastSync = token.lastSyncDateTime.toISOString();
   const failure =
     token.lastSyncStatus === 'failed' && lastRun?.failure
       ? {
@@ -70,7 +72,8 @@ export function summarizeToken(
     lastSyncStatus: token.lastSyncStatus,
     expirationDateTime: token.expirationDateTime.toISOString(),
     lastModifiedDateTime: token.lastModifiedDateTime.toISOString(),
-    lastSuccessDateTime: runs?.lastCompletedAt?.toISOString() ?? null,
+    // lastSyncDateTime moves only when a sync completes; before that it holds Graph's "never" sentinel.
+    lastSuccessDateTime: lastSync === neverSyncedIso ? null : lastSync,
     failure,
     sync:
       live === undefined
@@ -81,7 +84,7 @@ export function summarizeToken(
 
 export interface TokenSummaryLoaderOptions {
   readonly tokens: Pick<VppTokenStore, 'list'>;
-  readonly jobs: Pick<SyncJobStore, 'runOverview'>;
+  readonly jobs: Pick<SyncJobStore, 'newestRunsOfFailedTokens'>;
   readonly progress: Pick<SyncProgressStore, 'liveOfTenant'>;
   readonly clock: () => Date;
 }
@@ -95,7 +98,7 @@ export function createTokenSummaryLoader(
     const now = clock();
     const [list, runs, live] = await Promise.all([
       tokens.list(tenantId),
-      jobs.runOverview(tenantId),
+      jobs.newestRunsOfFailedTokens(tenantId),
       progress.liveOfTenant(tenantId, now),
     ]);
     return list.map((token) => summarizeToken(token, runs.get(token.id), live.get(token.id), now));
