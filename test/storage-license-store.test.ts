@@ -271,6 +271,71 @@ describe('LicenseStore staging', () => {
     );
   });
 
+  it('upserts metadata over several statements; a later lookup replaces every field', async () => {
+    const f = await fixture('file');
+    const staged = [...new Set(assets.map((a) => a.adamId))];
+    const entries = Array.from({ length: 450 }, (_, i) => ({
+      adamId: staged[i] ?? String(300_000_000 + i),
+      name: i % 4 === 0 ? undefined : `App ${i}`,
+      bundleId: i % 3 === 0 ? undefined : `com.example.app${i}`,
+      kind: i % 2 === 0 ? 'software' : undefined,
+      artworkUrl: i % 5 === 0 ? undefined : `https://art.example/${i}.png`,
+      deviceFamilies: i % 2 === 0 ? ['iphone', 'ipad'] : [],
+    }));
+    const first = new Date('2026-03-01T10:00:00Z');
+    const second = new Date('2026-03-02T10:00:00Z');
+    await f.licenses.upsertMetadata(entries, { platform: 'volumestore', country: 'us' }, first);
+    const renamed = entries
+      .slice(0, 2)
+      .map((e) => ({ ...e, name: `${e.name ?? 'none'} v2`, deviceFamilies: ['mac'] }));
+    await f.licenses.upsertMetadata(renamed, { platform: 'enterprisestore', country: 'fr' }, second);
+    expect([...(await f.licenses.knownMetadata(entries.map((e) => e.adamId)))].sort()).toEqual(
+      [...new Set(entries.map((e) => e.adamId))].sort(),
+    );
+    await f.licenses.insertAssets({ runId: f.claim.runId, tenantId, tokenId: f.claim.job.tokenId }, assets);
+    await commit(f, []);
+    const listed = await f.licenses.listAssets(tenantId, f.claim.job.tokenId);
+    const metadataOf = (adamId: string) => listed.find((a) => a.adamId === adamId)?.metadata;
+    const [e0, e1, e2] = entries as [(typeof entries)[0], (typeof entries)[0], (typeof entries)[0]];
+    expect(metadataOf(e0.adamId)).toEqual({
+      adamId: e0.adamId,
+      name: 'none v2',
+      bundleId: undefined,
+      kind: 'software',
+      artworkUrl: undefined,
+      deviceFamilies: ['mac'],
+      fetchedAt: second,
+    });
+    expect(metadataOf(e1.adamId)).toEqual({
+      adamId: e1.adamId,
+      name: 'App 1 v2',
+      bundleId: 'com.example.app1',
+      kind: undefined,
+      artworkUrl: 'https://art.example/1.png',
+      deviceFamilies: ['mac'],
+      fetchedAt: second,
+    });
+    expect(metadataOf(e2.adamId)).toEqual({
+      adamId: e2.adamId,
+      name: 'App 2',
+      bundleId: 'com.example.app2',
+      kind: 'software',
+      artworkUrl: 'https://art.example/2.png',
+      deviceFamilies: ['iphone', 'ipad'],
+      fetchedAt: first,
+    });
+    const stored = await f.db
+      .selectFrom('license_app_metadata')
+      .select(['adam_id', 'platform', 'country'])
+      .where('adam_id', 'in', [e0.adamId, e2.adamId])
+      .orderBy('adam_id')
+      .execute();
+    expect(stored).toEqual([
+      { adam_id: e0.adamId, platform: 'enterprisestore', country: 'fr' },
+      { adam_id: e2.adamId, platform: 'volumestore', country: 'us' },
+    ]);
+  });
+
   it('sums of unlimited assets pass 2^31 in the snapshot totals', async () => {
     const f = await fixture('file');
     const rows = assignments(10, 1);

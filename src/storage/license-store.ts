@@ -145,6 +145,7 @@ export interface LicenseStore {
 // Bound-parameter budget per statement: SQLite allows 32,766 and PostgreSQL 65,535.
 const assignmentChunk = 1000;
 const assetChunk = 500;
+const metadataChunk = 200;
 const deleteChunk = 20_000;
 // Column order of the assignment insert (the order of LicenseAssignmentRow's keys).
 const assignmentColumns = ['run_key', 'adam_id', 'pricing_param', 'seq', 'serial_number', 'client_user_id'];
@@ -163,6 +164,19 @@ const assetColumns = [
   'device_assignable',
   'revocable',
   'supported_platforms',
+];
+
+// Column order of the metadata upsert (the order of the sample row in metadataUpsertSql).
+const metadataColumns = [
+  'adam_id',
+  'name',
+  'bundle_id',
+  'kind',
+  'artwork_url',
+  'device_families',
+  'platform',
+  'country',
+  'fetched_at',
 ];
 
 type Trx = Transaction<DatabaseSchema>;
@@ -234,6 +248,47 @@ export function createLicenseStore(options: { readonly db: VppdDatabase }): Lice
       }
       text = compiled.sql;
       assetSql.set(rows, text);
+    }
+    return text;
+  };
+
+  const metadataSql = new Map<number, string>();
+  /** The metadata upsert for `rows` rows, compiled by Kysely once per row count. */
+  const metadataUpsertSql = (rows: number): string => {
+    let text = metadataSql.get(rows);
+    if (text === undefined) {
+      const sample: LicenseAppMetadataRow = {
+        adam_id: '',
+        name: null,
+        bundle_id: null,
+        kind: null,
+        artwork_url: null,
+        device_families: '',
+        platform: '',
+        country: '',
+        fetched_at: '',
+      };
+      const compiled = db
+        .insertInto('license_app_metadata')
+        .values(Array.from({ length: rows }, () => sample))
+        .onConflict((oc) =>
+          oc.column('adam_id').doUpdateSet((eb) => ({
+            name: eb.ref('excluded.name'),
+            bundle_id: eb.ref('excluded.bundle_id'),
+            kind: eb.ref('excluded.kind'),
+            artwork_url: eb.ref('excluded.artwork_url'),
+            device_families: eb.ref('excluded.device_families'),
+            platform: eb.ref('excluded.platform'),
+            country: eb.ref('excluded.country'),
+            fetched_at: eb.ref('excluded.fetched_at'),
+          })),
+        )
+        .compile();
+      if (compiled.parameters.length !== rows * metadataColumns.length) {
+        throw new Error('license_app_metadata upsert: unexpected parameter layout');
+      }
+      text = compiled.sql;
+      metadataSql.set(rows, text);
     }
     return text;
   };
@@ -426,35 +481,25 @@ export function createLicenseStore(options: { readonly db: VppdDatabase }): Lice
 
     async upsertMetadata(entries, lookup, now) {
       if (entries.length === 0) return;
+      const fetchedAt = dateToColumn(now);
       await db.transaction().execute(async (trx) => {
-        for (let i = 0; i < entries.length; i += 200) {
-          const rows: LicenseAppMetadataRow[] = entries.slice(i, i + 200).map((e) => ({
-            adam_id: e.adamId,
-            name: e.name ?? null,
-            bundle_id: e.bundleId ?? null,
-            kind: e.kind ?? null,
-            artwork_url: e.artworkUrl ?? null,
-            device_families: JSON.stringify(e.deviceFamilies),
-            platform: lookup.platform,
-            country: lookup.country,
-            fetched_at: dateToColumn(now),
-          }));
-          await trx
-            .insertInto('license_app_metadata')
-            .values(rows)
-            .onConflict((oc) =>
-              oc.column('adam_id').doUpdateSet((eb) => ({
-                name: eb.ref('excluded.name'),
-                bundle_id: eb.ref('excluded.bundle_id'),
-                kind: eb.ref('excluded.kind'),
-                artwork_url: eb.ref('excluded.artwork_url'),
-                device_families: eb.ref('excluded.device_families'),
-                platform: eb.ref('excluded.platform'),
-                country: eb.ref('excluded.country'),
-                fetched_at: eb.ref('excluded.fetched_at'),
-              })),
-            )
-            .execute();
+        for (let i = 0; i < entries.length; i += metadataChunk) {
+          const end = Math.min(entries.length, i + metadataChunk);
+          const parameters = new Array<unknown>((end - i) * metadataColumns.length);
+          let k = 0;
+          for (let j = i; j < end; j++) {
+            const e = entries[j] as AppMetadataInput;
+            parameters[k++] = e.adamId;
+            parameters[k++] = e.name ?? null;
+            parameters[k++] = e.bundleId ?? null;
+            parameters[k++] = e.kind ?? null;
+            parameters[k++] = e.artworkUrl ?? null;
+            parameters[k++] = JSON.stringify(e.deviceFamilies);
+            parameters[k++] = lookup.platform;
+            parameters[k++] = lookup.country;
+            parameters[k++] = fetchedAt;
+          }
+          await trx.executeQuery(CompiledQuery.raw(metadataUpsertSql(end - i), parameters));
         }
       });
     },
