@@ -274,6 +274,48 @@ describe('the dashboard in chromium', () => {
     await page.context().close();
   }, 60_000);
 
+  it('names every control and keeps text contrast at WCAG AA (4.5:1) in the table and header', async () => {
+    const page = await openPage();
+    await page.locator('#rows .status-badge[data-value="failed"]').first().waitFor();
+    // Every form control has a label; every button says what it does.
+    const unnamed = await page.evaluate<string[]>(`[...document.querySelectorAll('input, select, textarea')]
+      .filter((el) => el.labels === null || el.labels.length === 0)
+      .map((el) => el.id)
+      .concat([...document.querySelectorAll('button')]
+        .filter((b) => (b.getAttribute('aria-label') ?? b.textContent ?? '').trim() === '')
+        .map((b) => b.outerHTML.slice(0, 60)))`);
+    expect(unnamed).toEqual([]);
+    // Contrast of every piece of visible text against the background it is drawn on.
+    const worst = await page.evaluate<{ ratio: number; text: string }>(`(() => {
+      const rgb = (c) => (c.match(/[\\d.]+/g) ?? []).map(Number);
+      const lum = ([r, g, b]) => {
+        const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+      };
+      const background = (el) => {
+        for (let e = el; e; e = e.parentElement) {
+          const c = rgb(getComputedStyle(e).backgroundColor);
+          if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c.slice(0, 3);
+        }
+        return [255, 255, 255];
+      };
+      let worst = { ratio: 99, text: '' };
+      const texts = document.querySelectorAll('header *, #tokens th, #tokens td *, #tokens td, #tokens label span');
+      for (const el of texts) {
+        const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim() !== '');
+        if (!own || el.closest('[hidden]') || (el instanceof HTMLButtonElement && el.disabled)) continue;
+        const a = lum(rgb(getComputedStyle(el).color).slice(0, 3));
+        const b = lum(background(el));
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        if (ratio < worst.ratio) worst = { ratio, text: el.textContent.trim().slice(0, 40) };
+      }
+      return worst;
+    })()`);
+    expect(worst.text, 'some text was measured').not.toBe('');
+    expect(worst.ratio, `lowest contrast: "${worst.text}"`).toBeGreaterThanOrEqual(4.5);
+    await page.context().close();
+  }, 60_000);
+
   it('filters by status and state, and fits a phone’s screen', async () => {
     const page = await openPage({ width: 390, height: 844 });
     await page.getByLabel('Sync status').selectOption('failed');
