@@ -1,11 +1,13 @@
-// `npm run bench -- sync [--assets N] [--assignments N] [--big N] [--page-size N] [--skip-limited]`
+// `npm run bench -- sync [--assets N] [--assignments N] [--big N] [--page-size N] [--skip-limited]
+//                         [--sim both|process|in-process] [--rounds N]`
 //
 // A full license sync (vppd's worker: client/config, mdmInfo claim, assets, assignments streamed into
 // a SQLite database file, metadata lookup, one commit transaction) against the Apple simulator over
-// real HTTP on loopback. `--sim in-process` (default) runs the simulator on this process's event loop,
-// like bench/apple.ts; `--sim process` runs it in a child process, as Apple is a remote service: the
-// simulator then builds pages while vppd writes, which in-process it cannot. Baseline and sync always
-// use the same simulator in one run; the output says which.
+// real HTTP on loopback. Where the simulator runs: `in-process` on this process's event loop (like
+// bench/apple.ts: it cannot build a page while vppd writes to SQLite, so nothing overlaps), `process`
+// in a child process, as Apple is a remote service (it builds the next pages while vppd writes).
+// `--sim both` (default) measures (1) in each arrangement, each against its own baseline with the same
+// simulator; (2) and (3) use the in-process simulator (its memory counts in RSS: the cautious figure).
 // (1) Rate limit off: wall time and records/s of the sync vs a baseline measured in the same run —
 //     plain undici + JSON.parse of the same assets and assignments pages, 5 in flight (target <= 2.0x);
 //     peak RSS growth during the sync (target <= 150 MB). Baseline and sync alternate for --rounds
@@ -274,6 +276,55 @@ async function syncOnce(
   }
 }
 
+/** Part (1): the rate-limit-off ratio against a baseline on the same simulator, and RSS growth. */
+async function measureRatio(
+  sim: BenchSim,
+  label: string,
+  agent: Agent,
+  options: { readonly rounds: number; readonly tuning: { readonly walAutocheckpoint?: number } },
+  out: (line: string) => void,
+): Promise<void> {
+  const { rounds, tuning } = options;
+  // Warm up both, then alternate baseline and sync.
+  const token = await sim.tokenFor('bench');
+  await baseline(sim, token, agent);
+  await syncOnce(sim, 'bench', false, { sampleRss: false, ...tuning });
+  const baselines: Awaited<ReturnType<typeof baseline>>[] = [];
+  const syncs: SyncMeasure[] = [];
+  for (let round = 0; round < rounds; round++) {
+    baselines.push(await baseline(sim, token, agent));
+    syncs.push(await syncOnce(sim, 'bench', false, { sampleRss: false, ...tuning }));
+  }
+  const b = baselines.reduce((best, m) => (m.ms < best.ms ? m : best));
+  const s = syncs.reduce((best, m) => (m.ms < best.ms ? m : best));
+  const list = (ms: readonly number[]) => ms.map((v) => v.toFixed(0)).join('/');
+  out(
+    `\n${label} rate limit off, simulator ${sim.where === 'process' ? 'in its own process (CPU figures: this process only)' : 'in this process'}, best of ${rounds} alternating rounds (load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')})`,
+  );
+  out(
+    `  baseline (undici + JSON.parse of the same ${b.pages} pages, 5 in flight): ${b.ms.toFixed(0)} ms, ` +
+      `${((b.records / b.ms) * 1000).toFixed(0)} records/s, CPU ${b.cpuMs.toFixed(0)} ms, event loop busy ` +
+      `${b.loopBusyMs.toFixed(0)} ms (runs ${list(baselines.map((m) => m.ms))} ms)`,
+  );
+  out(
+    `  full sync (${s.status}): ${s.ms.toFixed(0)} ms, ${s.pages} pages, ${s.records} records, ` +
+      `${((s.records / s.ms) * 1000).toFixed(0)} records/s, CPU ${s.cpuMs.toFixed(0)} ms, event loop busy ` +
+      `${s.loopBusyMs.toFixed(0)} ms (runs ${list(syncs.map((m) => m.ms))} ms)`,
+  );
+  const medianRatio = median(syncs.map((m) => m.ms)) / median(baselines.map((m) => m.ms));
+  out(
+    `  ratio sync/baseline ${(s.ms / b.ms).toFixed(2)}x (target <= 2.0x); median ${medianRatio.toFixed(2)}x; ` +
+      `CPU ratio ${(s.cpuMs / b.cpuMs).toFixed(2)}x`,
+  );
+  const sampled = await syncOnce(sim, 'bench', false, { sampleRss: true, ...tuning });
+  out(
+    `  peak RSS growth during the sync ${sampled.peakRssGrowthMb.toFixed(0)} MB (a separate run sampling RSS ` +
+      `every 20 ms: ${sampled.ms.toFixed(0)} ms; target <= 150 MB)`,
+  );
+}
+
 /** Runs the sync benchmark and prints its figures. */
 export async function run(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -285,7 +336,7 @@ export async function run(args: string[]): Promise<void> {
       'page-size': { type: 'string', default: '549' },
       rounds: { type: 'string', default: '3' },
       'skip-limited': { type: 'boolean', default: false },
-      sim: { type: 'string', default: 'in-process' },
+      sim: { type: 'string', default: 'both' },
       // Experiment only: WAL pages before SQLite checkpoints on commit (vppd uses SQLite's default, 1000).
       'wal-autocheckpoint': { type: 'string' },
     },
@@ -299,8 +350,9 @@ export async function run(args: string[]): Promise<void> {
     values['wal-autocheckpoint'] === undefined
       ? {}
       : { walAutocheckpoint: Number(values['wal-autocheckpoint']) };
-  if (values.sim !== 'in-process' && values.sim !== 'process')
-    throw new Error('--sim is in-process or process');
+  if (values.sim !== 'in-process' && values.sim !== 'process' && values.sim !== 'both') {
+    throw new Error('--sim is both, in-process or process');
+  }
   const simOptions: AppleSimOptions = {
     locations: [location('bench', assets, assignments), location('big', assets, big)],
     pageSize,
@@ -308,56 +360,33 @@ export async function run(args: string[]): Promise<void> {
     seed: 'bench-sync',
   };
   const sim = values.sim === 'process' ? await childProcessSim(simOptions) : await inProcessSim(simOptions);
+  // The child only needs the location of (1).
+  const child =
+    values.sim === 'both'
+      ? await childProcessSim({ ...simOptions, locations: [location('bench', assets, assignments)] })
+      : undefined;
+  const ratioSims: [string, BenchSim][] =
+    child === undefined
+      ? [['(1)', sim]]
+      : [
+          ['(1a)', sim],
+          ['(1b)', child],
+        ];
   const agent = new Agent({ connections: 16, keepAliveTimeout: 10_000, pipelining: 1 });
   const out = (line: string) => process.stdout.write(`${line}\n`);
   try {
     out(
       `sync benchmark — node ${process.version}, ${assets} assets, ${assignments} assignments, page size ${pageSize}, ` +
-        `SQLite file, simulator ${sim.where === 'process' ? 'in its own process (CPU figures are this process only)' : 'in this process'}${
+        `SQLite file, simulator ${child !== undefined ? 'in this process for (1a), (2), (3) and in its own process for (1b)' : sim.where === 'process' ? 'in its own process (CPU figures are this process only)' : 'in this process'}${
           tuning.walAutocheckpoint === undefined
             ? ''
             : `, EXPERIMENT: wal_autocheckpoint ${tuning.walAutocheckpoint} (not vppd's setting)`
         }${global.gc ? '' : ' (run node with --expose-gc for steadier RSS figures)'}`,
     );
 
-    // (1) Rate limit off: warm up both, then alternate baseline and sync.
-    const token = await sim.tokenFor('bench');
-    await baseline(sim, token, agent);
-    await syncOnce(sim, 'bench', false, { sampleRss: false, ...tuning });
-    const baselines: Awaited<ReturnType<typeof baseline>>[] = [];
-    const syncs: SyncMeasure[] = [];
-    for (let round = 0; round < rounds; round++) {
-      baselines.push(await baseline(sim, token, agent));
-      syncs.push(await syncOnce(sim, 'bench', false, { sampleRss: false, ...tuning }));
+    for (const [label, arranged] of ratioSims) {
+      await measureRatio(arranged, label, agent, { rounds, tuning }, out);
     }
-    const b = baselines.reduce((best, m) => (m.ms < best.ms ? m : best));
-    const s = syncs.reduce((best, m) => (m.ms < best.ms ? m : best));
-    const list = (ms: readonly number[]) => ms.map((v) => v.toFixed(0)).join('/');
-    out(
-      `\n(1) rate limit off, best of ${rounds} alternating rounds (load average ${loadavg()
-        .map((l) => l.toFixed(2))
-        .join(' ')})`,
-    );
-    out(
-      `  baseline (undici + JSON.parse of the same ${b.pages} pages, 5 in flight): ${b.ms.toFixed(0)} ms, ` +
-        `${((b.records / b.ms) * 1000).toFixed(0)} records/s, CPU ${b.cpuMs.toFixed(0)} ms, event loop busy ` +
-        `${b.loopBusyMs.toFixed(0)} ms (runs ${list(baselines.map((m) => m.ms))} ms)`,
-    );
-    out(
-      `  full sync (${s.status}): ${s.ms.toFixed(0)} ms, ${s.pages} pages, ${s.records} records, ` +
-        `${((s.records / s.ms) * 1000).toFixed(0)} records/s, CPU ${s.cpuMs.toFixed(0)} ms, event loop busy ` +
-        `${s.loopBusyMs.toFixed(0)} ms (runs ${list(syncs.map((m) => m.ms))} ms)`,
-    );
-    const medianRatio = median(syncs.map((m) => m.ms)) / median(baselines.map((m) => m.ms));
-    out(
-      `  ratio sync/baseline ${(s.ms / b.ms).toFixed(2)}x (target <= 2.0x); median ${medianRatio.toFixed(2)}x; ` +
-        `CPU ratio ${(s.cpuMs / b.cpuMs).toFixed(2)}x`,
-    );
-    const sampled = await syncOnce(sim, 'bench', false, { sampleRss: true, ...tuning });
-    out(
-      `  peak RSS growth during the sync ${sampled.peakRssGrowthMb.toFixed(0)} MB (a separate run sampling RSS ` +
-        `every 20 ms: ${sampled.ms.toFixed(0)} ms; target <= 150 MB)`,
-    );
 
     // (2) Rate limit on, both sides.
     if (!values['skip-limited']) {
@@ -390,5 +419,6 @@ export async function run(args: string[]): Promise<void> {
   } finally {
     await agent.close();
     await sim.close();
+    await child?.close();
   }
 }
