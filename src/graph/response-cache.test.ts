@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createResponseCache } from './response-cache.js';
 
@@ -60,5 +61,60 @@ describe('createResponseCache', () => {
     cache.set('k', 's', 'v', 1);
     expect(cache.get('k', 's')).toBeUndefined();
     expect(cache.size).toBe(0);
+  });
+
+  it('behaves as a plain least-recently-used list, whatever the sequence of reads and writes', () => {
+    const op = fc.oneof(
+      fc.record({
+        kind: fc.constant('get' as const),
+        key: fc.constantFrom('a', 'b', 'c', 'd', 'e'),
+        stamp: fc.constantFrom('1', '2'),
+      }),
+      fc.record({
+        kind: fc.constant('set' as const),
+        key: fc.constantFrom('a', 'b', 'c', 'd', 'e'),
+        stamp: fc.constantFrom('1', '2'),
+        bytes: fc.integer({ min: 0, max: 6 }),
+      }),
+    );
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 4 }),
+        fc.integer({ min: 0, max: 12 }),
+        fc.array(op, { maxLength: 60 }),
+        (maxEntries, maxBytes, ops) => {
+          const cache = createResponseCache<string>({ maxEntries, maxBytes });
+          // The model: an array from least to most recently used.
+          let model: { key: string; stamp: string; value: string; bytes: number }[] = [];
+          ops.forEach((o, i) => {
+            if (o.kind === 'get') {
+              const found = model.find((e) => e.key === o.key);
+              let expected: string | undefined;
+              if (found) {
+                model = model.filter((e) => e !== found);
+                if (found.stamp === o.stamp) {
+                  model.push(found);
+                  expected = found.value;
+                }
+              }
+              expect(cache.get(o.key, o.stamp)).toBe(expected);
+            } else {
+              const value = `v${i}`;
+              cache.set(o.key, o.stamp, value, o.bytes);
+              model = model.filter((e) => e.key !== o.key);
+              if (o.bytes <= maxBytes && maxEntries > 0) {
+                const total = () => model.reduce((t, e) => t + e.bytes, 0);
+                while (model.length > 0 && (model.length >= maxEntries || total() + o.bytes > maxBytes))
+                  model.shift();
+                model.push({ key: o.key, stamp: o.stamp, value, bytes: o.bytes });
+              }
+            }
+            expect(cache.size).toBe(model.length);
+            expect(cache.bytes).toBe(model.reduce((t, e) => t + e.bytes, 0));
+          });
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
