@@ -27,6 +27,14 @@ export function createSqliteDialect(options: SqliteDialectOptions): SqliteDialec
   // fsync per commit) cost a sync ~100 ms here across its ~20 small commits and would slow every API
   // write; a caller that must survive power loss can run one transaction with FULL.
   database.pragma('synchronous = NORMAL');
+  if (!memory) {
+    // A sync stages licenses in 8k-row transactions of more than 1,000 WAL pages each: at SQLite's
+    // default (a checkpoint every 1,000 pages) each of them ended in a checkpoint with its own fsync
+    // (~3x the fsyncs; 200k rows staged in a median 435 ms vs 214 ms with this). 8,000 pages (32 MiB)
+    // lets a checkpoint come about once per large sync; journal_size_limit gives the disk back after.
+    database.pragma('wal_autocheckpoint = 8000');
+    database.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
+  }
   return new ConnectionKeepingDialect(database);
 }
 
