@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.js';
 import { errors } from '../domain/errors.js';
+import type { SyncFailureKind } from '../domain/sync-failure.js';
 import type { SyncRun } from '../storage/sync-job-store.js';
 import { createSyncProgressStore } from '../storage/sync-progress-store.js';
 import { authorize, principalOf } from './graph-request.js';
@@ -8,6 +9,26 @@ import { methodNotAllowed } from './method-not-allowed.js';
 
 /** vppd's own API, outside Graph's namespace: things Graph has no property for. */
 export const vppdApiPrefix = '/vppd/v1';
+
+/** Wire shape of why a sync run failed (the `/sync` and history routes, the dashboard's rows). */
+export interface RunFailureBody {
+  readonly kind: SyncFailureKind;
+  readonly reason: string;
+  readonly message: string;
+  readonly appleErrorNumber: number | null;
+}
+
+/** The failure of a run, as sent on the wire; null when it did not fail. */
+export function presentRunFailure(failure: SyncRun['failure']): RunFailureBody | null {
+  return failure === null
+    ? null
+    : {
+        kind: failure.kind,
+        reason: failure.reason,
+        message: failure.message,
+        appleErrorNumber: failure.appleErrorNumber ?? null,
+      };
+}
 
 /** Wire shape of a finished (or running) attempt in the sync history. */
 interface RunBody {
@@ -20,12 +41,7 @@ interface RunBody {
   readonly records: number | null;
   readonly assets: number | null;
   readonly assignments: number | null;
-  readonly error: {
-    readonly kind: string;
-    readonly reason: string;
-    readonly message: string;
-    readonly appleErrorNumber: number | null;
-  } | null;
+  readonly error: RunFailureBody | null;
 }
 
 function presentRun(run: SyncRun): RunBody {
@@ -43,15 +59,7 @@ function presentRun(run: SyncRun): RunBody {
     records,
     assets: run.assetCount,
     assignments: run.assignmentCount,
-    error:
-      run.failure === null
-        ? null
-        : {
-            kind: run.failure.kind,
-            reason: run.failure.reason,
-            message: run.failure.message,
-            appleErrorNumber: run.failure.appleErrorNumber ?? null,
-          },
+    error: presentRunFailure(run.failure),
   };
 }
 
@@ -92,7 +100,10 @@ export function registerVppdSyncProgressRoutes(app: FastifyInstance, context: Ap
       startedAt: running && lastRun?.outcome === 'running' ? lastRun.startedAt.toISOString() : null,
       progressAt: live?.progressAt?.toISOString() ?? null,
       // The reason of the last failure while the token is failed (from the sync history).
-      error: token.lastSyncStatus === 'failed' && lastRun?.failure ? presentRun(lastRun).error : null,
+      error:
+        token.lastSyncStatus === 'failed' && lastRun !== undefined
+          ? presentRunFailure(lastRun.failure)
+          : null,
       lastRun: lastRun === undefined ? null : presentRun(lastRun),
     });
   });

@@ -1,9 +1,9 @@
 import type { VppTokenState, VppTokenSyncStatus } from '../domain/enums.js';
 import { vppTokenAccountType } from '../domain/enums.js';
-import type { SyncFailureKind } from '../domain/sync-failure.js';
 import { neverSyncedIso } from '../domain/sync-lifecycle.js';
 import { effectiveTokenState } from '../domain/token-state.js';
 import type { VppToken } from '../domain/vpp-token.js';
+import { presentRunFailure, type RunFailureBody } from '../graph/vppd-sync-progress-routes.js';
 import type { SyncJobStore, SyncRun } from '../storage/sync-job-store.js';
 import type { LiveSync, SyncProgressStore } from '../storage/sync-progress-store.js';
 import type { VppTokenStore } from '../storage/vpp-token-store.js';
@@ -24,12 +24,7 @@ export interface TokenSummary {
   /** End of the newest completed sync (Graph's `lastSyncDateTime`), or null when none completed. */
   readonly lastSuccessDateTime: string | null;
   /** Why the token is failed (from its newest run), while it is failed. */
-  readonly failure: {
-    readonly kind: SyncFailureKind;
-    readonly reason: string;
-    readonly message: string;
-    readonly appleErrorNumber: number | null;
-  } | null;
+  readonly failure: RunFailureBody | null;
   /** The sync in flight, while there is one. */
   readonly sync: {
     readonly job: 'queued' | 'running';
@@ -52,14 +47,7 @@ export function summarizeToken(
 ): TokenSummary {
   const lastSync = token.lastSyncDateTime.toISOString();
   const failure =
-    token.lastSyncStatus === 'failed' && lastRun?.failure
-      ? {
-          kind: lastRun.failure.kind,
-          reason: lastRun.failure.reason,
-          message: lastRun.failure.message,
-          appleErrorNumber: lastRun.failure.appleErrorNumber ?? null,
-        }
-      : null;
+    token.lastSyncStatus === 'failed' && lastRun !== undefined ? presentRunFailure(lastRun.failure) : null;
   return {
     id: token.id,
     displayName: token.displayName,
