@@ -17,7 +17,8 @@
 //     `requests / 15` s, where `requests` is what the simulator counted (target <= 1.1x).
 // (3) --big assignments (default 1,000,000), rate limit off: peak RSS growth (target <= 200 MB).
 import { type ChildProcess, fork } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -132,6 +133,29 @@ async function serveSimChild(optionsJson: string): Promise<void> {
 
 if (process.argv[2] === simChildFlag) await serveSimChild(process.argv[3] as string);
 
+/** `--cpu-profile DIR`: each timed run's event-loop CPU profile is written there (open it in DevTools). */
+let profileDir: string | undefined;
+let profiles = 0;
+
+async function startProfile(): Promise<{ stopInto(dir: string, label: string): Promise<void> }> {
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) =>
+      session.post(method, params, (error, result) => (error ? reject(error) : resolve(result))),
+    );
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 200 });
+  await post('Profiler.start');
+  return {
+    async stopInto(dir, label) {
+      const { profile } = (await post('Profiler.stop')) as { profile: unknown };
+      session.disconnect();
+      writeFileSync(join(dir, `${label}-${++profiles}.cpuprofile`), JSON.stringify(profile));
+    },
+  };
+}
+
 /** Plain undici: page 0, then the other pages with 5 workers; JSON.parse each body. */
 async function baseline(
   sim: BenchSim,
@@ -140,6 +164,7 @@ async function baseline(
 ): Promise<{ ms: number; cpuMs: number; loopBusyMs: number; records: number; pages: number }> {
   const origin = new URL(sim.baseUrl).origin;
   const base = new URL(sim.baseUrl).pathname;
+  const profiling = profileDir === undefined ? undefined : await startProfile();
   const cpu = process.cpuUsage();
   const loop = performance.eventLoopUtilization();
   const started = performance.now();
@@ -166,13 +191,15 @@ async function baseline(
       }),
     );
   }
-  return {
+  const measured = {
     ms: performance.now() - started,
     cpuMs: cpuMsSince(cpu),
     loopBusyMs: performance.eventLoopUtilization(loop).active,
     records,
     pages,
   };
+  if (profiling !== undefined) await profiling.stopInto(profileDir as string, 'baseline');
+  return measured;
 }
 
 /** User + system CPU time of this process (the simulator's too when it runs in-process) since `start`, in ms. */
@@ -247,6 +274,7 @@ async function syncOnce(
           peak = Math.max(peak, process.memoryUsage.rss());
         }, 20)
       : undefined;
+    const profiling = profileDir === undefined ? undefined : await startProfile();
     const cpu = process.cpuUsage();
     const loop = performance.eventLoopUtilization();
     const started = performance.now();
@@ -254,6 +282,7 @@ async function syncOnce(
     await worker.poll();
     await worker.idle();
     const ms = performance.now() - started;
+    if (profiling !== undefined) await profiling.stopInto(profileDir as string, 'sync');
     const cpuMs = cpuMsSince(cpu);
     const loopBusyMs = performance.eventLoopUtilization(loop).active;
     clearInterval(sampler);
@@ -281,7 +310,10 @@ async function measureRatio(
   sim: BenchSim,
   label: string,
   agent: Agent,
-  options: { readonly rounds: number; readonly tuning: { readonly walAutocheckpoint?: number } },
+  options: {
+    readonly rounds: number;
+    readonly tuning: { readonly walAutocheckpoint?: number };
+  },
   out: (line: string) => void,
 ): Promise<void> {
   const { rounds, tuning } = options;
@@ -337,8 +369,9 @@ export async function run(args: string[]): Promise<void> {
       rounds: { type: 'string', default: '3' },
       'skip-limited': { type: 'boolean', default: false },
       sim: { type: 'string', default: 'both' },
-      // Experiment only: WAL pages before SQLite checkpoints on commit (vppd uses SQLite's default, 1000).
+      // Experiment only: WAL pages before SQLite checkpoints on commit (vppd's setting is 8000).
       'wal-autocheckpoint': { type: 'string' },
+      'cpu-profile': { type: 'string' },
     },
   });
   const assets = Number(values.assets);
@@ -346,6 +379,10 @@ export async function run(args: string[]): Promise<void> {
   const big = Number(values.big);
   const pageSize = Number(values['page-size']);
   const rounds = Math.max(1, Number(values.rounds));
+  if (values['cpu-profile'] !== undefined) {
+    profileDir = values['cpu-profile'];
+    mkdirSync(profileDir, { recursive: true });
+  }
   const tuning =
     values['wal-autocheckpoint'] === undefined
       ? {}

@@ -216,7 +216,7 @@ describe('LicenseStore staging', () => {
     );
     expect(isForeignKeyViolation(error)).toBe(true);
     const left = await f.db
-      .selectFrom('license_assignments')
+      .selectFrom('license_assignment_chunks')
       .select((eb) => eb.fn.countAll().as('n'))
       .executeTakeFirstOrThrow();
     expect(Number(left.n)).toBe(0);

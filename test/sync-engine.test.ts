@@ -368,7 +368,7 @@ describe('failures leave the previous snapshot intact', () => {
     });
     expect(await h.context.sync.jobs.listRuns(tenantA, id(created))).toEqual([]);
     const left = await h.context.db
-      .selectFrom('license_assignments')
+      .selectFrom('license_assignment_chunks')
       .select((eb) => eb.fn.countAll().as('n'))
       .executeTakeFirstOrThrow();
     expect(Number(left.n)).toBe(0);

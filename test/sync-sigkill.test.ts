@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AppleSim, startAppleSim } from '../src/apple-sim/apple-sim.js';
+import { decodeChunk } from '../src/storage/assignment-chunks.js';
 import { mintToken, roles, testJwtSecret } from './helpers/jwt.js';
 import { cleanEnv, type ServeProcess, startServeProcess } from './helpers/serve-process.js';
 
@@ -101,17 +102,27 @@ function snapshotOf(tokenId: string) {
       .get(tokenId) as { run_id: string; version_id: string; assignment_count: number } | undefined;
     if (!pointer) return undefined;
     const hash = createHash('sha256');
-    let rows = 0;
-    for (const row of db
+    const licenses: { seq: number; line: string }[] = [];
+    for (const chunk of db
       .prepare(
-        'select l.seq, l.adam_id, l.pricing_param, l.serial_number, l.client_user_id from license_assignments l join license_runs r on r.run_key = l.run_key where r.run_id = ? order by l.seq',
+        'select l.adam_id, l.pricing_param, l.seqs, l.holders from license_assignment_chunks l join license_runs r on r.run_key = l.run_key where r.run_id = ?',
       )
-      .iterate(pointer.run_id) as Iterable<Record<string, unknown>>) {
-      hash.update(
-        `${row.seq}|${row.adam_id}|${row.pricing_param}|${row.serial_number}|${row.client_user_id}\n`,
-      );
-      rows++;
+      .iterate(pointer.run_id) as Iterable<{
+      adam_id: string;
+      pricing_param: string;
+      seqs: string;
+      holders: string;
+    }>) {
+      for (const license of decodeChunk(chunk)) {
+        licenses.push({
+          seq: license.seq,
+          line: `${license.seq}|${chunk.adam_id}|${chunk.pricing_param}|${license.serialNumber}|${license.clientUserId}\n`,
+        });
+      }
     }
+    licenses.sort((a, b) => a.seq - b.seq);
+    for (const license of licenses) hash.update(license.line);
+    const rows = licenses.length;
     const token = db
       .prepare('select last_sync_status, last_sync_date_time from vpp_tokens where id = ?')
       .get(tokenId) as { last_sync_status: number; last_sync_date_time: string };
@@ -130,7 +141,7 @@ function stagedRowsOfRunningJob(tokenId: string): number {
     if (!job?.run_id) return 0;
     const row = db
       .prepare(
-        'select count(*) as n from license_assignments l join license_runs r on r.run_key = l.run_key where r.run_id = ?',
+        'select coalesce(sum(l.holder_count), 0) as n from license_assignment_chunks l join license_runs r on r.run_key = l.run_key where r.run_id = ?',
       )
       .get(job.run_id) as {
       n: number;
@@ -210,7 +221,7 @@ describe('SIGKILL in the middle of a large sync', () => {
       ]);
       const orphan = db
         .prepare(
-          'select count(*) as n from license_assignments l join license_runs r on r.run_key = l.run_key where r.run_id not in (select run_id from license_snapshots)',
+          'select count(*) as n from license_assignment_chunks l join license_runs r on r.run_key = l.run_key where r.run_id not in (select run_id from license_snapshots)',
         )
         .get() as { n: number };
       expect(orphan.n).toBe(0);

@@ -21,7 +21,7 @@ export interface DatabaseSchema {
   sync_schedule: SyncScheduleRow;
   license_assets: LicenseAssetRow;
   license_runs: LicenseRunRow;
-  license_assignments: LicenseAssignmentRow;
+  license_assignment_chunks: LicenseAssignmentChunkRow;
   license_app_metadata: LicenseAppMetadataRow;
 }
 
@@ -79,8 +79,8 @@ export interface VppTokenActionResultRow {
 // ---- sync engine and license data (migration 0002) ----------------------------------------------
 //
 // How to read a token's licenses: its current snapshot is `license_snapshots.run_id`; the current
-// assets are the rows of `license_assets` with that `run_id`, the current assignments the rows of
-// `license_assignments` with the `run_key` that `license_runs` gives that `run_id`.
+// assets are the rows of `license_assets` with that `run_id`, the current assignments the chunks of
+// `license_assignment_chunks` with the `run_key` that `license_runs` gives that `run_id`.
 // Rows of other runs are staging (a sync in flight) or garbage (failed/superseded runs, deleted soon):
 // never read license rows without joining through `license_snapshots`.
 
@@ -209,16 +209,20 @@ export interface LicenseRunRow {
 }
 
 /**
- * One license held by a device (`serial_number`) or a user (`client_user_id`); `seq` is its position
- * in Apple's order. Primary key `(run_key, adam_id, pricing_param, seq)`: an app's licenses are one range.
+ * Up to 128 licenses of one asset in Apple's order (migration 0006; storage/assignment-chunks.ts has
+ * the format): `seqs` are their positions as flattened [start, length, kind] triples (kind 0 a device,
+ * 1 a user), `holders` a JSON array of the serial numbers and clientUserIds in that order. Unique `(run_key, adam_id, pricing_param, first_seq)`: an
+ * app's licenses are its chunks in `first_seq` order.
  */
-export interface LicenseAssignmentRow {
+export interface LicenseAssignmentChunkRow {
   run_key: number;
   adam_id: string;
   pricing_param: string;
-  seq: number;
-  serial_number: string | null;
-  client_user_id: string | null;
+  first_seq: number;
+  last_seq: number;
+  holder_count: number;
+  seqs: string;
+  holders: string;
 }
 
 /** Content metadata of an adamId (name, bundle id, ...) from Apple's lookup; shared by all tenants. */

@@ -6,6 +6,7 @@ import {
   vppTokenAccountType,
 } from '../domain/enums.js';
 import type { ListQuery } from '../domain/list-query.js';
+import { decodeChunk } from './assignment-chunks.js';
 import { applyListFilter, applyListOrder, countListRows, type ListColumns } from './list-query-compiler.js';
 import type { VppdDatabase } from './open-database.js';
 import { dateFromColumn } from './vpp-token-columns.js';
@@ -176,10 +177,10 @@ export function createLicenseReadStore(options: { readonly db: VppdDatabase }): 
 
   type AppRow = Awaited<ReturnType<ReturnType<typeof appsQuery>['execute']>>[number];
 
-  // One primary-key range (run_key, adam_id, pricing_param, seq…) of the current snapshot's run.
+  // One key range (run_key, adam_id, pricing_param, first_seq…) of the current snapshot's chunks.
   const assignmentsOf = (tenantId: string, key: VppAppKey) =>
     db
-      .selectFrom('license_assignments as l')
+      .selectFrom('license_assignment_chunks as l')
       .where('l.run_key', '=', (eb) =>
         eb
           .selectFrom('license_snapshots as s')
@@ -243,22 +244,33 @@ export function createLicenseReadStore(options: { readonly db: VppdDatabase }): 
 
     async listAssignedLicenses(tenantId, key, page) {
       if (page.limit <= 0) return [];
-      const rows = await assignmentsOf(tenantId, key)
-        .select(['l.seq', 'l.serial_number', 'l.client_user_id'])
-        .where('l.seq', '>=', page.fromSeq)
-        .orderBy('l.seq')
-        .limit(page.limit)
-        .execute();
-      return rows.map((r) => ({
-        seq: Number(r.seq),
-        serialNumber: r.serial_number,
-        clientUserId: r.client_user_id,
-      }));
+      // The app's chunks in first_seq order hold its licenses in seq order: read chunks until the
+      // page is full (a chunk holds up to 128; partial ones are rare, hence the margin).
+      const out: AssignedLicenseRecord[] = [];
+      let afterFirstSeq = -1;
+      while (out.length < page.limit) {
+        const rows = await assignmentsOf(tenantId, key)
+          .select(['l.first_seq', 'l.seqs', 'l.holders'])
+          .where('l.last_seq', '>=', page.fromSeq)
+          .where('l.first_seq', '>', afterFirstSeq)
+          .orderBy('l.first_seq')
+          .limit(Math.ceil((page.limit - out.length) / 64) + 1)
+          .execute();
+        for (const row of rows) {
+          for (const license of decodeChunk(row)) {
+            if (license.seq >= page.fromSeq) out.push(license);
+          }
+        }
+        const last = rows[rows.length - 1];
+        if (last === undefined) break;
+        afterFirstSeq = Number(last.first_seq);
+      }
+      return out.slice(0, page.limit);
     },
 
     async countAssignedLicenses(tenantId, key) {
       const row = await assignmentsOf(tenantId, key)
-        .select((eb) => eb.fn.countAll<number | string | bigint>().as('n'))
+        .select((eb) => eb.fn.sum<number | string | bigint | null>('l.holder_count').as('n'))
         .executeTakeFirst();
       return Number(row?.n ?? 0);
     },
@@ -307,7 +319,7 @@ export function createLicenseReadStore(options: { readonly db: VppdDatabase }): 
       if (snapshot.run_key === null) return { runId: snapshot.run_id, serialNumbers, clientUserIds };
       // Licenses Apple says are not revocable (books) are not counted; unknown revocability counts.
       const rows = await db
-        .selectFrom('license_assignments as l')
+        .selectFrom('license_assignment_chunks as l')
         .leftJoin('license_assets as a', (join) =>
           join
             .on('a.run_id', '=', snapshot.run_id)
@@ -315,16 +327,18 @@ export function createLicenseReadStore(options: { readonly db: VppdDatabase }): 
             .onRef('a.pricing_param', '=', 'l.pricing_param'),
         )
         .where('l.run_key', '=', Number(snapshot.run_key))
-        .select(['l.serial_number', 'l.client_user_id'])
-        .select(
-          sql<number | string | bigint>`sum(case when a.revocable = 0 then 0 else 1 end)`.as('licenses'),
-        )
-        .groupBy(['l.serial_number', 'l.client_user_id'])
+        .select(['l.seqs', 'l.holders', 'a.revocable'])
         .execute();
+      // Every holder is listed, with the number of its licenses that count (0 when none does).
       for (const row of rows) {
-        const licenses = Number(row.licenses);
-        if (row.serial_number !== null) serialNumbers.set(row.serial_number, licenses);
-        else if (row.client_user_id !== null) clientUserIds.set(row.client_user_id, licenses);
+        const counts = row.revocable === 0 ? 0 : 1;
+        for (const license of decodeChunk(row)) {
+          if (license.serialNumber !== null) {
+            serialNumbers.set(license.serialNumber, (serialNumbers.get(license.serialNumber) ?? 0) + counts);
+          } else if (license.clientUserId !== null) {
+            clientUserIds.set(license.clientUserId, (clientUserIds.get(license.clientUserId) ?? 0) + counts);
+          }
+        }
       }
       return { runId: snapshot.run_id, serialNumbers, clientUserIds };
     },

@@ -1,9 +1,10 @@
 import { CompiledQuery, type Insertable, type Transaction } from 'kysely';
+import { type AssignmentChunk, AssignmentChunker, decodeChunk } from './assignment-chunks.js';
 import type {
   DatabaseSchema,
   LicenseAppMetadataRow,
   LicenseAssetRow,
-  LicenseAssignmentRow,
+  LicenseAssignmentChunkRow,
 } from './database-schema.js';
 import type { VppdDatabase } from './open-database.js';
 import { dateFromColumn, dateToColumn } from './vpp-token-columns.js';
@@ -73,26 +74,24 @@ export interface AssignmentQuery {
   readonly limit: number;
 }
 
-/** Buffers a run's assignments page by page and stages them in large sorted batches. */
+/** Groups a run's assignments page by page into chunks per asset and stages them in batches. */
 export interface AssignmentWriter {
-  /** Adds the next records in Apple's order; writes a batch once enough rows are buffered. */
+  /** Adds the next records in Apple's order; writes a batch once enough licenses are in full chunks. */
   write(assignments: readonly LicenseAssignmentInput[]): Promise<void>;
-  /** Writes what is still buffered. */
+  /** Writes what is still buffered (partial chunks included). */
   close(): Promise<void>;
 }
 
 export interface AssignmentWriterOptions {
   /** `seq` of the first record written (default 0). */
   readonly firstSeq?: number;
-  /** Rows buffered before a batch is written (default {@link defaultFlushRows}). */
+  /** Licenses in ready chunks before a batch is written (default {@link defaultFlushRows}). */
   readonly flushRows?: number;
 }
 
 /**
- * Rows per staged batch: one transaction writes them sorted by asset, so a B-tree page is written
- * (and copied to the WAL) about once per batch instead of once per Apple page. Larger batches write
- * less but block the event loop longer per batch (~1.3 µs per row, ~10 ms per batch) and keep more
- * records in memory.
+ * Licenses per staged batch (~64 chunks, one transaction): few commits per sync, each short
+ * (~3 ms), and few records held in memory.
  */
 export const defaultFlushRows = 8192;
 
@@ -119,7 +118,7 @@ export interface LicenseStore {
   ): Promise<void>;
   /** A buffered writer of a run's assignments (the sync's hot path). */
   assignmentWriter(runId: string, options?: AssignmentWriterOptions): AssignmentWriter;
-  /** Deletes every license row of a run (in bounded chunks, so writers are never blocked long). */
+  /** Deletes every license row of a run (in bounded ranges, so writers are never blocked long). */
   clearRun(runId: string): Promise<void>;
   /** Which of `adamIds` already have stored metadata. */
   knownMetadata(adamIds: readonly string[]): Promise<Set<string>>;
@@ -143,12 +142,21 @@ export interface LicenseStore {
 }
 
 // Bound-parameter budget per statement: SQLite allows 32,766 and PostgreSQL 65,535.
-const assignmentChunk = 1000;
+const chunkInsertRows = 200;
 const assetChunk = 500;
 const metadataChunk = 200;
-const deleteChunk = 20_000;
-// Column order of the assignment insert (the order of LicenseAssignmentRow's keys).
-const assignmentColumns = ['run_key', 'adam_id', 'pricing_param', 'seq', 'serial_number', 'client_user_id'];
+const deleteChunk = 2000;
+// Column order of the chunk insert (the order of LicenseAssignmentChunkRow's keys).
+const chunkColumns = [
+  'run_key',
+  'adam_id',
+  'pricing_param',
+  'first_seq',
+  'last_seq',
+  'holder_count',
+  'seqs',
+  'holders',
+];
 // Column order of the asset upsert (the order of the sample row in assetInsertSql).
 const assetColumns = [
   'run_id',
@@ -186,23 +194,26 @@ export function createLicenseStore(options: { readonly db: VppdDatabase }): Lice
   const { db } = options;
 
   const insertSql = new Map<number, string>();
-  const assignmentInsertSql = (rows: number): string => {
+  /** The chunk insert for `rows` rows, compiled by Kysely once per row count. */
+  const chunkInsertSql = (rows: number): string => {
     let text = insertSql.get(rows);
     if (text === undefined) {
-      const sample: LicenseAssignmentRow = {
+      const sample: LicenseAssignmentChunkRow = {
         run_key: 0,
         adam_id: '',
         pricing_param: '',
-        seq: 0,
-        serial_number: null,
-        client_user_id: null,
+        first_seq: 0,
+        last_seq: 0,
+        holder_count: 0,
+        seqs: '',
+        holders: '',
       };
       const compiled = db
-        .insertInto('license_assignments')
+        .insertInto('license_assignment_chunks')
         .values(Array.from({ length: rows }, () => sample))
         .compile();
-      if (compiled.parameters.length !== rows * assignmentColumns.length) {
-        throw new Error('license_assignments insert: unexpected parameter layout');
+      if (compiled.parameters.length !== rows * chunkColumns.length) {
+        throw new Error('license_assignment_chunks insert: unexpected parameter layout');
       }
       text = compiled.sql;
       insertSql.set(rows, text);
@@ -330,36 +341,27 @@ export function createLicenseStore(options: { readonly db: VppdDatabase }): Lice
     return row === undefined ? undefined : Number(row.run_key);
   };
 
-  /**
-   * Stages `rows` (Apple's order, numbered from `firstSeq`) in one transaction, in key order: rows
-   * of one asset land next to each other in the B-tree, so each page is written once per batch
-   * whatever order Apple lists them in (in random order unsorted batches were ~3x slower).
-   */
-  const stageAssignments = async (
-    runId: string,
-    firstSeq: number,
-    rows: readonly LicenseAssignmentInput[],
-  ): Promise<void> => {
-    if (rows.length === 0) return;
-    const order = keyOrder(rows);
+  /** Writes a run's chunks in one transaction (its run key is created on first use). */
+  const writeChunks = async (runId: string, chunks: readonly AssignmentChunk[]): Promise<void> => {
+    if (chunks.length === 0) return;
     await db.transaction().execute(async (trx) => {
       const runKey = await stagingKey(trx, runId);
-      for (let i = 0; i < rows.length; i += assignmentChunk) {
-        const end = Math.min(rows.length, i + assignmentChunk);
-        // Kysely compiles the statement text once per row count; only parameters are built per batch.
-        const parameters = new Array<unknown>((end - i) * assignmentColumns.length);
+      for (let i = 0; i < chunks.length; i += chunkInsertRows) {
+        const end = Math.min(chunks.length, i + chunkInsertRows);
+        const parameters = new Array<unknown>((end - i) * chunkColumns.length);
         let k = 0;
         for (let j = i; j < end; j++) {
-          const at = order === undefined ? j : (order[j] as number);
-          const a = rows[at] as LicenseAssignmentInput;
+          const c = chunks[j] as AssignmentChunk;
           parameters[k++] = runKey;
-          parameters[k++] = a.adamId;
-          parameters[k++] = a.pricingParam;
-          parameters[k++] = firstSeq + at;
-          parameters[k++] = a.serialNumber ?? null;
-          parameters[k++] = a.clientUserId ?? null;
+          parameters[k++] = c.adamId;
+          parameters[k++] = c.pricingParam;
+          parameters[k++] = c.firstSeq;
+          parameters[k++] = c.lastSeq;
+          parameters[k++] = c.holderCount;
+          parameters[k++] = c.seqs;
+          parameters[k++] = c.holders;
         }
-        await trx.executeQuery(CompiledQuery.raw(assignmentInsertSql(end - i), parameters));
+        await trx.executeQuery(CompiledQuery.raw(chunkInsertSql(end - i), parameters));
       }
     });
   };
@@ -404,32 +406,30 @@ export function createLicenseStore(options: { readonly db: VppdDatabase }): Lice
       });
     },
 
-    insertAssignments(runId, firstSeq, assignments) {
-      return stageAssignments(runId, firstSeq, assignments);
+    async insertAssignments(runId, firstSeq, assignments) {
+      const chunker = new AssignmentChunker({ maxOpen: Number.MAX_SAFE_INTEGER });
+      for (let i = 0; i < assignments.length; i++) {
+        chunker.add(assignments[i] as LicenseAssignmentInput, firstSeq + i);
+      }
+      chunker.closeAll();
+      await writeChunks(runId, chunker.takeReady());
     },
 
     assignmentWriter(runId, writerOptions = {}) {
       const flushRows = Math.max(1, writerOptions.flushRows ?? defaultFlushRows);
       let nextSeq = writerOptions.firstSeq ?? 0;
-      // Pages as they came (no per-record copy until a batch is cut).
-      let pages: (readonly LicenseAssignmentInput[])[] = [];
-      let buffered = 0;
-      const flush = async (): Promise<void> => {
-        const rows =
-          pages.length === 1 ? (pages[0] as readonly LicenseAssignmentInput[]) : concat(pages, buffered);
-        pages = [];
-        buffered = 0;
-        const firstSeq = nextSeq;
-        nextSeq += rows.length;
-        await stageAssignments(runId, firstSeq, rows);
-      };
+      const chunker = new AssignmentChunker();
       return {
         async write(assignments) {
-          if (assignments.length > 0) pages.push(assignments);
-          buffered += assignments.length;
-          if (buffered >= flushRows) await flush();
+          for (let i = 0; i < assignments.length; i++) {
+            chunker.add(assignments[i] as LicenseAssignmentInput, nextSeq++);
+          }
+          if (chunker.readyCount >= flushRows) await writeChunks(runId, chunker.takeReady());
         },
-        close: flush,
+        async close() {
+          chunker.closeAll();
+          await writeChunks(runId, chunker.takeReady());
+        },
       };
     },
 
@@ -437,32 +437,32 @@ export function createLicenseStore(options: { readonly db: VppdDatabase }): Lice
       await db.deleteFrom('license_assets').where('run_id', '=', runId).execute();
       const runKey = await runKeyOf(runId);
       if (runKey === undefined) return;
-      // Range deletes of at most deleteChunk rows, each its own short write transaction.
+      // Range deletes of at most deleteChunk chunks (~250k licenses), each its own short transaction.
       for (;;) {
         const bound = await db
-          .selectFrom('license_assignments')
-          .select(['adam_id', 'pricing_param', 'seq'])
+          .selectFrom('license_assignment_chunks')
+          .select(['adam_id', 'pricing_param', 'first_seq'])
           .where('run_key', '=', runKey)
           .orderBy('adam_id')
           .orderBy('pricing_param')
-          .orderBy('seq')
+          .orderBy('first_seq')
           .limit(1)
           .offset(deleteChunk)
           .executeTakeFirst();
         if (bound === undefined) break;
         await db
-          .deleteFrom('license_assignments')
+          .deleteFrom('license_assignment_chunks')
           .where('run_key', '=', runKey)
           .where((eb) =>
             eb(
-              eb.refTuple('adam_id', 'pricing_param', 'seq'),
+              eb.refTuple('adam_id', 'pricing_param', 'first_seq'),
               '<',
-              eb.tuple(bound.adam_id, bound.pricing_param, bound.seq),
+              eb.tuple(bound.adam_id, bound.pricing_param, bound.first_seq),
             ),
           )
           .execute();
       }
-      await db.deleteFrom('license_assignments').where('run_key', '=', runKey).execute();
+      await db.deleteFrom('license_assignment_chunks').where('run_key', '=', runKey).execute();
       await db.deleteFrom('license_runs').where('run_key', '=', runKey).execute();
     },
 
@@ -573,23 +573,54 @@ export function createLicenseStore(options: { readonly db: VppdDatabase }): Lice
     },
 
     async listAssignments(tenantId, tokenId, query) {
+      if (query.limit <= 0) return [];
       const runKey = await snapshotRunKey(tenantId, tokenId);
       if (runKey === undefined) return [];
+      const afterSeq = query.afterSeq ?? -1;
       let select = db
-        .selectFrom('license_assignments')
-        .selectAll()
+        .selectFrom('license_assignment_chunks')
+        .select(['adam_id', 'pricing_param', 'first_seq', 'seqs', 'holders'])
         .where('run_key', '=', runKey)
-        .where('seq', '>', query.afterSeq ?? -1);
+        .where('last_seq', '>', afterSeq);
       if (query.adamId !== undefined) select = select.where('adam_id', '=', query.adamId);
       if (query.pricingParam !== undefined) select = select.where('pricing_param', '=', query.pricingParam);
-      const rows = await select.orderBy('seq').limit(query.limit).execute();
-      return rows.map((r) => ({
-        seq: Number(r.seq),
-        adamId: r.adam_id,
-        pricingParam: r.pricing_param,
-        ...(r.serial_number === null ? {} : { serialNumber: r.serial_number }),
-        ...(r.client_user_id === null ? {} : { clientUserId: r.client_user_id }),
-      }));
+      const out: LicenseAssignment[] = [];
+      const collect = (
+        rows: readonly Pick<LicenseAssignmentChunkRow, 'adam_id' | 'pricing_param' | 'seqs' | 'holders'>[],
+      ) => {
+        for (const row of rows) {
+          for (const a of decodeChunk(row)) {
+            if (a.seq <= afterSeq) continue;
+            out.push({
+              seq: a.seq,
+              adamId: row.adam_id,
+              pricingParam: row.pricing_param,
+              ...(a.serialNumber === null ? {} : { serialNumber: a.serialNumber }),
+              ...(a.clientUserId === null ? {} : { clientUserId: a.clientUserId }),
+            });
+          }
+        }
+      };
+      if (query.adamId !== undefined && query.pricingParam !== undefined) {
+        // One asset: its chunks in first_seq order are its licenses in seq order; read only enough.
+        let fromFirstSeq = -1;
+        while (out.length < query.limit) {
+          const rows = await select
+            .where('first_seq', '>', fromFirstSeq)
+            .orderBy('first_seq')
+            .limit(Math.ceil((query.limit - out.length) / 64) + 1)
+            .execute();
+          collect(rows);
+          const last = rows[rows.length - 1];
+          if (last === undefined) break;
+          fromFirstSeq = last.first_seq;
+        }
+        return out.slice(0, query.limit);
+      }
+      // Several assets interleave in Apple's order: decode every matching chunk and sort.
+      collect(await select.execute());
+      out.sort((a, b) => a.seq - b.seq);
+      return out.slice(0, query.limit);
     },
 
     async countRunRows(runId) {
@@ -599,9 +630,9 @@ export function createLicenseStore(options: { readonly db: VppdDatabase }): Lice
         .where('run_id', '=', runId)
         .executeTakeFirstOrThrow();
       const assignments = await db
-        .selectFrom('license_assignments as l')
+        .selectFrom('license_assignment_chunks as l')
         .innerJoin('license_runs as r', 'r.run_key', 'l.run_key')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .select((eb) => eb.fn.coalesce(eb.fn.sum<number | string>('l.holder_count'), eb.lit(0)).as('n'))
         .where('r.run_id', '=', runId)
         .executeTakeFirstOrThrow();
       return { assets: Number(assets.n), assignments: Number(assignments.n) };
@@ -609,52 +640,7 @@ export function createLicenseStore(options: { readonly db: VppdDatabase }): Lice
   };
 }
 
-/** `pages` as one array of `length` rows (a plain copy loop: `Array.prototype.flat` took ~1 ms per 8k rows). */
-function concat<T>(pages: readonly (readonly T[])[], length: number): T[] {
-  const rows = new Array<T>(length);
-  let k = 0;
-  for (const page of pages) {
-    for (let i = 0; i < page.length; i++) rows[k++] = page[i] as T;
-  }
-  return rows;
-}
-
 function parseStrings(text: string): string[] {
   const parsed: unknown = JSON.parse(text);
   return Array.isArray(parsed) ? parsed.filter((v): v is string => typeof v === 'string') : [];
-}
-
-/**
- * The positions of `rows` in primary-key order (adamId, pricingParam, then Apple's order), or
- * undefined when they already are in that order. Works on runs of equal keys: Apple often lists an
- * asset's licenses together, so a batch is a few dozen runs to order instead of thousands of rows.
- */
-function keyOrder(rows: readonly LicenseAssignmentInput[]): Uint32Array | undefined {
-  const starts: number[] = [0];
-  let sorted = true;
-  for (let i = 1; i < rows.length; i++) {
-    const a = rows[i - 1] as LicenseAssignmentInput;
-    const b = rows[i] as LicenseAssignmentInput;
-    if (a.adamId === b.adamId && a.pricingParam === b.pricingParam) continue;
-    starts.push(i);
-    if (a.adamId > b.adamId || (a.adamId === b.adamId && a.pricingParam > b.pricingParam)) sorted = false;
-  }
-  if (sorted) return undefined;
-  // Runs of one key keep Apple's order, and equal keys keep their runs' order: `seq` (the key's last
-  // column) ascends within each key.
-  const runs = starts.map((_, r) => r);
-  runs.sort((x, y) => {
-    const a = rows[starts[x] as number] as LicenseAssignmentInput;
-    const b = rows[starts[y] as number] as LicenseAssignmentInput;
-    if (a.adamId !== b.adamId) return a.adamId < b.adamId ? -1 : 1;
-    if (a.pricingParam !== b.pricingParam) return a.pricingParam < b.pricingParam ? -1 : 1;
-    return x - y;
-  });
-  const order = new Uint32Array(rows.length);
-  let k = 0;
-  for (const r of runs) {
-    const end = r + 1 < starts.length ? (starts[r + 1] as number) : rows.length;
-    for (let i = starts[r] as number; i < end; i++) order[k++] = i;
-  }
-  return order;
 }

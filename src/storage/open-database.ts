@@ -22,15 +22,19 @@ export function createDialect(config: DatabaseConfig): Dialect {
   }
 }
 
-/** Applies every pending migration; a failed migration stops start-up with its name. */
-export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {
-  const migrator = new Migrator({
+/** The migrator of vppd's schema (its migrations, its bookkeeping tables). */
+export function createMigrator(db: Kysely<unknown>): Migrator {
+  return new Migrator({
     db,
     provider: { getMigrations: async () => storageMigrations },
     migrationTableName: 'vppd_migrations',
     migrationLockTableName: 'vppd_migrations_lock',
   });
-  const { error, results = [] } = await migrator.migrateToLatest();
+}
+
+/** Applies every pending migration; a failed migration stops start-up with its name. */
+export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {
+  const { error, results = [] } = await createMigrator(db).migrateToLatest();
   const failed = results.find((r) => r.status === 'Error');
   if (error !== undefined) {
     throw errors.internal(

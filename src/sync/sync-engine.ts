@@ -172,7 +172,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
     const metadata = fetchNewMetadata([...adamIds], sToken, metadataLookup, lookup.signal, claim)
       .catch(() => undefined)
       .finally(() => signal.removeEventListener('abort', stopLookup));
-    // Pages are buffered and staged in large sorted batches (see LicenseStore.assignmentWriter).
+    // Licenses are grouped into chunks per asset and staged in batches (see LicenseStore.assignmentWriter).
     const staging = licenses.assignmentWriter(claim.runId);
     let lastNote = clock().getTime();
     try {

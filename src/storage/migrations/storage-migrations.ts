@@ -4,6 +4,7 @@ import { syncAndLicenses } from './0002-sync-and-licenses.js';
 import { vppTokenListIndexes } from './0003-vpp-token-list-indexes.js';
 import { syncProgress } from './0004-sync-progress.js';
 import { alerts } from './0005-alerts.js';
+import { licenseAssignmentChunks } from './0006-license-assignment-chunks.js';
 
 /**
  * Every migration vppd knows, forward-only, applied in name order at start-up. Subsystems add their
@@ -15,4 +16,5 @@ export const storageMigrations: Readonly<Record<string, Migration>> = {
   '0003_vpp_token_list_indexes': vppTokenListIndexes,
   '0004_sync_progress': syncProgress,
   '0005_alerts': alerts,
+  '0006_license_assignment_chunks': licenseAssignmentChunks,
 };

@@ -1,0 +1,209 @@
+// How a run's assignments are stored: not one row per license (200,000 rows for a large location,
+// ~1 µs of SQLite work each, more than fetching and parsing them from Apple took), but in chunks of
+// up to `assignmentChunkSize` licenses of one asset, in Apple's order. A chunk is one row of
+// `license_assignment_chunks`:
+//
+//   run_key, adam_id, pricing_param  the asset (and the run that fetched it)
+//   first_seq, last_seq             Apple-order positions of its first and last license
+//   holder_count                    licenses in the chunk
+//   seqs                            JSON array of [start, length, kind] triples flattened, ascending:
+//                                   the positions (a run of consecutive positions held by one kind of
+//                                   holder is one triple); kind 0 is a device, 1 a user
+//   holders                         JSON array of strings, one per license in `seqs` order: the serial
+//                                   number (a device) or the clientUserId (a user)
+//
+// Chunks of one asset never overlap in seq and each is in seq order, so an app's licenses in Apple's
+// order are its chunks by `first_seq`, and keyset paging by seq reads only the chunks it needs.
+import type { LicenseAssignmentInput } from './license-store.js';
+
+/**
+ * Licenses per chunk: with serial numbers ~2 KB of text, which a SQLite rowid table keeps in its
+ * B-tree leaf (no overflow pages); 64 wrote more rows, 256 more overflow pages, both slower.
+ */
+export const assignmentChunkSize = 128;
+
+/** A chunk ready to be written (the columns after `run_key`). */
+export interface AssignmentChunk {
+  readonly adamId: string;
+  readonly pricingParam: string;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly holderCount: number;
+  readonly seqs: string;
+  readonly holders: string;
+}
+
+/** One license decoded from a chunk. */
+export interface DecodedAssignment {
+  readonly seq: number;
+  readonly serialNumber: string | null;
+  readonly clientUserId: string | null;
+}
+
+/** A chunk whose text is not what {@link AssignmentChunker} writes. */
+export class CorruptChunkError extends Error {
+  override readonly name = 'CorruptChunkError';
+}
+
+interface OpenChunk {
+  readonly adamId: string;
+  readonly pricingParam: string;
+  readonly seqs: number[];
+  /** 0 device, 1 user, per license. */
+  readonly kinds: number[];
+  readonly holders: string[];
+}
+
+const device = 0;
+const user = 1;
+
+/**
+ * Groups a run's assignments, added in Apple's order with increasing `seq`, into chunks per asset.
+ * A chunk is ready when full; open (partial) chunks are closed all at once when they hold more than
+ * `maxOpen` licenses together (memory stays bounded whatever the order of Apple's listing) and at the
+ * end. Apple usually lists an asset's licenses together, so most chunks are full.
+ */
+export class AssignmentChunker {
+  readonly #chunkSize: number;
+  readonly #maxOpen: number;
+  readonly #open = new Map<string, OpenChunk>();
+  #last: OpenChunk | undefined;
+  #openCount = 0;
+  #ready: AssignmentChunk[] = [];
+  #readyCount = 0;
+
+  constructor(options: { readonly chunkSize?: number; readonly maxOpen?: number } = {}) {
+    this.#chunkSize = Math.max(1, Math.floor(options.chunkSize ?? assignmentChunkSize));
+    this.#maxOpen = Math.max(this.#chunkSize, Math.floor(options.maxOpen ?? 16_384));
+  }
+
+  /** Licenses in chunks ready to be written. */
+  get readyCount(): number {
+    return this.#readyCount;
+  }
+
+  /** Adds the license at `seq` (greater than every seq added before). */
+  add(assignment: LicenseAssignmentInput, seq: number): void {
+    const { adamId, pricingParam } = assignment;
+    let chunk = this.#last;
+    // Consecutive licenses of one asset (the usual case) skip the map.
+    if (chunk === undefined || chunk.adamId !== adamId || chunk.pricingParam !== pricingParam) {
+      const key = `${adamId}\u0000${pricingParam}`;
+      chunk = this.#open.get(key);
+      if (chunk === undefined) {
+        chunk = { adamId, pricingParam, seqs: [], kinds: [], holders: [] };
+        this.#open.set(key, chunk);
+      }
+      this.#last = chunk;
+    }
+    chunk.seqs.push(seq);
+    if (assignment.serialNumber !== undefined) {
+      chunk.kinds.push(device);
+      chunk.holders.push(assignment.serialNumber);
+    } else {
+      chunk.kinds.push(user);
+      chunk.holders.push(assignment.clientUserId ?? '');
+    }
+    this.#openCount++;
+    if (chunk.seqs.length >= this.#chunkSize) {
+      this.#open.delete(`${adamId}\u0000${pricingParam}`);
+      this.#last = undefined;
+      this.#close(chunk);
+    } else if (this.#openCount > this.#maxOpen) {
+      this.closeAll();
+    }
+  }
+
+  /** Closes every open chunk (the end of the run, or too many licenses held open). */
+  closeAll(): void {
+    for (const chunk of this.#open.values()) this.#close(chunk);
+    this.#open.clear();
+    this.#last = undefined;
+  }
+
+  /** The chunks ready to be written, handed over once. */
+  takeReady(): AssignmentChunk[] {
+    const ready = this.#ready;
+    this.#ready = [];
+    this.#readyCount = 0;
+    return ready;
+  }
+
+  #close(chunk: OpenChunk): void {
+    const { seqs } = chunk;
+    this.#openCount -= seqs.length;
+    this.#readyCount += seqs.length;
+    this.#ready.push({
+      adamId: chunk.adamId,
+      pricingParam: chunk.pricingParam,
+      firstSeq: seqs[0] as number,
+      lastSeq: seqs[seqs.length - 1] as number,
+      holderCount: seqs.length,
+      seqs: JSON.stringify(seqRuns(seqs, chunk.kinds)),
+      holders: JSON.stringify(chunk.holders),
+    });
+  }
+}
+
+/** Ascending positions and their holders' kinds as flattened [start, length, kind] triples. */
+function seqRuns(seqs: readonly number[], kinds: readonly number[]): number[] {
+  const runs: number[] = [];
+  let start = seqs[0] as number;
+  let kind = kinds[0] as number;
+  let length = 1;
+  for (let i = 1; i < seqs.length; i++) {
+    const seq = seqs[i] as number;
+    if (seq === start + length && kinds[i] === kind) {
+      length++;
+    } else {
+      runs.push(start, length, kind);
+      start = seq;
+      kind = kinds[i] as number;
+      length = 1;
+    }
+  }
+  runs.push(start, length, kind);
+  return runs;
+}
+
+/** The licenses of a chunk, in seq order. Throws {@link CorruptChunkError} on text it did not write. */
+export function decodeChunk(chunk: { readonly seqs: string; readonly holders: string }): DecodedAssignment[] {
+  let runs: unknown;
+  let holders: unknown;
+  try {
+    runs = JSON.parse(chunk.seqs);
+    holders = JSON.parse(chunk.holders);
+  } catch {
+    throw new CorruptChunkError('an assignment chunk is not JSON');
+  }
+  if (!Array.isArray(runs) || runs.length % 3 !== 0 || !Array.isArray(holders)) {
+    throw new CorruptChunkError('an assignment chunk has the wrong shape');
+  }
+  const out: DecodedAssignment[] = [];
+  let h = 0;
+  for (let r = 0; r < runs.length; r += 3) {
+    const start = runs[r];
+    const length = runs[r + 1];
+    const kind = runs[r + 2];
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(length) || (length as number) < 1) {
+      throw new CorruptChunkError('an assignment chunk has a bad seq run');
+    }
+    if (kind !== device && kind !== user) {
+      throw new CorruptChunkError('an assignment chunk has a holder of unknown kind');
+    }
+    for (let i = 0; i < (length as number); i++) {
+      const holder = holders[h++];
+      if (typeof holder !== 'string') {
+        throw new CorruptChunkError('an assignment chunk has fewer holders than seqs');
+      }
+      const seq = (start as number) + i;
+      out.push(
+        kind === device
+          ? { seq, serialNumber: holder, clientUserId: null }
+          : { seq, serialNumber: null, clientUserId: holder },
+      );
+    }
+  }
+  if (h !== holders.length) throw new CorruptChunkError('an assignment chunk has more holders than seqs');
+  return out;
+}
