@@ -207,3 +207,38 @@ export function decodeChunk(chunk: { readonly seqs: string; readonly holders: st
   if (h !== holders.length) throw new CorruptChunkError('an assignment chunk has more holders than seqs');
   return out;
 }
+
+/** What {@link readAppLicenses} needs of a chunk row. */
+export interface StoredChunk {
+  readonly first_seq: number | string;
+  readonly seqs: string;
+  readonly holders: string;
+}
+
+/**
+ * One app's licenses from position `fromSeq` on, in seq order, at most `limit`: the app's chunks in
+ * `first_seq` order hold them in that order, so only enough chunks are read. `next` returns up to
+ * `count` of the app's chunks with `first_seq > afterFirstSeq` and `last_seq >= fromSeq`, ordered by
+ * `first_seq`.
+ */
+export async function readAppLicenses(
+  next: (afterFirstSeq: number, count: number) => Promise<readonly StoredChunk[]>,
+  fromSeq: number,
+  limit: number,
+): Promise<DecodedAssignment[]> {
+  const out: DecodedAssignment[] = [];
+  let afterFirstSeq = -1;
+  while (out.length < limit) {
+    // A chunk holds up to 128 licenses; partial ones are rare, hence the margin.
+    const rows = await next(afterFirstSeq, Math.ceil((limit - out.length) / 64) + 1);
+    for (const row of rows) {
+      for (const license of decodeChunk(row)) {
+        if (license.seq >= fromSeq) out.push(license);
+      }
+    }
+    const last = rows[rows.length - 1];
+    if (last === undefined) break;
+    afterFirstSeq = Number(last.first_seq);
+  }
+  return out.slice(0, limit);
+}

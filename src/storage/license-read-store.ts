@@ -6,7 +6,7 @@ import {
   vppTokenAccountType,
 } from '../domain/enums.js';
 import type { ListQuery } from '../domain/list-query.js';
-import { decodeChunk } from './assignment-chunks.js';
+import { decodeChunk, readAppLicenses } from './assignment-chunks.js';
 import { applyListFilter, applyListOrder, countListRows, type ListColumns } from './list-query-compiler.js';
 import type { VppdDatabase } from './open-database.js';
 import { dateFromColumn } from './vpp-token-columns.js';
@@ -244,28 +244,18 @@ export function createLicenseReadStore(options: { readonly db: VppdDatabase }): 
 
     async listAssignedLicenses(tenantId, key, page) {
       if (page.limit <= 0) return [];
-      // The app's chunks in first_seq order hold its licenses in seq order: read chunks until the
-      // page is full (a chunk holds up to 128; partial ones are rare, hence the margin).
-      const out: AssignedLicenseRecord[] = [];
-      let afterFirstSeq = -1;
-      while (out.length < page.limit) {
-        const rows = await assignmentsOf(tenantId, key)
-          .select(['l.first_seq', 'l.seqs', 'l.holders'])
-          .where('l.last_seq', '>=', page.fromSeq)
-          .where('l.first_seq', '>', afterFirstSeq)
-          .orderBy('l.first_seq')
-          .limit(Math.ceil((page.limit - out.length) / 64) + 1)
-          .execute();
-        for (const row of rows) {
-          for (const license of decodeChunk(row)) {
-            if (license.seq >= page.fromSeq) out.push(license);
-          }
-        }
-        const last = rows[rows.length - 1];
-        if (last === undefined) break;
-        afterFirstSeq = Number(last.first_seq);
-      }
-      return out.slice(0, page.limit);
+      return readAppLicenses(
+        (afterFirstSeq, count) =>
+          assignmentsOf(tenantId, key)
+            .select(['l.first_seq', 'l.seqs', 'l.holders'])
+            .where('l.last_seq', '>=', page.fromSeq)
+            .where('l.first_seq', '>', afterFirstSeq)
+            .orderBy('l.first_seq')
+            .limit(count)
+            .execute(),
+        page.fromSeq,
+        page.limit,
+      );
     },
 
     async countAssignedLicenses(tenantId, key) {

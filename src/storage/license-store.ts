@@ -1,5 +1,11 @@
 import { CompiledQuery, type Insertable, type Transaction } from 'kysely';
-import { type AssignmentChunk, AssignmentChunker, decodeChunk } from './assignment-chunks.js';
+import {
+  type AssignmentChunk,
+  AssignmentChunker,
+  type DecodedAssignment,
+  decodeChunk,
+  readAppLicenses,
+} from './assignment-chunks.js';
 import type {
   DatabaseSchema,
   LicenseAppMetadataRow,
@@ -584,42 +590,24 @@ export function createLicenseStore(options: { readonly db: VppdDatabase }): Lice
         .where('last_seq', '>', afterSeq);
       if (query.adamId !== undefined) select = select.where('adam_id', '=', query.adamId);
       if (query.pricingParam !== undefined) select = select.where('pricing_param', '=', query.pricingParam);
-      const out: LicenseAssignment[] = [];
-      const collect = (
-        rows: readonly Pick<LicenseAssignmentChunkRow, 'adam_id' | 'pricing_param' | 'seqs' | 'holders'>[],
-      ) => {
-        for (const row of rows) {
-          for (const a of decodeChunk(row)) {
-            if (a.seq <= afterSeq) continue;
-            out.push({
-              seq: a.seq,
-              adamId: row.adam_id,
-              pricingParam: row.pricing_param,
-              ...(a.serialNumber === null ? {} : { serialNumber: a.serialNumber }),
-              ...(a.clientUserId === null ? {} : { clientUserId: a.clientUserId }),
-            });
-          }
-        }
-      };
-      if (query.adamId !== undefined && query.pricingParam !== undefined) {
-        // One asset: its chunks in first_seq order are its licenses in seq order; read only enough.
-        let fromFirstSeq = -1;
-        while (out.length < query.limit) {
-          const rows = await select
-            .where('first_seq', '>', fromFirstSeq)
-            .orderBy('first_seq')
-            .limit(Math.ceil((query.limit - out.length) / 64) + 1)
-            .execute();
-          collect(rows);
-          const last = rows[rows.length - 1];
-          if (last === undefined) break;
-          fromFirstSeq = last.first_seq;
-        }
-        return out.slice(0, query.limit);
+      const { adamId, pricingParam } = query;
+      if (adamId !== undefined && pricingParam !== undefined) {
+        const licenses = await readAppLicenses(
+          (afterFirstSeq, count) =>
+            select.where('first_seq', '>', afterFirstSeq).orderBy('first_seq').limit(count).execute(),
+          afterSeq + 1,
+          query.limit,
+        );
+        return licenses.map((a) => assignmentOf(adamId, pricingParam, a));
       }
       // Several assets interleave in Apple's order: decode every matching chunk and sort.
-      collect(await select.execute());
-      out.sort((a, b) => a.seq - b.seq);
+      const out: LicenseAssignment[] = [];
+      for (const row of await select.execute()) {
+        for (const a of decodeChunk(row)) {
+          if (a.seq > afterSeq) out.push(assignmentOf(row.adam_id, row.pricing_param, a));
+        }
+      }
+      out.sort((x, y) => x.seq - y.seq);
       return out.slice(0, query.limit);
     },
 
@@ -643,4 +631,14 @@ export function createLicenseStore(options: { readonly db: VppdDatabase }): Lice
 function parseStrings(text: string): string[] {
   const parsed: unknown = JSON.parse(text);
   return Array.isArray(parsed) ? parsed.filter((v): v is string => typeof v === 'string') : [];
+}
+
+function assignmentOf(adamId: string, pricingParam: string, license: DecodedAssignment): LicenseAssignment {
+  return {
+    seq: license.seq,
+    adamId,
+    pricingParam,
+    ...(license.serialNumber === null ? {} : { serialNumber: license.serialNumber }),
+    ...(license.clientUserId === null ? {} : { clientUserId: license.clientUserId }),
+  };
 }
