@@ -195,120 +195,114 @@ const metadataColumns = [
 
 type Trx = Transaction<DatabaseSchema>;
 
+/**
+ * A multi-row statement's SQL text per row count, compiled by Kysely once per count: batches only
+ * build their parameters, which must be `columns` per row in that order (checked once per count).
+ */
+function compiledPerRowCount(
+  label: string,
+  columns: readonly string[],
+  compile: (rows: number) => CompiledQuery,
+): (rows: number) => string {
+  const texts = new Map<number, string>();
+  return (rows) => {
+    let text = texts.get(rows);
+    if (text === undefined) {
+      const compiled = compile(rows);
+      if (compiled.parameters.length !== rows * columns.length) {
+        throw new Error(`${label}: unexpected parameter layout`);
+      }
+      text = compiled.sql;
+      texts.set(rows, text);
+    }
+    return text;
+  };
+}
+
 /** Builds the Kysely-backed license store. */
 export function createLicenseStore(options: { readonly db: VppdDatabase }): LicenseStore {
   const { db } = options;
 
-  const insertSql = new Map<number, string>();
-  /** The chunk insert for `rows` rows, compiled by Kysely once per row count. */
-  const chunkInsertSql = (rows: number): string => {
-    let text = insertSql.get(rows);
-    if (text === undefined) {
-      const sample: LicenseAssignmentChunkRow = {
-        run_key: 0,
-        adam_id: '',
-        pricing_param: '',
-        first_seq: 0,
-        last_seq: 0,
-        holder_count: 0,
-        seqs: '',
-        holders: '',
-      };
-      const compiled = db
-        .insertInto('license_assignment_chunks')
-        .values(Array.from({ length: rows }, () => sample))
-        .compile();
-      if (compiled.parameters.length !== rows * chunkColumns.length) {
-        throw new Error('license_assignment_chunks insert: unexpected parameter layout');
-      }
-      text = compiled.sql;
-      insertSql.set(rows, text);
-    }
-    return text;
-  };
+  /** The chunk insert for `rows` rows. */
+  const chunkInsertSql = compiledPerRowCount('license_assignment_chunks insert', chunkColumns, (rows) => {
+    const sample: LicenseAssignmentChunkRow = {
+      run_key: 0,
+      adam_id: '',
+      pricing_param: '',
+      first_seq: 0,
+      last_seq: 0,
+      holder_count: 0,
+      seqs: '',
+      holders: '',
+    };
+    return db
+      .insertInto('license_assignment_chunks')
+      .values(Array.from({ length: rows }, () => sample))
+      .compile();
+  });
 
-  const assetSql = new Map<number, string>();
-  /** The asset upsert for `rows` rows, compiled by Kysely once per row count (~5 ms per 500 rows). */
-  const assetInsertSql = (rows: number): string => {
-    let text = assetSql.get(rows);
-    if (text === undefined) {
-      const sample: Insertable<LicenseAssetRow> = {
-        run_id: '',
-        tenant_id: '',
-        token_id: '',
-        adam_id: '',
-        pricing_param: '',
-        product_type: null,
-        total_count: 0,
-        assigned_count: 0,
-        available_count: 0,
-        retired_count: 0,
-        device_assignable: null,
-        revocable: null,
-        supported_platforms: '',
-      };
-      // Apple lists an (adamId, pricingParam) once; a repeat in a page keeps the last answer.
-      const compiled = db
-        .insertInto('license_assets')
-        .values(Array.from({ length: rows }, () => sample))
-        .onConflict((oc) =>
-          oc.columns(['run_id', 'adam_id', 'pricing_param']).doUpdateSet((eb) => ({
-            total_count: eb.ref('excluded.total_count'),
-            assigned_count: eb.ref('excluded.assigned_count'),
-            available_count: eb.ref('excluded.available_count'),
-            retired_count: eb.ref('excluded.retired_count'),
-          })),
-        )
-        .compile();
-      if (compiled.parameters.length !== rows * assetColumns.length) {
-        throw new Error('license_assets insert: unexpected parameter layout');
-      }
-      text = compiled.sql;
-      assetSql.set(rows, text);
-    }
-    return text;
-  };
+  /** The asset upsert for `rows` rows (compiling one took ~5 ms per 500 rows). */
+  const assetInsertSql = compiledPerRowCount('license_assets insert', assetColumns, (rows) => {
+    const sample: Insertable<LicenseAssetRow> = {
+      run_id: '',
+      tenant_id: '',
+      token_id: '',
+      adam_id: '',
+      pricing_param: '',
+      product_type: null,
+      total_count: 0,
+      assigned_count: 0,
+      available_count: 0,
+      retired_count: 0,
+      device_assignable: null,
+      revocable: null,
+      supported_platforms: '',
+    };
+    // Apple lists an (adamId, pricingParam) once; a repeat in a page keeps the last answer.
+    return db
+      .insertInto('license_assets')
+      .values(Array.from({ length: rows }, () => sample))
+      .onConflict((oc) =>
+        oc.columns(['run_id', 'adam_id', 'pricing_param']).doUpdateSet((eb) => ({
+          total_count: eb.ref('excluded.total_count'),
+          assigned_count: eb.ref('excluded.assigned_count'),
+          available_count: eb.ref('excluded.available_count'),
+          retired_count: eb.ref('excluded.retired_count'),
+        })),
+      )
+      .compile();
+  });
 
-  const metadataSql = new Map<number, string>();
-  /** The metadata upsert for `rows` rows, compiled by Kysely once per row count. */
-  const metadataUpsertSql = (rows: number): string => {
-    let text = metadataSql.get(rows);
-    if (text === undefined) {
-      const sample: LicenseAppMetadataRow = {
-        adam_id: '',
-        name: null,
-        bundle_id: null,
-        kind: null,
-        artwork_url: null,
-        device_families: '',
-        platform: '',
-        country: '',
-        fetched_at: '',
-      };
-      const compiled = db
-        .insertInto('license_app_metadata')
-        .values(Array.from({ length: rows }, () => sample))
-        .onConflict((oc) =>
-          oc.column('adam_id').doUpdateSet((eb) => ({
-            name: eb.ref('excluded.name'),
-            bundle_id: eb.ref('excluded.bundle_id'),
-            kind: eb.ref('excluded.kind'),
-            artwork_url: eb.ref('excluded.artwork_url'),
-            device_families: eb.ref('excluded.device_families'),
-            platform: eb.ref('excluded.platform'),
-            country: eb.ref('excluded.country'),
-            fetched_at: eb.ref('excluded.fetched_at'),
-          })),
-        )
-        .compile();
-      if (compiled.parameters.length !== rows * metadataColumns.length) {
-        throw new Error('license_app_metadata upsert: unexpected parameter layout');
-      }
-      text = compiled.sql;
-      metadataSql.set(rows, text);
-    }
-    return text;
-  };
+  /** The metadata upsert for `rows` rows. */
+  const metadataUpsertSql = compiledPerRowCount('license_app_metadata upsert', metadataColumns, (rows) => {
+    const sample: LicenseAppMetadataRow = {
+      adam_id: '',
+      name: null,
+      bundle_id: null,
+      kind: null,
+      artwork_url: null,
+      device_families: '',
+      platform: '',
+      country: '',
+      fetched_at: '',
+    };
+    return db
+      .insertInto('license_app_metadata')
+      .values(Array.from({ length: rows }, () => sample))
+      .onConflict((oc) =>
+        oc.column('adam_id').doUpdateSet((eb) => ({
+          name: eb.ref('excluded.name'),
+          bundle_id: eb.ref('excluded.bundle_id'),
+          kind: eb.ref('excluded.kind'),
+          artwork_url: eb.ref('excluded.artwork_url'),
+          device_families: eb.ref('excluded.device_families'),
+          platform: eb.ref('excluded.platform'),
+          country: eb.ref('excluded.country'),
+          fetched_at: eb.ref('excluded.fetched_at'),
+        })),
+      )
+      .compile();
+  });
 
   /** The run's assignment key, created on first use (inside the staging transaction). */
   const stagingKey = async (trx: Trx, runId: string): Promise<number> => {
