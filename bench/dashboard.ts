@@ -13,10 +13,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
 import { parseConfig } from '../src/config.js';
-import { type RunningServer, startServer } from '../src/graph/start-server.js';
+import { type RunningServer, startServer } from '../src/server/start-server.js';
 import type { SyncRunRow } from '../src/storage/database-schema.js';
 import { createSyncProgressStore } from '../src/storage/sync-progress-store.js';
-import { createTokenSummaryLoader } from '../src/web/token-summaries.js';
+import { createTokenSummaryLoader } from '../src/vppd-api/token-summaries.js';
 import { seedTokens } from '../test/helpers/seed-tokens.js';
 
 const tenantId = 'dddddddd-0000-4000-8000-000000000001';

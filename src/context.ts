@@ -4,7 +4,7 @@ import { type DestinationStream, type Logger, pino } from 'pino';
 import { type AlertService, type AlertSettings, createAlertService } from './alerts/alert-service.js';
 import { type AppleClient, createAppleClient, realSleep } from './apple/apple-client.js';
 import type { Config } from './config.js';
-import { type Authenticator, createAuthenticator } from './graph/auth/authenticator.js';
+import { type Authenticator, createAuthenticator } from './http/auth/authenticator.js';
 import { createMetrics, type VppdMetrics } from './ops/metrics.js';
 import { createLicenseReadStore, type LicenseReadStore } from './storage/license-read-store.js';
 import { openDatabase, type VppdDatabase } from './storage/open-database.js';

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { type AlertPayload, verifyAlertSignature } from '../src/alerts/alert-events.js';
 import { alertsDatabaseOf } from '../src/alerts/alert-tables.js';
 import { type AppleSim, startAppleSim } from '../src/apple-sim/apple-sim.js';
-import { alertWebhooksPath } from '../src/graph/vppd-alerts-routes.js';
+import { alertWebhooksPath } from '../src/vppd-api/alerts-routes.js';
 import { createFakeClock } from './helpers/fake-clock.js';
 import { tenantA } from './helpers/graph-test-app.js';
 import { mintToken, roles } from './helpers/jwt.js';

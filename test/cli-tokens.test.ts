@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AppleSim, startAppleSim } from '../src/apple-sim/apple-sim.js';
-import { type RunningServer, startServer } from '../src/graph/start-server.js';
+import { type RunningServer, startServer } from '../src/server/start-server.js';
 import { testConfig } from './helpers/graph-test-app.js';
 import { mintToken, roles, testJwtSecret } from './helpers/jwt.js';
 import { type CliResult, runVppd } from './helpers/run-cli.js';

@@ -9,7 +9,7 @@
 import { Client, type GraphError, PageIterator, ResponseType } from '@microsoft/microsoft-graph-client';
 import { Agent, type Dispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningServer, startServer } from '../src/graph/start-server.js';
+import { type RunningServer, startServer } from '../src/server/start-server.js';
 import { tenantA, tenantB, testConfig } from './helpers/graph-test-app.js';
 import { mintToken, roles } from './helpers/jwt.js';
 import { buildSToken } from './helpers/stoken-builder.js';

@@ -23,7 +23,7 @@ import {
 } from '../src/domain/enums.js';
 import { neverSyncedIso, type TokenActionResult } from '../src/domain/sync-lifecycle.js';
 import type { VppToken } from '../src/domain/vpp-token.js';
-import { type RunningServer, startServer } from '../src/graph/start-server.js';
+import { type RunningServer, startServer } from '../src/server/start-server.js';
 import { tenantA, tenantB, testConfig } from './helpers/graph-test-app.js';
 import { mintToken, roles } from './helpers/jwt.js';
 import {

@@ -8,7 +8,7 @@
 import * as kiotaModels from '@microsoft/msgraph-beta-sdk/models/index.js';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../src/graph/app.js';
+import { buildApp } from '../src/server/app.js';
 import { createTestApp, type TestApp } from './helpers/graph-test-app.js';
 import { type SurfaceFixture, startSurfaceFixture, surfaceTenantA } from './helpers/vpp-surface-fixture.js';
 

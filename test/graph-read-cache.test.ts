@@ -6,7 +6,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syncLicensesAction } from '../src/domain/sync-lifecycle.js';
 import type { VppToken } from '../src/domain/vpp-token.js';
-import { type RunningServer, startServer } from '../src/graph/start-server.js';
+import { type RunningServer, startServer } from '../src/server/start-server.js';
 import { tenantA, tenantB, testConfig } from './helpers/graph-test-app.js';
 import { mintToken, roles } from './helpers/jwt.js';
 import { seedTokens } from './helpers/seed-tokens.js';

@@ -8,7 +8,7 @@ import { createAppleClient } from '../src/apple/apple-client.js';
 import { InProcessRateLimiter } from '../src/apple/rate-limiter.js';
 import { type AppleSim, startAppleSim } from '../src/apple-sim/apple-sim.js';
 import { type AppContext, createContext } from '../src/context.js';
-import { buildApp } from '../src/graph/app.js';
+import { buildApp } from '../src/server/app.js';
 import { createMetrics } from '../src/ops/metrics.js';
 import { createFakeClock } from './helpers/fake-clock.js';
 import { tenantA, testConfig } from './helpers/graph-test-app.js';

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { minJwtSecretBytes, parseDuration } from '../config.js';
-import { issueAccessToken } from '../graph/auth/issue-access-token.js';
-import { readPermissions, writePermissions } from '../graph/auth/permissions.js';
+import { issueAccessToken } from '../http/auth/issue-access-token.js';
+import { readPermissions, writePermissions } from '../http/auth/permissions.js';
 import type { CliIo } from './io.js';
 import { usageError, usageExitCodes } from './tokens-command.js';
 

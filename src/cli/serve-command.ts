@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { RawSettings } from '../config.js';
-import type { RunningServer } from '../graph/start-server.js';
+import type { RunningServer } from '../server/start-server.js';
 import type { SyncWorker } from '../sync/sync-worker.js';
 import type { CliIo } from './io.js';
 
@@ -57,8 +57,8 @@ async function runServe(flags: ServeFlags, io: CliIo, deps: ServeDependencies): 
   const { demoTenantId, ensureDemoSecrets, mergeSettings, parseConfig, readEnv } = await import(
     '../config.js'
   );
-  const { startServer } = await import('../graph/start-server.js');
-  const { issueAccessToken } = await import('../graph/auth/issue-access-token.js');
+  const { startServer } = await import('../server/start-server.js');
+  const { issueAccessToken } = await import('../http/auth/issue-access-token.js');
   const { demoBannerLines } = await import('../demo/demo-banner.js');
   const { seedDemoTenant } = await import('../demo/seed-demo-tenant.js');
   const { startDemoAppleSim } = await import('../demo/start-demo-apple-sim.js');

@@ -3,7 +3,7 @@ import type { AppContext } from '../context.js';
 import { errors } from '../domain/errors.js';
 import type { GraphVersion } from '../domain/graph-enum.js';
 import type { ListQuery } from '../domain/list-query.js';
-import type { LicenseReadStore, VppAppKey, VppAppPlatform } from '../storage/license-read-store.js';
+import { methodNotAllowed } from '../http/method-not-allowed.js';
 import {
   authorize,
   metadataUrlOf,
@@ -11,8 +11,8 @@ import {
   preferencesOf,
   principalOf,
   rawQueryOf,
-} from './graph-request.js';
-import { methodNotAllowed } from './method-not-allowed.js';
+} from '../http/request.js';
+import type { LicenseReadStore, VppAppKey, VppAppPlatform } from '../storage/license-read-store.js';
 import { buildNextLink, nextPageOffset } from './odata/next-link.js';
 import { type ListQueryOption, parseListQuery } from './odata/parse-list-query.js';
 import {

@@ -2,9 +2,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AppContext } from '../context.js';
 import { errorCodes, errors, VppdError } from '../domain/errors.js';
 import type { GraphVersion } from '../domain/graph-enum.js';
+import { methodNotAllowed } from '../http/method-not-allowed.js';
+import { authorize, metadataUrlOf, principalOf, rawQueryOf } from '../http/request.js';
 import type { TokenLicenseSummaryRecord } from '../storage/license-read-store.js';
-import { authorize, metadataUrlOf, principalOf, rawQueryOf } from './graph-request.js';
-import { methodNotAllowed } from './method-not-allowed.js';
 import { parseListQuery } from './odata/parse-list-query.js';
 import { vppTokensPath } from './vpp-tokens-routes.js';
 

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.js';
 import type { GraphVersion } from '../domain/graph-enum.js';
+import { methodNotAllowed } from '../http/method-not-allowed.js';
+import { authorize, principalOf } from '../http/request.js';
 import { parseRevokeLicensesRequest } from '../sync/revoke-licenses.js';
-import { authorize, principalOf } from './graph-request.js';
-import { methodNotAllowed } from './method-not-allowed.js';
 import { noQueryOptions } from './vpp-token-collection-actions-routes.js';
 import { vppTokensPath } from './vpp-tokens-routes.js';
 

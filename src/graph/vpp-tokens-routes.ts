@@ -13,8 +13,7 @@ import {
   validateTokenWrite,
   vppTokenTypeName,
 } from '../domain/vpp-token.js';
-import { createChangeStamp } from '../storage/change-stamp.js';
-import type { VppTokenChanges } from '../storage/vpp-token-store.js';
+import { methodNotAllowed } from '../http/method-not-allowed.js';
 import {
   authorize,
   metadataUrlOf,
@@ -22,8 +21,9 @@ import {
   preferencesOf,
   principalOf,
   rawQueryOf,
-} from './graph-request.js';
-import { methodNotAllowed } from './method-not-allowed.js';
+} from '../http/request.js';
+import { createChangeStamp } from '../storage/change-stamp.js';
+import type { VppTokenChanges } from '../storage/vpp-token-store.js';
 import { buildNextLink, nextPageOffset } from './odata/next-link.js';
 import { type ListQueryOption, parseListQuery } from './odata/parse-list-query.js';
 import { createResponseCache } from './response-cache.js';

@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { isLoopbackHost } from '../alerts/webhook-store.js';
-import { sendGraphError } from '../graph/graph-error.js';
+import { sendGraphError } from '../http/graph-error.js';
 import type { VppdMetrics } from './metrics.js';
 
 export interface MetricsRouteOptions {

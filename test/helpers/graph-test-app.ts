@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { type Config, parseConfig, type RawSettings } from '../../src/config.js';
 import { type AppContext, createContext } from '../../src/context.js';
-import { type BuildAppOptions, buildApp } from '../../src/graph/app.js';
+import { type BuildAppOptions, buildApp } from '../../src/server/app.js';
 import { createFakeClock, createSequentialIds, type FakeClock } from './fake-clock.js';
 import { mintToken, roles, testJwtSecret } from './jwt.js';
 

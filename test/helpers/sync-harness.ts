@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { type AppleClient, createAppleClient } from '../../src/apple/apple-client.js';
 import { type AppleSim, type AppleSimOptions, startAppleSim } from '../../src/apple-sim/apple-sim.js';
 import { type AppContext, createContext } from '../../src/context.js';
-import { buildApp } from '../../src/graph/app.js';
+import { buildApp } from '../../src/server/app.js';
 import type { SyncSettings } from '../../src/sync/sync-service.js';
 import type { SyncWorker } from '../../src/sync/sync-worker.js';
 import { createFakeClock, type FakeClock } from './fake-clock.js';

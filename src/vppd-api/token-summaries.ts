@@ -3,10 +3,10 @@ import { vppTokenAccountType } from '../domain/enums.js';
 import { neverSyncedIso } from '../domain/sync-lifecycle.js';
 import { effectiveTokenState } from '../domain/token-state.js';
 import type { VppToken } from '../domain/vpp-token.js';
-import { presentRunFailure, type RunFailureBody } from '../graph/vppd-sync-progress-routes.js';
 import type { SyncJobStore, SyncRun } from '../storage/sync-job-store.js';
 import type { LiveSync, SyncProgressStore } from '../storage/sync-progress-store.js';
 import type { VppTokenStore } from '../storage/vpp-token-store.js';
+import { presentRunFailure, type RunFailureBody } from './run-failure.js';
 
 /** One row of the dashboard's table: a token with what its sync history and live job say (wire JSON). */
 export interface TokenSummary {

@@ -2,12 +2,13 @@ import type { FastifyInstance } from 'fastify';
 import type { AlertService } from '../alerts/alert-service.js';
 import type { AlertWebhook } from '../alerts/webhook-store.js';
 import { errors } from '../domain/errors.js';
-import type { Authenticator } from './auth/authenticator.js';
-import { authorize, originOf, principalOf } from './graph-request.js';
-import { methodNotAllowed } from './method-not-allowed.js';
+import type { Authenticator } from '../http/auth/authenticator.js';
+import { methodNotAllowed } from '../http/method-not-allowed.js';
+import { authorize, originOf, principalOf } from '../http/request.js';
+import { vppdApiPrefix } from './prefix.js';
 
 /** vppd's own namespace (not Graph's): alert webhook endpoints of the caller's tenant. */
-export const alertWebhooksPath = '/vppd/v1/alerts/webhooks';
+export const alertWebhooksPath = `${vppdApiPrefix}/alerts/webhooks`;
 
 export interface AlertRoutesContext {
   readonly authenticator: Authenticator;

@@ -1,34 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.js';
 import { errors } from '../domain/errors.js';
-import type { SyncFailureKind } from '../domain/sync-failure.js';
+import { methodNotAllowed } from '../http/method-not-allowed.js';
+import { authorize, principalOf } from '../http/request.js';
 import type { SyncRun } from '../storage/sync-job-store.js';
 import { createSyncProgressStore } from '../storage/sync-progress-store.js';
-import { authorize, principalOf } from './graph-request.js';
-import { methodNotAllowed } from './method-not-allowed.js';
-
-/** vppd's own API, outside Graph's namespace: things Graph has no property for. */
-export const vppdApiPrefix = '/vppd/v1';
-
-/** Wire shape of why a sync run failed (the `/sync` and history routes, the dashboard's rows). */
-export interface RunFailureBody {
-  readonly kind: SyncFailureKind;
-  readonly reason: string;
-  readonly message: string;
-  readonly appleErrorNumber: number | null;
-}
-
-/** The failure of a run, as sent on the wire; null when it did not fail. */
-export function presentRunFailure(failure: SyncRun['failure']): RunFailureBody | null {
-  return failure === null
-    ? null
-    : {
-        kind: failure.kind,
-        reason: failure.reason,
-        message: failure.message,
-        appleErrorNumber: failure.appleErrorNumber ?? null,
-      };
-}
+import { vppdApiPrefix } from './prefix.js';
+import { presentRunFailure, type RunFailureBody } from './run-failure.js';
 
 /** Wire shape of a finished (or running) attempt in the sync history. */
 interface RunBody {

@@ -1,21 +1,12 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { AppContext } from '../context.js';
-import { graphVersions } from '../domain/graph-enum.js';
+import { registerGraphRoutes } from '../graph/graph-routes.js';
+import { clientRequestIdOf, handleError, sendGraphError } from '../http/graph-error.js';
+import { createSegmentIndex } from '../http/not-found.js';
 import { type Readiness, registerHealthRoutes } from '../ops/health.js';
 import { registerLogBindings, registerMetricsRoutes } from '../ops/metrics-routes.js';
+import { registerVppdApiRoutes } from '../vppd-api/vppd-api-routes.js';
 import { registerDashboardRoutes } from '../web/dashboard-routes.js';
-import { registerDepOnboardingRoutes } from './dep-onboarding-routes.js';
-import { clientRequestIdOf, handleError, sendGraphError } from './graph-error.js';
-import { buildMetadataDocument } from './metadata-document.js';
-import { methodNotAllowed } from './method-not-allowed.js';
-import { registerMobileAppRoutes } from './mobile-apps-routes.js';
-import { createSegmentIndex } from './not-found.js';
-import { registerVppTokenActionRoutes } from './vpp-token-actions-routes.js';
-import { registerVppTokenCollectionActionRoutes } from './vpp-token-collection-actions-routes.js';
-import { registerVppTokenRevokeRoutes } from './vpp-token-revoke-routes.js';
-import { registerVppTokenRoutes } from './vpp-tokens-routes.js';
-import { registerAlertRoutes } from './vppd-alerts-routes.js';
-import { registerVppdSyncProgressRoutes } from './vppd-sync-progress-routes.js';
 
 export interface BuildAppOptions {
   /** TLS key and certificate: serve HTTPS (the JS Graph client only behaves over HTTPS). */
@@ -83,26 +74,9 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
     clock: context.clock,
   });
   registerLogBindings(app);
-  registerAlertRoutes(app, context);
-  registerVppdSyncProgressRoutes(app, context);
+  registerVppdApiRoutes(app, context);
   registerDashboardRoutes(app, context);
 
-  for (const version of graphVersions) {
-    const metadata = buildMetadataDocument(version);
-    app.register(
-      async (scope) => {
-        // $metadata is public, as on Graph: it describes types, never data.
-        scope.get('/$metadata', async (_request, reply) => reply.type('application/xml').send(metadata));
-        methodNotAllowed(scope, '/$metadata', ['GET'], context.clock);
-        registerVppTokenRoutes(scope, context, version);
-        registerVppTokenCollectionActionRoutes(scope, context, version);
-        registerVppTokenRevokeRoutes(scope, context, version);
-        registerVppTokenActionRoutes(scope, context, version);
-        registerDepOnboardingRoutes(scope, context, version);
-        registerMobileAppRoutes(scope, context, version);
-      },
-      { prefix: `/${version}` },
-    );
-  }
+  registerGraphRoutes(app, context);
   return app;
 }

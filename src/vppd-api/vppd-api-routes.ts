@@ -1,0 +1,19 @@
+import type { FastifyInstance } from 'fastify';
+import type { AppContext } from '../context.js';
+import { registerAlertRoutes } from './alerts-routes.js';
+import { registerVppdSyncProgressRoutes } from './sync-progress-routes.js';
+import { registerTokenEventRoutes, type TokenEventOptions } from './token-events-routes.js';
+
+/**
+ * vppd's own API under `/vppd/v1` (see `prefix.ts`): what Graph has no resource for — live sync progress and
+ * history, alert webhooks, and the dashboard's token table with its event stream.
+ */
+export function registerVppdApiRoutes(
+  app: FastifyInstance,
+  context: AppContext,
+  options: TokenEventOptions = {},
+): void {
+  registerAlertRoutes(app, context);
+  registerVppdSyncProgressRoutes(app, context);
+  registerTokenEventRoutes(app, context, options);
+}
