@@ -30,12 +30,12 @@ import { request } from 'undici';
 import { parseConfig } from '../src/config.js';
 import { syncLicensesAction } from '../src/domain/sync-lifecycle.js';
 import { vppTokenTypeName } from '../src/domain/vpp-token.js';
-import { createAuthenticator, createVerifiedTokenCache } from '../src/http/auth/authenticator.js';
 import { parseListQuery } from '../src/graph/odata/parse-list-query.js';
-import { type RunningServer, startServer } from '../src/server/start-server.js';
 import { vppTokenListFields } from '../src/graph/vpp-token-list-fields.js';
 import { refineTokenQuery } from '../src/graph/vpp-token-list-query.js';
 import { presentVppToken } from '../src/graph/vpp-token-presenter.js';
+import { createAuthenticator, createVerifiedTokenCache } from '../src/http/auth/authenticator.js';
+import { type RunningServer, startServer } from '../src/server/start-server.js';
 import { createChangeStamp } from '../src/storage/change-stamp.js';
 import { seedTokens } from '../test/helpers/seed-tokens.js';
 
