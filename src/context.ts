@@ -13,6 +13,7 @@ import { createVppTokenStore, type VppTokenStore } from './storage/vpp-token-sto
 import { createLicenseCountsSync, type LicenseCountsSync } from './sync/license-counts-sync.js';
 import { createRevokeService, type RevokeService } from './sync/revoke-licenses.js';
 import { createSyncService, type SyncService, type SyncSettings } from './sync/sync-service.js';
+import { createTokenService, type TokenService } from './tokens/token-service.js';
 
 /** Everything that varies between production and tests comes in here. */
 export interface ContextOverrides {
@@ -45,6 +46,8 @@ export interface AppContext {
   readonly newId: () => string;
   readonly db: VppdDatabase;
   readonly tokens: VppTokenStore;
+  /** Creating, renewing, deleting and syncing a token, whoever asks (Graph routes, demo seeding). */
+  readonly tokenService: TokenService;
   readonly authenticator: Authenticator;
   readonly apple: AppleClient;
   /** Tenant-scoped reads of the current license snapshots (VPP apps, licenses, sums). */
@@ -175,6 +178,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     onRunScanned: (run) => metrics.observeSyncRun(run),
     onDeliveryAttempt: (attempt) => metrics.observeAlertDelivery(attempt),
   });
+  const tokenService = createTokenService({ tokens, sync, clock, newId });
   let disposed: Promise<void> | undefined;
   return {
     config,
@@ -183,6 +187,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     newId,
     db,
     tokens,
+    tokenService,
     authenticator,
     apple,
     licenseReads,

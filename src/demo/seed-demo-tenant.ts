@@ -1,9 +1,6 @@
 import type { AppleSim } from '../apple-sim/apple-sim.js';
 import type { AppContext } from '../context.js';
-import { decodeSToken } from '../domain/stoken.js';
-import { effectiveTokenState } from '../domain/token-state.js';
-import { createVppToken, validateTokenWrite } from '../domain/vpp-token.js';
-import { syncAfterTokenWrite } from '../graph/vpp-token-actions-routes.js';
+import { validateTokenWrite } from '../domain/vpp-token.js';
 import { type DemoToken, demoLargeLocationId, demoTokens } from './demo-scenario.js';
 
 /** What {@link seedDemoTenant} did. */
@@ -51,7 +48,7 @@ export async function seedDemoTenant(
   return { uploaded, kept, deferredUntil };
 }
 
-/** POST vppTokens without HTTP: the same validation, decoding, store and sync request as the route. */
+/** POST vppTokens without HTTP: the route's validation, then the same token service. */
 async function uploadDemoToken(
   context: AppContext,
   sim: Pick<AppleSim, 'tokenFor'>,
@@ -62,13 +59,8 @@ async function uploadDemoToken(
     { token: sim.tokenFor(demo.locationId, demo.index), displayName: demo.displayName },
     { mode: 'create', version: 'beta' },
   );
-  const decoded = decodeSToken(write.token);
-  const now = context.clock();
-  const created = createVppToken({ id: context.newId(), tenantId, decoded, write, now });
-  const stored = await context.tokens.create(
-    { ...created, state: effectiveTokenState(created.state, created.expirationDateTime, now) },
-    decoded,
-  );
-  if (demo.firstSync === 'now') await syncAfterTokenWrite(context, stored, 'created');
+  const stored = await context.tokenService.create(tenantId, write, {
+    firstSync: demo.firstSync === 'now' && context.sync.syncOnTokenWrite,
+  });
   return stored.id;
 }

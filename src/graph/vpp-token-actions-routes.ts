@@ -2,10 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.js';
 import { errors } from '../domain/errors.js';
 import type { GraphVersion } from '../domain/graph-enum.js';
-import type { VppToken } from '../domain/vpp-token.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import { authorize, metadataUrlOf, principalOf } from '../http/request.js';
-import type { SyncTrigger } from '../storage/sync-job-store.js';
 import { noQueryOptions } from './vpp-token-collection-actions-routes.js';
 import { presentVppToken } from './vpp-token-presenter.js';
 import { vppTokensPath } from './vpp-tokens-routes.js';
@@ -20,7 +18,7 @@ export function registerVppTokenActionRoutes(
   context: AppContext,
   version: GraphVersion,
 ): void {
-  const { clock, authenticator, sync, tokens } = context;
+  const { clock, authenticator, tokenService } = context;
   const write = authorize(authenticator, 'write');
   const path = `${vppTokensPath}/:id/syncLicenses`;
 
@@ -32,11 +30,8 @@ export function registerVppTokenActionRoutes(
       throw errors.badRequest('syncLicenses takes no parameters: send no body or {}.');
     }
     const id = request.params.id;
-    const result = await sync.requestSync(tenantId, id, 'api');
-    if (result.effect === 'notFound') throw errors.notFound('vppToken', id);
-    const token = await tokens.get(tenantId, id);
-    if (!token) throw errors.notFound('vppToken', id);
-    request.log.info({ tokenId: id, effect: result.effect }, 'syncLicenses accepted');
+    const { effect, token } = await tokenService.syncLicenses(tenantId, id);
+    request.log.info({ tokenId: id, effect }, 'syncLicenses accepted');
     return reply
       .status(200)
       .type('application/json')
@@ -46,18 +41,4 @@ export function registerVppTokenActionRoutes(
       });
   });
   methodNotAllowed(app, path, ['POST'], clock);
-}
-
-/**
- * After a token was created or its sToken renewed: requests its sync (when the context is set to, as
- * in `vppd serve`) and returns the token as it is now (`inProgress`), else the token unchanged.
- */
-export async function syncAfterTokenWrite(
-  context: AppContext,
-  token: VppToken,
-  trigger: Extract<SyncTrigger, 'created' | 'renewed'>,
-): Promise<VppToken> {
-  if (!context.sync.syncOnTokenWrite) return token;
-  await context.sync.requestSync(token.tenantId, token.id, trigger);
-  return (await context.tokens.get(token.tenantId, token.id)) ?? token;
 }

@@ -3,16 +3,7 @@ import type { AppContext } from '../context.js';
 import { errors } from '../domain/errors.js';
 import type { GraphVersion } from '../domain/graph-enum.js';
 import type { ListQuery } from '../domain/list-query.js';
-import { decodeSToken } from '../domain/stoken.js';
-import { effectiveTokenState } from '../domain/token-state.js';
-import {
-  applyTokenWrite,
-  createVppToken,
-  type TokenWrite,
-  type VppToken,
-  validateTokenWrite,
-  vppTokenTypeName,
-} from '../domain/vpp-token.js';
+import { type VppToken, validateTokenWrite, vppTokenTypeName } from '../domain/vpp-token.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import {
   authorize,
@@ -23,11 +14,9 @@ import {
   rawQueryOf,
 } from '../http/request.js';
 import { createChangeStamp } from '../storage/change-stamp.js';
-import type { VppTokenChanges } from '../storage/vpp-token-store.js';
 import { buildNextLink, nextPageOffset } from './odata/next-link.js';
 import { type ListQueryOption, parseListQuery } from './odata/parse-list-query.js';
 import { createResponseCache } from './response-cache.js';
-import { syncAfterTokenWrite } from './vpp-token-actions-routes.js';
 import { vppTokenListFields } from './vpp-token-list-fields.js';
 import { refineTokenQuery } from './vpp-token-list-query.js';
 import { presentVppToken } from './vpp-token-presenter.js';
@@ -44,7 +33,7 @@ export function registerVppTokenRoutes(
   context: AppContext,
   version: GraphVersion,
 ): void {
-  const { tokens, clock, newId, authenticator } = context;
+  const { tokens, tokenService, clock, authenticator } = context;
   const read = authorize(authenticator, 'read');
   const write = authorize(authenticator, 'write');
   const fields = vppTokenListFields(version);
@@ -155,16 +144,9 @@ export function registerVppTokenRoutes(
       version,
       includeUnknownEnumMembers: includeUnknown(request),
     });
-    const decoded = decodeSToken(body.token);
-    const now = clock();
-    const created = createVppToken({ id: newId(), tenantId, decoded, write: body, now });
-    // An sToken uploaded after its expiry is known to be expired without asking Apple.
-    const stored = await tokens.create(
-      { ...created, state: effectiveTokenState(created.state, created.expirationDateTime, now) },
-      decoded,
-    );
+    const stored = await tokenService.create(tenantId, body);
     reply.header('location', `${originOf(request)}/${version}${vppTokensPath}/${stored.id}`);
-    return sendEntity(request, reply, 201, await syncAfterTokenWrite(context, stored, 'created'));
+    return sendEntity(request, reply, 201, stored);
   });
 
   app.patch<{ Params: { id: string } }>(
@@ -179,16 +161,8 @@ export function registerVppTokenRoutes(
         includeUnknownEnumMembers: includeUnknown(request),
       });
       const id = request.params.id;
-      const current = await tokens.get(tenantId, id);
-      if (!current) throw errors.notFound('vppToken', id);
-      const decoded = body.token === undefined ? undefined : decodeSToken(body.token);
-      const now = clock();
-      const next = applyTokenWrite(current, body, now, decoded);
-      const changes = changedProperties(body, next, decoded !== undefined, now);
-      const stored = await tokens.update(tenantId, id, changes, decoded);
-      if (!stored) throw errors.notFound('vppToken', id);
-      // A renewed sToken is re-validated with Apple by a sync.
-      const updated = decoded === undefined ? stored : await syncAfterTokenWrite(context, stored, 'renewed');
+      const updated = await tokenService.update(tenantId, id, body);
+      if (!updated) throw errors.notFound('vppToken', id);
       if (preferencesOf(request).has('return=representation')) {
         reply.header('preference-applied', 'return=representation');
         return sendEntity(request, reply, 200, updated);
@@ -203,7 +177,7 @@ export function registerVppTokenRoutes(
     async (request, reply) => {
       const { tenantId } = principalOf(request);
       parseQuery(request, []);
-      const deleted = await tokens.delete(tenantId, request.params.id);
+      const deleted = await tokenService.delete(tenantId, request.params.id);
       if (!deleted) throw errors.notFound('vppToken', request.params.id);
       return reply.status(204).send();
     },
@@ -212,18 +186,6 @@ export function registerVppTokenRoutes(
   methodNotAllowed(app, vppTokensPath, ['GET', 'POST'], clock);
   methodNotAllowed(app, `${vppTokensPath}/$count`, ['GET'], clock);
   methodNotAllowed(app, `${vppTokensPath}/:id`, ['GET', 'PATCH', 'DELETE'], clock);
-}
-
-/** Only what the PATCH touched goes to the store, so a concurrent sync's status update is not undone. */
-function changedProperties(write: TokenWrite, next: VppToken, renewed: boolean, now: Date): VppTokenChanges {
-  const { token: _secret, ...fields } = write;
-  const changes: Record<string, unknown> = { ...fields, lastModifiedDateTime: next.lastModifiedDateTime };
-  if (renewed) {
-    changes.organizationName = next.organizationName;
-    changes.expirationDateTime = next.expirationDateTime;
-    changes.state = effectiveTokenState(next.state, next.expirationDateTime, now);
-  }
-  return changes as VppTokenChanges;
 }
 
 /** Sends serialized JSON as it is, with the content type fastify gives the JSON it serializes. */
