@@ -32,7 +32,6 @@ import { syncLicensesAction } from '../src/domain/sync-lifecycle.js';
 import { vppTokenTypeName } from '../src/domain/vpp-token.js';
 import { parseListQuery } from '../src/graph/odata/parse-list-query.js';
 import { vppTokenListFields } from '../src/graph/vpp-token-list-fields.js';
-import { refineTokenQuery } from '../src/graph/vpp-token-list-query.js';
 import { presentVppToken } from '../src/graph/vpp-token-presenter.js';
 import { createAuthenticator, createVerifiedTokenCache } from '../src/http/auth/authenticator.js';
 import { type RunningServer, startServer } from '../src/server/start-server.js';
@@ -196,11 +195,7 @@ async function printBreakdown(server: RunningServer, authorization: string, id: 
     version: 'beta',
     allowedOptions: ['filter', 'top'],
   });
-  const listed = await tokens.list(tenantId, (q) =>
-    refineTokenQuery(q, query)
-      .offset(0)
-      .limit(query.pageSize + 1),
-  );
+  const listed = (await tokens.listPage(tenantId, query)).rows;
   const one = await tokens.get(tenantId, id);
   if (!one) throw new Error('token vanished');
   const stages: [string, number][] = [
@@ -219,14 +214,8 @@ async function printBreakdown(server: RunningServer, authorization: string, id: 
       await meanMicros(2000, () => JSON.stringify(presentVppToken(one, { version: 'beta' }))),
     ],
     [
-      `store.list filtered, ${query.pageSize + 1} rows`,
-      await meanMicros(200, () =>
-        tokens.list(tenantId, (q) =>
-          refineTokenQuery(q, query)
-            .offset(0)
-            .limit(query.pageSize + 1),
-        ),
-      ),
+      `store.listPage filtered, ${query.pageSize + 1} rows`,
+      await meanMicros(200, () => tokens.listPage(tenantId, query)),
     ],
     [
       `present + JSON.stringify ${Math.min(listed.length, query.pageSize)} tokens`,

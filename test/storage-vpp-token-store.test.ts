@@ -216,7 +216,14 @@ describe('VppTokenStore over a SQLite file', () => {
       failedLicensesCount: 2,
     });
     expect(await store.count(tenantA)).toBe(3);
-    expect(await store.count(tenantA, (q) => q.where('display_name', '=', 'nobody'))).toBe(0);
+    expect(
+      await store.count(tenantA, {
+        kind: 'compare',
+        property: 'displayName',
+        operator: 'eq',
+        value: { type: 'string', value: 'nobody' },
+      }),
+    ).toBe(0);
     expect(await store.delete(tenantA, target)).toBe(true);
     expect(await store.delete(tenantA, target)).toBe(false);
     expect(await store.get(tenantA, target)).toBeUndefined();

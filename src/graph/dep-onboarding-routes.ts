@@ -7,7 +7,6 @@ import { methodNotAllowed } from '../http/method-not-allowed.js';
 import { authorize, metadataUrlOf, principalOf } from '../http/request.js';
 import { normaliseDateTimeLiteral } from './odata/date-time-literal.js';
 import { noQueryOptions, parseFunctionStringParameter } from './vpp-token-collection-actions-routes.js';
-import { refineTokenQuery } from './vpp-token-list-query.js';
 
 /** Where the DEP onboarding settings live under a version prefix. */
 export const depOnboardingSettingsPath = '/deviceManagement/depOnboardingSettings';
@@ -51,9 +50,7 @@ export function registerDepOnboardingRoutes(
       operator: 'lt',
       value: { type: 'dateTime', value: instant.value, exact: instant.exact },
     };
-    const count = await tokens.count(tenantId, (q) =>
-      refineTokenQuery(q, { filter, orderBy: [], skip: 0, count: false, offset: 0, pageSize: 0 }, false),
-    );
+    const count = await tokens.count(tenantId, filter);
     return reply.type('application/json').send({
       '@odata.context': `${metadataUrlOf(request, version)}#Edm.Int32`,
       value: count,

@@ -13,7 +13,7 @@ import {
   rawQueryOf,
 } from '../http/request.js';
 import type { LicenseReadStore, VppAppKey, VppAppPlatform } from '../storage/license-read-store.js';
-import { buildNextLink, nextPageOffset } from './odata/next-link.js';
+import { buildNextLink } from './odata/next-link.js';
 import { type ListQueryOption, parseListQuery } from './odata/parse-list-query.js';
 import {
   assignedLicenseListFields,
@@ -96,18 +96,17 @@ export function registerMobileAppRoutes(
     const typeName = platform ? vppAppTypeNames[platform] : 'microsoft.graph.mobileApp';
     const query = parseAppQuery(request, listOptions, typeName);
     const platformOption = platform ? { platform } : {};
-    const rows = await licenses.listApps(tenantId, query, platformOption);
+    const page = await licenses.listApps(tenantId, query, platformOption);
     const body: Record<string, unknown> = {
       '@odata.context': `${metadataUrlOf(request, version)}#deviceAppManagement/mobileApps${
         platform ? `/${vppAppTypeNames[platform]}` : ''
       }${selectSuffix(query)}`,
     };
     if (query.count) body['@odata.count'] = await licenses.countApps(tenantId, query, platformOption);
-    const nextOffset = nextPageOffset(query, rows.length > query.pageSize);
-    if (nextOffset !== undefined) {
-      body['@odata.nextLink'] = buildNextLink(`${originOf(request)}${request.url}`, query, nextOffset);
+    if (page.nextOffset !== undefined) {
+      body['@odata.nextLink'] = buildNextLink(`${originOf(request)}${request.url}`, query, page.nextOffset);
     }
-    body.value = rows.slice(0, query.pageSize).map((record) =>
+    body.value = page.rows.map((record) =>
       presentVppApp(record, {
         version,
         ...(query.select ? { select: query.select } : {}),

@@ -14,11 +14,10 @@ import {
   rawQueryOf,
 } from '../http/request.js';
 import { createChangeStamp } from '../storage/change-stamp.js';
-import { buildNextLink, nextPageOffset } from './odata/next-link.js';
+import { buildNextLink } from './odata/next-link.js';
 import { type ListQueryOption, parseListQuery } from './odata/parse-list-query.js';
 import { createResponseCache } from './response-cache.js';
 import { vppTokenListFields } from './vpp-token-list-fields.js';
-import { refineTokenQuery } from './vpp-token-list-query.js';
 import { presentVppToken } from './vpp-token-presenter.js';
 
 /** Where the collection lives under a version prefix. */
@@ -94,24 +93,15 @@ export function registerVppTokenRoutes(
     sendRead(request, reply, async () => {
       const { tenantId } = principalOf(request);
       const query = parseQuery(request, ['select', 'filter', 'orderby', 'top', 'skip', 'count', 'skiptoken']);
-      // One row past the page tells whether a next page exists without a second query.
-      const rows = await tokens.list(tenantId, (q) =>
-        refineTokenQuery(q, query)
-          .offset(query.offset)
-          .limit(query.pageSize + 1),
-      );
-      const page = rows.slice(0, query.pageSize);
+      const page = await tokens.listPage(tenantId, query);
       const body: Record<string, unknown> = {
         '@odata.context': `${metadataUrlOf(request, version)}#deviceAppManagement/vppTokens${selectSuffix(query.select)}`,
       };
-      if (query.count) {
-        body['@odata.count'] = await tokens.count(tenantId, (q) => refineTokenQuery(q, query, false));
+      if (query.count) body['@odata.count'] = await tokens.count(tenantId, query.filter);
+      if (page.nextOffset !== undefined) {
+        body['@odata.nextLink'] = buildNextLink(`${originOf(request)}${request.url}`, query, page.nextOffset);
       }
-      const nextOffset = nextPageOffset(query, rows.length > query.pageSize);
-      if (nextOffset !== undefined) {
-        body['@odata.nextLink'] = buildNextLink(`${originOf(request)}${request.url}`, query, nextOffset);
-      }
-      body.value = page.map((token) => present(request, token, query.select));
+      body.value = page.rows.map((token) => present(request, token, query.select));
       return body;
     }),
   );
@@ -119,7 +109,7 @@ export function registerVppTokenRoutes(
   app.get(`${vppTokensPath}/$count`, { onRequest: read }, async (request, reply) => {
     const { tenantId } = principalOf(request);
     const query = parseQuery(request, ['filter']);
-    const count = await tokens.count(tenantId, (q) => refineTokenQuery(q, query, false));
+    const count = await tokens.count(tenantId, query.filter);
     return reply.type('text/plain').send(String(count));
   });
 

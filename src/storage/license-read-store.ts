@@ -7,7 +7,7 @@ import {
 } from '../domain/enums.js';
 import type { ListQuery } from '../domain/list-query.js';
 import { decodeChunk, readAppLicenses } from './assignment-chunks.js';
-import { applyListFilter, applyListOrder, countListRows, type ListColumns } from './list-query-compiler.js';
+import { countListRows, fetchListPage, type ListColumns, type ListPage } from './list-query-compiler.js';
 import type { VppdDatabase } from './open-database.js';
 import { dateFromColumn } from './vpp-token-columns.js';
 
@@ -89,8 +89,8 @@ export interface VppAppListOptions {
  * an app (keyset pages), license sums by bundle id, and the holders a revoke works from.
  */
 export interface LicenseReadStore {
-  /** One page of VPP apps (`list.offset`, `list.pageSize + 1` rows so callers see if more exist). */
-  listApps(tenantId: string, list: ListQuery, options?: VppAppListOptions): Promise<VppAppRecord[]>;
+  /** One page of VPP apps for a list query (`$filter`, `$orderby`, offset and page size). */
+  listApps(tenantId: string, list: ListQuery, options?: VppAppListOptions): Promise<ListPage<VppAppRecord>>;
   /** How many VPP apps match the list's `$filter` (and platform). */
   countApps(tenantId: string, list: Pick<ListQuery, 'filter'>, options?: VppAppListOptions): Promise<number>;
   /** One VPP app by its key, undefined when the tenant's current snapshot has no such app. */
@@ -194,17 +194,13 @@ export function createLicenseReadStore(options: { readonly db: VppdDatabase }): 
 
   return {
     async listApps(tenantId, list, listOptions = {}) {
-      if (list.pageSize === 0) return [];
-      const filtered = applyListFilter(appsQuery(tenantId, listOptions.platform), list.filter, vppAppColumns);
-      // Token, adamId and pricing param identify an app: the last keys make the order total.
-      const ordered = applyListOrder(filtered, list, vppAppColumns, { primaryKey: 'a.token_id' })
-        .orderBy('a.adam_id')
-        .orderBy('a.pricing_param');
-      const rows = await ordered
-        .limit(list.pageSize + 1)
-        .offset(list.offset)
-        .execute();
-      return rows.map(appFromRow);
+      // Token, adamId and pricing param identify an app: together they make the order total.
+      const page = await fetchListPage(appsQuery(tenantId, listOptions.platform), list, vppAppColumns, {
+        primaryKey: 'a.token_id',
+        keyRest: ['a.adam_id', 'a.pricing_param'],
+      });
+      const rows = page.rows.map(appFromRow);
+      return page.nextOffset === undefined ? { rows } : { rows, nextOffset: page.nextOffset };
     },
 
     countApps(tenantId, list, listOptions = {}) {

@@ -46,6 +46,10 @@ export type ListColumns = Readonly<Record<string, ListColumn>>;
 export interface ListQueryCompileOptions {
   /** The primary-key column, appended as the last sort key so pages never overlap or skip rows. */
   readonly primaryKey: string;
+  /** Columns after the primary key that complete a key of several columns (ascending). */
+  readonly keyRest?: readonly string[];
+  /** The order without `$orderby` (ascending columns; default: the key). */
+  readonly defaultOrder?: readonly string[];
 }
 
 /** SQL that is always true / always false (portable: no boolean literals on older SQLite). */
@@ -247,7 +251,13 @@ export function applyListOrder<DB, TB extends keyof DB, O>(
       key.direction === 'asc' ? sql`${ref} asc nulls first` : sql`${ref} desc nulls last`,
     );
   }
-  return hasPrimaryKey ? ordered : ordered.orderBy(sql`${sql.ref(options.primaryKey)} asc`);
+  if (list.orderBy.length === 0 && options.defaultOrder !== undefined) {
+    for (const column of options.defaultOrder) ordered = ordered.orderBy(sql`${sql.ref(column)} asc`);
+    hasPrimaryKey ||= options.defaultOrder.includes(options.primaryKey);
+  }
+  if (!hasPrimaryKey) ordered = ordered.orderBy(sql`${sql.ref(options.primaryKey)} asc`);
+  for (const column of options.keyRest ?? []) ordered = ordered.orderBy(sql`${sql.ref(column)} asc`);
+  return ordered;
 }
 
 /**
@@ -256,7 +266,7 @@ export function applyListOrder<DB, TB extends keyof DB, O>(
  */
 export function applyListQuery<DB, TB extends keyof DB, O>(
   query: SelectQueryBuilder<DB, TB, O>,
-  list: ListQuery,
+  list: Pick<ListQuery, 'filter' | 'orderBy' | 'offset' | 'pageSize'>,
   columns: ListColumns,
   options: ListQueryCompileOptions,
 ): SelectQueryBuilder<DB, TB, O> {
@@ -266,7 +276,10 @@ export function applyListQuery<DB, TB extends keyof DB, O>(
     .offset(list.offset);
 }
 
-/** One page of a list: its rows and, when more rows follow, the offset of the next page. */
+/**
+ * One page of a list: its rows and, when more rows follow, the offset of the next page. Every list the API
+ * serves by offset (vppTokens, mobileApps) is paged through {@link fetchListPage}.
+ */
 export interface ListPage<O> {
   readonly rows: O[];
   readonly nextOffset?: number;
@@ -275,7 +288,7 @@ export interface ListPage<O> {
 /** Runs the list query and returns one page (see {@link applyListQuery}). */
 export async function fetchListPage<DB, TB extends keyof DB, O>(
   query: SelectQueryBuilder<DB, TB, O>,
-  list: ListQuery,
+  list: Pick<ListQuery, 'filter' | 'orderBy' | 'offset' | 'pageSize'>,
   columns: ListColumns,
   options: ListQueryCompileOptions,
 ): Promise<ListPage<O>> {

@@ -6,15 +6,17 @@ import {
   vppTokenSyncStatus,
 } from '../domain/enums.js';
 import { errors } from '../domain/errors.js';
+import type { FilterExpression, ListQuery } from '../domain/list-query.js';
 import type { DecodedSToken } from '../domain/stoken.js';
 import type { TokenActionResult } from '../domain/sync-lifecycle.js';
 import type { VppToken } from '../domain/vpp-token.js';
 import { actionResultFromRow, actionResultToRow } from './action-result-rows.js';
 import type { DatabaseSchema, VppTokenRow } from './database-schema.js';
+import { countListRows, fetchListPage, type ListPage } from './list-query-compiler.js';
 import type { VppdDatabase } from './open-database.js';
 import { isUniqueViolation } from './storage-errors.js';
 import type { TokenCipher } from './token-cipher.js';
-import { booleanToColumn, dateFromColumn, dateToColumn } from './vpp-token-columns.js';
+import { booleanToColumn, dateFromColumn, dateToColumn, vppTokenColumns } from './vpp-token-columns.js';
 
 /** Properties a caller may change with {@link VppTokenStore.update}; id, tenant and action results stay. */
 export type VppTokenChanges = Partial<Omit<VppToken, 'id' | 'tenantId' | 'tokenActionResults'>>;
@@ -47,8 +49,14 @@ const readColumns = [
 /** What a read loads of a `vpp_tokens` row. */
 export type VppTokenReadRow = Pick<Selectable<VppTokenRow>, (typeof readColumns)[number]>;
 
-/** A select from `vpp_tokens` that a query compiler may narrow (filter, order, paging). */
-export type RefinableQuery = SelectQueryBuilder<DatabaseSchema, 'vpp_tokens', VppTokenReadRow>;
+/** A select of the tenant's `vpp_tokens` rows. */
+type TokenQuery = SelectQueryBuilder<DatabaseSchema, 'vpp_tokens', VppTokenReadRow>;
+
+/** What a page of tokens depends on: the domain's list query. */
+export type TokenListQuery = Pick<ListQuery, 'filter' | 'orderBy' | 'offset' | 'pageSize'>;
+
+/** Creation order without `$orderby`; the id completes every order. */
+const tokenPaging = { primaryKey: 'id', defaultOrder: ['created_at', 'id'] } as const;
 
 /**
  * Tenant-scoped storage of VPP tokens. Every method takes the tenant and puts it in the SQL itself:
@@ -59,10 +67,15 @@ export interface VppTokenStore {
   create(token: VppToken, sToken: DecodedSToken): Promise<VppToken>;
   /** The token, or undefined when the tenant has no token with that id. */
   get(tenantId: string, id: string): Promise<VppToken | undefined>;
-  /** The tenant's tokens, ordered by creation unless `refine` orders them. */
-  list(tenantId: string, refine?: (query: RefinableQuery) => RefinableQuery): Promise<VppToken[]>;
-  /** How many tokens the tenant holds (optionally narrowed by `refine`, which must not page). */
-  count(tenantId: string, refine?: (query: RefinableQuery) => RefinableQuery): Promise<number>;
+  /** All the tenant's tokens, in creation order. */
+  list(tenantId: string): Promise<VppToken[]>;
+  /**
+   * One page of the tenant's tokens for a list query: narrowed by its `$filter`, ordered by its `$orderby`
+   * (creation order without one; the id last, so pages are stable), from its offset.
+   */
+  listPage(tenantId: string, list: TokenListQuery): Promise<ListPage<VppToken>>;
+  /** How many tokens the tenant holds (those matching `filter` when one is given). */
+  count(tenantId: string, filter?: FilterExpression): Promise<number>;
   /**
    * Changes the given properties (and the sToken, when renewed); returns the updated token or
    * undefined when the tenant has no such token.
@@ -142,8 +155,17 @@ export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStor
     return tokenFromRow(row, results.get(id) ?? []);
   };
 
-  const baseQuery = (tenantId: string): RefinableQuery =>
+  const baseQuery = (tenantId: string): TokenQuery =>
     db.selectFrom('vpp_tokens').select(readColumns).where('tenant_id', '=', tenantId);
+
+  const withActionResults = async (tenantId: string, rows: readonly VppTokenReadRow[]) => {
+    const results = await loadActionResults(
+      db,
+      tenantId,
+      rows.map((r) => r.id),
+    );
+    return rows.map((row) => tokenFromRow(row, results.get(row.id) ?? []));
+  };
 
   return {
     async create(token, sToken) {
@@ -193,26 +215,19 @@ export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStor
 
     get: (tenantId, id) => getWith(db, tenantId, id),
 
-    async list(tenantId, refine) {
-      const query = refine
-        ? refine(baseQuery(tenantId))
-        : baseQuery(tenantId).orderBy('created_at').orderBy('id');
-      const rows = await query.execute();
-      const results = await loadActionResults(
-        db,
-        tenantId,
-        rows.map((r) => r.id),
-      );
-      return rows.map((row) => tokenFromRow(row, results.get(row.id) ?? []));
+    async list(tenantId) {
+      const rows = await baseQuery(tenantId).orderBy('created_at').orderBy('id').execute();
+      return withActionResults(tenantId, rows);
     },
 
-    async count(tenantId, refine) {
-      const narrowed = refine ? refine(baseQuery(tenantId)) : baseQuery(tenantId);
-      const row = await db
-        .selectFrom(narrowed.as('t'))
-        .select((eb) => eb.fn.countAll<number | string | bigint>().as('n'))
-        .executeTakeFirstOrThrow();
-      return Number(row.n);
+    async listPage(tenantId, list) {
+      const page = await fetchListPage(baseQuery(tenantId), list, vppTokenColumns, tokenPaging);
+      const tokens = await withActionResults(tenantId, page.rows);
+      return page.nextOffset === undefined ? { rows: tokens } : { rows: tokens, nextOffset: page.nextOffset };
+    },
+
+    count(tenantId, filter) {
+      return countListRows(baseQuery(tenantId), { filter }, vppTokenColumns);
     },
 
     async update(tenantId, id, changes, renewed) {

@@ -35,12 +35,3 @@ function isSkipToken(piece: string): boolean {
   const lower = decoded.toLowerCase();
   return lower === '$skiptoken' || lower === 'skiptoken';
 }
-
-/**
- * Where the next page starts, or undefined when this page is the last: `hasMore` says whether a row
- * exists past this page (read one extra row to know). `$top=0` pages never continue.
- */
-export function nextPageOffset(query: ListQuery, hasMore: boolean): number | undefined {
-  if (!hasMore || query.pageSize === 0) return undefined;
-  return query.offset + query.pageSize;
-}

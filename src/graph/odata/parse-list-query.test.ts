@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { widgetFields, widgetTypeName } from '../../../test/helpers/list-query-fixture.js';
 import { type ErrorCode, isVppdError } from '../../domain/errors.js';
 import type { ListQuery } from '../../domain/list-query.js';
-import { buildNextLink, nextPageOffset } from './next-link.js';
+import { buildNextLink } from './next-link.js';
 import {
   applySelect,
   defaultPageSize,
@@ -309,12 +309,6 @@ describe('$skiptoken and @odata.nextLink', () => {
     for (const offset of [0, 1, 999, 2147483647])
       expect(decodeSkipToken(encodeSkipToken(offset, scope), scope)).toBe(offset);
     expect(() => encodeSkipToken(-1, scope)).toThrow();
-  });
-
-  it('nextPageOffset: the page after this one while rows remain; never after $top=0', () => {
-    expect(nextPageOffset(parse('$top=5&$skip=2'), true)).toBe(7);
-    expect(nextPageOffset(parse('$top=5'), false)).toBeUndefined();
-    expect(nextPageOffset(parse('$top=0'), true)).toBeUndefined();
   });
 });
 
