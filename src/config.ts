@@ -4,10 +4,10 @@ import { errors } from './domain/errors.js';
 /**
  * Configuration of `vppd serve`: read raw strings (flags over env) with {@link readEnv}, validate them
  * once with {@link parseConfig}, then hand the result to `createContext`. Nothing else reads the
- * environment. See DESIGN.md, "Contract for running it".
+ * environment. See docs/architecture.md, "Running it".
  */
 
-/** Apple's production Apps and Books v2 base URL (spec/apple-apps-and-books.md). */
+/** Apple's production Apps and Books v2 base URL (docs/apple.md, "Configuration"). */
 export const appleProductionUrl = 'https://vpp.itunes.apple.com/mdm/v2';
 
 /** Where `vppd serve` keeps its database by default. */

@@ -1,8 +1,9 @@
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AlertPayload } from '../src/alerts/alert-events.js';
+import { alertsSinceKey } from '../src/alerts/alert-scanner.js';
 import { alertsDatabaseOf } from '../src/alerts/alert-tables.js';
 import { type AppleSim, startAppleSim } from '../src/apple-sim/apple-sim.js';
 import { type RunningServer, startServer } from '../src/server/start-server.js';
@@ -13,7 +14,8 @@ import { tokensPath } from './helpers/sync-harness.js';
 
 // The background loops as `vppd serve` runs them (startServer with runSync): a receiver that never
 // answers does not hold up syncs; deliveries time out and are retried; once the receiver answers,
-// each alert arrives once. Real timers, short periods.
+// each alert arrives once. Real timers, short periods; the test waits for conditions it can observe
+// (in the database, at the receiver), never for a fixed time.
 
 let sim: AppleSim;
 let server: RunningServer;
@@ -34,14 +36,16 @@ const receiver = createServer((request, response) => {
   });
 });
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+/** Polls `probe` until it returns a value; fails naming `what` after `timeoutMs`. */
+function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  return vi.waitFor(
+    async () => {
+      const value = await probe();
+      if (value === undefined) throw new Error(`timed out waiting for ${what}`);
+      return value;
+    },
+    { timeout: timeoutMs, interval: 20 },
+  );
 }
 
 beforeAll(async () => {
@@ -78,15 +82,18 @@ describe('alert loops in a serving process', () => {
   it('a receiver that never answers does not block syncs; alerts arrive once it answers', async () => {
     const port = (receiver.address() as AddressInfo).port;
     await api('POST', alertWebhooksPath, { url: `http://127.0.0.1:${port}/hook`, events: ['syncFailed'] });
-    // Let the scanner start its history before the syncs finish.
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    const outbox = alertsDatabaseOf(server.context.db);
+    // The scanner's first pass records when alerting started; runs that finished before it never
+    // alert, so the syncs start only once it is recorded.
+    await until('the scanner to record when alerting started', () =>
+      outbox.selectFrom('vppd_settings').select('value').where('key', '=', alertsSinceKey).executeTakeFirst(),
+    );
     const revoked = await api('POST', tokensPath, { token: sim.tokenFor('revoked') });
     const small = await api('POST', tokensPath, { token: sim.tokenFor('small') });
 
     await until('the revoked token to fail', async () =>
       (await api('GET', `${tokensPath}/${revoked.id}`)).lastSyncStatus === 'failed' ? true : undefined,
     );
-    const outbox = alertsDatabaseOf(server.context.db);
     const timedOut = await until('a delivery to time out', async () => {
       const row = await outbox.selectFrom('alert_outbox').selectAll().executeTakeFirst();
       return row !== undefined && row.attempts >= 1 ? row : undefined;
@@ -102,7 +109,16 @@ describe('alert loops in a serving process', () => {
       const row = await outbox.selectFrom('alert_outbox').selectAll().executeTakeFirst();
       return row?.status === 'delivered' ? row : undefined;
     });
-    await new Promise((resolve) => setTimeout(resolve, 150)); // a few more loop periods
-    expect(received.map((p) => [p.type, p.tokenId])).toEqual([['syncFailed', revoked.id]]);
+    // A second failure is scanned, queued and delivered by later passes of both loops: by the time it
+    // arrives, a duplicate of the first alert would have arrived too.
+    const expired = await api('POST', tokensPath, { token: sim.tokenFor('expired') });
+    await until('the second alert to be delivered', async () => {
+      const rows = await outbox.selectFrom('alert_outbox').select('status').execute();
+      return rows.length === 2 && rows.every((row) => row.status === 'delivered') ? rows : undefined;
+    });
+    expect(received.map((p) => [p.type, p.tokenId])).toEqual([
+      ['syncFailed', revoked.id],
+      ['syncFailed', expired.id],
+    ]);
   });
 });

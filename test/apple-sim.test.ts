@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AppleSim, type LocationSeed, startAppleSim } from '../src/apple-sim/apple-sim.js';
 import { simTokenFiles } from '../src/apple-sim/sim-token-files.js';
 
-// The simulator over real HTTP: every endpoint's shape per spec/apple-apps-and-books.md, counts that
+// The simulator over real HTTP: every endpoint's shape per docs/apple.md, counts that
 // agree, paging, determinism, token validation, rate limiting, faults and asynchronous events.
 
 const fixedNow = new Date('2026-03-01T12:00:00Z');

@@ -1,6 +1,6 @@
-// Conformance with `@microsoft/microsoft-graph-client` v3 (spec/graph-vpp.md, "Independent clients to
-// test against"). That client only behaves over HTTPS: it sends the Authorization header only to
-// https URLs of Graph's hosts or of `customHosts`, and it re-parses absolute nextLinks by looking for
+// Conformance with `@microsoft/microsoft-graph-client` v3 (docs/graph-api.md, "Checked with
+// Microsoft's own clients"). That client only behaves over HTTPS: it sends the Authorization header
+// only to https URLs of Graph's hosts or of `customHosts`, and it re-parses absolute nextLinks by looking for
 // "https://". So vppd is served with a throw-away self-signed certificate and the client trusts it
 // through an undici Agent holding that certificate as its only CA, passed as `fetchOptions.dispatcher`
 // (the client calls the global fetch with its fetchOptions; Node's fetch accepts an undici dispatcher).

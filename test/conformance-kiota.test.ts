@@ -1,9 +1,9 @@
-// Conformance with the official beta SDK's Kiota models (spec/graph-vpp.md, "Independent clients to
-// test against"): vppd listens on a real socket on 127.0.0.1 and every response is read by the SDK's
-// own deserializers — `createVppTokenFromDiscriminatorValue`, the collection response parser and, for
-// errors, `createODataErrorFromDiscriminatorValue` through the error mapping — and paged with
-// msgraph-sdk-core's `PageIterator`. Kiota turns any enum spelling it does not know into undefined,
-// so every enum is compared with what the store holds.
+// Conformance with the official beta SDK's Kiota models (docs/graph-api.md, "Checked with
+// Microsoft's own clients"): vppd listens on a real socket on 127.0.0.1 and every response is read
+// by the SDK's own deserializers — `createVppTokenFromDiscriminatorValue`, the collection response
+// parser and, for errors, `createODataErrorFromDiscriminatorValue` through the error mapping — and
+// paged with msgraph-sdk-core's `PageIterator`. Kiota turns any enum spelling it does not know into
+// undefined, so every enum is compared with what the store holds.
 
 import {
   createVppTokenCollectionResponseFromDiscriminatorValue,

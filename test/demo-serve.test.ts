@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { demoTenantId } from '../src/config.js';
 import { demoTokens } from '../src/demo/demo-scenario.js';
 import { vppTokenState, vppTokenSyncStatus } from '../src/domain/enums.js';
@@ -49,29 +49,26 @@ async function listTokens(url: string, bearer: string): Promise<ListedToken[]> {
 }
 
 /** Polls until every status and every state is present at the same moment (bounded). */
-async function untilEveryStatusAndState(
-  url: string,
-  bearer: string,
-  limitMs: number,
-): Promise<ListedToken[]> {
-  const deadline = Date.now() + limitMs;
-  for (;;) {
-    const tokens = await listTokens(url, bearer);
-    const statuses = new Set(tokens.map((t) => t.lastSyncStatus));
-    const states = new Set(tokens.map((t) => t.state));
-    // Settled: only the large (slow) token is still syncing.
-    const complete =
-      vppTokenSyncStatus.names.every((s) => statuses.has(s)) &&
-      vppTokenState.names.every((s) => states.has(s)) &&
-      tokens.filter((t) => t.lastSyncStatus === 'inProgress').length === 1;
-    if (complete) return tokens;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `demo state not reached: ${JSON.stringify(tokens.map((t) => [t.lastSyncStatus, t.state]))}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+function untilEveryStatusAndState(url: string, bearer: string, limitMs: number): Promise<ListedToken[]> {
+  return vi.waitFor(
+    async () => {
+      const tokens = await listTokens(url, bearer);
+      const statuses = new Set(tokens.map((t) => t.lastSyncStatus));
+      const states = new Set(tokens.map((t) => t.state));
+      // Settled: only the large (slow) token is still syncing.
+      const complete =
+        vppTokenSyncStatus.names.every((s) => statuses.has(s)) &&
+        vppTokenState.names.every((s) => states.has(s)) &&
+        tokens.filter((t) => t.lastSyncStatus === 'inProgress').length === 1;
+      if (!complete) {
+        throw new Error(
+          `demo state not reached: ${JSON.stringify(tokens.map((t) => [t.lastSyncStatus, t.state]))}`,
+        );
+      }
+      return tokens;
+    },
+    { timeout: limitMs, interval: 200 },
+  );
 }
 
 describe('vppd serve --demo (process)', () => {
@@ -150,15 +147,18 @@ describe('vppd serve --demo (process)', () => {
       headers: { authorization: `Bearer ${bearer}` },
     });
     expect(sync.status).toBe(200);
-    const deadline = Date.now() + 20_000;
-    let status = 'inProgress';
-    while (status === 'inProgress' && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      const response = await fetch(`${demo.url}/vppd/v1/tokens/${healthy?.id}/sync`, {
-        headers: { authorization: `Bearer ${bearer}` },
-      });
-      status = ((await response.json()) as { lastSyncStatus: string }).lastSyncStatus;
-    }
+    // Waits while the sync runs; any other status ends the wait (and must be completed).
+    const status = await vi.waitFor(
+      async () => {
+        const response = await fetch(`${demo.url}/vppd/v1/tokens/${healthy?.id}/sync`, {
+          headers: { authorization: `Bearer ${bearer}` },
+        });
+        const { lastSyncStatus } = (await response.json()) as { lastSyncStatus: string };
+        if (lastSyncStatus === 'inProgress') throw new Error('the sync is still inProgress');
+        return lastSyncStatus;
+      },
+      { timeout: 20_000, interval: 100 },
+    );
     expect(status).toBe('completed');
     expect(await demo.stop('SIGINT')).toBe(0);
   }, 60_000);

@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from './helpers/graph-test-app.js';
 
 // Checks the served $metadata against Microsoft's CSDL extract, as data: every enum, the vppToken
-// entity and the complex types must agree on names, values, types and nullability.
+// entity and the complex types must agree on names, values, types and nullability. The extract is a
+// fixture of this repository (test/fixtures/README.md), found relative to this file, not the cwd.
 const reference = readFileSync(
-  new URL('../../shared/reference/graph-beta-vpp.csdl.xml', import.meta.url),
+  fileURLToPath(new URL('./fixtures/graph-beta-vpp.csdl.xml', import.meta.url)),
   'utf8',
 );
 

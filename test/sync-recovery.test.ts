@@ -9,7 +9,7 @@ import { tenantA, tenantB } from './helpers/graph-test-app.js';
 import { mintToken, roles } from './helpers/jwt.js';
 import { createSyncHarness, type SyncHarness, tokensPath } from './helpers/sync-harness.js';
 
-// Invariants 1 and 4 of DESIGN.md with two vppd "processes" (two contexts, two workers) on one
+// Invariants 1 and 4 of docs/architecture.md with two vppd "processes" (two contexts, two workers) on one
 // database file: one sync per token, enforced by the database; no token stays inProgress after its
 // worker died — an expired lease is taken over, retried once, then failed as interrupted.
 

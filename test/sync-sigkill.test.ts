@@ -9,8 +9,8 @@ import { decodeChunk } from '../src/storage/assignment-chunks.js';
 import { mintToken, roles, testJwtSecret } from './helpers/jwt.js';
 import { cleanEnv, type ServeProcess, startServeProcess } from './helpers/serve-process.js';
 
-// DESIGN.md invariants 2 and 4 with a real crash: `vppd serve` is killed with SIGKILL in the middle
-// of a large sync. The previous snapshot must stay intact throughout (checked in the database file
+// docs/architecture.md invariants 2 and 4 with a real crash: `vppd serve` is killed with SIGKILL in
+// the middle of a large sync. The previous snapshot must stay intact throughout (checked in the database file
 // by this process while the child writes), and after a restart the token must end completed or
 // failed — never stuck inProgress — with nothing else lost.
 

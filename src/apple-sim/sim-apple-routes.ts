@@ -12,7 +12,7 @@ import type { JsonList, MdmInfo, SimEvent, SimEventFailure, SimLocation } from '
 import { globalKey, type SimState } from './sim-state.js';
 import { readBearer } from './sim-token.js';
 
-// Apple's v2 endpoints as the simulator serves them. See spec/apple-apps-and-books.md.
+// Apple's v2 endpoints as the simulator serves them. See docs/apple.md, "Calls".
 
 /** A response the HTTP layer writes as is. */
 export interface SimResponse {

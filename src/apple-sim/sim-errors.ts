@@ -1,6 +1,7 @@
 /**
  * The errors the simulator answers with: Apple's numbers, messages and HTTP statuses from
- * spec/apple-apps-and-books.md, "Errors". `service/config` publishes this table as `errorCodes`.
+ * docs/apple.md, "Errors, including inside HTTP 200". `service/config` publishes this table as
+ * `errorCodes`.
  */
 export const simErrors = {
   loginRequired: { errorNumber: 9601, httpStatus: 401, errorMessage: 'Login required' },

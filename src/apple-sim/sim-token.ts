@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 
-/** The JSON inside a `.vpptoken` file. See spec/apple-apps-and-books.md, "The content token". */
+/** The JSON inside a `.vpptoken` file. See docs/apple.md, "The content token". */
 export interface VppTokenFile {
   readonly token: string;
   readonly expDate: string;

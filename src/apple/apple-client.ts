@@ -225,7 +225,7 @@ function appendQuery(url: URL, query: Readonly<Record<string, string | number | 
 }
 
 /**
- * Client of Apple's Apps and Books for Organizations API v2 (spec/apple-apps-and-books.md): typed
+ * Client of Apple's Apps and Books for Organizations API v2 (docs/apple.md): typed
  * calls, paging with at most 5 requests in flight, a per-location rate limit, retries with backoff and
  * classified failures (`VppdError` code `appleFailure`, see {@link appleFailureOf}). The sToken is sent
  * as the bearer credential and never appears in logs or errors.
@@ -411,7 +411,7 @@ export class AppleClient {
 
   /**
    * Looks up names, bundle ids and icons of `adamIds` (batched). Ids Apple does not know are absent
-   * from the result. See spec/apple-apps-and-books.md, "Content metadata lookup".
+   * from the result. See docs/apple.md, "A sync, call by call".
    */
   async lookupMetadata(
     adamIds: readonly string[],

@@ -2,7 +2,7 @@ import { errorCodes, isVppdError, VppdError } from '../domain/errors.js';
 import type { SyncFailure, SyncFailureKind } from '../domain/sync-failure.js';
 
 /**
- * Apple error numbers vppd acts on. See spec/apple-apps-and-books.md, "Errors".
+ * Apple error numbers vppd acts on. See docs/apple.md, "Errors, including inside HTTP 200".
  */
 export const appleErrorNumbers = {
   loginRequired: 9601,

@@ -1,7 +1,7 @@
 /**
  * Apple Apps and Books v2 wire types and their parsers. Parsers check only what vppd relies on, so a
  * field Apple adds later passes through untouched; a missing required field is an `AppleShapeError`.
- * See spec/apple-apps-and-books.md, "Endpoints used by a sync".
+ * See docs/apple.md, "Calls".
  */
 
 /** Thrown by the parsers when Apple's JSON lacks a field vppd relies on. Never carries the body. */

@@ -4,7 +4,7 @@ import type { ApplePage } from './apple-types.js';
 /** Fetches one page; must honour `signal` so pages the stream no longer needs are dropped. */
 export type FetchPage<T> = (pageIndex: number, signal: AbortSignal) => Promise<ApplePage<T>>;
 
-/** Apple's hard limit on parallel requests. See spec/apple-apps-and-books.md, "Pagination". */
+/** Apple's hard limit on parallel requests. See docs/apple.md, "Paging". */
 export const maxPagesInFlight = 5;
 
 export interface PageStreamOptions {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 
 /**
  * Grants permission to send one request to Apple for a location. Apple allows `maxRequestPerSecond`
- * requests per second per location across all of a server's processes (spec/apple-apps-and-books.md,
+ * requests per second per location across all of a server's processes (docs/apple.md,
  * "Rate limits and retries"); an implementation backed by the database can enforce it across processes.
  */
 export interface RateLimiter {

@@ -1,7 +1,7 @@
 import { type AppleAttemptFailure, appleErrorNumbers, classifyAppleError } from './apple-failure.js';
 
 /**
- * How the Apple client retries. See spec/apple-apps-and-books.md, "Rate limits and retries":
+ * How the Apple client retries. See docs/apple.md, "Retries":
  * 429/9646 back off exponentially with jitter, 5xx honour `Retry-After`, 9603 is retried and after a
  * few failures waits minutes, network errors and timeouts are retried, everything else is permanent.
  */

@@ -1,14 +1,15 @@
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { vppEnums, vppTokenState, vppTokenSyncStatus } from './enums.js';
 import { isVppdError } from './errors.js';
 import type { GraphEnum } from './graph-enum.js';
 
-/** Microsoft's definitions, parsed from the CSDL extract in ../shared/reference. */
+/** Microsoft's definitions, parsed from the CSDL extract in test/fixtures (see its README.md). */
 function readCsdlEnums(): Map<string, { name: string; value: number }[]> {
   const xml = readFileSync(
-    new URL('../../../shared/reference/graph-beta-vpp.csdl.xml', import.meta.url),
+    fileURLToPath(new URL('../../test/fixtures/graph-beta-vpp.csdl.xml', import.meta.url)),
     'utf8',
   );
   const enums = new Map<string, { name: string; value: number }[]>();

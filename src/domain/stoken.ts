@@ -1,6 +1,6 @@
 import { errorCodes, VppdError } from './errors.js';
 
-/** A decoded `.vpptoken` file. See spec/apple-apps-and-books.md, "The content token". */
+/** A decoded `.vpptoken` file. See docs/apple.md, "The content token". */
 export interface DecodedSToken {
   /** The whole file content, trimmed: what Apple expects as the bearer credential. Secret. */
   readonly content: string;

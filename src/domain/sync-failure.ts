@@ -3,7 +3,7 @@ import type { VppTokenActionFailureReason, VppTokenState } from './enums.js';
 /**
  * What went wrong in a sync, classified. The Apple client classifies Apple's answers into these kinds;
  * the sync engine adds the ones only it can see (duplicate location, internal, interrupted).
- * See spec/apple-apps-and-books.md, "Errors".
+ * See docs/apple.md, "Errors, including inside HTTP 200", and docs/architecture.md, "Invariants".
  */
 export const syncFailureKinds = [
   /** 9621: the token's year is over. */

@@ -16,7 +16,8 @@ import {
   transitionSyncStatus,
 } from './sync-lifecycle.js';
 
-// DESIGN.md's lifecycle table, written out as data: every (from, event) pair not listed must throw.
+// The lifecycle table of docs/architecture.md, written out as data: every (from, event) pair not
+// listed must throw.
 const table: Record<string, VppTokenSyncStatus> = {
   'none/syncRequested': 'inProgress',
   'completed/syncRequested': 'inProgress',

@@ -2,7 +2,7 @@ import type { ActionState, VppTokenActionFailureReason, VppTokenSyncStatus } fro
 import { errors } from './errors.js';
 
 /**
- * The events that move `lastSyncStatus`. See DESIGN.md, "The sync lifecycle".
+ * The events that move `lastSyncStatus`. See docs/architecture.md, "The sync lifecycle".
  * - `syncRequested`: someone (API, scheduler, token upload or renewal) asked for a sync.
  * - `snapshotCommitted`: all data was fetched and committed as one consistent Apple snapshot.
  * - `syncFailed`: permanent Apple error, retries exhausted, conflict or interruption.
@@ -23,7 +23,8 @@ export interface SyncTransition {
 
 /**
  * The one transition function of `lastSyncStatus`. Every status change in vppd goes through it;
- * anything outside DESIGN.md's table (none → completed, completed → failed without a run, ...) throws.
+ * anything outside the table in docs/architecture.md (none → completed, completed → failed without a
+ * run, ...) throws.
  */
 export function transitionSyncStatus(from: VppTokenSyncStatus, event: SyncEvent): SyncTransition {
   switch (from) {

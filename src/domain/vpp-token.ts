@@ -16,7 +16,7 @@ import { transitionTokenState } from './token-state.js';
 export const vppTokenTypeName = 'microsoft.graph.vppToken';
 
 /**
- * A VPP token as vppd knows it: Graph's `vppToken` properties (spec/graph-vpp.md, "Entity vppToken")
+ * A VPP token as vppd knows it: Graph's `vppToken` properties (docs/graph-api.md, "Tokens")
  * plus the tenant it belongs to. The sToken itself is not here: it is a secret kept apart, encrypted.
  */
 export interface VppToken {

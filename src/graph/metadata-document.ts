@@ -3,7 +3,7 @@ import type { GraphEnum, GraphVersion } from '../domain/graph-enum.js';
 import { betaOnlyTokenProperties } from '../domain/vpp-token.js';
 
 // The `$metadata` of vppd as data (a CSDL model), per Graph version, then written as CSDL XML.
-// Names, types and nullability are Microsoft's: from the CSDL extract in shared/reference where it
+// Names, types and nullability are Microsoft's: from the CSDL extract in test/fixtures where it
 // defines a type or operation, else from Graph's published schema as the beta SDK's models carry it
 // (checked in tests). Only what vppd serves is declared: the properties its presenters write, the
 // operations and containment paths its routes register under each version.

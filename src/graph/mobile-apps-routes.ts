@@ -41,7 +41,7 @@ const listOptions: readonly ListQueryOption[] = [
 const platforms: readonly VppAppPlatform[] = ['iOS', 'macOS'];
 
 /**
- * The read side of VPP apps (spec/graph-vpp.md, "VPP apps"): `mobileApps` list, `$count` and get,
+ * The read side of VPP apps (docs/graph-api.md, "VPP apps"): `mobileApps` list, `$count` and get,
  * the type-cast segments `microsoft.graph.iosVppApp` / `microsoft.graph.macOsVppApp` on the
  * collection and on an item, and an app's `assignedLicenses` (keyset-paged in Apple's order). Apps
  * come from the tenant's current license snapshots; served on beta only.

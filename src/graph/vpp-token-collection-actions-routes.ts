@@ -57,7 +57,7 @@ export function parseFunctionStringParameter(args: string, functionName: string,
 }
 
 /**
- * Actions and functions bound to the vppTokens collection (spec/graph-vpp.md, "Operations"):
+ * Actions and functions bound to the vppTokens collection (docs/graph-api.md, "Actions and functions"):
  * `POST .../vppTokens/syncLicenseCounts` (beta; 204 once every token with a snapshot was refreshed —
  * a token that fails is logged and skipped) and `GET .../vppTokens/getLicensesForApp(bundleId='…')`.
  */

@@ -24,7 +24,7 @@ import { presentVppToken } from './vpp-token-presenter.js';
 export const vppTokensPath = '/deviceAppManagement/vppTokens';
 
 /**
- * Graph's vppTokens collection (spec/graph-vpp.md, "Operations"): list, `$count`, get, create, PATCH,
+ * Graph's vppTokens collection (docs/graph-api.md, "Routes"): list, `$count`, get, create, PATCH,
  * delete. Handlers are thin: parse and check, call the domain and the store, present.
  */
 export function registerVppTokenRoutes(

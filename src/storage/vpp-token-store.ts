@@ -98,7 +98,7 @@ export interface VppTokenStoreOptions {
   readonly db: VppdDatabase;
   readonly cipher: TokenCipher;
   readonly clock: () => Date;
-  /** Most tokens a tenant may hold (Intune's limit, spec/graph-vpp.md "Limits"; default 3,000). */
+  /** Most tokens a tenant may hold (Intune's limit, docs/graph-api.md "Tokens"; default 3,000). */
   readonly maxTokensPerTenant?: number;
 }
 

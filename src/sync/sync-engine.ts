@@ -46,7 +46,7 @@ export type SyncEngine = (
 ) => Promise<SnapshotCommit>;
 
 /**
- * The full sync of one token (spec/apple-apps-and-books.md, "Endpoints used by a sync"): client/config
+ * The full sync of one token (docs/apple.md, "A sync, call by call"): client/config
  * (location, country, expiry, the mdmInfo claim), the duplicate-location check, every page of assets
  * and assignments streamed into staging rows and, while the assignments are paged, metadata for
  * adamIds not seen before. Data that moves mid-sync (another versionId) restarts the read; it is

@@ -1,4 +1,4 @@
-/** Phases of a running sync, in order (spec/apple-apps-and-books.md, "Endpoints used by a sync"). */
+/** Phases of a running sync, in order (docs/apple.md, "A sync, call by call"). */
 export const syncPhases = ['clientConfig', 'assets', 'assignments', 'metadata'] as const;
 export type SyncPhase = (typeof syncPhases)[number];
 

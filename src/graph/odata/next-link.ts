@@ -2,7 +2,7 @@ import type { ListQuery } from '../../domain/list-query.js';
 import { encodeSkipToken } from './skip-token.js';
 
 /**
- * The absolute `@odata.nextLink` of the page after the current one (spec/graph-vpp.md, "Query
+ * The absolute `@odata.nextLink` of the page after the current one (docs/graph-api.md, "Query
  * options"): the same URL — path and every query option exactly as the client spelled them — with
  * `$skiptoken` replaced by a token for `nextOffset`. `requestUrl` must be absolute
  * (`https://host/beta/deviceAppManagement/vppTokens?$top=5`).

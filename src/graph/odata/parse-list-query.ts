@@ -6,7 +6,7 @@ import { parseFilter, unknownProperty } from './parse-filter.js';
 import { decodeSkipToken, maxOffset } from './skip-token.js';
 
 /**
- * Server-driven paging (spec/graph-vpp.md, "Query options"): a page holds `$top` items when `$top`
+ * Server-driven paging (docs/graph-api.md, "Query options"): a page holds `$top` items when `$top`
  * is given (Graph treats it as the page size, and sends `@odata.nextLink` while more remain), else
  * {@link defaultPageSize}. `$top` above {@link maxPageSize} is capped to it — the rest is still
  * reachable through `@odata.nextLink`, so nothing is silently dropped. `$top=0` returns no items.

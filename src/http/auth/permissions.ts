@@ -1,5 +1,6 @@
 /**
- * Graph permission names that grant access to the VPP token surface (spec/graph-vpp.md, "Permissions").
+ * Graph permission names that grant access to the VPP token surface (docs/graph-api.md,
+ * "Authentication and permissions").
  * Reads accept any of `readPermissions`; writes need one of `writePermissions`.
  */
 export const writePermissions = [
