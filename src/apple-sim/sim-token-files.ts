@@ -1,5 +1,5 @@
 import { errors } from '../domain/errors.js';
-import type { LocationSeed } from './sim-location.js';
+import type { LocationSeed } from './sim-location-seed.js';
 import { encodeVppTokenFile, formatAppleDate, innerTokenFor } from './sim-token.js';
 
 /** One `.vpptoken` file the simulator accepts. */

@@ -2,8 +2,8 @@ import type { Command } from 'commander';
 import { minJwtSecretBytes, parseDuration } from '../config.js';
 import { issueAccessToken } from '../http/auth/issue-access-token.js';
 import { readPermissions, writePermissions } from '../http/auth/permissions.js';
+import { usageError, usageExitCodes } from './cli-exit.js';
 import type { CliIo } from './io.js';
-import { usageError, usageExitCodes } from './tokens-command.js';
 
 /** The Graph permission each `--role` grants in a minted token. */
 export const cliRoles = {

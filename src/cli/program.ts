@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { isVppdError } from '../domain/errors.js';
 import { registerAppleSimCommand } from './apple-sim-command.js';
 import { registerAuthCommand } from './auth-command.js';
+import { CliExit } from './cli-exit.js';
 import { registerEnumsCommand } from './enums-command.js';
 import type { CliIo } from './io.js';
 import { processIo } from './io.js';
@@ -42,12 +43,5 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
     const message = isVppdError(error) || error instanceof Error ? error.message : String(error);
     io.stderr(`vppd: ${message}\n`);
     return 1;
-  }
-}
-
-/** Thrown by a command to end with a given exit code after it printed what it had to say. */
-export class CliExit extends Error {
-  constructor(readonly exitCode: number) {
-    super(`exit ${exitCode}`);
   }
 }

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { type Command, CommanderError } from 'commander';
+import type { Command } from 'commander';
+import { CliExit, usageError, usageExitCodes } from './cli-exit.js';
 import { createGraphHttpClient, defaultVppdUrl, type GraphHttpClient } from './graph-http-client.js';
 import type { CliIo } from './io.js';
-import { CliExit } from './program.js';
 
 /** What the CLI takes from the process; injected so tests can drive it in-process too. */
 export interface ClientCommandDependencies {
@@ -54,19 +54,6 @@ interface SyncProgressBody {
 const tokensPath = '/beta/deviceAppManagement/vppTokens';
 const progressPath = (id: string) => `/vppd/v1/tokens/${encodeURIComponent(id)}/sync`;
 const tokenPath = (id: string) => `${tokensPath}/${encodeURIComponent(id)}`;
-
-/** Usage errors (bad flags, missing arguments) exit 2; help and version stay 0. */
-export function usageExitCodes(command: Command): Command {
-  return command.exitOverride((error) => {
-    throw error.exitCode === 0 ? error : new CommanderError(2, error.code, error.message);
-  });
-}
-
-/** Prints one usage line and ends with exit code 2. */
-export function usageError(io: CliIo, message: string): never {
-  io.stderr(`vppd: ${message}\n`);
-  throw new CliExit(2);
-}
 
 /**
  * `vppd tokens list|show|add|renew|sync|delete`: a thin client over vppd's HTTP API (`--url`/`VPPD_URL`,
