@@ -5,6 +5,7 @@ import { createSyncRunOutcomes, type SyncRunOutcomes } from './sync-jobs/run-out
 import { createSyncSchedule, type SyncSchedule } from './sync-jobs/schedule.js';
 import type { SyncJobStoreOptions } from './sync-jobs/transaction.js';
 
+export { type SyncTrigger, syncTriggers } from '../domain/sync-trigger.js';
 export type { LocationClaims } from './sync-jobs/location-claims.js';
 export {
   type ClaimedSync,
@@ -14,8 +15,6 @@ export {
   type SyncJob,
   type SyncQueue,
   type SyncRequestResult,
-  type SyncTrigger,
-  syncTriggers,
 } from './sync-jobs/queue.js';
 export type { SyncRun, SyncRunHistory } from './sync-jobs/run-history.js';
 export { LeaseLostError, type SnapshotCommit, type SyncRunOutcomes } from './sync-jobs/run-outcome.js';

@@ -2,6 +2,7 @@ import type { AppleClient } from '../apple/apple-client.js';
 import { appleFailureError, appleFailureOf } from '../apple/apple-failure.js';
 import type { AppleMdmInfo } from '../apple/apple-types.js';
 import { parseAppleDateTime } from '../domain/stoken.js';
+import type { SyncProgressListener } from '../domain/sync-phase.js';
 import type { LicenseStore } from '../storage/license-store.js';
 import {
   type ClaimedSync,
@@ -11,7 +12,6 @@ import {
 } from '../storage/sync-job-store.js';
 import type { VppTokenStore } from '../storage/vpp-token-store.js';
 import { syncFailureError } from './sync-failure-of.js';
-import type { SyncProgressListener } from './sync-progress.js';
 
 /** The logger methods the sync code uses (pino-compatible). */
 export interface SyncLogger {

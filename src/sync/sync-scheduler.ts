@@ -1,5 +1,6 @@
+import type { SyncTrigger } from '../domain/sync-trigger.js';
 import type { LicenseStore } from '../storage/license-store.js';
-import type { SyncJobStore, SyncTrigger } from '../storage/sync-job-store.js';
+import type { SyncJobStore } from '../storage/sync-job-store.js';
 import type { SyncLogger } from './sync-engine.js';
 
 export interface SyncSchedulerOptions {

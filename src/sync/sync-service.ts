@@ -1,15 +1,11 @@
 import { hostname } from 'node:os';
 import type { AppleClient } from '../apple/apple-client.js';
 import type { AppleMdmInfo } from '../apple/apple-types.js';
+import type { SyncTrigger } from '../domain/sync-trigger.js';
 import { createLicenseStore, type LicenseStore } from '../storage/license-store.js';
 import type { VppdDatabase } from '../storage/open-database.js';
 import { loadInstallationId } from '../storage/sync-installation.js';
-import {
-  createSyncJobStore,
-  type SyncJobStore,
-  type SyncRequestResult,
-  type SyncTrigger,
-} from '../storage/sync-job-store.js';
+import { createSyncJobStore, type SyncJobStore, type SyncRequestResult } from '../storage/sync-job-store.js';
 import { createSyncProgressStore } from '../storage/sync-progress-store.js';
 import type { VppTokenStore } from '../storage/vpp-token-store.js';
 import { createSyncEngine, type SyncEngineOptions, type SyncLogger } from './sync-engine.js';

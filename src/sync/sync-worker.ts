@@ -1,4 +1,5 @@
 import type { SyncFailure } from '../domain/sync-failure.js';
+import type { SyncProgress } from '../domain/sync-phase.js';
 import type { LicenseStore } from '../storage/license-store.js';
 import {
   type ClaimedSync,
@@ -9,7 +10,6 @@ import {
 import type { SyncProgressStore } from '../storage/sync-progress-store.js';
 import type { SyncEngine, SyncLogger } from './sync-engine.js';
 import { syncFailureOf } from './sync-failure-of.js';
-import type { SyncProgress } from './sync-progress.js';
 import { nextAutomaticSync, type SchedulePolicy } from './sync-schedule-policy.js';
 
 export interface SyncWorkerOptions {

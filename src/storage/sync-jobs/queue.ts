@@ -2,15 +2,12 @@ import { vppTokenSyncStatus } from '../../domain/enums.js';
 import { errors } from '../../domain/errors.js';
 import type { SyncFailure } from '../../domain/sync-failure.js';
 import { transitionSyncStatus } from '../../domain/sync-lifecycle.js';
+import { type SyncTrigger, syncTriggers } from '../../domain/sync-trigger.js';
 import type { SyncJobRow } from '../database-schema.js';
 import { dateFromColumn, dateToColumn } from '../vpp-token-columns.js';
 import { closeRun, failureColumns } from './run-history.js';
 import { applyActionEvent, failToken } from './run-outcome.js';
 import type { SyncJobStoreOptions, Trx } from './transaction.js';
-
-/** Who asked for a sync. */
-export const syncTriggers = ['api', 'created', 'renewed', 'scheduled'] as const;
-export type SyncTrigger = (typeof syncTriggers)[number];
 
 /** A durable sync job as the worker sees it. */
 export interface SyncJob {
