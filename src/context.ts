@@ -64,7 +64,10 @@ export interface AppContext {
   dispose(): Promise<void>;
 }
 
-/** Builds the services from a validated configuration: logger, database (migrated), stores, auth. */
+/**
+ * Builds the services from a validated configuration: logger, database (migrated), stores, auth. It starts
+ * nothing: background work (sync worker and scheduler, alert loops, revoke recovery) is started by `startServer`.
+ */
 export async function createContext(config: Config, overrides: ContextOverrides = {}): Promise<AppContext> {
   const clock = overrides.clock ?? (() => new Date());
   const newId = overrides.newId ?? randomUUID;
@@ -106,8 +109,6 @@ export async function createContext(config: Config, overrides: ContextOverrides 
       await sync.requestSync(tenantId, tokenId, 'api');
     },
   });
-  // Revokes a stopped process left pending/active end as failed (internalError), now and periodically.
-  await revokes.startRecovery();
   const sync = createSyncService({
     db,
     tokens,
