@@ -4,7 +4,7 @@ import {
   type AppleAttemptFailure,
   appleErrorNumbers,
   appleFailureError,
-  syncFailureOf,
+  syncFailureOfAppleAttempt,
 } from './apple-failure.js';
 import { type AppleHttp, createUndiciHttp } from './apple-http.js';
 import {
@@ -549,7 +549,7 @@ export class AppleClient {
       const is9603 = failure.type === 'apple' && failure.errorNumber === appleErrorNumbers.internalError;
       internalErrors = is9603 ? internalErrors + 1 : 0;
       const decision = decideRetry(failure, { attempt, internalErrors }, policy, this.#random);
-      const classified = syncFailureOf(failure);
+      const classified = syncFailureOfAppleAttempt(failure);
       if (!decision.retry) {
         const error = appleFailureError({
           failure: classified,

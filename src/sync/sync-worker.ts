@@ -10,7 +10,7 @@ import {
 } from '../storage/sync-job-store.js';
 import type { SyncProgressStore } from '../storage/sync-progress-store.js';
 import type { SyncEngine } from './sync-engine.js';
-import { syncFailureOf } from './sync-failure-of.js';
+import { syncFailureOfError } from './sync-failure-of.js';
 import { nextAutomaticSync, type SchedulePolicy } from './sync-schedule-policy.js';
 
 export interface SyncWorkerOptions {
@@ -263,7 +263,7 @@ export class SyncWorker {
           'sync abandoned: the lease or the token is gone',
         );
       } else {
-        await this.#fail(claim, syncFailureOf(error), context);
+        await this.#fail(claim, syncFailureOfError(error), context);
       }
       await this.#cleanRun(claim.runId);
     } finally {
