@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { errors } from './domain/errors.js';
+import type { DatabaseConfig } from './storage/open-database.js';
 
 /**
  * Configuration of `vppd serve`: read raw strings (flags over env) with {@link readEnv}, validate them
@@ -90,10 +91,8 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): RawS
   };
 }
 
-/** Where the data lives. Only SQLite is wired today; the PostgreSQL dialect is a later step. */
-export type DatabaseConfig =
-  | { readonly kind: 'sqlite'; readonly url: string; readonly filename: string }
-  | { readonly kind: 'sqlite-memory'; readonly url: string };
+/** Where the data lives (defined by storage, which opens it). */
+export type { DatabaseConfig };
 
 /** How bearer tokens are verified. */
 export type AuthConfig =

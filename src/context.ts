@@ -1,10 +1,11 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { type DestinationStream, type Logger, pino } from 'pino';
+import type { Logger } from 'pino';
 import { type AlertService, type AlertSettings, createAlertService } from './alerts/alert-service.js';
 import { type AppleClient, createAppleClient, realSleep } from './apple/apple-client.js';
 import type { Config } from './config.js';
 import { type Authenticator, createAuthenticator } from './http/auth/authenticator.js';
+import { createLogger } from './ops/logging.js';
 import { createMetrics, type VppdMetrics } from './ops/metrics.js';
 import { createLicenseReadStore, type LicenseReadStore } from './storage/license-read-store.js';
 import { openDatabase, type VppdDatabase } from './storage/open-database.js';
@@ -66,43 +67,10 @@ export interface AppContext {
   dispose(): Promise<void>;
 }
 
-/** Paths pino removes from every log line: credentials and the sToken. */
-export const redactedLogPaths = [
-  'req.headers.authorization',
-  'headers.authorization',
-  'authorization',
-  'token',
-  '*.token',
-  'sToken',
-  '*.sToken',
-  'body.token',
-];
-
 /**
- * JWTs and `.vpptoken` contents are base64(url) of JSON, so they start with `eyJ` (`{"`); a long run of
- * base64 after it (also percent-encoded, as in a logged URL) is replaced.
+ * Builds the services from a validated configuration: logger, database (migrated), stores, auth. It starts
+ * nothing: background work (sync worker and scheduler, alert loops, revoke recovery) is started by `startServer`.
  */
-const credentialShape = /eyJ(?:[A-Za-z0-9+/=_-]|%2[BbFf]|%3[Dd]){8,}(?:\.(?:[A-Za-z0-9_=-]|%3[Dd])*){0,2}/g;
-
-/** Replaces anything shaped like a JWT or an sToken file in a log line. */
-export function scrubCredentials(line: string): string {
-  return line.includes('eyJ') ? line.replace(credentialShape, '[redacted]') : line;
-}
-
-/** Creates the application logger (JSON lines on stdout, or on `destination`: tests capture it). */
-export function createLogger(config: Pick<Config, 'logLevel'>, destination?: DestinationStream): Logger {
-  const options = {
-    name: 'vppd',
-    level: config.logLevel,
-    redact: { paths: redactedLogPaths, censor: '[redacted]' },
-    // Paths cannot catch a credential inside a value (a JWT or an sToken pasted into a URL query or a
-    // message), so every written line is also scrubbed of their shape.
-    hooks: { streamWrite: scrubCredentials },
-  };
-  return destination === undefined ? pino(options) : pino(options, destination);
-}
-
-/** Builds the services from a validated configuration: logger, database (migrated), stores, auth. */
 export async function createContext(config: Config, overrides: ContextOverrides = {}): Promise<AppContext> {
   const clock = overrides.clock ?? (() => new Date());
   const newId = overrides.newId ?? randomUUID;
@@ -144,8 +112,6 @@ export async function createContext(config: Config, overrides: ContextOverrides 
       await sync.requestSync(tenantId, tokenId, 'api');
     },
   });
-  // Revokes a stopped process left pending/active end as failed (internalError), now and periodically.
-  await revokes.startRecovery();
   const sync = createSyncService({
     db,
     tokens,

@@ -21,6 +21,12 @@ import {
 import { createTokenCipher } from '../src/storage/token-cipher.js';
 import { createVppTokenStore } from '../src/storage/vpp-token-store.js';
 import { createFakeClock, createSequentialIds } from './helpers/fake-clock.js';
+import {
+  countRunRows,
+  currentSnapshot,
+  listAssets,
+  listAssignments,
+} from './helpers/license-snapshot-sql.js';
 import { seedTokens } from './helpers/seed-tokens.js';
 
 // The license store's write path against real SQLite: staging in sorted batches, read back through
@@ -148,7 +154,7 @@ const keyOf = (a: LicenseAssignmentInput) =>
 async function readAll(f: Fixture, query: { adamId?: string; pricingParam?: string } = {}) {
   const out: { seq: number; key: string }[] = [];
   for (let afterSeq = -1; ; ) {
-    const page = await f.licenses.listAssignments(tenantId, f.claim.job.tokenId, {
+    const page = await listAssignments(f.db, tenantId, f.claim.job.tokenId, {
       ...query,
       afterSeq,
       limit: 700,
@@ -166,7 +172,7 @@ describe('LicenseStore staging', () => {
     await stage(f, rows, 1000);
     await commit(f, rows);
 
-    expect(await f.licenses.countRunRows(f.claim.runId)).toEqual({
+    expect(await countRunRows(f.db, f.claim.runId)).toEqual({
       assets: assets.length,
       assignments: 5000,
     });
@@ -226,9 +232,9 @@ describe('LicenseStore staging', () => {
     const f = await fixture('file');
     // More rows than one delete range (20,000).
     await stage(f, assignments(30_000, 9), 14_000);
-    expect((await f.licenses.countRunRows(f.claim.runId)).assignments).toBe(30_000);
+    expect((await countRunRows(f.db, f.claim.runId)).assignments).toBe(30_000);
     await f.licenses.clearRun(f.claim.runId);
-    expect(await f.licenses.countRunRows(f.claim.runId)).toEqual({ assets: 0, assignments: 0 });
+    expect(await countRunRows(f.db, f.claim.runId)).toEqual({ assets: 0, assignments: 0 });
     const keys = await f.db.selectFrom('license_runs').selectAll().execute();
     expect(keys).toEqual([]);
   });
@@ -259,7 +265,7 @@ describe('LicenseStore staging', () => {
       repeated,
     ]);
     await commit(f, []);
-    const listed = await f.licenses.listAssets(tenantId, f.claim.job.tokenId);
+    const listed = await listAssets(f.db, tenantId, f.claim.job.tokenId);
     const expected = many.map((a, i) => ({
       ...(i === 10 ? repeated : a),
       tokenId: f.claim.job.tokenId,
@@ -294,7 +300,7 @@ describe('LicenseStore staging', () => {
     );
     await f.licenses.insertAssets({ runId: f.claim.runId, tenantId, tokenId: f.claim.job.tokenId }, assets);
     await commit(f, []);
-    const listed = await f.licenses.listAssets(tenantId, f.claim.job.tokenId);
+    const listed = await listAssets(f.db, tenantId, f.claim.job.tokenId);
     const metadataOf = (adamId: string) => listed.find((a) => a.adamId === adamId)?.metadata;
     const [e0, e1, e2] = entries as [(typeof entries)[0], (typeof entries)[0], (typeof entries)[0]];
     expect(metadataOf(e0.adamId)).toEqual({
@@ -341,10 +347,10 @@ describe('LicenseStore staging', () => {
     const rows = assignments(10, 1);
     await stage(f, rows, 1000);
     await commit(f, rows);
-    const snapshot = await f.licenses.currentSnapshot(tenantId, f.claim.job.tokenId);
+    const snapshot = await currentSnapshot(f.db, tenantId, f.claim.job.tokenId);
     expect(snapshot?.totalLicenseCount).toBe(2 * unlimited + 6 * 1000);
     expect(snapshot?.availableLicenseCount).toBe(2 * (unlimited - 10) + 6 * 990);
-    const listed = await f.licenses.listAssets(tenantId, f.claim.job.tokenId);
+    const listed = await listAssets(f.db, tenantId, f.claim.job.tokenId);
     expect(listed.filter((a) => a.totalCount === unlimited)).toHaveLength(2);
   });
 });

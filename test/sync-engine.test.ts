@@ -3,6 +3,12 @@ import { type AppleSim, startAppleSim } from '../src/apple-sim/apple-sim.js';
 import { neverSyncedIso } from '../src/domain/sync-lifecycle.js';
 import { loadInstallationId } from '../src/storage/sync-installation.js';
 import { tenantA } from './helpers/graph-test-app.js';
+import {
+  countRunRows,
+  currentSnapshot,
+  listAssets,
+  listAssignments,
+} from './helpers/license-snapshot-sql.js';
 import { assignmentKey, createSyncHarness, readAllPages, type SyncHarness } from './helpers/sync-harness.js';
 
 // The sync lifecycle end to end: Graph API → durable job → worker → Apple simulator over HTTP →
@@ -31,7 +37,7 @@ async function storedAssignments(tokenId: string): Promise<string[]> {
   const out: string[] = [];
   let afterSeq: number | undefined;
   for (;;) {
-    const page = await h.context.sync.licenses.listAssignments(tenantA, tokenId, {
+    const page = await listAssignments(h.context.db, tenantA, tokenId, {
       limit: 1000,
       ...(afterSeq === undefined ? {} : { afterSeq }),
     });
@@ -44,7 +50,7 @@ async function storedAssignments(tokenId: string): Promise<string[]> {
 async function expectSnapshotEqualsApple(tokenId: string, locationId: string): Promise<void> {
   const assets = await readAllPages(sim, locationId, 'assets');
   const assignments = await readAllPages(sim, locationId, 'assignments');
-  const storedAssets = await h.context.sync.licenses.listAssets(tenantA, tokenId);
+  const storedAssets = await listAssets(h.context.db, tenantA, tokenId);
   expect(
     storedAssets
       .map((a) => `${a.adamId}|${a.pricingParam}|${a.totalCount}|${a.assignedCount}|${a.availableCount}`)
@@ -55,7 +61,7 @@ async function expectSnapshotEqualsApple(tokenId: string, locationId: string): P
       .sort(),
   );
   expect((await storedAssignments(tokenId)).sort()).toEqual(assignments.records.map(assignmentKey).sort());
-  const snapshot = await h.context.sync.licenses.currentSnapshot(tenantA, tokenId);
+  const snapshot = await currentSnapshot(h.context.db, tenantA, tokenId);
   expect(assignments.versionIds.size).toBe(1);
   expect(snapshot?.versionId).toBe([...assignments.versionIds][0]);
   expect(snapshot?.assignmentCount).toBe(assignments.records.length);
@@ -104,14 +110,14 @@ describe('a successful sync', () => {
     expect(runs[0]?.assignmentCount).toBe(600);
     expect(runs[0]?.assetCount).toBe(40);
     // Metadata was fetched for the adamIds: names come from the lookup.
-    const assets = await h.context.sync.licenses.listAssets(tenantA, id(created));
+    const assets = await listAssets(h.context.db, tenantA, id(created));
     expect(assets.every((a) => a.metadata?.name !== undefined)).toBe(true);
   });
 
   it('a second sync replaces the snapshot in one swap and deletes the old rows', async () => {
     const created = await h.upload('small');
     await h.syncNow();
-    const first = await h.context.sync.licenses.currentSnapshot(tenantA, id(created));
+    const first = await currentSnapshot(h.context.db, tenantA, id(created));
     await fetch(`${sim.adminUrl}/locations/small/change-data`, { method: 'POST' });
     h.clock.advance(60_000);
     const requested = await h.requestSync(id(created));
@@ -119,11 +125,11 @@ describe('a successful sync', () => {
     expect(requested.body.lastSyncStatus).toBe('inProgress');
     expect(requested.body['@odata.context']).toMatch(/\$metadata#microsoft\.graph\.vppToken$/);
     await h.syncNow();
-    const second = await h.context.sync.licenses.currentSnapshot(tenantA, id(created));
+    const second = await currentSnapshot(h.context.db, tenantA, id(created));
     expect(second?.runId).not.toBe(first?.runId);
     expect(second?.versionId).not.toBe(first?.versionId);
     await expectSnapshotEqualsApple(id(created), 'small');
-    expect(await h.context.sync.licenses.countRunRows(first?.runId as string)).toEqual({
+    expect(await countRunRows(h.context.db, first?.runId as string)).toEqual({
       assets: 0,
       assignments: 0,
     });
@@ -172,7 +178,7 @@ describe('failures leave the previous snapshot intact', () => {
   async function syncedSmall() {
     const created = await h.upload('small');
     await h.syncNow();
-    const snapshot = await h.context.sync.licenses.currentSnapshot(tenantA, id(created));
+    const snapshot = await currentSnapshot(h.context.db, tenantA, id(created));
     const completedAt = (await h.token(id(created))).lastSyncDateTime;
     h.clock.advance(60_000);
     return { tokenId: id(created), snapshot, completedAt };
@@ -198,14 +204,14 @@ describe('failures leave the previous snapshot intact', () => {
     }
     expect(run?.failure?.message).not.toContain(sim.tokenFor('small'));
     // Staging rows of the failed run are gone; the job is gone.
-    expect(await h.context.sync.licenses.countRunRows(run?.id as string)).toEqual({
+    expect(await countRunRows(h.context.db, run?.id as string)).toEqual({
       assets: 0,
       assignments: 0,
     });
     expect(await h.context.sync.jobs.jobOf(tenantA, tokenId)).toBeUndefined();
     if (previous) {
       expect(token.lastSyncDateTime).toBe(previous.completedAt);
-      expect(await h.context.sync.licenses.currentSnapshot(tenantA, tokenId)).toEqual(previous.snapshot);
+      expect(await currentSnapshot(h.context.db, tenantA, tokenId)).toEqual(previous.snapshot);
       await expectSnapshotEqualsApple(tokenId, 'small');
     } else {
       expect(token.lastSyncDateTime).toBe(neverSyncedIso);
@@ -264,7 +270,7 @@ describe('failures leave the previous snapshot intact', () => {
     await h.syncNow();
     expect((await h.token(before.tokenId)).lastSyncStatus).toBe('completed');
 
-    const again = await h.context.sync.licenses.currentSnapshot(tenantA, before.tokenId);
+    const again = await currentSnapshot(h.context.db, tenantA, before.tokenId);
     const completedAt = (await h.token(before.tokenId)).lastSyncDateTime;
     h.clock.advance(60_000);
     sim.faults.serverError('small', 50, { endpoint: 'assignments', status: 500 });
@@ -336,7 +342,7 @@ describe('failures leave the previous snapshot intact', () => {
       state: 'valid',
       lastSyncDateTime: before.completedAt,
     });
-    expect(await h.context.sync.licenses.currentSnapshot(tenantA, before.tokenId)).toEqual(before.snapshot);
+    expect(await currentSnapshot(h.context.db, tenantA, before.tokenId)).toEqual(before.snapshot);
     const [run] = await h.context.sync.jobs.listRuns(tenantA, before.tokenId, 1);
     expect(run?.failure).toMatchObject({ kind: 'snapshotMoved', reason: 'appleFailure' });
     // Three reads of page 0 of assignments: the first and two restarts.
@@ -351,7 +357,7 @@ describe('failures leave the previous snapshot intact', () => {
     // Wait until the run has staged some assignments, then delete the token through the API.
     const job = await h.context.sync.jobs.jobOf(tenantA, id(created));
     for (let i = 0; i < 200; i++) {
-      const rows = await h.context.sync.licenses.countRunRows(job?.runId as string);
+      const rows = await countRunRows(h.context.db, job?.runId as string);
       if (rows.assignments > 0) break;
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -362,7 +368,7 @@ describe('failures leave the previous snapshot intact', () => {
     });
     expect(deleted.statusCode).toBe(204);
     await worker.idle();
-    expect(await h.context.sync.licenses.countRunRows(job?.runId as string)).toEqual({
+    expect(await countRunRows(h.context.db, job?.runId as string)).toEqual({
       assets: 0,
       assignments: 0,
     });

@@ -7,6 +7,7 @@ import type { ClaimOptions } from '../src/storage/sync-job-store.js';
 import { createFakeClock, type FakeClock } from './helpers/fake-clock.js';
 import { tenantA, tenantB } from './helpers/graph-test-app.js';
 import { mintToken, roles } from './helpers/jwt.js';
+import { countRunRows, currentSnapshot } from './helpers/license-snapshot-sql.js';
 import { createSyncHarness, type SyncHarness, tokensPath } from './helpers/sync-harness.js';
 
 // Invariants 1 and 4 of docs/architecture.md with two vppd "processes" (two contexts, two workers) on one
@@ -128,7 +129,7 @@ describe('recovery of a dead worker', () => {
     expect(runs[1]?.failure).toMatchObject({ kind: 'interrupted', reason: 'internalError' });
     // The dead run's half-written rows are swept; nothing of them is ever visible.
     await p2.context.sync.createScheduler().tick();
-    expect(await p2.context.sync.licenses.countRunRows(claim.claim.runId)).toEqual({
+    expect(await countRunRows(p2.context.db, claim.claim.runId)).toEqual({
       assets: 0,
       assignments: 0,
     });
@@ -172,9 +173,9 @@ describe('recovery of a dead worker', () => {
       .where('id', '=', job?.id as string)
       .execute();
     await w1.idle();
-    expect(await p1.context.sync.licenses.currentSnapshot(tenantA, id(created))).toBeUndefined();
+    expect(await currentSnapshot(p1.context.db, tenantA, id(created))).toBeUndefined();
     expect((await p1.token(id(created))).lastSyncStatus).toBe('inProgress');
-    expect(await p1.context.sync.licenses.countRunRows(job?.runId as string)).toEqual({
+    expect(await countRunRows(p1.context.db, job?.runId as string)).toEqual({
       assets: 0,
       assignments: 0,
     });

@@ -458,6 +458,7 @@ describe('revokeLicenses recovery', () => {
       now = new Date('2026-03-01T13:00:00.000Z');
       const second = await createContext(testConfig({ database }), overrides);
       try {
+        await second.revokes.startRecovery(); // what starting the server does
         const recovered = (await second.tokens.get(surfaceTenantA, stale?.id as string))
           ?.tokenActionResults[0];
         expect(recovered).toEqual({

@@ -1,14 +1,8 @@
+import type { Logger } from '../domain/logger.js';
 import type { VppdDatabase } from '../storage/open-database.js';
 import { alertHeaders, signAlertBody } from './alert-events.js';
 import { type AlertOutboxRow, type AlertsDatabase, alertsDatabaseOf } from './alert-tables.js';
 import type { AlertWebhookWithSecret, WebhookStore } from './webhook-store.js';
-
-/** A pino-compatible logger (only what the deliverer uses). */
-export interface AlertLogger {
-  info(details: object, message: string): void;
-  warn(details: object, message: string): void;
-  error(details: object, message: string): void;
-}
 
 /** Retry policy of deliveries. */
 export interface DeliveryPolicy {
@@ -50,7 +44,7 @@ export interface AlertDelivererOptions {
   readonly clock: () => Date;
   readonly fetch: typeof fetch;
   readonly random: () => number;
-  readonly logger: AlertLogger;
+  readonly logger: Logger;
   /** This process's name in leases. */
   readonly owner: string;
   readonly policy?: Partial<DeliveryPolicy>;

@@ -1,11 +1,7 @@
+import type { Logger } from '../domain/logger.js';
 import type { VppdDatabase } from '../storage/open-database.js';
 import type { TokenCipher } from '../storage/token-cipher.js';
-import {
-  AlertDeliverer,
-  type AlertLogger,
-  type DeliveryAttempt,
-  type DeliveryPolicy,
-} from './alert-deliverer.js';
+import { AlertDeliverer, type DeliveryAttempt, type DeliveryPolicy } from './alert-deliverer.js';
 import { AlertScanner, type ScannedRun, type ScanResult } from './alert-scanner.js';
 import { createWebhookStore, type WebhookStore } from './webhook-store.js';
 
@@ -28,7 +24,7 @@ export interface AlertServiceOptions {
   readonly randomBytes: (size: number) => Buffer;
   readonly random: () => number;
   readonly fetch: typeof fetch;
-  readonly logger: AlertLogger;
+  readonly logger: Logger;
   readonly owner: string;
   readonly settings?: Partial<AlertSettings>;
   readonly onRunScanned?: (run: ScannedRun) => void;

@@ -37,15 +37,3 @@ export function unitHash(key: number, ...values: readonly number[]): number {
 export function hashString(text: string): number {
   return createHash('sha256').update(text).digest().readUInt32BE(0);
 }
-
-/** A sequential seeded generator (mulberry32) for the few places that walk a list once. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x100000000;
-  };
-}

@@ -1,9 +1,10 @@
 import { errors } from '../domain/errors.js';
+import { type Logger, silentLogger } from '../domain/logger.js';
 import {
   type AppleAttemptFailure,
   appleErrorNumbers,
   appleFailureError,
-  syncFailureOf,
+  syncFailureOfAppleAttempt,
 } from './apple-failure.js';
 import { type AppleHttp, createUndiciHttp } from './apple-http.js';
 import {
@@ -37,15 +38,6 @@ export const appleProductionBaseUrl = 'https://vpp.itunes.apple.com/mdm/v2';
 
 /** Requests per second per location when service/config has not said otherwise. */
 export const defaultMaxRequestPerSecond = 15;
-
-/** A pino-compatible logger (only the methods the client uses). */
-export interface AppleLogger {
-  debug(details: object, message: string): void;
-  info(details: object, message: string): void;
-  warn(details: object, message: string): void;
-}
-
-const silentLogger: AppleLogger = { debug() {}, info() {}, warn() {} };
 
 /** One HTTP exchange with Apple, reported to {@link AppleObserver.request} (no sToken, no URL query). */
 export interface AppleRequestObservation {
@@ -103,7 +95,7 @@ export interface AppleClientOptions {
   readonly now?: () => number;
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly random?: () => number;
-  readonly logger?: AppleLogger;
+  readonly logger?: Logger;
   readonly retry?: Partial<RetryPolicy>;
   /** Per-request timeout (headers and body), default 30 s. */
   readonly timeoutMs?: number;
@@ -239,7 +231,7 @@ export class AppleClient {
   readonly #now: () => number;
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly #random: () => number;
-  readonly #log: AppleLogger;
+  readonly #log: Logger;
   readonly #policy: RetryPolicy;
   readonly #timeoutMs: number;
   readonly #pageConcurrency: number;
@@ -557,7 +549,7 @@ export class AppleClient {
       const is9603 = failure.type === 'apple' && failure.errorNumber === appleErrorNumbers.internalError;
       internalErrors = is9603 ? internalErrors + 1 : 0;
       const decision = decideRetry(failure, { attempt, internalErrors }, policy, this.#random);
-      const classified = syncFailureOf(failure);
+      const classified = syncFailureOfAppleAttempt(failure);
       if (!decision.retry) {
         const error = appleFailureError({
           failure: classified,

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { VppdError } from '../domain/errors.js';
-import { appleFailureError, appleFailureOf, classifyAppleError, syncFailureOf } from './apple-failure.js';
+import {
+  appleFailureError,
+  appleFailureOf,
+  classifyAppleError,
+  syncFailureOfAppleAttempt,
+} from './apple-failure.js';
 
 describe('classifyAppleError', () => {
   it.each([
@@ -31,10 +36,10 @@ describe('classifyAppleError', () => {
   });
 });
 
-describe('syncFailureOf', () => {
+describe('syncFailureOfAppleAttempt', () => {
   it('keeps Apple error number, message and HTTP status', () => {
     expect(
-      syncFailureOf({
+      syncFailureOfAppleAttempt({
         type: 'apple',
         httpStatus: 401,
         errorNumber: 9621,
@@ -45,12 +50,13 @@ describe('syncFailureOf', () => {
   });
 
   it('classifies exhausted network errors, timeouts and unusable answers as appleUnavailable', () => {
-    expect(syncFailureOf({ type: 'network', message: 'ECONNRESET', code: 'ECONNRESET' }).kind).toBe(
-      'appleUnavailable',
-    );
-    expect(syncFailureOf({ type: 'timeout', timeoutMs: 10 }).message).toContain('10 ms');
     expect(
-      syncFailureOf({ type: 'malformed', httpStatus: 200, message: 'x', notJson: true }).httpStatus,
+      syncFailureOfAppleAttempt({ type: 'network', message: 'ECONNRESET', code: 'ECONNRESET' }).kind,
+    ).toBe('appleUnavailable');
+    expect(syncFailureOfAppleAttempt({ type: 'timeout', timeoutMs: 10 }).message).toContain('10 ms');
+    expect(
+      syncFailureOfAppleAttempt({ type: 'malformed', httpStatus: 200, message: 'x', notJson: true })
+        .httpStatus,
     ).toBe(200);
   });
 });

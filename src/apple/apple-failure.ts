@@ -75,7 +75,7 @@ export function classifyAppleError(httpStatus: number, errorNumber: number | und
 }
 
 /** Classifies the last failed attempt of a call into a {@link SyncFailure}. */
-export function syncFailureOf(failure: AppleAttemptFailure): SyncFailure {
+export function syncFailureOfAppleAttempt(failure: AppleAttemptFailure): SyncFailure {
   switch (failure.type) {
     case 'apple':
       return {

@@ -280,9 +280,6 @@ export function parseUser(value: unknown): AppleUser {
   };
 }
 
-/** The array field each paged endpoint puts its records in. */
-export const pageRecordFields = { assets: 'assets', assignments: 'assignments', users: 'users' } as const;
-
 /** Parses a page envelope and its records with `parseRecord`. */
 export function parsePage<T>(
   body: unknown,

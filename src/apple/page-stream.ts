@@ -126,16 +126,3 @@ export async function* streamPages<T>(
     await Promise.all(slots.values());
   }
 }
-
-/** Calls `onPage` for every page of `pages` in order, awaiting each call (back-pressure). */
-export async function forEachPage<T>(
-  pages: AsyncIterable<ApplePage<T>>,
-  onPage: (page: ApplePage<T>) => void | Promise<void>,
-): Promise<number> {
-  let count = 0;
-  for await (const page of pages) {
-    await onPage(page);
-    count++;
-  }
-  return count;
-}

@@ -17,13 +17,6 @@ export const vppAppTypeNames = {
 } as const satisfies Record<VppAppPlatform, string>;
 export type VppAppTypeName = (typeof vppAppTypeNames)[VppAppPlatform];
 
-/** The platform a type-cast segment names, or undefined when it names no VPP app type. */
-export function platformOfTypeName(typeName: string): VppAppPlatform | undefined {
-  if (typeName === vppAppTypeNames.iOS) return 'iOS';
-  if (typeName === vppAppTypeNames.macOS) return 'macOS';
-  return undefined;
-}
-
 // ---- stable ids -----------------------------------------------------------------------------------
 //
 // An app's id is a name-based (UUIDv5-style, SHA-1) GUID of (token, adamId, pricingParam), so it is the

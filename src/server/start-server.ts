@@ -22,6 +22,8 @@ export interface RunningServer {
 /** Creates the context, builds the app and listens on the configured host and port. */
 export async function startServer(config: Config, options: StartServerOptions = {}): Promise<RunningServer> {
   const context = await createContext(config, options);
+  // Revokes a stopped process left pending/active end as failed (internalError), now and periodically.
+  if (options.runSync === true) await context.revokes.startRecovery();
   const readiness: Readiness = { ready: false };
   const { https, bodyLimit } = options;
   const app = buildApp(context, {

@@ -14,7 +14,14 @@
 //
 // Chunks of one asset never overlap in seq and each is in seq order, so an app's licenses in Apple's
 // order are its chunks by `first_seq`, and keyset paging by seq reads only the chunks it needs.
-import type { LicenseAssignmentInput } from './license-store.js';
+
+/** A license held by a device (`serialNumber`) or a user (`clientUserId`). */
+export interface LicenseAssignmentInput {
+  readonly adamId: string;
+  readonly pricingParam: string;
+  readonly serialNumber?: string;
+  readonly clientUserId?: string;
+}
 
 /**
  * Licenses per chunk: with serial numbers ~2 KB of text, which a SQLite rowid table keeps in its

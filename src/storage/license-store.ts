@@ -1,11 +1,7 @@
+export type { LicenseAssignmentInput } from './assignment-chunks.js';
+
 import { CompiledQuery, type Insertable, type Transaction } from 'kysely';
-import {
-  type AssignmentChunk,
-  AssignmentChunker,
-  type DecodedAssignment,
-  decodeChunk,
-  readAppLicenses,
-} from './assignment-chunks.js';
+import { type AssignmentChunk, AssignmentChunker, type LicenseAssignmentInput } from './assignment-chunks.js';
 import type {
   DatabaseSchema,
   LicenseAppMetadataRow,
@@ -13,7 +9,7 @@ import type {
   LicenseAssignmentChunkRow,
 } from './database-schema.js';
 import type { VppdDatabase } from './open-database.js';
-import { dateFromColumn, dateToColumn } from './vpp-token-columns.js';
+import { dateToColumn } from './vpp-token-columns.js';
 
 /** A licensed asset as Apple counts it (`GET /assets`); identity `(adamId, pricingParam)`. */
 export interface LicenseAssetInput {
@@ -29,14 +25,6 @@ export interface LicenseAssetInput {
   readonly supportedPlatforms: readonly string[];
 }
 
-/** A license held by a device (`serialNumber`) or a user (`clientUserId`). */
-export interface LicenseAssignmentInput {
-  readonly adamId: string;
-  readonly pricingParam: string;
-  readonly serialNumber?: string;
-  readonly clientUserId?: string;
-}
-
 /** Content metadata of one adamId (from Apple's lookup). */
 export interface AppMetadataInput {
   readonly adamId: string;
@@ -47,40 +35,6 @@ export interface AppMetadataInput {
   readonly deviceFamilies: readonly string[];
 }
 
-/** The current snapshot of a token: which run it came from, Apple's version and the totals. */
-export interface LicenseSnapshot {
-  readonly tokenId: string;
-  readonly runId: string;
-  readonly versionId: string;
-  readonly locationUid: string;
-  readonly committedAt: Date;
-  readonly assetCount: number;
-  readonly assignmentCount: number;
-  readonly totalLicenseCount: number;
-  readonly usedLicenseCount: number;
-  readonly availableLicenseCount: number;
-}
-
-/** A stored asset of a token's current snapshot, with its metadata when the lookup knew it. */
-export interface LicenseAsset extends LicenseAssetInput {
-  readonly tokenId: string;
-  readonly metadata: (AppMetadataInput & { readonly fetchedAt: Date }) | undefined;
-}
-
-/** A stored assignment of a token's current snapshot, in Apple's order (`seq`). */
-export interface LicenseAssignment extends LicenseAssignmentInput {
-  readonly seq: number;
-}
-
-export interface AssignmentQuery {
-  readonly adamId?: string;
-  readonly pricingParam?: string;
-  /** Only assignments after this `seq` (keyset paging). */
-  readonly afterSeq?: number;
-  readonly limit: number;
-}
-
-/** Groups a run's assignments page by page into chunks per asset and stages them in batches. */
 export interface AssignmentWriter {
   /** Adds the next records in Apple's order; writes a batch once enough licenses are in full chunks. */
   write(assignments: readonly LicenseAssignmentInput[]): Promise<void>;
@@ -109,9 +63,9 @@ export interface RunKey {
 }
 
 /**
- * License data. Writers stage rows under the run that fetched them; readers see only the rows of the
- * run named by the token's `license_snapshots` pointer, so a sync in flight (or a failed one) is never
- * visible and the swap to a new snapshot is one row update.
+ * License data, written. Writers stage rows under the run that fetched them; readers (license-read-store.ts)
+ * see only the rows of the run named by the token's `license_snapshots` pointer, so a sync in flight (or a
+ * failed one) is never visible and the swap to a new snapshot is one row update.
  */
 export interface LicenseStore {
   /** Stages a batch of assets of a run. */
@@ -134,17 +88,6 @@ export interface LicenseStore {
     lookup: { readonly platform: string; readonly country: string },
     now: Date,
   ): Promise<void>;
-  /** The token's current snapshot, undefined before its first successful sync. */
-  currentSnapshot(tenantId: string, tokenId: string): Promise<LicenseSnapshot | undefined>;
-  /** Every asset of the token's current snapshot, with metadata. */
-  listAssets(tenantId: string, tokenId: string): Promise<LicenseAsset[]>;
-  /**
-   * Assignments of the token's current snapshot, optionally of one asset, in `seq` order. With
-   * `adamId` and `pricingParam` this reads one key range; without, it sorts the whole snapshot.
-   */
-  listAssignments(tenantId: string, tokenId: string, query: AssignmentQuery): Promise<LicenseAssignment[]>;
-  /** Number of license rows a run holds (for tests and cleanup checks). */
-  countRunRows(runId: string): Promise<{ assets: number; assignments: number }>;
 }
 
 // Bound-parameter budget per statement: SQLite allows 32,766 and PostgreSQL 65,535.
@@ -329,18 +272,6 @@ export function createLicenseStore(options: { readonly db: VppdDatabase }): Lice
     return row === undefined ? undefined : Number(row.run_key);
   };
 
-  /** The assignment key of the token's current snapshot (undefined: no snapshot, or no assignments). */
-  const snapshotRunKey = async (tenantId: string, tokenId: string): Promise<number | undefined> => {
-    const row = await db
-      .selectFrom('license_snapshots as s')
-      .innerJoin('license_runs as r', 'r.run_id', 's.run_id')
-      .select('r.run_key')
-      .where('s.tenant_id', '=', tenantId)
-      .where('s.token_id', '=', tokenId)
-      .executeTakeFirst();
-    return row === undefined ? undefined : Number(row.run_key);
-  };
-
   /** Writes a run's chunks in one transaction (its run key is created on first use). */
   const writeChunks = async (runId: string, chunks: readonly AssignmentChunk[]): Promise<void> => {
     if (chunks.length === 0) return;
@@ -364,16 +295,6 @@ export function createLicenseStore(options: { readonly db: VppdDatabase }): Lice
         await trx.executeQuery(CompiledQuery.raw(chunkInsertSql(end - i), parameters));
       }
     });
-  };
-
-  const snapshotRunId = async (tenantId: string, tokenId: string): Promise<string | undefined> => {
-    const row = await db
-      .selectFrom('license_snapshots')
-      .select('run_id')
-      .where('tenant_id', '=', tenantId)
-      .where('token_id', '=', tokenId)
-      .executeTakeFirst();
-    return row?.run_id;
   };
 
   return {
@@ -503,136 +424,5 @@ export function createLicenseStore(options: { readonly db: VppdDatabase }): Lice
         }
       });
     },
-
-    async currentSnapshot(tenantId, tokenId) {
-      const row = await db
-        .selectFrom('license_snapshots')
-        .selectAll()
-        .where('tenant_id', '=', tenantId)
-        .where('token_id', '=', tokenId)
-        .executeTakeFirst();
-      if (!row) return undefined;
-      return {
-        tokenId: row.token_id,
-        runId: row.run_id,
-        versionId: row.version_id,
-        locationUid: row.location_uid,
-        committedAt: dateFromColumn(row.committed_at),
-        assetCount: row.asset_count,
-        assignmentCount: row.assignment_count,
-        totalLicenseCount: Number(row.total_license_count),
-        usedLicenseCount: Number(row.used_license_count),
-        availableLicenseCount: Number(row.available_license_count),
-      };
-    },
-
-    async listAssets(tenantId, tokenId) {
-      const runId = await snapshotRunId(tenantId, tokenId);
-      if (runId === undefined) return [];
-      const rows = await db
-        .selectFrom('license_assets as a')
-        .leftJoin('license_app_metadata as m', 'm.adam_id', 'a.adam_id')
-        .selectAll('a')
-        .select([
-          'm.name as m_name',
-          'm.bundle_id as m_bundle_id',
-          'm.kind as m_kind',
-          'm.artwork_url as m_artwork_url',
-          'm.device_families as m_device_families',
-          'm.fetched_at as m_fetched_at',
-        ])
-        .where('a.run_id', '=', runId)
-        .orderBy('a.adam_id')
-        .orderBy('a.pricing_param')
-        .execute();
-      return rows.map((r) => ({
-        tokenId: r.token_id,
-        adamId: r.adam_id,
-        pricingParam: r.pricing_param,
-        productType: r.product_type ?? undefined,
-        totalCount: Number(r.total_count),
-        assignedCount: Number(r.assigned_count),
-        availableCount: Number(r.available_count),
-        retiredCount: Number(r.retired_count),
-        deviceAssignable: r.device_assignable === null ? undefined : r.device_assignable !== 0,
-        revocable: r.revocable === null ? undefined : r.revocable !== 0,
-        supportedPlatforms: parseStrings(r.supported_platforms),
-        metadata:
-          r.m_fetched_at === null
-            ? undefined
-            : {
-                adamId: r.adam_id,
-                name: r.m_name ?? undefined,
-                bundleId: r.m_bundle_id ?? undefined,
-                kind: r.m_kind ?? undefined,
-                artworkUrl: r.m_artwork_url ?? undefined,
-                deviceFamilies: parseStrings(r.m_device_families ?? '[]'),
-                fetchedAt: dateFromColumn(r.m_fetched_at),
-              },
-      }));
-    },
-
-    async listAssignments(tenantId, tokenId, query) {
-      if (query.limit <= 0) return [];
-      const runKey = await snapshotRunKey(tenantId, tokenId);
-      if (runKey === undefined) return [];
-      const afterSeq = query.afterSeq ?? -1;
-      let select = db
-        .selectFrom('license_assignment_chunks')
-        .select(['adam_id', 'pricing_param', 'first_seq', 'seqs', 'holders'])
-        .where('run_key', '=', runKey)
-        .where('last_seq', '>', afterSeq);
-      if (query.adamId !== undefined) select = select.where('adam_id', '=', query.adamId);
-      if (query.pricingParam !== undefined) select = select.where('pricing_param', '=', query.pricingParam);
-      const { adamId, pricingParam } = query;
-      if (adamId !== undefined && pricingParam !== undefined) {
-        const licenses = await readAppLicenses(
-          (afterFirstSeq, count) =>
-            select.where('first_seq', '>', afterFirstSeq).orderBy('first_seq').limit(count).execute(),
-          afterSeq + 1,
-          query.limit,
-        );
-        return licenses.map((a) => assignmentOf(adamId, pricingParam, a));
-      }
-      // Several assets interleave in Apple's order: decode every matching chunk and sort.
-      const out: LicenseAssignment[] = [];
-      for (const row of await select.execute()) {
-        for (const a of decodeChunk(row)) {
-          if (a.seq > afterSeq) out.push(assignmentOf(row.adam_id, row.pricing_param, a));
-        }
-      }
-      out.sort((x, y) => x.seq - y.seq);
-      return out.slice(0, query.limit);
-    },
-
-    async countRunRows(runId) {
-      const assets = await db
-        .selectFrom('license_assets')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('run_id', '=', runId)
-        .executeTakeFirstOrThrow();
-      const assignments = await db
-        .selectFrom('license_assignment_chunks as l')
-        .innerJoin('license_runs as r', 'r.run_key', 'l.run_key')
-        .select((eb) => eb.fn.coalesce(eb.fn.sum<number | string>('l.holder_count'), eb.lit(0)).as('n'))
-        .where('r.run_id', '=', runId)
-        .executeTakeFirstOrThrow();
-      return { assets: Number(assets.n), assignments: Number(assignments.n) };
-    },
-  };
-}
-
-function parseStrings(text: string): string[] {
-  const parsed: unknown = JSON.parse(text);
-  return Array.isArray(parsed) ? parsed.filter((v): v is string => typeof v === 'string') : [];
-}
-
-function assignmentOf(adamId: string, pricingParam: string, license: DecodedAssignment): LicenseAssignment {
-  return {
-    seq: license.seq,
-    adamId,
-    pricingParam,
-    ...(license.serialNumber === null ? {} : { serialNumber: license.serialNumber }),
-    ...(license.clientUserId === null ? {} : { clientUserId: license.clientUserId }),
   };
 }

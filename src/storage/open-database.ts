@@ -1,9 +1,13 @@
 import { type Dialect, Kysely, Migrator } from 'kysely';
-import type { DatabaseConfig } from '../config.js';
 import { errors } from '../domain/errors.js';
 import type { DatabaseSchema } from './database-schema.js';
 import { storageMigrations } from './migrations/storage-migrations.js';
 import { createSqliteDialect } from './sqlite-dialect.js';
+
+/** Where the data lives. Only SQLite is wired today; the PostgreSQL dialect is a later step. */
+export type DatabaseConfig =
+  | { readonly kind: 'sqlite'; readonly url: string; readonly filename: string }
+  | { readonly kind: 'sqlite-memory'; readonly url: string };
 
 /** The typed database handle every store uses. */
 export type VppdDatabase = Kysely<DatabaseSchema>;

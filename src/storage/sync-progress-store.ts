@@ -1,4 +1,4 @@
-import { isSyncPhase, type SyncPhase, type SyncProgress } from '../sync/sync-progress.js';
+import { isSyncPhase, type SyncPhase, type SyncProgress } from '../domain/sync-phase.js';
 import type { SyncJobRow } from './database-schema.js';
 import type { VppdDatabase } from './open-database.js';
 import { dateFromColumn, dateToColumn } from './vpp-token-columns.js';

@@ -1,21 +1,16 @@
 import type { AppleClient } from '../apple/apple-client.js';
+import type { Logger } from '../domain/logger.js';
 import type { LicenseReadStore } from '../storage/license-read-store.js';
 import type { VppdDatabase } from '../storage/open-database.js';
 import type { VppTokenStore } from '../storage/vpp-token-store.js';
 import { type AssetCounts, createLicenseCountsStore } from './license-counts-store.js';
-
-/** A pino-compatible logger (the methods used). */
-export interface LicenseCountsLogger {
-  info(details: object, message: string): void;
-  warn(details: object, message: string): void;
-}
 
 export interface LicenseCountsSyncOptions {
   readonly db: VppdDatabase;
   readonly tokens: VppTokenStore;
   readonly licenseReads: LicenseReadStore;
   readonly apple: Pick<AppleClient, 'assets'>;
-  readonly logger: LicenseCountsLogger;
+  readonly logger: Logger;
   /** Tokens refreshed at once (default 4; Apple's rate limit is per location, so they do not compete). */
   readonly concurrency?: number;
 }

@@ -3,6 +3,7 @@ import { appleFailureOf } from '../apple/apple-failure.js';
 import type { AppleEventStatus } from '../apple/apple-types.js';
 import type { VppTokenActionFailureReason } from '../domain/enums.js';
 import { errorCodes, errors, VppdError } from '../domain/errors.js';
+import type { Logger } from '../domain/logger.js';
 import { failureOutcome } from '../domain/sync-failure.js';
 import type { LicenseReadStore } from '../storage/license-read-store.js';
 import type { VppdDatabase } from '../storage/open-database.js';
@@ -56,13 +57,6 @@ export type RevokeAppleClient = Pick<
   'getServiceConfig' | 'revokeAssets' | 'getEventStatus' | 'assets' | 'assignments'
 >;
 
-/** A pino-compatible logger (the methods used). */
-export interface RevokeLogger {
-  info(details: object, message: string): void;
-  warn(details: object, message: string): void;
-  error(details: object, message: string): void;
-}
-
 export interface RevokeServiceOptions {
   readonly db: VppdDatabase;
   readonly tokens: VppTokenStore;
@@ -71,7 +65,7 @@ export interface RevokeServiceOptions {
   readonly clock: () => Date;
   /** Waits between status polls; rejects with the signal's reason when it aborts. */
   readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
-  readonly logger: RevokeLogger;
+  readonly logger: Logger;
   /** First wait before polling an event's status (default 1 s); doubles up to `maxPollIntervalMs`. */
   readonly pollIntervalMs?: number;
   /** Longest wait between polls (default 10 s). */

@@ -1,7 +1,9 @@
 import type { AppleClient } from '../apple/apple-client.js';
 import { appleFailureError, appleFailureOf } from '../apple/apple-failure.js';
 import type { AppleMdmInfo } from '../apple/apple-types.js';
+import type { Logger } from '../domain/logger.js';
 import { parseAppleDateTime } from '../domain/stoken.js';
+import type { SyncProgressListener } from '../domain/sync-phase.js';
 import type { LicenseStore } from '../storage/license-store.js';
 import {
   type ClaimedSync,
@@ -11,14 +13,6 @@ import {
 } from '../storage/sync-job-store.js';
 import type { VppTokenStore } from '../storage/vpp-token-store.js';
 import { syncFailureError } from './sync-failure-of.js';
-import type { SyncProgressListener } from './sync-progress.js';
-
-/** The logger methods the sync code uses (pino-compatible). */
-export interface SyncLogger {
-  info(details: object, message: string): void;
-  warn(details: object, message: string): void;
-  error(details: object, message: string): void;
-}
 
 export interface SyncEngineOptions {
   readonly apple: AppleClient;
@@ -28,7 +22,7 @@ export interface SyncEngineOptions {
   /** vppd's `mdmInfo` at Apple: `id` is the installation's stable UUID. */
   readonly mdmInfo: AppleMdmInfo;
   readonly clock: () => Date;
-  readonly logger: SyncLogger;
+  readonly logger: Logger;
   /** Full re-reads after Apple's data moved mid-sync before the sync fails (default 2). */
   readonly maxSnapshotRestarts?: number;
   /**

@@ -9,21 +9,21 @@ export function syncFailureError(failure: SyncFailure): VppdError {
 
 /**
  * The classified failure behind any error a sync ends with: Apple's (number and message kept), the
- * engine's own, or `internal` for anything else. `secret` (the sToken) is cut out of every message.
+ * engine's own, or `internal` for anything else.
  */
-export function syncFailureOf(error: unknown, secret?: string): SyncFailure {
+export function syncFailureOfError(error: unknown): SyncFailure {
   const classified = appleFailureOf(error);
   // Apple's failures keep the client's message: it names the call, Apple's number and its text.
   const apple = classified && error instanceof Error ? { ...classified, message: error.message } : classified;
   const own =
     apple ??
     (error instanceof VppdError && isFailure(error.details.failure) ? error.details.failure : undefined);
-  const failure: SyncFailure = own ?? {
-    kind: 'internal',
-    message: `vppd failed during the sync: ${error instanceof Error ? error.message : String(error)}`,
-  };
-  if (secret === undefined || secret.length < 8 || !failure.message.includes(secret)) return failure;
-  return { ...failure, message: failure.message.split(secret).join('[redacted]') };
+  return (
+    own ?? {
+      kind: 'internal',
+      message: `vppd failed during the sync: ${error instanceof Error ? error.message : String(error)}`,
+    }
+  );
 }
 
 function isFailure(value: unknown): value is SyncFailure {

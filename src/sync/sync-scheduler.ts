@@ -1,12 +1,13 @@
+import type { Logger } from '../domain/logger.js';
+import type { SyncTrigger } from '../domain/sync-trigger.js';
 import type { LicenseStore } from '../storage/license-store.js';
-import type { SyncJobStore, SyncTrigger } from '../storage/sync-job-store.js';
-import type { SyncLogger } from './sync-engine.js';
+import type { SyncJobStore } from '../storage/sync-job-store.js';
 
 export interface SyncSchedulerOptions {
   readonly jobs: SyncJobStore;
   readonly licenses: LicenseStore;
   readonly clock: () => Date;
-  readonly logger: SyncLogger;
+  readonly logger: Logger;
   /** Requests one sync (the same path as the API's syncLicenses). */
   readonly requestSync: (tenantId: string, tokenId: string, trigger: SyncTrigger) => Promise<unknown>;
   /** How often due tokens are looked for (default 60 s). */

@@ -1,18 +1,15 @@
 import { hostname } from 'node:os';
 import type { AppleClient } from '../apple/apple-client.js';
 import type { AppleMdmInfo } from '../apple/apple-types.js';
+import type { Logger } from '../domain/logger.js';
+import type { SyncTrigger } from '../domain/sync-trigger.js';
 import { createLicenseStore, type LicenseStore } from '../storage/license-store.js';
 import type { VppdDatabase } from '../storage/open-database.js';
 import { loadInstallationId } from '../storage/sync-installation.js';
-import {
-  createSyncJobStore,
-  type SyncJobStore,
-  type SyncRequestResult,
-  type SyncTrigger,
-} from '../storage/sync-job-store.js';
+import { createSyncJobStore, type SyncJobStore, type SyncRequestResult } from '../storage/sync-job-store.js';
 import { createSyncProgressStore } from '../storage/sync-progress-store.js';
 import type { VppTokenStore } from '../storage/vpp-token-store.js';
-import { createSyncEngine, type SyncEngineOptions, type SyncLogger } from './sync-engine.js';
+import { createSyncEngine, type SyncEngineOptions } from './sync-engine.js';
 import { defaultSchedulePolicy, type SchedulePolicy } from './sync-schedule-policy.js';
 import { SyncScheduler } from './sync-scheduler.js';
 import { SyncWorker } from './sync-worker.js';
@@ -46,7 +43,7 @@ export interface SyncServiceOptions {
   readonly clock: () => Date;
   readonly newId: () => string;
   readonly random?: () => number;
-  readonly logger: SyncLogger;
+  readonly logger: Logger;
   readonly settings: SyncSettings;
   /** Unique name of this process in leases; default host, pid and a random suffix. */
   readonly workerId?: string;

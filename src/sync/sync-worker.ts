@@ -1,4 +1,6 @@
+import type { Logger } from '../domain/logger.js';
 import type { SyncFailure } from '../domain/sync-failure.js';
+import type { SyncProgress } from '../domain/sync-phase.js';
 import type { LicenseStore } from '../storage/license-store.js';
 import {
   type ClaimedSync,
@@ -7,9 +9,8 @@ import {
   type SyncJobStore,
 } from '../storage/sync-job-store.js';
 import type { SyncProgressStore } from '../storage/sync-progress-store.js';
-import type { SyncEngine, SyncLogger } from './sync-engine.js';
-import { syncFailureOf } from './sync-failure-of.js';
-import type { SyncProgress } from './sync-progress.js';
+import type { SyncEngine } from './sync-engine.js';
+import { syncFailureOfError } from './sync-failure-of.js';
 import { nextAutomaticSync, type SchedulePolicy } from './sync-schedule-policy.js';
 
 export interface SyncWorkerOptions {
@@ -19,7 +20,7 @@ export interface SyncWorkerOptions {
   readonly clock: () => Date;
   readonly newId: () => string;
   readonly random: () => number;
-  readonly logger: SyncLogger;
+  readonly logger: Logger;
   readonly schedule: SchedulePolicy;
   /** This process's name in leases and history (unique per process). */
   readonly workerId: string;
@@ -262,7 +263,7 @@ export class SyncWorker {
           'sync abandoned: the lease or the token is gone',
         );
       } else {
-        await this.#fail(claim, syncFailureOf(error), context);
+        await this.#fail(claim, syncFailureOfError(error), context);
       }
       await this.#cleanRun(claim.runId);
     } finally {

@@ -1,0 +1,309 @@
+import { vppTokenSyncStatus } from '../../domain/enums.js';
+import { errors } from '../../domain/errors.js';
+import type { SyncFailure } from '../../domain/sync-failure.js';
+import { transitionSyncStatus } from '../../domain/sync-lifecycle.js';
+import { type SyncTrigger, syncTriggers } from '../../domain/sync-trigger.js';
+import type { SyncJobRow } from '../database-schema.js';
+import { dateFromColumn, dateToColumn } from '../vpp-token-columns.js';
+import { closeRun, failureColumns } from './run-history.js';
+import { applyActionEvent, failToken } from './run-outcome.js';
+import type { ClaimedSync, SyncJob } from './sync-job-types.js';
+import type { SyncJobStoreOptions, Trx } from './transaction.js';
+
+export type { ClaimedSync, SyncJob } from './sync-job-types.js';
+
+/** What {@link SyncQueue.requestSync} did. */
+export type SyncRequestResult =
+  | { readonly effect: 'started'; readonly jobId: string }
+  | { readonly effect: 'coalesced' }
+  | { readonly effect: 'notFound' };
+
+/** Options of {@link SyncQueue.claimNext}. */
+export interface ClaimOptions {
+  readonly workerId: string;
+  readonly now: Date;
+  readonly leaseMs: number;
+  /** Syncs allowed to hold a live lease at once, across every process on this database. */
+  readonly maxActive: number;
+  /** Claims per job: 2 = the first run plus one retry after an interruption. */
+  readonly maxAttempts: number;
+  readonly newRunId: () => string;
+}
+
+/** What a claim found: a job to run, or a job whose retries were used up and was failed as interrupted. */
+export type ClaimResult =
+  | { readonly kind: 'claimed'; readonly claim: ClaimedSync }
+  | { readonly kind: 'interrupted'; readonly job: SyncJob; readonly runId: string | null };
+
+/** The queue of sync jobs and the leases workers hold on them. */
+export interface SyncQueue {
+  /** Moves a token to `inProgress` and records a job, or coalesces with the sync already in flight. */
+  requestSync(tenantId: string, tokenId: string, trigger: SyncTrigger, now: Date): Promise<SyncRequestResult>;
+  /** Claims the next runnable job (fair across tenants), or fails one whose lease expired too often. */
+  claimNext(options: ClaimOptions): Promise<ClaimResult | undefined>;
+  /** Extends the lease; false when the worker lost it (taken over, or the token was deleted). */
+  heartbeat(claim: ClaimedSync, now: Date, leaseMs: number): Promise<boolean>;
+  /** Gives a job back without counting the attempt (graceful shutdown); its run is marked interrupted. */
+  release(claim: ClaimedSync, now: Date): Promise<void>;
+  /** The job of a token, if one is pending or running. */
+  jobOf(tenantId: string, tokenId: string): Promise<SyncJob | undefined>;
+}
+
+export function createSyncQueue({ db, newId }: SyncJobStoreOptions): SyncQueue {
+  return {
+    async requestSync(tenantId, tokenId, trigger, now) {
+      // Compare-and-swap: compute the transition from the status read, apply it only if the status is
+      // still that one. Losing the race means someone else started the sync: read again, coalesce.
+      for (let round = 0; round < 5; round++) {
+        const token = await db
+          .selectFrom('vpp_tokens')
+          .select(['last_sync_status'])
+          .where('tenant_id', '=', tenantId)
+          .where('id', '=', tokenId)
+          .executeTakeFirst();
+        if (!token) return { effect: 'notFound' };
+        const from = vppTokenSyncStatus.fromValue(token.last_sync_status);
+        const transition = transitionSyncStatus(from, 'syncRequested');
+        if (transition.effect === 'coalesced') return { effect: 'coalesced' };
+        const jobId = newId();
+        const won = await db.transaction().execute(async (trx) => {
+          const updated = await trx
+            .updateTable('vpp_tokens')
+            .set({ last_sync_status: vppTokenSyncStatus.toValue(transition.to) })
+            .where('tenant_id', '=', tenantId)
+            .where('id', '=', tokenId)
+            .where('last_sync_status', '=', token.last_sync_status)
+            .executeTakeFirst();
+          if (Number(updated.numUpdatedRows) !== 1) return false;
+          // A job row can only exist while the token is inProgress; one left over is stale.
+          await trx.deleteFrom('sync_jobs').where('token_id', '=', tokenId).execute();
+          await trx
+            .insertInto('sync_jobs')
+            .values({
+              id: jobId,
+              tenant_id: tenantId,
+              token_id: tokenId,
+              trigger,
+              requested_at: dateToColumn(now),
+              attempts: 0,
+              lease_owner: null,
+              lease_expires_at: null,
+              heartbeat_at: null,
+              run_id: null,
+            })
+            .execute();
+          await applyActionEvent(trx, tenantId, tokenId, 'requested', now);
+          return true;
+        });
+        if (won) return { effect: 'started', jobId };
+      }
+      throw errors.conflict('The sync status of this token keeps changing; try again.');
+    },
+
+    async claimNext(options) {
+      const nowText = dateToColumn(options.now);
+      const candidates = await db
+        .selectFrom('sync_jobs as j')
+        .selectAll('j')
+        .select((eb) =>
+          eb
+            .selectFrom('sync_jobs as a')
+            .select((e) => e.fn.countAll<number>().as('n'))
+            .whereRef('a.tenant_id', '=', 'j.tenant_id')
+            .where('a.lease_expires_at', '>', nowText)
+            .as('tenant_active'),
+        )
+        .where((eb) => eb.or([eb('j.lease_expires_at', 'is', null), eb('j.lease_expires_at', '<=', nowText)]))
+        // Fairness: tenants with the fewest running syncs first, then the oldest request.
+        .orderBy('tenant_active')
+        .orderBy('j.requested_at')
+        .orderBy('j.id')
+        .limit(20)
+        .execute();
+      for (const candidate of candidates) {
+        const job = jobFromRow(candidate);
+        const expiredLease = candidate.lease_owner !== null;
+        const sameAsSeen = (trx: Trx) => {
+          let query = trx
+            .updateTable('sync_jobs')
+            .where('id', '=', candidate.id)
+            .where('attempts', '=', candidate.attempts);
+          query =
+            candidate.lease_expires_at === null
+              ? query.where('lease_expires_at', 'is', null)
+              : query.where('lease_expires_at', '=', candidate.lease_expires_at);
+          return query;
+        };
+        if (expiredLease && candidate.attempts >= options.maxAttempts) {
+          // The retry died too: fail the sync as interrupted instead of running it a third time.
+          const failed = await db.transaction().execute(async (trx) => {
+            const taken = await sameAsSeen(trx)
+              .set({ lease_owner: options.workerId, lease_expires_at: nowText })
+              .executeTakeFirst();
+            if (Number(taken.numUpdatedRows) !== 1) return false;
+            const failure = interruptedFailure(candidate.attempts);
+            if (candidate.run_id !== null) {
+              await closeRun(trx, candidate.run_id, {
+                outcome: 'interrupted',
+                finished_at: nowText,
+                ...failureColumns(failure),
+              });
+            }
+            await failToken(trx, candidate.tenant_id, candidate.token_id, failure, options.now);
+            await trx.deleteFrom('sync_jobs').where('id', '=', candidate.id).execute();
+            return true;
+          });
+          if (failed) return { kind: 'interrupted', job, runId: candidate.run_id };
+          continue;
+        }
+        const runId = options.newRunId();
+        const claimed = await db.transaction().execute(async (trx) => {
+          // The global limit is checked in the same statement that takes the lease, so two processes
+          // cannot both take the last slot (SQLite serializes writers).
+          const taken = await sameAsSeen(trx)
+            .set({
+              lease_owner: options.workerId,
+              lease_expires_at: dateToColumn(new Date(options.now.getTime() + options.leaseMs)),
+              heartbeat_at: nowText,
+              attempts: candidate.attempts + 1,
+              run_id: runId,
+            })
+            .where((eb) =>
+              eb(
+                eb
+                  .selectFrom('sync_jobs as a')
+                  .select((e) => e.fn.countAll<number>().as('n'))
+                  .where('a.lease_expires_at', '>', nowText),
+                '<',
+                options.maxActive,
+              ),
+            )
+            .executeTakeFirst();
+          if (Number(taken.numUpdatedRows) !== 1) return false;
+          if (candidate.run_id !== null) {
+            await closeRun(trx, candidate.run_id, {
+              outcome: 'interrupted',
+              finished_at: nowText,
+              ...failureColumns({
+                kind: 'interrupted',
+                message: 'The worker running this sync stopped before it finished; the sync was retried.',
+              }),
+            });
+          }
+          await trx
+            .insertInto('sync_runs')
+            .values({
+              id: runId,
+              tenant_id: candidate.tenant_id,
+              token_id: candidate.token_id,
+              job_id: candidate.id,
+              trigger: candidate.trigger,
+              attempt: candidate.attempts + 1,
+              worker_id: options.workerId,
+              started_at: nowText,
+              finished_at: null,
+              outcome: 'running',
+              failure_kind: null,
+              failure_reason: null,
+              error_message: null,
+              apple_error_number: null,
+              http_status: null,
+              location_uid: null,
+              version_id: null,
+              asset_count: null,
+              assignment_count: null,
+              page_count: null,
+              staging_cleared: 0,
+            })
+            .execute();
+          await applyActionEvent(trx, candidate.tenant_id, candidate.token_id, 'started', options.now);
+          return true;
+        });
+        if (claimed) {
+          return {
+            kind: 'claimed',
+            claim: {
+              job: { ...job, attempts: candidate.attempts + 1, leaseOwner: options.workerId, runId },
+              runId,
+              attempt: candidate.attempts + 1,
+              workerId: options.workerId,
+            },
+          };
+        }
+      }
+      return undefined;
+    },
+
+    async heartbeat(claim, now, leaseMs) {
+      const result = await db
+        .updateTable('sync_jobs')
+        .set({
+          heartbeat_at: dateToColumn(now),
+          lease_expires_at: dateToColumn(new Date(now.getTime() + leaseMs)),
+        })
+        .where('id', '=', claim.job.id)
+        .where('lease_owner', '=', claim.workerId)
+        .where('run_id', '=', claim.runId)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    async release(claim, now) {
+      await db.transaction().execute(async (trx) => {
+        const released = await trx
+          .updateTable('sync_jobs')
+          .set((eb) => ({
+            lease_owner: null,
+            lease_expires_at: null,
+            run_id: null,
+            attempts: eb('attempts', '-', 1),
+          }))
+          .where('id', '=', claim.job.id)
+          .where('lease_owner', '=', claim.workerId)
+          .where('run_id', '=', claim.runId)
+          .executeTakeFirst();
+        if (Number(released.numUpdatedRows) !== 1) return;
+        await closeRun(trx, claim.runId, {
+          outcome: 'interrupted',
+          finished_at: dateToColumn(now),
+          ...failureColumns({
+            kind: 'interrupted',
+            message: 'vppd was stopped during this sync; it runs again when a worker starts.',
+          }),
+        });
+      });
+    },
+
+    async jobOf(tenantId, tokenId) {
+      const row = await db
+        .selectFrom('sync_jobs')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('token_id', '=', tokenId)
+        .executeTakeFirst();
+      return row ? jobFromRow(row) : undefined;
+    },
+  };
+}
+
+/** The failure of a sync whose worker died on every attempt. */
+export function interruptedFailure(attempts: number): SyncFailure {
+  return {
+    kind: 'interrupted',
+    message: `The sync was interrupted: the worker running it stopped before it finished (${attempts} attempt${attempts === 1 ? '' : 's'}, the last one a retry). Request a new sync; if it keeps happening, check that vppd is not being killed during syncs.`,
+  };
+}
+
+function jobFromRow(row: SyncJobRow): SyncJob {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    tokenId: row.token_id,
+    trigger: (syncTriggers as readonly string[]).includes(row.trigger) ? (row.trigger as SyncTrigger) : 'api',
+    requestedAt: dateFromColumn(row.requested_at),
+    attempts: row.attempts,
+    leaseOwner: row.lease_owner,
+    leaseExpiresAt: row.lease_expires_at === null ? null : dateFromColumn(row.lease_expires_at),
+    runId: row.run_id,
+  };
+}

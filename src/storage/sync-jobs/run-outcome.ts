@@ -1,0 +1,207 @@
+import { actionState, vppTokenState, vppTokenSyncStatus } from '../../domain/enums.js';
+import type { SyncFailure } from '../../domain/sync-failure.js';
+import {
+  type ActionEvent,
+  nextLastSyncDateTime,
+  recordActionEvent,
+  syncLicensesAction,
+  type TokenActionResult,
+  transitionSyncStatus,
+} from '../../domain/sync-lifecycle.js';
+import { transitionTokenState } from '../../domain/token-state.js';
+import { actionResultFromRow, actionResultToRow, upsertActionResult } from '../action-result-rows.js';
+import { dateFromColumn, dateToColumn } from '../vpp-token-columns.js';
+import { closeRun, failureColumns } from './run-history.js';
+import { upsertSchedule } from './schedule.js';
+import type { ClaimedSync, SnapshotCommit } from './sync-job-types.js';
+import { inProgress, type SyncJobStoreOptions, type Trx } from './transaction.js';
+
+export type { SnapshotCommit } from './sync-job-types.js';
+
+/** Thrown when a worker no longer holds the lease of its job (expired and taken over, or token deleted). */
+export class LeaseLostError extends Error {
+  override readonly name = 'LeaseLostError';
+}
+
+/** How a run ends: its snapshot committed, or the sync failed; the token's status and state follow. */
+export interface SyncRunOutcomes {
+  /**
+   * One transaction: the run's rows become the token's current snapshot, counts and token fields are
+   * updated and the status moves to `completed`. Returns the run id of the replaced snapshot.
+   * Throws {@link LeaseLostError} when the lease is gone (nothing is changed then).
+   */
+  commit(
+    claim: ClaimedSync,
+    snapshot: SnapshotCommit,
+    now: Date,
+    nextSyncAt: Date,
+  ): Promise<{ readonly previousRunId: string | null }>;
+  /** One transaction: status `failed`, token state and action result per the failure, history row closed. */
+  fail(claim: ClaimedSync, failure: SyncFailure, now: Date, nextSyncAt: Date): Promise<boolean>;
+}
+
+/** Records a syncLicenses action event; other actions' results (revokeLicenses) stay as stored. */
+export const applyActionEvent = async (
+  trx: Trx,
+  tenantId: string,
+  tokenId: string,
+  event: ActionEvent,
+  at: Date,
+): Promise<void> => {
+  const rows = await trx
+    .selectFrom('vpp_token_action_results')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('token_id', '=', tokenId)
+    .execute();
+  const existing = rows.find((r) => r.action_name === syncLicensesAction);
+  const current: TokenActionResult[] = existing ? [actionResultFromRow(existing)] : [];
+  if (existing && event === 'started' && actionState.fromValue(existing.action_state) === 'active') {
+    return; // the retry of an interrupted run: the action is already active
+  }
+  const next = recordActionEvent(current, syncLicensesAction, event, at)[0];
+  if (!next) return;
+  const position = existing ? existing.position : rows.reduce((max, r) => Math.max(max, r.position + 1), 0);
+  await upsertActionResult(trx, actionResultToRow(tenantId, tokenId, next, position));
+};
+
+/** Holds the job's lease right now (inside the transaction): the guard of commit and fail. */
+const holdsLease = async (trx: Trx, claim: ClaimedSync, now: Date): Promise<boolean> => {
+  const result = await trx
+    .updateTable('sync_jobs')
+    .set({ heartbeat_at: dateToColumn(now) })
+    .where('id', '=', claim.job.id)
+    .where('lease_owner', '=', claim.workerId)
+    .where('run_id', '=', claim.runId)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+};
+
+/** Fails a token's sync inside a transaction (shared by fail and the interrupted path of claims). */
+export const failToken = async (
+  trx: Trx,
+  tenantId: string,
+  tokenId: string,
+  failure: SyncFailure,
+  now: Date,
+): Promise<boolean> => {
+  const token = await trx
+    .selectFrom('vpp_tokens')
+    .select(['last_sync_status', 'state'])
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', tokenId)
+    .executeTakeFirst();
+  if (!token) return false;
+  const from = vppTokenSyncStatus.fromValue(token.last_sync_status);
+  // Only a sync in flight can fail; anything else means this job no longer owns the status.
+  if (from !== 'inProgress') return false;
+  const transition = transitionSyncStatus(from, 'syncFailed');
+  const state = transitionTokenState(vppTokenState.fromValue(token.state), {
+    type: 'syncFailed',
+    kind: failure.kind,
+  });
+  const updated = await trx
+    .updateTable('vpp_tokens')
+    .set({
+      last_sync_status: vppTokenSyncStatus.toValue(transition.to),
+      state: vppTokenState.toValue(state),
+    })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', tokenId)
+    .where('last_sync_status', '=', inProgress)
+    .executeTakeFirst();
+  if (Number(updated.numUpdatedRows) !== 1) return false;
+  await applyActionEvent(trx, tenantId, tokenId, 'failed', now);
+  return true;
+};
+
+export function createSyncRunOutcomes({ db }: SyncJobStoreOptions): SyncRunOutcomes {
+  return {
+    async commit(claim, snapshot, now, nextSyncAt) {
+      const { tenantId, tokenId } = claim.job;
+      return db.transaction().execute(async (trx) => {
+        if (!(await holdsLease(trx, claim, now))) throw new LeaseLostError('the sync lease was lost');
+        const token = await trx
+          .selectFrom('vpp_tokens')
+          .select(['last_sync_status', 'state', 'last_sync_date_time'])
+          .where('tenant_id', '=', tenantId)
+          .where('id', '=', tokenId)
+          .executeTakeFirst();
+        if (!token) throw new LeaseLostError('the token was deleted');
+        const transition = transitionSyncStatus(
+          vppTokenSyncStatus.fromValue(token.last_sync_status),
+          'snapshotCommitted',
+        );
+        const state = transitionTokenState(vppTokenState.fromValue(token.state), { type: 'syncSucceeded' });
+        const lastSync = nextLastSyncDateTime(dateFromColumn(token.last_sync_date_time), transition, now);
+        const updated = await trx
+          .updateTable('vpp_tokens')
+          .set({
+            last_sync_status: vppTokenSyncStatus.toValue(transition.to),
+            state: vppTokenState.toValue(state),
+            last_sync_date_time: dateToColumn(lastSync),
+            location_name: snapshot.locationName,
+            ...(snapshot.countryOrRegion === null ? {} : { country_or_region: snapshot.countryOrRegion }),
+            ...(snapshot.expirationDateTime === undefined
+              ? {}
+              : { expiration_date_time: dateToColumn(snapshot.expirationDateTime) }),
+          })
+          .where('tenant_id', '=', tenantId)
+          .where('id', '=', tokenId)
+          .where('last_sync_status', '=', inProgress)
+          .executeTakeFirst();
+        if (Number(updated.numUpdatedRows) !== 1) throw new LeaseLostError('the token is no longer syncing');
+        const previous = await trx
+          .selectFrom('license_snapshots')
+          .select('run_id')
+          .where('token_id', '=', tokenId)
+          .executeTakeFirst();
+        const pointer = {
+          run_id: claim.runId,
+          version_id: snapshot.versionId,
+          location_uid: snapshot.locationUid,
+          committed_at: dateToColumn(now),
+          asset_count: snapshot.assetCount,
+          assignment_count: snapshot.assignmentCount,
+          total_license_count: snapshot.totalLicenseCount,
+          used_license_count: snapshot.usedLicenseCount,
+          available_license_count: snapshot.availableLicenseCount,
+        };
+        await trx
+          .insertInto('license_snapshots')
+          .values({ token_id: tokenId, tenant_id: tenantId, ...pointer })
+          .onConflict((oc) => oc.column('token_id').doUpdateSet(pointer))
+          .execute();
+        await applyActionEvent(trx, tenantId, tokenId, 'succeeded', now);
+        await closeRun(trx, claim.runId, {
+          outcome: 'completed',
+          finished_at: dateToColumn(now),
+          location_uid: snapshot.locationUid,
+          version_id: snapshot.versionId,
+          asset_count: snapshot.assetCount,
+          assignment_count: snapshot.assignmentCount,
+          page_count: snapshot.pageCount,
+        });
+        await trx.deleteFrom('sync_jobs').where('id', '=', claim.job.id).execute();
+        await upsertSchedule(trx, tenantId, tokenId, nextSyncAt);
+        return { previousRunId: previous?.run_id ?? null };
+      });
+    },
+
+    async fail(claim, failure, now, nextSyncAt) {
+      const { tenantId, tokenId } = claim.job;
+      return db.transaction().execute(async (trx) => {
+        if (!(await holdsLease(trx, claim, now))) return false;
+        await failToken(trx, tenantId, tokenId, failure, now);
+        await closeRun(trx, claim.runId, {
+          outcome: 'failed',
+          finished_at: dateToColumn(now),
+          ...failureColumns(failure),
+        });
+        await trx.deleteFrom('sync_jobs').where('id', '=', claim.job.id).execute();
+        await upsertSchedule(trx, tenantId, tokenId, nextSyncAt);
+        return true;
+      });
+    },
+  };
+}

@@ -1,0 +1,41 @@
+import type { SyncTrigger } from '../../domain/sync-trigger.js';
+
+// The records the queue, the run outcome and the history hand each other (types only, so no file of
+// sync-jobs/ needs another for its shapes).
+
+/** A durable sync job as the worker sees it. */
+export interface SyncJob {
+  readonly id: string;
+  readonly tenantId: string;
+  readonly tokenId: string;
+  readonly trigger: SyncTrigger;
+  readonly requestedAt: Date;
+  readonly attempts: number;
+  readonly leaseOwner: string | null;
+  readonly leaseExpiresAt: Date | null;
+  readonly runId: string | null;
+}
+
+/** A job a worker now holds the lease of, with the run (history row) it opened for this attempt. */
+export interface ClaimedSync {
+  readonly job: SyncJob;
+  readonly runId: string;
+  readonly attempt: number;
+  readonly workerId: string;
+}
+
+/** Facts about the location and snapshot a successful run commits, besides the license rows. */
+export interface SnapshotCommit {
+  readonly locationUid: string;
+  readonly locationName: string;
+  readonly countryOrRegion: string | null;
+  /** Apple's `tokenExpirationDate`, when it sent one. */
+  readonly expirationDateTime: Date | undefined;
+  readonly versionId: string;
+  readonly assetCount: number;
+  readonly assignmentCount: number;
+  readonly pageCount: number;
+  readonly totalLicenseCount: number;
+  readonly usedLicenseCount: number;
+  readonly availableLicenseCount: number;
+}
