@@ -51,8 +51,12 @@ export function registerTokenEventRoutes(
   methodNotAllowed(app, tablePath, ['GET'], clock);
 
   // Open event streams end when the server closes, or it would wait for them forever.
+  // A stream whose request was still being authorized when closing began would open after the ends below
+  // and hold the server open: `closing` ends it at once.
   const streams = new Set<() => void>();
+  let closing = false;
   app.addHook('preClose', (done) => {
+    closing = true;
     for (const end of streams) end();
     feed.close();
     done();
@@ -101,6 +105,10 @@ export function registerTokenEventRoutes(
       streams.delete(end);
       raw.end();
     };
+    if (closing) {
+      end();
+      return;
+    }
     streams.add(end);
     request.raw.on('close', end);
     try {
