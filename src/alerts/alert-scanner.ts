@@ -1,6 +1,5 @@
 import type { Transaction } from 'kysely';
 import { vppTokenActionFailureReason, vppTokenState } from '../domain/enums.js';
-import { effectiveTokenState } from '../domain/token-state.js';
 import type { DatabaseSchema, SyncRunOutcomeColumn } from '../storage/database-schema.js';
 import type { VppdDatabase } from '../storage/open-database.js';
 import {
@@ -267,19 +266,13 @@ export class AlertScanner {
         'a.state as alerted_state',
         'a.seq',
       ])
-      .where((eb) =>
-        eb.or([
-          eb('a.state', 'is', null),
-          eb('a.state', '!=', eb.ref('t.state')),
-          eb('t.expiration_date_time', '<=', nowText),
-        ]),
-      )
+      .where((eb) => eb.or([eb('a.state', 'is', null), eb('a.state', '!=', eb.ref('t.state'))]))
       .execute();
     let queued = 0;
     for (const token of tokens) {
-      const stored = vppTokenState.fromValue(token.state);
-      const state = effectiveTokenState(stored, new Date(token.expiration_date_time), now);
-      const value = vppTokenState.toValue(state);
+      // The stored state is the truth: an expiry that passed is stored by the scheduler as `expired`.
+      const state = vppTokenState.fromValue(token.state);
+      const value = token.state;
       if (token.alerted_state === value) continue;
       queued += await this.#db.transaction().execute(async (trx) => {
         if (token.alerted_state === null) {

@@ -6,7 +6,6 @@ import { alertsDatabaseOf } from '../alerts/alert-tables.js';
 import type { AppleObserver } from '../apple/apple-client.js';
 import { vppTokenState, vppTokenSyncStatus } from '../domain/enums.js';
 import { neverSyncedIso } from '../domain/sync-lifecycle.js';
-import { effectiveTokenState } from '../domain/token-state.js';
 import type { VppdDatabase } from '../storage/open-database.js';
 
 export interface MetricsOptions {
@@ -85,13 +84,8 @@ export function createMetrics(options: MetricsOptions): VppdMetrics {
     registers: [registry],
     async collect() {
       this.reset();
-      const now = options.clock();
       for (const row of await tokenRows()) {
-        const current = effectiveTokenState(
-          vppTokenState.fromValue(row.state),
-          new Date(row.expiration_date_time),
-          now,
-        );
+        const current = vppTokenState.fromValue(row.state);
         for (const state of vppTokenState.names) {
           this.set({ tenant_id: row.tenant_id, token_id: row.id, state }, state === current ? 1 : 0);
         }

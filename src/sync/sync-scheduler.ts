@@ -2,10 +2,13 @@ import type { Logger } from '../domain/logger.js';
 import type { SyncTrigger } from '../domain/sync-trigger.js';
 import type { LicenseStore } from '../storage/license-store.js';
 import type { SyncJobStore } from '../storage/sync-job-store.js';
+import type { TokenExpiryStore } from '../storage/token-expiry-store.js';
 
 export interface SyncSchedulerOptions {
   readonly jobs: SyncJobStore;
   readonly licenses: LicenseStore;
+  /** Stores `expired` on tokens whose expiration date passed. */
+  readonly expiry: TokenExpiryStore;
   readonly clock: () => Date;
   readonly logger: Logger;
   /** Requests one sync (the same path as the API's syncLicenses). */
@@ -20,12 +23,15 @@ export interface SyncSchedulerOptions {
  * Automatic syncs: every tick, each token whose `next_sync_at` has passed (or that was never
  * scheduled) gets a sync request. The first tick runs at start-up, so a token that became overdue
  * while vppd was down syncs once then. Requests go through the same compare-and-swap as the API,
- * so schedulers of several processes coalesce instead of syncing twice. Each tick also deletes the
- * license rows of old runs left behind (failed, interrupted, replaced).
+ * so schedulers of several processes coalesce instead of syncing twice. Each tick also stores `expired`
+ * on tokens whose expiration date has passed (and, while started, a tick runs at the next expiration date,
+ * so the stored state turns when the date passes, not up to a tick later), and deletes the license rows of
+ * old runs left behind (failed, interrupted, replaced).
  */
 export class SyncScheduler {
   readonly #o: SyncSchedulerOptions;
   #timer: NodeJS.Timeout | undefined;
+  #expiryTimer: NodeJS.Timeout | undefined;
   #ticking: Promise<number> | undefined;
 
   constructor(options: SyncSchedulerOptions) {
@@ -49,18 +55,26 @@ export class SyncScheduler {
       );
     };
     this.#timer = setInterval(run, this.#o.tickMs ?? 60_000);
+    this.#run = run;
     run();
   }
+
+  /** What {@link start} ticks with (undefined while stopped). */
+  #run: (() => void) | undefined;
 
   /** Stops ticking; resolves when a tick in progress has finished. */
   async stop(): Promise<void> {
     if (this.#timer !== undefined) clearInterval(this.#timer);
+    if (this.#expiryTimer !== undefined) clearTimeout(this.#expiryTimer);
     this.#timer = undefined;
+    this.#expiryTimer = undefined;
+    this.#run = undefined;
     await this.#ticking?.catch(() => undefined);
   }
 
   async #tickOnce(): Promise<number> {
     const { jobs, clock, logger } = this.#o;
+    await this.#expire();
     const due = await jobs.dueTokens(clock(), this.#o.batch ?? 200);
     let requested = 0;
     for (const { tenantId, tokenId } of due) {
@@ -74,6 +88,28 @@ export class SyncScheduler {
     if (requested > 0) logger.info({ requested }, 'automatic syncs requested');
     await this.#sweep();
     return requested;
+  }
+
+  /** Stores `expired` where the date passed, then arms a tick for the next expiration within a tick period. */
+  async #expire(): Promise<void> {
+    const { expiry, clock, logger } = this.#o;
+    const now = clock();
+    let expired = 0;
+    for (let changed = -1; changed !== 0; ) {
+      changed = await expiry.expireDue(now, 500);
+      expired += changed;
+    }
+    if (expired > 0) logger.info({ expired }, 'tokens past their expiration date are now expired');
+    if (this.#run === undefined) return;
+    const next = await expiry.nextExpiry(now);
+    if (this.#expiryTimer !== undefined) clearTimeout(this.#expiryTimer);
+    this.#expiryTimer = undefined;
+    const wait = next === undefined ? undefined : next.getTime() - now.getTime();
+    if (wait !== undefined && wait < (this.#o.tickMs ?? 60_000)) {
+      const run = this.#run;
+      this.#expiryTimer = setTimeout(run, wait + 1);
+      this.#expiryTimer.unref();
+    }
   }
 
   async #sweep(): Promise<void> {

@@ -8,6 +8,7 @@ import type { VppdDatabase } from '../storage/open-database.js';
 import { loadInstallationId } from '../storage/sync-installation.js';
 import { createSyncJobStore, type SyncJobStore, type SyncRequestResult } from '../storage/sync-job-store.js';
 import { createSyncProgressStore } from '../storage/sync-progress-store.js';
+import { createTokenExpiryStore } from '../storage/token-expiry-store.js';
 import type { VppTokenStore } from '../storage/vpp-token-store.js';
 import { createSyncEngine, type SyncEngineOptions } from './sync-engine.js';
 import { defaultSchedulePolicy, type SchedulePolicy } from './sync-schedule-policy.js';
@@ -136,6 +137,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
     scheduler ??= new SyncScheduler({
       jobs,
       licenses,
+      expiry: createTokenExpiryStore({ db }),
       clock,
       logger,
       requestSync,

@@ -1,7 +1,6 @@
 import type { VppTokenState, VppTokenSyncStatus } from '../domain/enums.js';
 import { vppTokenAccountType } from '../domain/enums.js';
 import { neverSyncedIso } from '../domain/sync-lifecycle.js';
-import { effectiveTokenState } from '../domain/token-state.js';
 import type { VppToken } from '../domain/vpp-token.js';
 import type { SyncJobStore, SyncRun } from '../storage/sync-job-store.js';
 import type { LiveSync, SyncProgressStore } from '../storage/sync-progress-store.js';
@@ -36,14 +35,13 @@ export interface TokenSummary {
 
 /**
  * Combines a token with its sync facts into the dashboard's row: `lastRun` is its newest sync run (read
- * only for failed tokens), `live` its job in flight. The state is the effective one at `now` (a passed
- * expiry is `expired`), as on Graph's reads.
+ * only for failed tokens), `live` its job in flight. The state is the stored one, as on Graph's reads (a
+ * passed expiry is stored as `expired` by the scheduler).
  */
 export function summarizeToken(
   token: VppToken,
   lastRun: SyncRun | undefined,
   live: LiveSync | undefined,
-  now: Date,
 ): TokenSummary {
   const lastSync = token.lastSyncDateTime.toISOString();
   const failure =
@@ -56,7 +54,7 @@ export function summarizeToken(
     countryOrRegion: token.countryOrRegion,
     appleId: token.appleId,
     vppTokenAccountType: vppTokenAccountType.toWire(token.vppTokenAccountType),
-    state: effectiveTokenState(token.state, token.expirationDateTime, now),
+    state: token.state,
     lastSyncStatus: token.lastSyncStatus,
     expirationDateTime: token.expirationDateTime.toISOString(),
     lastModifiedDateTime: token.lastModifiedDateTime.toISOString(),
@@ -89,6 +87,6 @@ export function createTokenSummaryLoader(
       jobs.newestRunsOfFailedTokens(tenantId),
       progress.liveOfTenant(tenantId, now),
     ]);
-    return list.map((token) => summarizeToken(token, runs.get(token.id), live.get(token.id), now));
+    return list.map((token) => summarizeToken(token, runs.get(token.id), live.get(token.id)));
   };
 }
