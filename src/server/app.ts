@@ -3,6 +3,7 @@ import type { AppContext } from '../context.js';
 import { registerGraphRoutes } from '../graph/graph-routes.js';
 import { clientRequestIdOf, handleError, sendGraphError } from '../http/graph-error.js';
 import { createSegmentIndex } from '../http/not-found.js';
+import { registerBodyParsers } from '../http/request-body.js';
 import { type Readiness, registerHealthRoutes } from '../ops/health.js';
 import { registerLogBindings, registerMetricsRoutes } from '../ops/metrics-routes.js';
 import { registerVppdApiRoutes } from '../vppd-api/vppd-api-routes.js';
@@ -37,8 +38,9 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
   const app = Fastify(serverOptions) as unknown as FastifyInstance;
   const readiness = options.readiness ?? { ready: true };
 
-  // Only JSON bodies exist on this API; anything else is a 415 from the central handler.
-  app.removeContentTypeParser(['text/plain']);
+  // Only JSON bodies exist on this API; another content type with a body is a 415 from the central
+  // handler, and an empty body is no parameters whatever type it declares (as on Graph).
+  registerBodyParsers(app);
   app.decorateRequest('principal', null);
 
   // A callback hook, not an async one: it runs on every request and has nothing to await.
