@@ -543,7 +543,7 @@ describe('authentication and permissions', () => {
     ];
     for (const as of cases) {
       const response = await call({ method: 'GET', url: base, as });
-      expectGraphError(response, 401, 'Unauthorized');
+      expectGraphError(response, 401, 'InvalidAuthenticationToken');
       expect(response.headers['www-authenticate']).toBe('Bearer');
     }
   });
@@ -581,7 +581,7 @@ describe('authentication and permissions', () => {
       headers: { 'content-type': 'text/plain' },
       payload: 'x',
     });
-    expectGraphError(response, 401, 'Unauthorized');
+    expectGraphError(response, 401, 'InvalidAuthenticationToken');
   });
 });
 
