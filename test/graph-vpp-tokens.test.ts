@@ -1,5 +1,6 @@
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatGraphDateTime } from '../src/domain/graph-date-time.js';
 import { decodeSToken } from '../src/domain/stoken.js';
 import { createTestApp, type TestApp, tenantA } from './helpers/graph-test-app.js';
 import { mintToken, roles } from './helpers/jwt.js';
@@ -78,10 +79,10 @@ describe('POST /vppTokens (create)', () => {
       organizationName: 'Contoso Schools',
       vppTokenAccountType: 'education',
       appleId: null,
-      expirationDateTime: '2027-05-01T10:00:00.000Z',
-      lastSyncDateTime: '0001-01-01T00:00:00.000Z',
+      expirationDateTime: '2027-05-01T10:00:00Z',
+      lastSyncDateTime: '0001-01-01T00:00:00Z',
       token: null,
-      lastModifiedDateTime: t.clock.now().toISOString(),
+      lastModifiedDateTime: formatGraphDateTime(t.clock.now()),
       state: 'unknown',
       tokenActionResults: [],
       lastSyncStatus: 'none',
@@ -285,15 +286,15 @@ describe('GET /vppTokens/{id}', () => {
       {
         actionName: 'syncLicenses',
         actionState: 'active',
-        startDateTime: '2026-03-01T12:30:00.000Z',
-        lastUpdatedDateTime: '2026-03-01T12:30:00.000Z',
+        startDateTime: '2026-03-01T12:30:00Z',
+        lastUpdatedDateTime: '2026-03-01T12:30:00Z',
       },
       {
         '@odata.type': '#microsoft.graph.vppTokenRevokeLicensesActionResult',
         actionName: 'revokeLicenses',
         actionState: 'done',
-        startDateTime: '2026-03-01T12:30:00.000Z',
-        lastUpdatedDateTime: '2026-03-01T12:30:00.000Z',
+        startDateTime: '2026-03-01T12:30:00Z',
+        lastUpdatedDateTime: '2026-03-01T12:30:00Z',
         actionFailureReason: 'none',
         totalLicensesCount: 4,
         failedLicensesCount: 0,
@@ -319,7 +320,7 @@ describe('PATCH /vppTokens/{id}', () => {
       automaticallyUpdateApps: true,
       countryOrRegion: 'us',
       organizationName: created.organizationName,
-      lastModifiedDateTime: t.clock.now().toISOString(),
+      lastModifiedDateTime: formatGraphDateTime(t.clock.now()),
     });
   });
 
@@ -355,7 +356,7 @@ describe('PATCH /vppTokens/{id}', () => {
     expect(response.statusCode).toBe(200);
     expect(response.json()).toMatchObject({
       organizationName: 'Renewed Org',
-      expirationDateTime: '2028-02-02T02:02:02.000Z',
+      expirationDateTime: '2028-02-02T02:02:02Z',
       state: 'unknown',
       lastSyncStatus: 'completed',
       token: null,
