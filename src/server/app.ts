@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { AppContext } from '../context.js';
 import { registerGraphRoutes } from '../graph/graph-routes.js';
+import { createGraphUrlNormaliser } from '../graph/odata/normalise-url.js';
 import { clientRequestIdOf, handleError, sendGraphError } from '../http/graph-error.js';
 import { createSegmentIndex } from '../http/not-found.js';
 import { registerBodyParsers } from '../http/request-body.js';
@@ -26,7 +27,11 @@ export const defaultBodyLimit = 256 * 1024;
  * Graph's conventions (request ids, error JSON, 404/405/413/415). Call `listen()` or `inject()` on it.
  */
 export function buildApp(context: AppContext, options: BuildAppOptions = {}): FastifyInstance {
+  // Graph's spellings of a path (any case, `microsoft.graph.` on operations, `vppTokens('{id}')`) are
+  // rewritten to the one each route is registered under, from the routes themselves (onRoute below).
+  const graphUrls = createGraphUrlNormaliser();
   const serverOptions: FastifyServerOptions & { https?: BuildAppOptions['https'] } = {
+    rewriteUrl: (request) => graphUrls.normalise(request.url ?? '/'),
     loggerInstance: context.logger,
     genReqId: () => context.newId(),
     bodyLimit: options.bodyLimit ?? defaultBodyLimit,
@@ -53,7 +58,10 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
 
   // Every route registered below is recorded, so 404s name the wrong segment of exactly what is served.
   const servedSegments = createSegmentIndex();
-  app.addHook('onRoute', (route) => servedSegments.add(route.url));
+  app.addHook('onRoute', (route) => {
+    servedSegments.add(route.url);
+    graphUrls.add(route.url);
+  });
 
   app.setErrorHandler((error, request, reply) => handleError(error, request, reply, context.clock()));
   app.setNotFoundHandler((request, reply) => {
