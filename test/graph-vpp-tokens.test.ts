@@ -547,7 +547,6 @@ describe('GET /vppTokens (list) and /$count', () => {
       `${base}?$top=-1`,
       `${base}?$top=1&$top=2`,
       `${base}?$skiptoken=garbage`,
-      `${base}?foo=bar`,
       "/v1.0/deviceAppManagement/vppTokens?filter=displayName eq 'x'",
       `/v1.0/deviceAppManagement/vppTokens?$filter=state eq 'duplicateLocationId'`,
       `/v1.0/deviceAppManagement/vppTokens?$select=appleDeviceAppDeliveryProtocolType`,
