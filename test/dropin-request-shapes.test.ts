@@ -448,6 +448,10 @@ describe('8. query and path leniency', () => {
     );
     expect(paged.status, paged.body).toBe(200);
     expect(paged.json()['@odata.count']).toBe(0);
+    // The key form reaches mobileApps' item route too (no app synced here: the item's own 404).
+    const app = await raw(http('GET', "/beta/deviceAppManagement/mobileApps('abc')", intuneSampleHeaders()));
+    expect(app.status).toBe(404);
+    expect(app.json().error?.message).toBe("The mobileApp with id 'abc' was not found.");
     const xml = await raw(http('GET', `${base}?$format=xml`, intuneSampleHeaders()));
     expect(xml.status).toBe(400);
     expect(xml.json().error?.message).toContain("'xml'");
