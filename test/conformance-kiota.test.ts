@@ -534,12 +534,16 @@ describe('Kiota beta SDK: errors are ODataError with code, message and innerErro
       secret: 'another-secret-that-is-at-least-32-bytes!!',
     });
     const forgedClient = vppTokensClient(createBetaAdapter(baseUrl, forged, { exchanges }));
-    await expectODataError(forgedClient.list(), 401, 'Unauthorized');
+    await expectODataError(forgedClient.list(), 401, 'InvalidAuthenticationToken');
     expect(lastExchange().headers.get('www-authenticate')).toMatch(/^Bearer/);
 
     const expired = await mintToken({ tenantId: tenantA, roles: [roles.readWrite], expiresIn: -600 });
     const expiredClient = vppTokensClient(createBetaAdapter(baseUrl, expired, { exchanges }));
-    await expectODataError(expiredClient.get('00000000-0000-4000-8000-000000000000'), 401, 'Unauthorized');
+    await expectODataError(
+      expiredClient.get('00000000-0000-4000-8000-000000000000'),
+      401,
+      'InvalidAuthenticationToken',
+    );
   });
 
   it('403 for a write with a read-only permission; nothing is stored', async () => {

@@ -119,7 +119,7 @@ describe('startServer with RS256 via JWKS', () => {
       const response = await get(token);
       expect(response.status).toBe(401);
       const body = (await response.json()) as { error: { code: string; message: string } };
-      expect(body.error.code).toBe('Unauthorized');
+      expect(body.error.code).toBe('InvalidAuthenticationToken');
       expect(body.error.message).not.toContain(token);
     }
   });

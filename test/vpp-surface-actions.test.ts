@@ -76,6 +76,18 @@ describe('getLicensesForApp and getExpiringVppTokenCount', () => {
       f.auth.a,
     );
     expect(encoded.body).toEqual(body);
+    // The result is a collection like any other: $filter, $top, $skip and $count apply (as on Graph).
+    const fn = `${tokensPath}/getLicensesForApp(bundleId='${encodeURIComponent(String(app.bundleId))}')`;
+    const paged = (await f.call('GET', `${fn}?$count=true&$top=1`, f.auth.a)).body as Json;
+    expect(paged['@odata.count']).toBe(body.value.length);
+    expect(paged.value).toEqual(body.value.slice(0, 1));
+    expect(paged['@odata.nextLink'] !== undefined).toBe(body.value.length > 1);
+    const skipped = (await f.call('GET', `${fn}?$skip=1`, f.auth.a)).body as Json;
+    expect(skipped.value).toEqual(body.value.slice(1));
+    const filtered = (await f.call('GET', `${fn}?$filter=vppTokenId eq '${smallId}'`, f.auth.a)).body as Json;
+    expect(filtered.value).toEqual([small]);
+    const none = (await f.call('GET', `${fn}?$filter=usedLicenseCount gt 2147483647`, f.auth.a)).body as Json;
+    expect(none.value).toEqual([]);
     expect(
       (
         await f.call(
@@ -119,7 +131,11 @@ describe('getLicensesForApp and getExpiringVppTokenCount', () => {
       expect(response.status, segment).toBe(400);
       expect(errorCode(response.body)).toBe('BadRequest');
     }
-    const withOption = await f.call('GET', `${tokensPath}/getLicensesForApp(bundleId='x')?$top=1`, f.auth.a);
+    const withOption = await f.call(
+      'GET',
+      `${tokensPath}/getLicensesForApp(bundleId='x')?$orderby=appleId`,
+      f.auth.a,
+    );
     expect(withOption.status).toBe(400);
     expect((await f.call('GET', `${tokensPath}/getLicensesForAppX`, f.auth.a)).status).toBe(404);
     expect((await f.call('POST', `${tokensPath}/getLicensesForApp(bundleId='x')`, f.auth.a, {})).status).toBe(
@@ -371,8 +387,8 @@ describe('revokeLicenses', () => {
       '@odata.type': '#microsoft.graph.vppTokenRevokeLicensesActionResult',
       actionName: 'revokeLicenses',
       actionState: 'done',
-      startDateTime: '2026-03-01T12:00:00.000Z',
-      lastUpdatedDateTime: '2026-03-01T12:00:00.000Z',
+      startDateTime: '2026-03-01T12:00:00Z',
+      lastUpdatedDateTime: '2026-03-01T12:00:00Z',
       actionFailureReason: 'none',
       totalLicensesCount: revocableLicenses.length,
       failedLicensesCount: 0,

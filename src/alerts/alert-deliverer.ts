@@ -1,3 +1,4 @@
+import { formatGraphDateTime } from '../domain/graph-date-time.js';
 import type { Logger } from '../domain/logger.js';
 import type { VppdDatabase } from '../storage/open-database.js';
 import { alertHeaders, signAlertBody } from './alert-events.js';
@@ -150,7 +151,7 @@ export class AlertDeliverer {
           'user-agent': 'vppd-alerts',
           [alertHeaders.eventId]: row.event_id,
           [alertHeaders.eventType]: row.event_type,
-          [alertHeaders.timestamp]: this.#o.clock().toISOString(),
+          [alertHeaders.timestamp]: formatGraphDateTime(this.#o.clock()),
           [alertHeaders.signature]: signAlertBody(row.payload, endpoint.secret),
         },
         body: row.payload,

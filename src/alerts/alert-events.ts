@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { formatGraphDateTime } from '../domain/graph-date-time.js';
 
 /** The alerts vppd sends (issue 6, item 4). */
 export const alertEventTypes = [
@@ -46,7 +47,7 @@ export function alertPayloadOf(event: AlertEvent): AlertPayload {
     type: event.type,
     tenantId: event.tenantId,
     tokenId: event.tokenId,
-    occurredAt: event.occurredAt.toISOString(),
+    occurredAt: formatGraphDateTime(event.occurredAt),
     data: event.data,
   };
 }

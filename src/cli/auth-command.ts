@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { minJwtSecretBytes, parseDuration } from '../config.js';
+import { formatGraphDateTime } from '../domain/graph-date-time.js';
 import { issueAccessToken } from '../http/auth/issue-access-token.js';
 import { readPermissions, writePermissions } from '../http/auth/permissions.js';
 import { usageError, usageExitCodes } from './cli-exit.js';
@@ -62,7 +63,9 @@ export function registerAuthCommand(
         now,
       });
       if (flags.json !== true) return io.stdout(`${accessToken}\n`);
-      const expiresOn = new Date(Math.floor(now.getTime() / 1000) * 1000 + ttlSeconds * 1000).toISOString();
+      const expiresOn = formatGraphDateTime(
+        new Date(Math.floor(now.getTime() / 1000) * 1000 + ttlSeconds * 1000),
+      );
       io.stdout(
         `${JSON.stringify({ accessToken, tokenType: 'Bearer', expiresOn, tenantId: flags.tenant, roles }, null, 2)}\n`,
       );

@@ -18,6 +18,26 @@ describe('decodeSToken', () => {
     });
   });
 
+  it('decodes the file text base64-encoded once more (as published create scripts send it)', () => {
+    const content = b64({ token: secret, expDate: '2030-11-08T22:33:22+0000', orgName: 'Contoso Schools' });
+    const twice = Buffer.from(`${content}\r\n`, 'utf8').toString('base64');
+    expect(decodeSToken(twice)).toEqual({
+      content,
+      token: secret,
+      expDate: new Date('2030-11-08T22:33:22Z'),
+      orgName: 'Contoso Schools',
+    });
+  });
+
+  it('keeps the errors of the first decoding when the text encoded again is no sToken either', () => {
+    const once = b64({ token: 't', orgName: 'o' });
+    const twice = Buffer.from(once, 'utf8').toString('base64');
+    const thrice = Buffer.from(twice, 'utf8').toString('base64');
+    expect(() => decodeSToken(twice)).toThrow(/not JSON/);
+    expect(() => decodeSToken(thrice)).toThrow(/not JSON/);
+    expect(() => decodeSToken(Buffer.from('aGVsbG8=').toString('base64'))).toThrow(/not JSON/);
+  });
+
   it.each([
     ['2014-08-15T18:13:52-0700', '2014-08-16T01:13:52.000Z'],
     ['2014-08-15T18:13:52-07:00', '2014-08-16T01:13:52.000Z'],

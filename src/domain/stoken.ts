@@ -26,7 +26,10 @@ function invalid(problem: string): VppdError {
 
 /**
  * Decodes `.vpptoken` content (base64 of `{token, expDate, orgName}`) after trimming whitespace.
- * Throws VppdError(invalidSToken) saying what is wrong, never echoing the secret.
+ * The file text may also come base64-encoded once more (published create scripts encode the file
+ * they read, which is already base64): when the decoded text is itself the base64 of a valid
+ * sToken, that text is the content. Throws VppdError(invalidSToken) saying what is wrong, never
+ * echoing the secret; garbage gets the same errors either way.
  */
 export function decodeSToken(input: unknown): DecodedSToken {
   if (typeof input !== 'string') throw invalid('it must be a string');
@@ -34,8 +37,22 @@ export function decodeSToken(input: unknown): DecodedSToken {
   if (content.length === 0) throw invalid('it is empty');
   if (content.length > maxSTokenLength) throw invalid(`it is longer than ${maxSTokenLength} characters`);
   if (!base64Pattern.test(content)) throw invalid('not base64');
-
   const text = Buffer.from(content, 'base64').toString('utf8');
+  try {
+    return decodeFields(content, text);
+  } catch (error) {
+    const inner = text.trim();
+    if (inner.length === 0 || !base64Pattern.test(inner)) throw error;
+    try {
+      return decodeFields(inner, Buffer.from(inner, 'base64').toString('utf8'));
+    } catch {
+      throw error;
+    }
+  }
+}
+
+/** The fields of `.vpptoken` content whose base64 decoded to `text`. */
+function decodeFields(content: string, text: string): DecodedSToken {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { isVppdError } from './errors.js';
 import { decodeSToken, encodeSToken } from './stoken.js';
 import { neverSyncedIso } from './sync-lifecycle.js';
 import {
@@ -71,14 +70,29 @@ describe('validateTokenWrite', () => {
     expect(both).toEqual([]);
   });
 
-  it.each(serverOwnedTokenProperties)('rejects server-owned %s as read-only', (property) => {
-    try {
-      validateTokenWrite({ token: content, [property]: 'x' }, { mode: 'create' });
-      expect.unreachable();
-    } catch (error) {
-      expect(isVppdError(error, 'readOnlyProperty')).toBe(true);
-      expect((error as Error).message).toContain(`'${property}'`);
-    }
+  it.each(serverOwnedTokenProperties)('ignores server-owned %s, as Graph does', (property) => {
+    expect(validateTokenWrite({ token: content, [property]: 'x' }, { mode: 'create' })).toEqual({
+      token: content,
+    });
+    expect(validateTokenWrite({ [property]: 'x', displayName: 'd' }, { mode: 'update' })).toEqual({
+      displayName: 'd',
+    });
+  });
+
+  it('ignores annotations and a null token; checks @odata.type', () => {
+    const body = {
+      '@odata.context': 'https://graph.microsoft.com/beta/$metadata#deviceAppManagement/vppTokens/$entity',
+      '@odata.etag': 'W/"1"',
+      '@odata.type': '#microsoft.graph.vppToken',
+      'displayName@odata.type': '#String',
+      token: null,
+      displayName: 'x',
+    };
+    expect(validateTokenWrite(body, { mode: 'update' })).toEqual({ displayName: 'x' });
+    expect(() => validateTokenWrite(body, { mode: 'create' })).toThrowError(/'token' is required/);
+    expect(() =>
+      validateTokenWrite({ '@odata.type': '#microsoft.graph.user' }, { mode: 'update' }),
+    ).toThrowError(/@odata.type/);
   });
 
   it('rejects unknown properties, wrong types and misspelled enum members', () => {

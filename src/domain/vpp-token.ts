@@ -98,8 +98,17 @@ const maxStringLength = 1024;
 
 /**
  * Checks a create/PATCH body against the rule of who owns which property and decodes it.
- * Unknown properties, server-owned properties, wrong types and misspelled enum members are rejected
- * with a typed error naming the property; the `token` value is never echoed.
+ *
+ * Bodies are often copied from a GET response or from Graph's docs with one field changed, so, as
+ * on Graph, what a client cannot mean to write is ignored rather than refused:
+ * - annotations: `@odata.context`, `@odata.etag`, `displayName@odata.type`, … (any name holding `@`),
+ *   except `@odata.type`, which must still name `microsoft.graph.vppToken` when present;
+ * - server-owned (read-only) properties ({@link serverOwnedTokenProperties}: `id`, `state`,
+ *   `lastSyncStatus`, `tokenActionResults`, `lastSyncDateTime`, `organizationName`, …), whatever value;
+ * - `token: null`, which is what a GET shows for the write-only sToken (so create still needs one).
+ * Writable properties are applied. Unknown properties (and beta-only ones on v1.0), wrong types and
+ * misspelled enum members are rejected with a typed error naming the property; the `token` value
+ * is never echoed.
  */
 export function validateTokenWrite(body: unknown, options: ValidateTokenWriteOptions): TokenWrite {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -118,9 +127,9 @@ export function validateTokenWrite(body: unknown, options: ValidateTokenWriteOpt
       }
       continue;
     }
-    if ((serverOwnedTokenProperties as readonly string[]).includes(key)) {
-      throw errors.readOnlyProperty(vppTokenTypeName, key);
-    }
+    if (key.includes('@')) continue;
+    if ((serverOwnedTokenProperties as readonly string[]).includes(key)) continue;
+    if (key === 'token' && value === null) continue;
     if (
       !(writableTokenProperties as readonly string[]).includes(key) ||
       (version === 'v1.0' && betaOnlyTokenProperties.includes(key))

@@ -2,9 +2,12 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AppContext } from '../context.js';
 import { errorCodes, errors, VppdError } from '../domain/errors.js';
 import type { GraphVersion } from '../domain/graph-enum.js';
+import type { ListField, ListFields } from '../domain/list-query.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
-import { authorize, metadataUrlOf, principalOf, rawQueryOf } from '../http/request.js';
+import { authorize, metadataUrlOf, originOf, principalOf, rawQueryOf } from '../http/request.js';
 import type { TokenLicenseSummaryRecord } from '../storage/license-read-store.js';
+import { evaluateFilter, type FilterValue } from './odata/evaluate-filter.js';
+import { buildNextLink } from './odata/next-link.js';
 import { parseListQuery } from './odata/parse-list-query.js';
 import { vppTokensPath } from './vpp-tokens-routes.js';
 
@@ -71,19 +74,41 @@ export function registerVppTokenCollectionActionRoutes(
   const write = authorize(authenticator, 'write');
   const functionPath = `${vppTokensPath}/getLicensesForApp:args`;
 
+  // Its result is a collection like any other: $filter, $top, $skip and $count apply to it (as on
+  // Graph), evaluated on the summaries, one per token holding the app.
   app.get<{ Params: { args: string } }>(functionPath, { onRequest: read }, async (request, reply) => {
     const { tenantId } = principalOf(request);
     const args = request.params.args;
     // `getLicensesForAppX` is not this function: it reads like any unknown token id.
     if (args !== '' && !args.startsWith('(')) throw errors.notFound('vppToken', `getLicensesForApp${args}`);
-    noQueryOptions(request, version);
+    const query = parseListQuery(rawQueryOf(request), {
+      fields: licenseSummaryFields,
+      typeName: 'microsoft.graph.vppTokenLicenseSummary',
+      version,
+      allowedOptions: ['filter', 'top', 'skip', 'count', 'skiptoken'],
+    });
     const bundleId = parseFunctionStringParameter(args, 'getLicensesForApp', 'bundleId');
     if (bundleId.trim() === '') throw errors.badRequest("The parameter 'bundleId' must not be empty.");
-    const summaries = await licenseReads.licenseSummariesForBundle(tenantId, bundleId);
-    return reply.type('application/json').send({
+    const summaries = (await licenseReads.licenseSummariesForBundle(tenantId, bundleId)).map(
+      presentLicenseSummary,
+    );
+    const filter = query.filter;
+    const matching =
+      filter === undefined
+        ? summaries
+        : summaries.filter((summary) => evaluateFilter(filter, (p) => summary[p] as FilterValue));
+    const body: Record<string, unknown> = {
       '@odata.context': `${metadataUrlOf(request, version)}#Collection(microsoft.graph.vppTokenLicenseSummary)`,
-      value: summaries.map(presentLicenseSummary),
-    });
+    };
+    if (query.count) body['@odata.count'] = matching.length;
+    // A function's result is computed in memory (one row per bundle id), so it is paged here.
+    const end = query.offset + query.pageSize;
+    const nextOffset = query.pageSize > 0 && matching.length > end ? end : undefined;
+    if (nextOffset !== undefined) {
+      body['@odata.nextLink'] = buildNextLink(`${originOf(request)}${request.url}`, query, nextOffset);
+    }
+    body.value = matching.slice(query.offset, query.offset + query.pageSize);
+    return reply.type('application/json').send(body);
   });
   methodNotAllowed(app, functionPath, ['GET'], clock);
 
@@ -101,6 +126,22 @@ export function registerVppTokenCollectionActionRoutes(
   });
   methodNotAllowed(app, syncPath, ['POST'], clock);
 }
+
+const summaryField = (name: string, type: ListField['type']): ListField => ({
+  name,
+  type,
+  filterable: true,
+  sortable: false,
+});
+
+/** What `$filter` may name on `vppTokenLicenseSummary`. */
+const licenseSummaryFields: ListFields = {
+  vppTokenId: summaryField('vppTokenId', 'string'),
+  appleId: summaryField('appleId', 'string'),
+  organizationName: summaryField('organizationName', 'string'),
+  availableLicenseCount: summaryField('availableLicenseCount', 'int32'),
+  usedLicenseCount: summaryField('usedLicenseCount', 'int32'),
+};
 
 /** Graph's `vppTokenLicenseSummary`. */
 export function presentLicenseSummary(summary: TokenLicenseSummaryRecord): Record<string, unknown> {

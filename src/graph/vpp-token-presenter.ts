@@ -6,6 +6,7 @@ import {
   vppTokenState,
   vppTokenSyncStatus,
 } from '../domain/enums.js';
+import { formatGraphDateTime } from '../domain/graph-date-time.js';
 import type { GraphVersion } from '../domain/graph-enum.js';
 import type { TokenActionResult } from '../domain/sync-lifecycle.js';
 import { betaOnlyTokenProperties, type VppToken, vppTokenTypeName } from '../domain/vpp-token.js';
@@ -48,9 +49,9 @@ export interface PresentOptions {
   readonly includeUnknownEnumMembers?: boolean;
 }
 
-/** Graph's wire form of a date: UTC ISO-8601 with `Z`. */
+/** Graph's wire form of a date (see {@link formatGraphDateTime}): `2025-03-02T06:54:05Z`. */
 export function wireDate(date: Date): string {
-  return date.toISOString();
+  return formatGraphDateTime(date);
 }
 
 /** Converts a token to its Graph JSON (without `@odata.context`); `token` is always null. */

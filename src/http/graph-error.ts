@@ -4,7 +4,7 @@ import { type ErrorCode, isVppdError } from '../domain/errors.js';
 /** Graph's error codes that vppd answers with. */
 export const graphErrorCodes = [
   'BadRequest',
-  'Unauthorized',
+  'InvalidAuthenticationToken',
   'Forbidden',
   'ResourceNotFound',
   'MethodNotAllowed',
@@ -28,7 +28,7 @@ export function httpStatusOf(code: ErrorCode): { status: number; graphCode: Grap
       // Graph's rule: a query option or feature the server cannot honour is a 400, never ignored.
       return { status: 400, graphCode: 'BadRequest' };
     case 'unauthenticated':
-      return { status: 401, graphCode: 'Unauthorized' };
+      return { status: 401, graphCode: 'InvalidAuthenticationToken' };
     case 'forbidden':
       return { status: 403, graphCode: 'Forbidden' };
     case 'notFound':

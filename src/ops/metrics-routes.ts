@@ -50,7 +50,7 @@ export function registerMetricsRoutes(app: FastifyInstance, options: MetricsRout
             request,
             reply,
             401,
-            'Unauthorized',
+            'InvalidAuthenticationToken',
             'A valid metrics bearer token is required.',
             options.clock(),
           );

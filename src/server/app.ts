@@ -1,8 +1,10 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { AppContext } from '../context.js';
 import { registerGraphRoutes } from '../graph/graph-routes.js';
+import { createGraphUrlNormaliser } from '../graph/odata/normalise-url.js';
 import { clientRequestIdOf, handleError, sendGraphError } from '../http/graph-error.js';
 import { createSegmentIndex } from '../http/not-found.js';
+import { registerBodyParsers } from '../http/request-body.js';
 import { type Readiness, registerHealthRoutes } from '../ops/health.js';
 import { registerLogBindings, registerMetricsRoutes } from '../ops/metrics-routes.js';
 import { registerVppdApiRoutes } from '../vppd-api/vppd-api-routes.js';
@@ -25,7 +27,11 @@ export const defaultBodyLimit = 256 * 1024;
  * Graph's conventions (request ids, error JSON, 404/405/413/415). Call `listen()` or `inject()` on it.
  */
 export function buildApp(context: AppContext, options: BuildAppOptions = {}): FastifyInstance {
+  // Graph's spellings of a path (any case, `microsoft.graph.` on operations, `vppTokens('{id}')`) are
+  // rewritten to the one each route is registered under, from the routes themselves (onRoute below).
+  const graphUrls = createGraphUrlNormaliser();
   const serverOptions: FastifyServerOptions & { https?: BuildAppOptions['https'] } = {
+    rewriteUrl: (request) => graphUrls.normalise(request.url ?? '/'),
     loggerInstance: context.logger,
     genReqId: () => context.newId(),
     bodyLimit: options.bodyLimit ?? defaultBodyLimit,
@@ -37,8 +43,9 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
   const app = Fastify(serverOptions) as unknown as FastifyInstance;
   const readiness = options.readiness ?? { ready: true };
 
-  // Only JSON bodies exist on this API; anything else is a 415 from the central handler.
-  app.removeContentTypeParser(['text/plain']);
+  // Only JSON bodies exist on this API; another content type with a body is a 415 from the central
+  // handler, and an empty body is no parameters whatever type it declares (as on Graph).
+  registerBodyParsers(app);
   app.decorateRequest('principal', null);
 
   // A callback hook, not an async one: it runs on every request and has nothing to await.
@@ -51,7 +58,10 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
 
   // Every route registered below is recorded, so 404s name the wrong segment of exactly what is served.
   const servedSegments = createSegmentIndex();
-  app.addHook('onRoute', (route) => servedSegments.add(route.url));
+  app.addHook('onRoute', (route) => {
+    servedSegments.add(route.url);
+    graphUrls.add(route.url);
+  });
 
   app.setErrorHandler((error, request, reply) => handleError(error, request, reply, context.clock()));
   app.setNotFoundHandler((request, reply) => {

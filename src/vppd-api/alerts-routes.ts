@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AlertService } from '../alerts/alert-service.js';
 import type { AlertWebhook } from '../alerts/webhook-store.js';
 import { errors } from '../domain/errors.js';
+import { formatGraphDateTime } from '../domain/graph-date-time.js';
 import type { Authenticator } from '../http/auth/authenticator.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import { authorize, originOf, principalOf } from '../http/request.js';
@@ -21,7 +22,7 @@ function present(webhook: AlertWebhook): Record<string, unknown> {
     id: webhook.id,
     url: webhook.url,
     events: webhook.events,
-    createdDateTime: webhook.createdAt.toISOString(),
+    createdDateTime: formatGraphDateTime(webhook.createdAt),
   };
 }
 

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.js';
 import { errors } from '../domain/errors.js';
+import { formatGraphDateTime } from '../domain/graph-date-time.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import { authorize, principalOf } from '../http/request.js';
 import type { SyncRun } from '../storage/sync-job-store.js';
@@ -31,8 +32,8 @@ function presentRun(run: SyncRun): RunBody {
     outcome: run.outcome,
     trigger: run.trigger,
     attempt: run.attempt,
-    startedAt: run.startedAt.toISOString(),
-    finishedAt: run.finishedAt?.toISOString() ?? null,
+    startedAt: formatGraphDateTime(run.startedAt),
+    finishedAt: run.finishedAt ? formatGraphDateTime(run.finishedAt) : null,
     pages: run.pageCount,
     records,
     assets: run.assetCount,
@@ -68,15 +69,15 @@ export function registerVppdSyncProgressRoutes(app: FastifyInstance, context: Ap
       tokenId: id,
       lastSyncStatus: token.lastSyncStatus,
       state: token.state,
-      lastSyncDateTime: token.lastSyncDateTime.toISOString(),
+      lastSyncDateTime: formatGraphDateTime(token.lastSyncDateTime),
       // queued | running while a sync is in flight; idle otherwise.
       job: live === undefined ? 'idle' : live.state,
       phase: live?.phase ?? (live ? 'queued' : null),
       pages: running ? live.pages : null,
       records: running ? live.records : null,
-      requestedAt: live?.requestedAt.toISOString() ?? null,
-      startedAt: running && lastRun?.outcome === 'running' ? lastRun.startedAt.toISOString() : null,
-      progressAt: live?.progressAt?.toISOString() ?? null,
+      requestedAt: live ? formatGraphDateTime(live.requestedAt) : null,
+      startedAt: running && lastRun?.outcome === 'running' ? formatGraphDateTime(lastRun.startedAt) : null,
+      progressAt: live?.progressAt ? formatGraphDateTime(live.progressAt) : null,
       // The reason of the last failure while the token is failed (from the sync history).
       error:
         token.lastSyncStatus === 'failed' && lastRun !== undefined

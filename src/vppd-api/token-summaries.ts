@@ -1,6 +1,7 @@
 import type { VppTokenState, VppTokenSyncStatus } from '../domain/enums.js';
 import { vppTokenAccountType } from '../domain/enums.js';
-import { neverSyncedIso } from '../domain/sync-lifecycle.js';
+import { formatGraphDateTime } from '../domain/graph-date-time.js';
+import { isNeverSynced } from '../domain/sync-lifecycle.js';
 import type { VppToken } from '../domain/vpp-token.js';
 import type { SyncJobStore, SyncRun } from '../storage/sync-job-store.js';
 import type { LiveSync, SyncProgressStore } from '../storage/sync-progress-store.js';
@@ -43,7 +44,6 @@ export function summarizeToken(
   lastRun: SyncRun | undefined,
   live: LiveSync | undefined,
 ): TokenSummary {
-  const lastSync = token.lastSyncDateTime.toISOString();
   const failure =
     token.lastSyncStatus === 'failed' && lastRun !== undefined ? presentRunFailure(lastRun.failure) : null;
   return {
@@ -56,10 +56,12 @@ export function summarizeToken(
     vppTokenAccountType: vppTokenAccountType.toWire(token.vppTokenAccountType),
     state: token.state,
     lastSyncStatus: token.lastSyncStatus,
-    expirationDateTime: token.expirationDateTime.toISOString(),
-    lastModifiedDateTime: token.lastModifiedDateTime.toISOString(),
+    expirationDateTime: formatGraphDateTime(token.expirationDateTime),
+    lastModifiedDateTime: formatGraphDateTime(token.lastModifiedDateTime),
     // lastSyncDateTime moves only when a sync completes; before that it holds Graph's "never" sentinel.
-    lastSuccessDateTime: lastSync === neverSyncedIso ? null : lastSync,
+    lastSuccessDateTime: isNeverSynced(token.lastSyncDateTime)
+      ? null
+      : formatGraphDateTime(token.lastSyncDateTime),
     failure,
     sync:
       live === undefined

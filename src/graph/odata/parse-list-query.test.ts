@@ -108,12 +108,18 @@ describe('parseListQuery: the $ prefix', () => {
     expect(error.message).toContain("use '$top'");
   });
 
-  it('parameters that are not query options are rejected on both versions', () => {
-    expect(failure('foo=1')).toMatchObject({
-      code: 'notSupported',
-      message: "The query parameter 'foo' is not supported.",
-    });
-    expect(failure('foo=1', 'v1.0').code).toBe('notSupported');
+  it('parameters that are not query options are ignored on both versions, as on Graph', () => {
+    expect(parse('foo=1&_=1700000000&$top=2')).toEqual(parse('$top=2'));
+    expect(parse('_=1700000000', 'v1.0')).toEqual(parse(''));
+  });
+
+  it('$format=json is accepted; another $format is a 400 naming it', () => {
+    for (const ok of ['$format=json', '$format=JSON', '$format=application/json', 'format=json']) {
+      expect(parse(`${ok}&$top=1`)).toEqual(parse('$top=1'));
+    }
+    expect(failure('$format=xml')).toMatchObject({ code: 'notSupported' });
+    expect(failure('$format=xml').message).toContain("'xml'");
+    expect(failure('$format=atom', 'beta', []).message).toContain("'atom'");
   });
 });
 
@@ -123,7 +129,7 @@ describe('parseListQuery: unsupported, unknown and duplicate options', () => {
     ['$search=abc', '$search is not supported'],
     ['$apply=groupby((state))', '$apply'],
     ['$compute=x', '$compute'],
-    ['$format=json', '$format is not supported'],
+    ['$format=xml', "$format value 'xml' is not supported"],
     ['$deltatoken=x', '$deltatoken'],
     ['expand=x', '$expand is not supported'],
     ['$xyz=1', "'$xyz' is not a supported OData query option"],
@@ -236,7 +242,9 @@ describe('$top, $skip, $count and page size', () => {
   it('$count is true or false only', () => {
     expect(parse('$count=true').count).toBe(true);
     expect(parse('$count=false').count).toBe(false);
-    for (const bad of ['$count=True', '$count=1', '$count=yes', '$count=']) {
+    expect(parse('$count=TRUE').count).toBe(true);
+    expect(parse('$count=False').count).toBe(false);
+    for (const bad of ['$count=1', '$count=yes', '$count=']) {
       expect(failure(bad).message).toContain('must be true or false');
     }
   });

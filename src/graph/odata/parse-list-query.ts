@@ -24,7 +24,6 @@ const unsupportedOptions: Readonly<Record<string, string>> = {
   search: "The query option $search is not supported; use $filter with contains(property,'text').",
   apply: 'The query option $apply (aggregation) is not supported.',
   compute: 'The query option $compute is not supported.',
-  format: 'The query option $format is not supported; responses are always application/json.',
   levels: 'The query option $levels is not supported.',
   index: 'The query option $index is not supported.',
   schemaversion: 'The query option $schemaversion is not supported.',
@@ -59,7 +58,9 @@ export interface ParseListQueryOptions {
  * Parses and validates a list request's OData query options into a {@link ListQuery}. Every option is
  * either honoured or rejected: VppdError(badRequest) for malformed values, duplicates and unknown
  * properties; VppdError(notSupported) for options, functions and operators vppd does not implement.
- * Any other parameter (not a query option) is rejected too, with notSupported.
+ * As on Graph, parameters that are not OData system query options (no `$`, and not an option's name:
+ * `_=1700000000` cache busters, `api-version`, …) are ignored, and `$format=json` (or
+ * `application/json`) is accepted since JSON is what every response is; another `$format` is a 400.
  */
 export function parseListQuery(input: ListQueryInput, options: ParseListQueryOptions): ListQuery {
   const raw = collectOptions(queryPairs(input), options);
@@ -138,21 +139,24 @@ function collectOptions(
   options: ParseListQueryOptions,
 ): Partial<Record<ListQueryOption, string>> {
   const allowed = new Set<string>(options.allowedOptions ?? listQueryOptions);
-  const known = new Set<string>([...listQueryOptions, ...Object.keys(unsupportedOptions)]);
+  const known = new Set<string>([...listQueryOptions, ...Object.keys(unsupportedOptions), 'format']);
   const found: Partial<Record<ListQueryOption, string>> = {};
   for (const [name, value] of pairs) {
     const dollar = name.startsWith('$');
     // OData 4.01: system query option names are case-insensitive.
     const bare = (dollar ? name.slice(1) : name).toLowerCase();
     if (!dollar) {
-      if (!known.has(bare)) {
-        throw errors.notSupported(`The query parameter '${clip(name)}' is not supported.`);
-      }
+      // Not a system query option (a cache buster, a proxy's parameter): ignored, as on Graph.
+      if (!known.has(bare)) continue;
       if (options.version === 'v1.0') {
         throw errors.badRequest(
           `On /v1.0 query options start with '$': use '$${bare}' instead of '${clip(name)}' (the '$' is optional on /beta only).`,
         );
       }
+    }
+    if (bare === 'format') {
+      checkFormat(value);
+      continue;
     }
     const unsupported = unsupportedOptions[bare];
     if (unsupported !== undefined) throw errors.notSupported(unsupported);
@@ -255,9 +259,20 @@ function parseNonNegative(option: string, text: string): number {
   return Number(text);
 }
 
+/** `$format`: JSON is all vppd writes, so `json` / `application/json` (with parameters) is a no-op. */
+function checkFormat(text: string): void {
+  const format = text.trim().toLowerCase();
+  if (format === 'json' || format === 'application/json' || format.startsWith('application/json;')) return;
+  throw errors.notSupported(
+    `The query option $format value '${clip(text)}' is not supported; responses are always JSON ($format=json).`,
+  );
+}
+
 function parseCount(text: string): boolean {
-  if (text === 'true') return true;
-  if (text === 'false') return false;
+  // Literals are case-insensitive here, as on Graph (`$count=TRUE`).
+  const lower = text.toLowerCase();
+  if (lower === 'true') return true;
+  if (lower === 'false') return false;
   throw errors.badRequest(`The query option $count must be true or false; got '${clip(text)}'.`);
 }
 

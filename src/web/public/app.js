@@ -352,9 +352,15 @@ const columns = [
   {
     key: 'lastSuccess',
     label: 'colLastSuccess',
-    value: (/** @type {any} */ x) => x.lastSuccessDateTime ?? '',
+    // Instants, not text: Graph's dates carry only the fraction digits they have, so text order is not time order.
+    value: (/** @type {any} */ x) =>
+      x.lastSuccessDateTime ? Date.parse(x.lastSuccessDateTime) : Number.NEGATIVE_INFINITY,
   },
-  { key: 'expires', label: 'colExpires', value: (/** @type {any} */ x) => x.expirationDateTime },
+  {
+    key: 'expires',
+    label: 'colExpires',
+    value: (/** @type {any} */ x) => Date.parse(x.expirationDateTime),
+  },
   { key: 'failure', label: 'colFailure', value: (/** @type {any} */ x) => (x.failure ? x.failure.kind : '') },
   { key: 'actions', label: 'colActions', value: null },
 ];
