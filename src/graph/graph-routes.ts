@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.js';
 import { graphVersions } from '../domain/graph-enum.js';
+import type { InnerRequests } from '../http/inner-requests.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import { registerDepOnboardingRoutes } from './dep-onboarding-routes.js';
 import { buildMetadataDocument } from './metadata-document.js';
@@ -10,8 +11,17 @@ import { registerVppTokenCollectionActionRoutes } from './vpp-token-collection-a
 import { registerVppTokenRevokeRoutes } from './vpp-token-revoke-routes.js';
 import { registerVppTokenRoutes } from './vpp-tokens-routes.js';
 
+export interface GraphRoutesOptions {
+  /** Where `$batch` registers its steps (so they inherit the outer request's external base). */
+  readonly innerRequests: InnerRequests;
+}
+
 /** Microsoft Graph's surface under `/beta` and `/v1.0`: `$metadata`, vppTokens, mobileApps, depOnboardingSettings. */
-export function registerGraphRoutes(app: FastifyInstance, context: AppContext): void {
+export function registerGraphRoutes(
+  app: FastifyInstance,
+  context: AppContext,
+  options: GraphRoutesOptions,
+): void {
   for (const version of graphVersions) {
     const metadata = buildMetadataDocument(version);
     app.register(

@@ -6,8 +6,8 @@ import type { ListQuery } from '../domain/list-query.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import {
   authorize,
+  externalUrlOf,
   metadataUrlOf,
-  originOf,
   preferencesOf,
   principalOf,
   rawQueryOf,
@@ -105,7 +105,7 @@ export function registerMobileAppRoutes(
     if (query.count) body['@odata.count'] = await licenses.countApps(tenantId, query, platformOption);
     const nextOffset = nextPageOffset(query, rows.length > query.pageSize);
     if (nextOffset !== undefined) {
-      body['@odata.nextLink'] = buildNextLink(`${originOf(request)}${request.url}`, query, nextOffset);
+      body['@odata.nextLink'] = buildNextLink(externalUrlOf(request), query, nextOffset);
     }
     body.value = rows.slice(0, query.pageSize).map((record) =>
       presentVppApp(record, {
@@ -198,7 +198,7 @@ export function registerMobileAppRoutes(
       if (query.count) body['@odata.count'] = await licenses.countAssignedLicenses(tenantId, record);
       const next = page.length > query.pageSize && query.pageSize > 0 ? page[query.pageSize] : undefined;
       if (next !== undefined) {
-        body['@odata.nextLink'] = buildNextLink(`${originOf(request)}${request.url}`, query, next.seq);
+        body['@odata.nextLink'] = buildNextLink(externalUrlOf(request), query, next.seq);
       }
       body.value = page
         .slice(0, query.pageSize)

@@ -16,8 +16,9 @@ import {
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import {
   authorize,
+  externalBaseOf,
+  externalUrlOf,
   metadataUrlOf,
-  originOf,
   preferencesOf,
   principalOf,
   rawQueryOf,
@@ -120,7 +121,7 @@ export function registerVppTokenRoutes(
       }
       const nextOffset = nextPageOffset(query, rows.length > query.pageSize);
       if (nextOffset !== undefined) {
-        body['@odata.nextLink'] = buildNextLink(`${originOf(request)}${request.url}`, query, nextOffset);
+        body['@odata.nextLink'] = buildNextLink(externalUrlOf(request), query, nextOffset);
       }
       body.value = page.map((token) => present(request, token, query.select));
       return body;
@@ -163,7 +164,7 @@ export function registerVppTokenRoutes(
       { ...created, state: effectiveTokenState(created.state, created.expirationDateTime, now) },
       decoded,
     );
-    reply.header('location', `${originOf(request)}/${version}${vppTokensPath}/${stored.id}`);
+    reply.header('location', `${externalBaseOf(request)}/${version}${vppTokensPath}/${stored.id}`);
     return sendEntity(request, reply, 201, await syncAfterTokenWrite(context, stored, 'created'));
   });
 

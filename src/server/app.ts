@@ -1,7 +1,9 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { AppContext } from '../context.js';
 import { registerGraphRoutes } from '../graph/graph-routes.js';
+import { createExternalBaseResolver } from '../http/external-base.js';
 import { clientRequestIdOf, handleError, sendGraphError } from '../http/graph-error.js';
+import { createInnerRequests } from '../http/inner-requests.js';
 import { createSegmentIndex } from '../http/not-found.js';
 import { type Readiness, registerHealthRoutes } from '../ops/health.js';
 import { registerLogBindings, registerMetricsRoutes } from '../ops/metrics-routes.js';
@@ -40,6 +42,15 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
   // Only JSON bodies exist on this API; anything else is a 415 from the central handler.
   app.removeContentTypeParser(['text/plain']);
   app.decorateRequest('principal', null);
+  // Links start with the external base: pinned, from a trusted proxy's headers, or the socket's own.
+  // A $batch step inherits its outer request's base (never its own forwarded headers).
+  const innerRequests = createInnerRequests();
+  const resolveExternalBase = createExternalBaseResolver(context.config.externalUrl);
+  app.decorateRequest('externalBase', {
+    getter(this: FastifyRequest) {
+      return innerRequests.lookup(this.headers)?.externalBase ?? resolveExternalBase(this);
+    },
+  });
 
   // A callback hook, not an async one: it runs on every request and has nothing to await.
   app.addHook('onRequest', (request, reply, done) => {
@@ -77,6 +88,6 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
   registerVppdApiRoutes(app, context);
   registerDashboardRoutes(app, context);
 
-  registerGraphRoutes(app, context);
+  registerGraphRoutes(app, context, { innerRequests });
   return app;
 }
