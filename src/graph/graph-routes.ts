@@ -3,6 +3,7 @@ import type { AppContext } from '../context.js';
 import { graphVersions } from '../domain/graph-enum.js';
 import type { InnerRequests } from '../http/inner-requests.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
+import { registerBatchRoutes } from './batch-routes.js';
 import { registerDepOnboardingRoutes } from './dep-onboarding-routes.js';
 import { buildMetadataDocument } from './metadata-document.js';
 import { registerMobileAppRoutes } from './mobile-apps-routes.js';
@@ -35,6 +36,7 @@ export function registerGraphRoutes(
         registerVppTokenActionRoutes(scope, context, version);
         registerDepOnboardingRoutes(scope, context, version);
         registerMobileAppRoutes(scope, context, version);
+        registerBatchRoutes(scope, context, version, { root: app, innerRequests: options.innerRequests });
       },
       { prefix: `/${version}` },
     );
