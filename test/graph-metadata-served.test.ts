@@ -624,6 +624,33 @@ describe('served bodies conform to $metadata (real sync against the Apple simula
     expect(types).toEqual(new Set(['#microsoft.graph.iosVppApp', '#microsoft.graph.macOsVppApp']));
   });
 
+  it('v1.0: the app list, each app and its assignments conform to v1.0’s $metadata, every declared property sent', async () => {
+    const v1 = csdl['v1.0'] as Csdl;
+    expect(typeOf(v1, 'graph.mobileApp').navigation.get('assignments')).toBe(
+      'Collection(graph.mobileAppAssignment)',
+    );
+    expect(v1.types.has('graph.macOsVppApp')).toBe(false);
+    const list = await get('/v1.0/deviceAppManagement/mobileApps?$top=999');
+    const problems = conformResponse(v1, list, 'v1.0 list');
+    const items = list.value as Record<string, unknown>[];
+    expect(items.length).toBeGreaterThan(0);
+    for (const app of items) {
+      for (const path of [`/${app.id}`, `/${app.id}/microsoft.graph.iosVppApp`, `/${app.id}/assignments`]) {
+        problems.push(
+          ...conformResponse(v1, await get(`/v1.0/deviceAppManagement/mobileApps${path}`), `v1.0 ${path}`),
+        );
+      }
+    }
+    problems.push(
+      ...conformResponse(
+        csdl.beta as Csdl,
+        await get(`/beta/deviceAppManagement/mobileApps/${apps[0]?.id}/assignments`),
+        'beta assignments',
+      ),
+    );
+    expect(problems).toEqual([]);
+  });
+
   it('every property the presenter writes for an app is declared with a compatible type (checked without $metadata help)', () => {
     const beta = csdl.beta as Csdl;
     for (const app of apps) {
