@@ -1,6 +1,8 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../context.js';
 import { graphVersions } from '../domain/graph-enum.js';
+import { sendGraphError } from '../http/graph-error.js';
+import { createGraphThrottle, type GraphThrottle } from '../http/graph-throttle.js';
 import type { InnerRequests } from '../http/inner-requests.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import { registerBatchRoutes } from './batch-routes.js';
@@ -23,10 +25,13 @@ export function registerGraphRoutes(
   context: AppContext,
   options: GraphRoutesOptions,
 ): void {
+  const throttle =
+    context.config.graphThrottling === 'intune' ? createGraphThrottle(context.clock) : undefined;
   for (const version of graphVersions) {
     const metadata = buildMetadataDocument(version);
     app.register(
       async (scope) => {
+        if (throttle) scope.addHook('preHandler', throttleHook(throttle, context));
         // $metadata is public, as on Graph: it describes types, never data.
         scope.get('/$metadata', async (_request, reply) => reply.type('application/xml').send(metadata));
         methodNotAllowed(scope, '/$metadata', ['GET'], context.clock);
@@ -41,4 +46,37 @@ export function registerGraphRoutes(
       { prefix: `/${version}` },
     );
   }
+}
+
+const writeMethods = new Set(['POST', 'PATCH', 'PUT', 'DELETE']);
+
+/**
+ * Counts every authorized Graph request against the tenant's and the app's limits (after
+ * authorization, so the principal is known; `$metadata` and the `$batch` envelope are not counted,
+ * a batch's steps are). Over a limit: 429 `TooManyRequests` with `Retry-After` in seconds.
+ */
+function throttleHook(throttle: GraphThrottle, context: AppContext) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+    const principal = request.principal;
+    if (principal === null) return undefined;
+    const decision = throttle.take({
+      tenantId: principal.tenantId,
+      appId: principal.appId,
+      write: writeMethods.has(request.method),
+    });
+    if (decision.allowed) return undefined;
+    context.metrics.observeThrottled({ scope: decision.scope, kind: decision.kind });
+    reply.header('retry-after', String(decision.retryAfterSeconds));
+    const who = decision.scope === 'tenant' ? 'this tenant' : 'this application in this tenant';
+    const what = decision.kind === 'write' ? 'write requests' : 'requests';
+    // Returning the reply ends the request here (fastify's rule for async hooks that answer).
+    return sendGraphError(
+      request,
+      reply,
+      429,
+      'TooManyRequests',
+      `Too many ${what} from ${who}. Retry after ${decision.retryAfterSeconds} seconds.`,
+      context.clock(),
+    );
+  };
 }
