@@ -15,8 +15,9 @@ import { methodNotAllowed } from '../http/method-not-allowed.js';
  *   a failing step fails only itself. The outer call only needs a valid token.
  * - `url` is relative to the version (`deviceAppManagement/vppTokens` or `/deviceAppManagement/...`).
  *   A path that repeats the batch's own version (`/beta/...` in a beta batch, what graph-js produces
- *   from absolute URLs) and an absolute URL whose path holds the same version are accepted (the host is
- *   never contacted: the path is served here); another version is refused.
+ *   from absolute URLs; behind a path prefix `/vppd/beta/...`) and an absolute URL whose path holds
+ *   the same version are accepted (the host is never contacted: the path is served here); another
+ *   version is refused.
  * - `body`: for a JSON `Content-Type` (or none, with an object body) a JSON value; otherwise a base64
  *   string, decoded to bytes, as Graph does. A string body without `Content-Type` that decodes to JSON
  *   is sent as JSON: the Kiota JS core drops its steps' headers and base64-encodes the body.
@@ -340,10 +341,7 @@ function stepPath(url: string, id: string, version: GraphVersion, externalBase: 
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
       throw invalid(`request '${id}': the url must be relative to /${version}.`);
     }
-    const rawPath = url.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/, '');
-    // Behind a path prefix (`https://tools.example.com/vppd/beta/...`), the prefix is not ours to serve.
-    const prefix = new URL(externalBase).pathname.replace(/\/+$/, '');
-    path = prefix !== '' && rawPath.startsWith(`${prefix}/`) ? rawPath.slice(prefix.length) : rawPath;
+    path = withoutPrefix(url.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/, ''), externalBase);
     if (!startsWithVersion(path, version)) {
       throw invalid(
         `request '${id}': the absolute URL must address /${version} (the version of this batch).`,
@@ -351,6 +349,8 @@ function stepPath(url: string, id: string, version: GraphVersion, externalBase: 
     }
   }
   if (!path.startsWith('/')) path = `/${path}`;
+  // graph-js turns an absolute URL into its path: behind a prefix, `/vppd/beta/...`.
+  path = withoutPrefix(path, externalBase);
   if (startsWithVersion(path, version)) path = path.slice(version.length + 1);
   else if (startsWithVersion(path, version === 'beta' ? 'v1.0' : 'beta')) {
     throw invalid(`request '${id}': a /${version}/$batch can only hold /${version} requests.`);
@@ -367,6 +367,14 @@ function stepPath(url: string, id: string, version: GraphVersion, externalBase: 
   if (path === '/' || path === '') throw invalid(`request '${id}' needs a resource path in "url".`);
   // Spaces a hand-written script left in a $filter are sent encoded.
   return path.replace(/ /g, '%20').split('#')[0] as string;
+}
+
+/** The path without the external base's path prefix (`/vppd`), when it starts with it and a version. */
+function withoutPrefix(path: string, externalBase: string): string {
+  const prefix = new URL(externalBase).pathname.replace(/\/+$/, '');
+  if (prefix === '' || !path.startsWith(`${prefix}/`)) return path;
+  const rest = path.slice(prefix.length);
+  return startsWithVersion(rest, 'beta') || startsWithVersion(rest, 'v1.0') ? rest : path;
 }
 
 function startsWithVersion(path: string, version: string): boolean {

@@ -77,7 +77,8 @@ export function registerVppTokenRoutes(
 
   // A read's bytes are kept while the database's change stamp stays the same: any write, by this
   // process or another one on the database, changes the stamp and so retires every kept response.
-  // The key holds all the bytes depend on: tenant, `Prefer`, origin (links) and URL (version, query).
+  // The key holds all the bytes depend on: tenant, `Prefer`, external base (links; behind a proxy it
+  // varies with the forwarded headers) and URL (version, query).
   const changeStamp = createChangeStamp(context.db);
   const responses = createResponseCache<Buffer>();
   // Promise chains, not async functions: a hit (most reads under load) costs the handler one promise
@@ -86,8 +87,7 @@ export function registerVppTokenRoutes(
     const key = JSON.stringify([
       principalOf(request).tenantId,
       includeUnknown(request),
-      request.protocol,
-      request.host,
+      externalBaseOf(request),
       request.url,
     ]);
     return changeStamp().then((stamp) => {
