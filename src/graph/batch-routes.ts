@@ -90,12 +90,15 @@ export function registerBatchRoutes(
   options: BatchRoutesOptions,
 ): void {
   const { root, innerRequests } = options;
-  scope.post('/$batch', async (request, reply) => {
+  // The batch itself needs a valid token (checked before its body is read); each step checks its own
+  // permission. No principal is set: the envelope is not a Graph request of its own (nor throttled).
+  const authenticated = async (request: FastifyRequest) => {
+    await context.authenticator.authenticate(request.headers.authorization);
+  };
+  scope.post('/$batch', { onRequest: authenticated }, async (request, reply) => {
     if (innerRequests.lookup(request.headers) !== undefined) {
       throw errors.badRequest('Nested $batch requests are not supported.');
     }
-    // The batch itself needs a valid token; each step checks its own permission.
-    await context.authenticator.authenticate(request.headers.authorization);
     const steps = parseBatch(request.body, version, request.externalBase);
     const results = new Map<string, BatchResponse>();
     const { marker, release } = innerRequests.register({ externalBase: request.externalBase });
