@@ -162,3 +162,19 @@ describe('ensureDemoSecrets', () => {
     }
   });
 });
+
+describe('VPPD_GRAPH_THROTTLING', () => {
+  it('is off by default, intune when asked, and names itself when wrong', () => {
+    expect(parseConfig(minimal).graphThrottling).toBe('off');
+    expect(parseConfig(readEnv({ ...envOf(minimal), VPPD_GRAPH_THROTTLING: 'intune' })).graphThrottling).toBe(
+      'intune',
+    );
+    expect(configError({ ...minimal, graphThrottling: 'graph' })).toBe(
+      'VPPD_GRAPH_THROTTLING: must be one of off, intune',
+    );
+  });
+});
+
+function envOf(raw: RawSettings): Record<string, string> {
+  return { VPPD_ENCRYPTION_KEY: raw.encryptionKey as string, VPPD_JWT_SECRET: raw.jwtSecret as string };
+}

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { errors } from './domain/errors.js';
 import type { DatabaseConfig } from './storage/open-database.js';
@@ -40,6 +41,12 @@ export interface RawSettings {
   readonly shutdownGrace?: string | undefined;
   /** Bearer token `GET /metrics` requires; unset: /metrics answers loopback clients only. */
   readonly metricsToken?: string | undefined;
+  /** Proxy addresses or CIDRs (comma-separated) whose forwarded headers are believed. */
+  readonly trustProxy?: string | undefined;
+  /** The external base URL, pinned (wins over forwarded headers). */
+  readonly publicUrl?: string | undefined;
+  /** `intune`: apply Graph's published per-tenant and per-app limits; unset or `off`: none. */
+  readonly graphThrottling?: string | undefined;
 }
 
 /** The name a user sees for each setting in error messages (env name, plus the flag where there is one). */
@@ -62,6 +69,9 @@ export const settingNames: Readonly<Record<keyof RawSettings, string>> = {
   syncLease: 'VPPD_SYNC_LEASE',
   shutdownGrace: 'VPPD_SHUTDOWN_GRACE',
   metricsToken: 'VPPD_METRICS_TOKEN',
+  trustProxy: 'VPPD_TRUST_PROXY (--trust-proxy)',
+  publicUrl: 'VPPD_PUBLIC_URL (--public-url)',
+  graphThrottling: 'VPPD_GRAPH_THROTTLING',
 };
 
 /** Reads the vppd settings from an environment (blank values count as unset). */
@@ -88,6 +98,9 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): RawS
     syncLease: get('VPPD_SYNC_LEASE'),
     shutdownGrace: get('VPPD_SHUTDOWN_GRACE'),
     metricsToken: get('VPPD_METRICS_TOKEN'),
+    trustProxy: get('VPPD_TRUST_PROXY'),
+    publicUrl: get('VPPD_PUBLIC_URL'),
+    graphThrottling: get('VPPD_GRAPH_THROTTLING'),
   };
 }
 
@@ -102,6 +115,18 @@ export type AuthConfig =
 /** Which parts of vppd a process runs: the API, the sync worker and scheduler, or both. */
 export const processRoles = ['all', 'api', 'worker'] as const;
 export type ProcessRole = (typeof processRoles)[number];
+
+/** A proxy address or network whose forwarded headers are believed (`10.0.0.0/8`, `::1`). */
+export interface TrustedProxyRange {
+  readonly family: 'ipv4' | 'ipv6';
+  readonly address: string;
+  /** Prefix length; 32 (IPv4) or 128 (IPv6) for a single address. */
+  readonly prefix: number;
+}
+
+/** Graph throttling modes: `off` (default) or `intune` (Intune's published limits, per process). */
+export const graphThrottlingModes = ['off', 'intune'] as const;
+export type GraphThrottlingMode = (typeof graphThrottlingModes)[number];
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof logLevels)[number];
@@ -124,6 +149,15 @@ export interface Config {
   readonly shutdownGraceMs: number;
   /** Bearer token of `GET /metrics`; undefined: only loopback clients may scrape. */
   readonly metricsToken?: string | undefined;
+  /** How absolute URLs (links, `Location`) are built behind a reverse proxy. */
+  readonly externalUrl: {
+    /** Peers whose `X-Forwarded-*` / `Forwarded` headers are believed (none by default). */
+    readonly trustedProxies: readonly TrustedProxyRange[];
+    /** The pinned external base (`https://tools.example.com/vppd`, no trailing slash); wins over headers. */
+    readonly publicUrl: string | undefined;
+  };
+  /** Graph's throttling limits (`intune`) or none (`off`, default). */
+  readonly graphThrottling: GraphThrottlingMode;
 }
 
 const base64Pattern = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -207,7 +241,62 @@ const fieldSchemas = {
   metricsToken: z.string().refine((text) => Buffer.byteLength(text, 'utf8') >= 16, {
     message: 'must be at least 16 bytes',
   }),
+  publicUrl: z
+    .string()
+    .transform((text) => text.trim())
+    .refine(isPublicBaseUrl, {
+      message:
+        'must be an absolute http(s) URL without query or fragment, like https://tools.example.com/vppd',
+    })
+    .transform((text) => text.replace(/\/+$/, '')),
+  graphThrottling: z.enum(graphThrottlingModes, {
+    message: `must be one of ${graphThrottlingModes.join(', ')}`,
+  }),
 } as const;
+
+function isPublicBaseUrl(text: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return false;
+  }
+  return (
+    (url.protocol === 'http:' || url.protocol === 'https:') &&
+    url.host !== '' &&
+    url.username === '' &&
+    url.password === '' &&
+    !text.includes('?') &&
+    !text.includes('#')
+  );
+}
+
+/**
+ * Parses `VPPD_TRUST_PROXY`: comma-separated IPv4/IPv6 addresses or CIDRs (`10.0.0.0/8`, `fd00::/8`,
+ * `127.0.0.1`). Throws one config error naming the first bad entry.
+ */
+export function parseTrustedProxies(text: string): TrustedProxyRange[] {
+  const name = settingNames.trustProxy;
+  const entries = text
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+  if (entries.length === 0) throw errors.config(name, 'must list proxy addresses or CIDRs');
+  return entries.map((entry) => {
+    const [address = '', prefixText, ...rest] = entry.split('/');
+    const version = isIP(address);
+    if (version === 0 || rest.length > 0) {
+      throw errors.config(name, `'${entry}' is not an IPv4/IPv6 address or CIDR (like 10.0.0.0/8 or ::1)`);
+    }
+    const family = version === 4 ? 'ipv4' : 'ipv6';
+    const max = version === 4 ? 32 : 128;
+    const prefix = prefixText === undefined ? max : /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : -1;
+    if (prefix < 0 || prefix > max) {
+      throw errors.config(name, `'${entry}': the prefix length must be 0-${max}`);
+    }
+    return { family, address, prefix };
+  });
+}
 
 function parseField<K extends keyof typeof fieldSchemas>(
   key: K,
@@ -308,6 +397,12 @@ export function parseConfig(raw: RawSettings): Config {
     logLevel,
     shutdownGraceMs,
     ...(raw.metricsToken === undefined ? {} : { metricsToken: parseField('metricsToken', raw.metricsToken) }),
+    externalUrl: {
+      trustedProxies: raw.trustProxy === undefined ? [] : parseTrustedProxies(raw.trustProxy),
+      publicUrl: raw.publicUrl === undefined ? undefined : parseField('publicUrl', raw.publicUrl),
+    },
+    graphThrottling:
+      raw.graphThrottling === undefined ? 'off' : parseField('graphThrottling', raw.graphThrottling),
   };
 }
 

@@ -185,11 +185,17 @@ describe('$metadata', () => {
     }
   });
 
-  it('vppLicensingType (the licensingType of VPP apps, beta only) matches Microsoft’s CSDL', () => {
+  it('vppLicensingType (the licensingType of VPP apps) matches Microsoft’s CSDL; v1.0 has the supports… pair', () => {
     expect(properties(served.beta as string, 'ComplexType', 'vppLicensingType')).toEqual(
       properties(reference, 'ComplexType', 'vppLicensingType'),
     );
-    expect(block(served['v1.0'] as string, 'ComplexType', 'vppLicensingType')).toBeUndefined();
+    expect(properties(served['v1.0'] as string, 'ComplexType', 'vppLicensingType')).toEqual(
+      Object.fromEntries(
+        Object.entries(properties(reference, 'ComplexType', 'vppLicensingType')).filter(([name]) =>
+          name.startsWith('supports'),
+        ),
+      ),
+    );
   });
 
   it.each(operations)('$kind $name matches Microsoft’s CSDL where served, and is absent elsewhere', (op) => {
@@ -226,7 +232,12 @@ describe('$metadata', () => {
       'mobileApps: Collection(graph.mobileApp)',
       'vppTokens: Collection(graph.vppToken)',
     ]);
-    expect(navigation(v1, 'deviceAppManagement')).toEqual(['vppTokens: Collection(graph.vppToken)']);
+    expect(navigation(v1, 'deviceAppManagement')).toEqual([
+      'mobileApps: Collection(graph.mobileApp)',
+      'vppTokens: Collection(graph.vppToken)',
+    ]);
+    for (const xml of [beta, v1])
+      expect(navigation(xml, 'mobileApp')).toEqual(['assignments: Collection(graph.mobileAppAssignment)']);
     expect(navigation(beta, 'deviceManagement')).toEqual([
       'depOnboardingSettings: Collection(graph.depOnboardingSetting)',
     ]);
@@ -236,7 +247,7 @@ describe('$metadata', () => {
     expect(baseType(beta, 'EntityType', 'depOnboardingSetting')).toBe('graph.entity');
   });
 
-  it('every type a document refers to is declared in it, and v1.0 declares no app type', () => {
+  it('every type a document refers to is declared in it; v1.0 declares only the app types Graph v1.0 has', () => {
     for (const version of ['beta', 'v1.0']) {
       const xml = served[version] as string;
       const declared = declaredTypes(xml);
@@ -244,13 +255,9 @@ describe('$metadata', () => {
       expect(dangling, version).toEqual([]);
     }
     const v1 = declaredTypes(served['v1.0'] as string);
-    for (const name of [
-      'mobileApp',
-      'iosVppApp',
-      'macOsVppApp',
-      'iosVppAppAssignedLicense',
-      'depOnboardingSetting',
-    ])
+    for (const name of ['macOsVppApp', 'iosVppAppAssignedLicense', 'depOnboardingSetting'])
       expect(v1.has(`graph.${name}`), name).toBe(false);
+    for (const name of ['mobileApp', 'iosVppApp', 'mobileAppAssignment'])
+      expect(v1.has(`graph.${name}`), name).toBe(true);
   });
 });

@@ -65,18 +65,24 @@ describe('vppd serve (process)', () => {
   });
 
   it('stops start-up with one line naming the setting, exit 1', async () => {
-    const cases: [Record<string, string>, RegExp][] = [
+    const valid = { VPPD_ENCRYPTION_KEY: key, VPPD_JWT_SECRET: testJwtSecret };
+    const cases: [Record<string, string>, RegExp, string[]?][] = [
       [{}, /^vppd: VPPD_ENCRYPTION_KEY: required/],
       [{ VPPD_ENCRYPTION_KEY: key }, /^vppd: VPPD_JWT_SECRET: required/],
       [
-        { VPPD_ENCRYPTION_KEY: key, VPPD_JWT_SECRET: testJwtSecret, VPPD_DATABASE_URL: 'postgres://db/vppd' },
+        { ...valid, VPPD_DATABASE_URL: 'postgres://db/vppd' },
         /^vppd: VPPD_DATABASE_URL \(--database\): PostgreSQL is not supported yet/,
+      ],
+      [
+        valid,
+        /^vppd: VPPD_PUBLIC_URL \(--public-url\): must be an absolute http\(s\) URL without query or fragment/,
+        ['--public-url', 'https://tools.example.com/vppd?x=1'],
       ],
     ];
     // In parallel: each is a separate process start.
     const results = await Promise.all(
-      cases.map(([env]) =>
-        runUntilExit(['serve'], {
+      cases.map(([env, , args]) =>
+        runUntilExit(['serve', ...(args ?? [])], {
           env: cleanEnv({ VPPD_PORT: '0', VPPD_DATABASE_URL: 'sqlite::memory:', ...env }),
           cwd: dir,
         }),

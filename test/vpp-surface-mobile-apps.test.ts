@@ -216,14 +216,127 @@ describe('mobileApps: VPP apps from the current snapshots', () => {
       '$filter=publisher eq null',
       '$orderby=description',
       '$select=nope',
-      '$expand=assignments',
-      '$filter=isof(microsoft.graph.iosVppApp)',
+      '$expand=categories',
+      '$expand=assignments($select=id)',
+      "$filter=isof(displayName,'microsoft.graph.iosVppApp')",
+      "$filter=isof('microsoft.graph.user')",
+      "$filter=isof('iosVppApp')",
       '$skiptoken=garbage',
     ]) {
       const response = await f.call('GET', `${appsPath}?${query}`, f.auth.a);
       expect(response.status, query).toBe(400);
       expect((response.body as { error: { code: string } }).error.code).toBe('BadRequest');
     }
+  });
+
+  it("lists the ways scripts list VPP apps: isof('<type>') alone and with and/or/not", async () => {
+    const ios = apps.filter((a) => a['@odata.type'] === '#microsoft.graph.iosVppApp');
+    const mac = apps.filter((a) => a['@odata.type'] === '#microsoft.graph.macOsVppApp');
+    expect(ios.length).toBeGreaterThan(0);
+    expect(mac.length).toBeGreaterThan(0);
+    const ids = (items: Json[]) => items.map((a) => a.id).sort();
+    const filtered = async (filter: string) =>
+      ids((await readAll(`${appsPath}?$top=999&$filter=${encodeURIComponent(filter)}`)).items);
+    // graph-js samples and C# `isOf`: quoted; the OData ABNF form is unquoted.
+    expect(await filtered("isof('microsoft.graph.iosVppApp')")).toEqual(ids(ios));
+    expect(await filtered('isof(microsoft.graph.macOsVppApp)')).toEqual(ids(mac));
+    expect(await filtered("isof('graph.iosVppApp')")).toEqual(ids(ios));
+    expect(await filtered("isof('microsoft.graph.mobileApp')")).toEqual(ids(apps));
+    expect(await filtered("isof('microsoft.graph.managedApp')")).toEqual([]);
+    expect(await filtered("isof('microsoft.graph.win32LobApp')")).toEqual([]);
+    expect(await filtered("not isof('microsoft.graph.iosVppApp')")).toEqual(ids(mac));
+    expect(
+      await filtered("isof('microsoft.graph.iosVppApp') or isof('microsoft.graph.macOsVppApp')"),
+    ).toEqual(ids(apps));
+    const named = ios[0]?.displayName as string;
+    expect(
+      await filtered(`isof('microsoft.graph.iosVppApp') and displayName eq '${named.replaceAll("'", "''")}'`),
+    ).toEqual(ids(ios.filter((a) => a.displayName === named)));
+    expect(await filtered("isof('microsoft.graph.macOsVppApp') eq false")).toEqual(ids(ios));
+    const count = await f.call(
+      'GET',
+      `${appsPath}/$count?$filter=${encodeURIComponent("isof('microsoft.graph.iosVppApp')")}`,
+      f.auth.a,
+    );
+    expect(count.text).toBe(String(ios.length));
+    // On a cast collection, the sibling type matches nothing.
+    expect(
+      ids(
+        (
+          await readAll(
+            `${appsPath}/microsoft.graph.iosVppApp?$filter=${encodeURIComponent("isof('microsoft.graph.macOsVppApp')")}`,
+          )
+        ).items,
+      ),
+    ).toEqual([]);
+  });
+
+  it('assignments: always empty, as a navigation and as $expand', async () => {
+    const app = apps[0] as Json;
+    const direct = await f.call('GET', `${appsPath}/${app.id}/assignments?$count=true`, f.auth.a);
+    expect(direct.status).toBe(200);
+    expect(direct.body).toEqual({
+      '@odata.context': `${f.origin}/beta/$metadata#deviceAppManagement/mobileApps('${app.id}')/assignments`,
+      '@odata.count': 0,
+      value: [],
+    });
+    const missing = await f.call(
+      'GET',
+      `${appsPath}/00000000-0000-0000-0000-000000000000/assignments`,
+      f.auth.a,
+    );
+    expect(missing.status).toBe(404);
+    const expanded = await f.call('GET', `${appsPath}?$top=2&$expand=assignments`, f.auth.a);
+    expect(expanded.status).toBe(200);
+    for (const item of (expanded.body as Page).value) expect(item.assignments).toEqual([]);
+    const one = await f.call(
+      'GET',
+      `${appsPath}/${app.id}?$expand=assignments&$select=displayName`,
+      f.auth.a,
+    );
+    expect(Object.keys(one.body as Json).sort()).toEqual([
+      '@odata.context',
+      '@odata.type',
+      'assignments',
+      'displayName',
+      'id',
+    ]);
+  });
+
+  it('v1.0 serves what Graph v1.0 has: iosVppApp without beta properties, no macOsVppApp', async () => {
+    const v1 = '/v1.0/deviceAppManagement/mobileApps';
+    const list = await readAll(`${v1}?$top=999`);
+    const ios = apps.filter((a) => a['@odata.type'] === '#microsoft.graph.iosVppApp');
+    expect(list.items.map((a) => a.id).sort()).toEqual(ios.map((a) => a.id).sort());
+    const first = list.items[0] as Json;
+    for (const betaOnly of [
+      'vppTokenId',
+      'vppTokenDisplayName',
+      'roleScopeTagIds',
+      'revokeLicenseActionResults',
+    ])
+      expect(first, betaOnly).not.toHaveProperty(betaOnly);
+    const mac = apps.find((a) => a['@odata.type'] === '#microsoft.graph.macOsVppApp') as Json;
+    expect((await f.call('GET', `${v1}/${mac.id}`, f.auth.a)).status).toBe(404);
+    expect((await f.call('GET', `${v1}/microsoft.graph.macOsVppApp`, f.auth.a)).status).toBe(404);
+    expect((await f.call('GET', `${v1}/${first.id}/microsoft.graph.iosVppApp`, f.auth.a)).status).toBe(200);
+    expect(
+      (await f.call('GET', `${v1}/${first.id}/microsoft.graph.iosVppApp/assignedLicenses`, f.auth.a)).status,
+    ).toBe(404);
+    expect((await f.call('GET', `${v1}/${first.id}/assignments`, f.auth.a)).status).toBe(200);
+    const isof = await f.call(
+      'GET',
+      `${v1}/$count?$filter=${encodeURIComponent("isof('microsoft.graph.iosVppApp')")}`,
+      f.auth.a,
+    );
+    expect(isof.text).toBe(String(ios.length));
+    const unknown = await f.call(
+      'GET',
+      `${v1}?$filter=${encodeURIComponent("isof('microsoft.graph.macOsVppApp')")}`,
+      f.auth.a,
+    );
+    expect(unknown.status).toBe(400);
+    expect((await f.call('GET', `${v1}?$filter=vppTokenId eq 'x'`, f.auth.a)).status).toBe(400);
   });
 
   it('keeps tenants apart: another tenant sees no apps and reads an id like a missing one', async () => {

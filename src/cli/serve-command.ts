@@ -13,6 +13,8 @@ interface ServeFlags {
   readonly appleUrl?: string;
   readonly syncInterval?: string;
   readonly role?: string;
+  readonly trustProxy?: string;
+  readonly publicUrl?: string;
   readonly demo?: boolean;
 }
 
@@ -44,6 +46,14 @@ export function registerServeCommand(program: Command, io: CliIo, deps: ServeDep
     .option('--sync-interval <duration>', 'automatic sync interval, e.g. 12h (env VPPD_SYNC_INTERVAL)')
     .option('--role <role>', 'all (API + sync worker, default), api or worker (env VPPD_ROLE)')
     .option(
+      '--trust-proxy <addresses>',
+      'proxy addresses/CIDRs whose X-Forwarded-* and Forwarded headers are believed, comma-separated (env VPPD_TRUST_PROXY)',
+    )
+    .option(
+      '--public-url <url>',
+      'external base URL of every link, e.g. https://tools.example.com/vppd; wins over forwarded headers (env VPPD_PUBLIC_URL)',
+    )
+    .option(
       '--demo',
       'demo mode: SQLite and secrets in ./data, an in-process Apple simulator (unless --apple-url), a demo tenant with a token for every status, and a ready-to-use bearer token',
     )
@@ -70,6 +80,8 @@ async function runServe(flags: ServeFlags, io: CliIo, deps: ServeDependencies): 
     appleUrl: flags.appleUrl,
     syncInterval: flags.syncInterval,
     role: flags.role,
+    trustProxy: flags.trustProxy,
+    publicUrl: flags.publicUrl,
     demo: flags.demo === true,
   };
   let settings = mergeSettings(readEnv(deps.env ?? process.env), fromFlags);

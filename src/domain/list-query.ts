@@ -76,7 +76,15 @@ export type FilterExpression =
       readonly function: StringFunction;
       readonly property: string;
       readonly value: string;
-    };
+    }
+  /**
+   * `isof('<type>')` on the listed entity, resolved by the parser into the concrete types (qualified
+   * names, `microsoft.graph.iosVppApp`) an item must have: none when no item can be of the type.
+   */
+  | { readonly kind: 'isOf'; readonly typeNames: readonly string[] };
+
+/** The pseudo-property holding an item's concrete type (its `@odata.type`), for `isOf` filters. */
+export const typeProperty = '@odata.type';
 
 export type SortDirection = 'asc' | 'desc';
 
@@ -90,6 +98,8 @@ export interface OrderKey {
 export interface ListQuery {
   /** Properties to return; undefined = all (no `$select`, or `$select=*`). */
   readonly select?: readonly string[];
+  /** Navigation properties to expand inline (`$expand`), where the list allows it. */
+  readonly expand?: readonly string[];
   readonly filter?: FilterExpression;
   /** `$orderby` keys in order (the storage appends the primary key to make paging stable). */
   readonly orderBy: readonly OrderKey[];

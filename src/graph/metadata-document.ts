@@ -13,6 +13,8 @@ export interface CsdlProperty {
   readonly name: string;
   readonly type: string;
   readonly nullable: boolean;
+  /** Versions that have the property (default: all). */
+  readonly versions?: readonly GraphVersion[];
 }
 
 /** A containment navigation property (vppd serves no non-contained ones). */
@@ -33,6 +35,8 @@ export interface CsdlStructuredType {
   readonly key?: readonly string[];
   readonly properties: readonly CsdlProperty[];
   readonly navigationProperties?: readonly CsdlNavigationProperty[];
+  /** Versions that have the type (default: all). */
+  readonly versions?: readonly GraphVersion[];
 }
 
 /** An enum type with the members a version serves. */
@@ -140,11 +144,12 @@ export const vppComplexTypes: readonly CsdlStructuredType[] = [
   {
     kind: 'ComplexType',
     name: 'vppLicensingType',
+    // v1.0 has only the `supports…` pair.
     properties: [
-      { name: 'supportDeviceLicensing', type: 'Edm.Boolean', nullable: false },
+      { name: 'supportDeviceLicensing', type: 'Edm.Boolean', nullable: false, versions: betaOnly },
       { name: 'supportsDeviceLicensing', type: 'Edm.Boolean', nullable: false },
       { name: 'supportsUserLicensing', type: 'Edm.Boolean', nullable: false },
-      { name: 'supportUserLicensing', type: 'Edm.Boolean', nullable: false },
+      { name: 'supportUserLicensing', type: 'Edm.Boolean', nullable: false, versions: betaOnly },
     ],
   },
   {
@@ -197,9 +202,17 @@ const assignedLicenseProperties: readonly CsdlProperty[] = [
   { name: 'userPrincipalName', type: 'Edm.String', nullable: true },
 ];
 
-/** The properties both VPP app types add to `mobileApp` (iOS adds `applicableDeviceType`). */
+/**
+ * The properties both VPP app types add to `mobileApp` (iOS adds `applicableDeviceType`); v1.0's
+ * `iosVppApp` lacks the token id and display name and the delivery protocol.
+ */
 const vppAppProperties: readonly CsdlProperty[] = [
-  { name: 'appleDeviceAppDeliveryProtocolType', type: 'graph.appleDeviceDeliveryProtocol', nullable: true },
+  {
+    name: 'appleDeviceAppDeliveryProtocolType',
+    type: 'graph.appleDeviceDeliveryProtocol',
+    nullable: true,
+    versions: betaOnly,
+  },
   { name: 'appStoreUrl', type: 'Edm.String', nullable: true },
   { name: 'bundleId', type: 'Edm.String', nullable: true },
   { name: 'licensingType', type: 'graph.vppLicensingType', nullable: true },
@@ -208,8 +221,8 @@ const vppAppProperties: readonly CsdlProperty[] = [
   { name: 'usedLicenseCount', type: 'Edm.Int32', nullable: false },
   { name: 'vppTokenAccountType', type: 'graph.vppTokenAccountType', nullable: false },
   { name: 'vppTokenAppleId', type: 'Edm.String', nullable: true },
-  { name: 'vppTokenDisplayName', type: 'Edm.String', nullable: true },
-  { name: 'vppTokenId', type: 'Edm.String', nullable: true },
+  { name: 'vppTokenDisplayName', type: 'Edm.String', nullable: true, versions: betaOnly },
+  { name: 'vppTokenId', type: 'Edm.String', nullable: true, versions: betaOnly },
   { name: 'vppTokenOrganizationName', type: 'Edm.String', nullable: true },
 ];
 
@@ -229,7 +242,7 @@ export const vppEntityTypes: readonly CsdlStructuredType[] = [
     name: 'deviceAppManagement',
     properties: [],
     navigationProperties: [
-      { name: 'mobileApps', type: 'Collection(graph.mobileApp)', versions: betaOnly },
+      { name: 'mobileApps', type: 'Collection(graph.mobileApp)' },
       { name: 'vppTokens', type: 'Collection(graph.vppToken)' },
     ],
   },
@@ -249,7 +262,8 @@ export const vppEntityTypes: readonly CsdlStructuredType[] = [
     name: 'mobileApp',
     baseType: 'graph.entity',
     abstract: true,
-    // Only the mobileApp properties vppd writes for VPP apps (Graph has more, e.g. assignments).
+    // Only the mobileApp properties vppd writes for VPP apps (Graph has more, e.g. categories).
+    navigationProperties: [{ name: 'assignments', type: 'Collection(graph.mobileAppAssignment)' }],
     properties: [
       { name: 'createdDateTime', type: 'Edm.DateTimeOffset', nullable: false },
       { name: 'description', type: 'Edm.String', nullable: true },
@@ -264,9 +278,11 @@ export const vppEntityTypes: readonly CsdlStructuredType[] = [
       { name: 'privacyInformationUrl', type: 'Edm.String', nullable: true },
       { name: 'publisher', type: 'Edm.String', nullable: true },
       { name: 'publishingState', type: 'graph.mobileAppPublishingState', nullable: false },
-      { name: 'roleScopeTagIds', type: 'Collection(Edm.String)', nullable: true },
+      { name: 'roleScopeTagIds', type: 'Collection(Edm.String)', nullable: true, versions: betaOnly },
     ],
   },
+  // vppd assigns no app to groups (every `assignments` is empty): the key is all it declares.
+  { kind: 'EntityType', name: 'mobileAppAssignment', baseType: 'graph.entity', properties: [] },
   {
     kind: 'EntityType',
     name: 'iosVppApp',
@@ -278,14 +294,24 @@ export const vppEntityTypes: readonly CsdlStructuredType[] = [
         name: 'revokeLicenseActionResults',
         type: 'Collection(graph.iosVppAppRevokeLicensesActionResult)',
         nullable: true,
+        versions: betaOnly,
       },
     ].sort(byName),
-    navigationProperties: [{ name: 'assignedLicenses', type: 'Collection(graph.iosVppAppAssignedLicense)' }],
+    // Graph v1.0's iosVppApp has no assignedLicenses.
+    navigationProperties: [
+      {
+        name: 'assignedLicenses',
+        type: 'Collection(graph.iosVppAppAssignedLicense)',
+        versions: betaOnly,
+      },
+    ],
   },
   {
     kind: 'EntityType',
     name: 'macOsVppApp',
     baseType: 'graph.mobileApp',
+    // Graph v1.0 has no macOsVppApp.
+    versions: betaOnly,
     properties: [
       ...vppAppProperties,
       {
@@ -401,12 +427,15 @@ function enumType(graphEnum: GraphEnum<string>, version: GraphVersion): CsdlEnum
   };
 }
 
-/** A structured type as a version serves it: v1.0 drops beta-only token properties and paths. */
+/** A structured type as a version serves it: v1.0 drops beta-only properties and paths. */
 function forVersion(type: CsdlStructuredType, version: GraphVersion): CsdlStructuredType {
-  const properties =
+  const properties = (
     type.name === 'vppToken' && version !== 'beta'
       ? type.properties.filter((p) => !betaOnlyTokenProperties.includes(p.name))
-      : type.properties;
+      : type.properties
+  )
+    .filter((p) => !p.versions || p.versions.includes(version))
+    .map(({ versions: _versions, ...p }) => p);
   const navigationProperties = type.navigationProperties?.filter(
     (n) => !n.versions || n.versions.includes(version),
   );
@@ -457,8 +486,9 @@ export function buildMetadataModel(version: GraphVersion): CsdlModel {
   const all: CsdlType[] = [
     ...Object.values(vppEnums).map((e) => enumType(e as GraphEnum<string>, version)),
     mobileAppPublishingState,
-    ...vppEntityTypes.map((t) => forVersion(t, version)),
-    ...vppComplexTypes,
+    ...[...vppEntityTypes, ...vppComplexTypes]
+      .filter((t) => !t.versions || t.versions.includes(version))
+      .map((t) => forVersion(t, version)),
   ];
   return {
     namespace: 'microsoft.graph',

@@ -2,12 +2,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../context.js';
 import { errors } from '../domain/errors.js';
 import type { GraphVersion } from '../domain/graph-enum.js';
-import type { ListQuery } from '../domain/list-query.js';
+import type { ListFields, ListQuery } from '../domain/list-query.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import {
   authorize,
+  externalUrlOf,
   metadataUrlOf,
-  originOf,
   preferencesOf,
   principalOf,
   rawQueryOf,
@@ -21,7 +21,9 @@ import {
   presentVppApp,
   tokenPrefixOfAppId,
   vppAppId,
-  vppAppListFields,
+  vppAppIsOfTypes,
+  vppAppListFieldsOf,
+  vppAppPlatformsOf,
   vppAppTokenPrefix,
   vppAppTypeNames,
 } from './vpp-app-presenter.js';
@@ -38,34 +40,49 @@ const listOptions: readonly ListQueryOption[] = [
   'count',
   'skiptoken',
 ];
-const platforms: readonly VppAppPlatform[] = ['iOS', 'macOS'];
 
 /**
  * The read side of VPP apps (docs/graph-api.md, "VPP apps"): `mobileApps` list, `$count` and get,
  * the type-cast segments `microsoft.graph.iosVppApp` / `microsoft.graph.macOsVppApp` on the
- * collection and on an item, and an app's `assignedLicenses` (keyset-paged in Apple's order). Apps
- * come from the tenant's current license snapshots; served on beta only.
+ * collection and on an item, `$filter=isof('<type>')`, an app's `assignedLicenses` (keyset-paged in
+ * Apple's order) and its `assignments` (always empty: vppd assigns no app to groups; also as
+ * `$expand=assignments`). Apps come from the tenant's current license snapshots.
+ *
+ * v1.0 serves what Graph v1.0 has: `iosVppApp` (without beta's properties) and `assignments`; it has
+ * no `macOsVppApp` type and no `assignedLicenses`, so macOS apps are not listed there.
  */
 export function registerMobileAppRoutes(
   app: FastifyInstance,
   context: AppContext,
   version: GraphVersion,
 ): void {
-  if (version !== 'beta') return;
   const { clock, authenticator } = context;
+  const platforms = vppAppPlatformsOf(version);
+  const listFields = vppAppListFieldsOf(version);
+  const isOfTypes = vppAppIsOfTypes(version);
+  const expandable = ['assignments'];
+  // Without a cast, a version lists only the platforms it has a type for.
+  const onlyPlatform = platforms.length === 1 ? platforms[0] : undefined;
   const licenses: LicenseReadStore = context.licenseReads;
   const read = authorize(authenticator, 'read');
 
   const includeUnknown = (request: FastifyRequest) =>
     preferencesOf(request).has('include-unknown-enum-members');
 
-  const parseAppQuery = (request: FastifyRequest, allowed: readonly ListQueryOption[], typeName: string) =>
+  const parseAppQuery = (
+    request: FastifyRequest,
+    allowed: readonly ListQueryOption[],
+    typeName: string,
+    expand = false,
+  ) =>
     parseListQuery(rawQueryOf(request), {
-      fields: vppAppListFields,
+      fields: listFields,
       typeName,
       version,
       allowedOptions: allowed,
       includeUnknownEnumMembers: includeUnknown(request),
+      ...(allowed.includes('filter') ? { isOfTypes } : {}),
+      ...(expand ? { expandable } : {}),
     });
 
   /** The key of an app id in the tenant's snapshots (only the token whose prefix matches is read). */
@@ -85,8 +102,12 @@ export function registerMobileAppRoutes(
     const { tenantId } = principalOf(request);
     const key = await resolveApp(tenantId, id);
     const record = key ? await licenses.getApp(tenantId, key) : undefined;
-    // A cast to a type the app is not names nothing, as on Graph.
-    if (!record || (platform !== undefined && record.platform !== platform))
+    // A cast to a type the app is not names nothing, as on Graph; nor does a type the version lacks.
+    if (
+      !record ||
+      (platform !== undefined && record.platform !== platform) ||
+      !platforms.includes(record.platform)
+    )
       throw errors.notFound('mobileApp', id);
     return record;
   };
@@ -94,8 +115,9 @@ export function registerMobileAppRoutes(
   const sendList = async (request: FastifyRequest, reply: FastifyReply, platform?: VppAppPlatform) => {
     const { tenantId } = principalOf(request);
     const typeName = platform ? vppAppTypeNames[platform] : 'microsoft.graph.mobileApp';
-    const query = parseAppQuery(request, listOptions, typeName);
-    const platformOption = platform ? { platform } : {};
+    const query = parseAppQuery(request, listOptions, typeName, true);
+    const only = platform ?? onlyPlatform;
+    const platformOption = only ? { platform: only } : {};
     const page = await licenses.listApps(tenantId, query, platformOption);
     const body: Record<string, unknown> = {
       '@odata.context': `${metadataUrlOf(request, version)}#deviceAppManagement/mobileApps${
@@ -104,12 +126,13 @@ export function registerMobileAppRoutes(
     };
     if (query.count) body['@odata.count'] = await licenses.countApps(tenantId, query, platformOption);
     if (page.nextOffset !== undefined) {
-      body['@odata.nextLink'] = buildNextLink(`${originOf(request)}${request.url}`, query, page.nextOffset);
+      body['@odata.nextLink'] = buildNextLink(externalUrlOf(request), query, page.nextOffset);
     }
     body.value = page.rows.map((record) =>
       presentVppApp(record, {
         version,
         ...(query.select ? { select: query.select } : {}),
+        ...(query.expand ? { expand: query.expand } : {}),
         includeUnknownEnumMembers: includeUnknown(request),
       }),
     );
@@ -120,7 +143,8 @@ export function registerMobileAppRoutes(
     const { tenantId } = principalOf(request);
     const typeName = platform ? vppAppTypeNames[platform] : 'microsoft.graph.mobileApp';
     const query = parseAppQuery(request, ['filter'], typeName);
-    const count = await licenses.countApps(tenantId, query, platform ? { platform } : {});
+    const only = platform ?? onlyPlatform;
+    const count = await licenses.countApps(tenantId, query, only ? { platform: only } : {});
     return reply.type('text/plain').send(String(count));
   };
 
@@ -133,6 +157,7 @@ export function registerMobileAppRoutes(
       request,
       ['select'],
       platform ? vppAppTypeNames[platform] : 'microsoft.graph.mobileApp',
+      true,
     );
     const record = await loadApp(request, request.params.id, platform);
     const cast = platform ? `/${vppAppTypeNames[platform]}` : '';
@@ -141,10 +166,30 @@ export function registerMobileAppRoutes(
       ...presentVppApp(record, {
         version,
         ...(query.select ? { select: query.select } : {}),
+        ...(query.expand ? { expand: query.expand } : {}),
         includeUnknownEnumMembers: includeUnknown(request),
       }),
     });
   };
+
+  // vppd assigns no app to groups: every app's assignments are an empty collection.
+  const assignmentsPath = `${mobileAppsPath}/:id/assignments`;
+  app.get<{ Params: { id: string } }>(assignmentsPath, { onRequest: read }, async (request, reply) => {
+    const query = parseListQuery(rawQueryOf(request), {
+      fields: assignmentListFields,
+      typeName: 'microsoft.graph.mobileAppAssignment',
+      version,
+      allowedOptions: ['select', 'top', 'skip', 'count', 'skiptoken'],
+    });
+    const record = await loadApp(request, request.params.id);
+    const body: Record<string, unknown> = {
+      '@odata.context': `${metadataUrlOf(request, version)}#deviceAppManagement/mobileApps('${vppAppId(record)}')/assignments${selectSuffix(query)}`,
+    };
+    if (query.count) body['@odata.count'] = 0;
+    body.value = [];
+    return reply.type('application/json').send(body);
+  });
+  methodNotAllowed(app, assignmentsPath, ['GET'], clock);
 
   app.get(mobileAppsPath, { onRequest: read }, (request, reply) => sendList(request, reply));
   app.get(`${mobileAppsPath}/$count`, { onRequest: read }, (request, reply) => sendCount(request, reply));
@@ -164,6 +209,7 @@ export function registerMobileAppRoutes(
   for (const { platform, segment: castSegment } of casts) {
     const cast = vppAppTypeNames[platform];
     const licensesPath = `${mobileAppsPath}/:id/${castSegment}/assignedLicenses`;
+    const servesLicenses = version === 'beta';
     app.get(`${mobileAppsPath}/${castSegment}`, { onRequest: read }, (request, reply) =>
       sendList(request, reply, platform),
     );
@@ -176,6 +222,11 @@ export function registerMobileAppRoutes(
       (request, reply) => sendApp(request, reply, platform),
     );
 
+    methodNotAllowed(app, `${mobileAppsPath}/${castSegment}`, ['GET'], clock);
+    methodNotAllowed(app, `${mobileAppsPath}/${castSegment}/$count`, ['GET'], clock);
+    methodNotAllowed(app, `${mobileAppsPath}/:id/${castSegment}`, ['GET'], clock);
+    // Graph v1.0's iosVppApp has no assignedLicenses.
+    if (!servesLicenses) continue;
     app.get<{ Params: { id: string } }>(licensesPath, { onRequest: read }, async (request, reply) => {
       const { tenantId } = principalOf(request);
       const query = parseListQuery(rawQueryOf(request), {
@@ -197,7 +248,7 @@ export function registerMobileAppRoutes(
       if (query.count) body['@odata.count'] = await licenses.countAssignedLicenses(tenantId, record);
       const next = page.length > query.pageSize && query.pageSize > 0 ? page[query.pageSize] : undefined;
       if (next !== undefined) {
-        body['@odata.nextLink'] = buildNextLink(`${originOf(request)}${request.url}`, query, next.seq);
+        body['@odata.nextLink'] = buildNextLink(externalUrlOf(request), query, next.seq);
       }
       body.value = page
         .slice(0, query.pageSize)
@@ -205,12 +256,14 @@ export function registerMobileAppRoutes(
       return reply.type('application/json').send(body);
     });
 
-    methodNotAllowed(app, `${mobileAppsPath}/${castSegment}`, ['GET'], clock);
-    methodNotAllowed(app, `${mobileAppsPath}/${castSegment}/$count`, ['GET'], clock);
-    methodNotAllowed(app, `${mobileAppsPath}/:id/${castSegment}`, ['GET'], clock);
     methodNotAllowed(app, licensesPath, ['GET'], clock);
   }
 }
+
+/** `$select` allowlist of `mobileAppAssignment`: vppd declares its key only (it serves none). */
+const assignmentListFields: ListFields = {
+  id: { name: 'id', type: 'string', filterable: false, sortable: false },
+};
 
 /** `(a,b)` in `@odata.context` when `$select` narrowed the properties. */
 function selectSuffix(query: Pick<ListQuery, 'select'>): string {

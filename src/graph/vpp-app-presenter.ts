@@ -112,29 +112,143 @@ export type VppAppWireProperty = (typeof vppAppWireProperties)[number];
 // `applicableDeviceType` exists on iosVppApp only.
 const iosOnlyProperties: readonly VppAppWireProperty[] = ['applicableDeviceType'];
 
+/** Properties Graph's v1.0 `mobileApp`/`iosVppApp` do not have (beta added them). */
+export const betaOnlyVppAppProperties: readonly VppAppWireProperty[] = [
+  'roleScopeTagIds',
+  'vppTokenId',
+  'vppTokenDisplayName',
+  'revokeLicenseActionResults',
+  'appleDeviceAppDeliveryProtocolType',
+];
+
+/** The VPP app platforms each version has a type for: v1.0 has `iosVppApp` only (no `macOsVppApp`). */
+export const vppAppPlatformsOf = (version: GraphVersion): readonly VppAppPlatform[] =>
+  version === 'beta' ? ['iOS', 'macOS'] : ['iOS'];
+
+/** The properties a version writes for an app of a platform, in order. */
+export function vppAppPropertiesOf(version: GraphVersion, platform: VppAppPlatform): VppAppWireProperty[] {
+  return vppAppWireProperties.filter(
+    (p) =>
+      (platform === 'iOS' || !iosOnlyProperties.includes(p)) &&
+      (version === 'beta' || !betaOnlyVppAppProperties.includes(p)),
+  );
+}
+
+/**
+ * Graph's other `mobileApp` types (Win32, LOB, store apps, ...): vppd serves none of them, so
+ * `isof('<one of these>')` is false for every item rather than an unknown type.
+ */
+const otherMobileAppTypes: Readonly<Record<GraphVersion, readonly string[]>> = {
+  'v1.0': [
+    'androidLobApp',
+    'androidStoreApp',
+    'iosLobApp',
+    'iosStoreApp',
+    'macOSLobApp',
+    'macOSMicrosoftEdgeApp',
+    'macOSOfficeSuiteApp',
+    'managedAndroidLobApp',
+    'managedAndroidStoreApp',
+    'managedApp',
+    'managedIOSLobApp',
+    'managedIOSStoreApp',
+    'managedMobileLobApp',
+    'microsoftStoreForBusinessApp',
+    'mobileLobApp',
+    'webApp',
+    'win32LobApp',
+    'windowsMicrosoftEdgeApp',
+    'windowsMobileMSI',
+    'windowsUniversalAppX',
+  ],
+  beta: [
+    'androidAospReferencedApp',
+    'androidForWorkApp',
+    'androidLobApp',
+    'androidManagedStoreApp',
+    'androidManagedStoreWebApp',
+    'androidStoreApp',
+    'iosiPadOSWebClip',
+    'iosLobApp',
+    'iosStoreApp',
+    'macOSDmgApp',
+    'macOSLobApp',
+    'macOSMicrosoftDefenderApp',
+    'macOSMicrosoftEdgeApp',
+    'macOSOfficeSuiteApp',
+    'macOSPkgApp',
+    'macOSWebClip',
+    'managedAndroidLobApp',
+    'managedAndroidStoreApp',
+    'managedApp',
+    'managedIOSLobApp',
+    'managedIOSStoreApp',
+    'managedMobileLobApp',
+    'microsoftStoreForBusinessApp',
+    'mobileLobApp',
+    'officeSuiteApp',
+    'webApp',
+    'win32CatalogApp',
+    'win32LobApp',
+    'windowsAppX',
+    'windowsAutoUpdateCatalogApp',
+    'windowsMicrosoftEdgeApp',
+    'windowsMobileMSI',
+    'windowsPhone81AppX',
+    'windowsPhone81AppXBundle',
+    'windowsPhone81StoreApp',
+    'windowsPhoneXAP',
+    'windowsStoreApp',
+    'windowsUniversalAppX',
+    'windowsWebApp',
+    'winGetApp',
+  ],
+};
+
+/**
+ * `isof('<type>')` on mobileApps: the base type holds every VPP app the version serves, each VPP app
+ * type its own platform, Graph's other app types (`managedApp`, `win32LobApp`, ...) none.
+ */
+export function vppAppIsOfTypes(version: GraphVersion): Record<string, readonly string[]> {
+  const platforms = vppAppPlatformsOf(version);
+  const table: Record<string, readonly string[]> = {
+    'microsoft.graph.mobileApp': platforms.map((p) => vppAppTypeNames[p]),
+  };
+  for (const platform of platforms) table[vppAppTypeNames[platform]] = [vppAppTypeNames[platform]];
+  for (const name of otherMobileAppTypes[version]) table[`microsoft.graph.${name}`] = [];
+  return table;
+}
+
 const queryable = new Set(['displayName', 'bundleId', 'vppTokenId', 'totalLicenseCount', 'usedLicenseCount']);
 const int32Properties = new Set(['totalLicenseCount', 'usedLicenseCount']);
 
 /**
- * What `$select`, `$filter` and `$orderby` may name on VPP apps: every property may be selected;
- * `displayName`, `bundleId`, `vppTokenId` and the two license counts may be filtered and ordered.
+ * What `$select`, `$filter` and `$orderby` may name on VPP apps of a version: every property it
+ * writes may be selected; `displayName`, `bundleId`, `vppTokenId` (beta) and the two license counts
+ * may be filtered and ordered.
  */
-export const vppAppListFields: ListFields = Object.fromEntries(
-  vppAppWireProperties.map((name): [string, ListField] => [
-    name,
-    {
-      name,
-      type: int32Properties.has(name) ? 'int32' : queryable.has(name) ? 'string' : 'collection',
-      filterable: queryable.has(name),
-      sortable: queryable.has(name),
-    },
-  ]),
-);
+export function vppAppListFieldsOf(version: GraphVersion): ListFields {
+  return Object.fromEntries(
+    vppAppWireProperties
+      .filter((name) => version === 'beta' || !betaOnlyVppAppProperties.includes(name))
+      .map((name): [string, ListField] => [
+        name,
+        {
+          name,
+          type: int32Properties.has(name) ? 'int32' : queryable.has(name) ? 'string' : 'collection',
+          filterable: queryable.has(name),
+          sortable: queryable.has(name),
+        },
+      ]),
+  );
+}
 
 export interface PresentVppAppOptions {
   readonly version: GraphVersion;
   readonly select?: readonly string[];
   readonly includeUnknownEnumMembers?: boolean;
+  /** `$expand=assignments`: vppd assigns no app to groups, so the expanded collection is empty. */
+  readonly expand?: readonly string[];
 }
 
 /**
@@ -168,7 +282,7 @@ export function presentVppApp(app: VppAppRecord, options: PresentVppAppOptions):
     totalLicenseCount: app.totalCount,
     releaseDateTime: null,
     appStoreUrl: appStoreUrlOf(app),
-    licensingType: licensingTypeOf(app),
+    licensingType: licensingTypeOf(app, options.version),
     applicableDeviceType: applicableDeviceTypeOf(app),
     vppTokenOrganizationName: app.token.organizationName,
     vppTokenAccountType: vppTokenAccountType.toWire(app.token.accountType, enumOptions),
@@ -184,11 +298,11 @@ export function presentVppApp(app: VppAppRecord, options: PresentVppAppOptions):
   };
   const out: Record<string, unknown> = { '@odata.type': `#${vppAppTypeNames[app.platform]}` };
   const selected = options.select ? new Set(['id', ...options.select]) : undefined;
-  for (const property of vppAppWireProperties) {
-    if (app.platform !== 'iOS' && iosOnlyProperties.includes(property)) continue;
+  for (const property of vppAppPropertiesOf(options.version, app.platform)) {
     if (selected && !selected.has(property)) continue;
     out[property] = all[property];
   }
+  if (options.expand?.includes('assignments')) out.assignments = [];
   return out;
 }
 
@@ -204,11 +318,13 @@ function appStoreUrlOf(app: VppAppRecord): string | null {
  * Apple assigns any app license to a user; to a device only when the asset is `deviceAssignable`.
  * When Apple did not say, the licensing type is unknown: null.
  */
-function licensingTypeOf(app: VppAppRecord): Record<string, unknown> | null {
+function licensingTypeOf(app: VppAppRecord, version: GraphVersion): Record<string, unknown> | null {
   if (app.deviceAssignable === null) return null;
+  // v1.0's vppLicensingType has only the `supports…` pair; beta keeps the older `support…` one too.
   return {
-    supportUserLicensing: true,
-    supportDeviceLicensing: app.deviceAssignable,
+    ...(version === 'beta'
+      ? { supportUserLicensing: true, supportDeviceLicensing: app.deviceAssignable }
+      : {}),
     supportsUserLicensing: true,
     supportsDeviceLicensing: app.deviceAssignable,
   };

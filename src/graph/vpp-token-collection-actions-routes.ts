@@ -4,7 +4,7 @@ import { errorCodes, errors, VppdError } from '../domain/errors.js';
 import type { GraphVersion } from '../domain/graph-enum.js';
 import type { ListField, ListFields } from '../domain/list-query.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
-import { authorize, metadataUrlOf, originOf, principalOf, rawQueryOf } from '../http/request.js';
+import { authorize, externalUrlOf, metadataUrlOf, principalOf, rawQueryOf } from '../http/request.js';
 import type { TokenLicenseSummaryRecord } from '../storage/license-read-store.js';
 import { evaluateFilter, type FilterValue } from './odata/evaluate-filter.js';
 import { buildNextLink } from './odata/next-link.js';
@@ -105,7 +105,7 @@ export function registerVppTokenCollectionActionRoutes(
     const end = query.offset + query.pageSize;
     const nextOffset = query.pageSize > 0 && matching.length > end ? end : undefined;
     if (nextOffset !== undefined) {
-      body['@odata.nextLink'] = buildNextLink(`${originOf(request)}${request.url}`, query, nextOffset);
+      body['@odata.nextLink'] = buildNextLink(externalUrlOf(request), query, nextOffset);
     }
     body.value = matching.slice(query.offset, query.offset + query.pageSize);
     return reply.type('application/json').send(body);

@@ -7,8 +7,9 @@ import { type VppToken, validateTokenWrite, vppTokenTypeName } from '../domain/v
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import {
   authorize,
+  externalBaseOf,
+  externalUrlOf,
   metadataUrlOf,
-  originOf,
   preferencesOf,
   principalOf,
   rawQueryOf,
@@ -64,7 +65,8 @@ export function registerVppTokenRoutes(
 
   // A read's bytes are kept while the database's change stamp stays the same: any write, by this
   // process or another one on the database, changes the stamp and so retires every kept response.
-  // The key holds all the bytes depend on: tenant, `Prefer`, origin (links) and URL (version, query).
+  // The key holds all the bytes depend on: tenant, `Prefer`, external base (links; behind a proxy it
+  // varies with the forwarded headers) and URL (version, query).
   const changeStamp = createChangeStamp(context.db);
   const responses = createResponseCache<Buffer>();
   // Promise chains, not async functions: a hit (most reads under load) costs the handler one promise
@@ -73,8 +75,7 @@ export function registerVppTokenRoutes(
     const key = JSON.stringify([
       principalOf(request).tenantId,
       includeUnknown(request),
-      request.protocol,
-      request.host,
+      externalBaseOf(request),
       request.url,
     ]);
     return changeStamp().then((stamp) => {
@@ -99,7 +100,7 @@ export function registerVppTokenRoutes(
       };
       if (query.count) body['@odata.count'] = await tokens.count(tenantId, query.filter);
       if (page.nextOffset !== undefined) {
-        body['@odata.nextLink'] = buildNextLink(`${originOf(request)}${request.url}`, query, page.nextOffset);
+        body['@odata.nextLink'] = buildNextLink(externalUrlOf(request), query, page.nextOffset);
       }
       body.value = page.rows.map((token) => present(request, token, query.select));
       return body;
@@ -135,7 +136,7 @@ export function registerVppTokenRoutes(
       includeUnknownEnumMembers: includeUnknown(request),
     });
     const stored = await tokenService.create(tenantId, body);
-    reply.header('location', `${originOf(request)}/${version}${vppTokensPath}/${stored.id}`);
+    reply.header('location', `${externalBaseOf(request)}/${version}${vppTokensPath}/${stored.id}`);
     return sendEntity(request, reply, 201, stored);
   });
 

@@ -11,6 +11,10 @@ export const graphErrorCodes = [
   'Conflict',
   'RequestEntityTooLarge',
   'UnsupportedMediaType',
+  /** A `$batch` step whose `dependsOn` failed. */
+  'FailedDependency',
+  /** Over a throttling limit (`VPPD_GRAPH_THROTTLING=intune`). */
+  'TooManyRequests',
   'InternalServerError',
   'ServiceUnavailable',
 ] as const;

@@ -8,6 +8,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Set by {@link authorize} before any Graph handler runs. */
     principal: Principal | null;
+    /** The external base URL (see `external-base.ts`); a getter decorated in `buildApp`. */
+    readonly externalBase: string;
   }
 }
 
@@ -46,15 +48,22 @@ export function preferencesOf(request: FastifyRequest): ReadonlySet<string> {
   return out;
 }
 
-/** Absolute origin of the request (`https://host:port`), for `@odata.context` and next links. */
-export function originOf(request: FastifyRequest): string {
-  // Through URL so the default port is dropped, as in every link built from it.
-  return new URL(`${request.protocol}://${request.host}`).origin;
+/**
+ * What every absolute URL vppd writes starts with: `https://host[:port][/prefix]` as the client sees
+ * it, behind a reverse proxy too (`VPPD_PUBLIC_URL`, trusted forwarded headers; see `external-base.ts`).
+ */
+export function externalBaseOf(request: FastifyRequest): string {
+  return request.externalBase;
 }
 
-/** `<origin>/<version>/$metadata`, the base of `@odata.context`. */
+/** The absolute URL of the request as the client addressed it (external base + path and query). */
+export function externalUrlOf(request: FastifyRequest): string {
+  return `${externalBaseOf(request)}${request.url}`;
+}
+
+/** `<external base>/<version>/$metadata`, the base of `@odata.context`. */
 export function metadataUrlOf(request: FastifyRequest, version: GraphVersion): string {
-  return `${originOf(request)}/${version}/$metadata`;
+  return `${externalBaseOf(request)}/${version}/$metadata`;
 }
 
 /** The raw query string of a request (without `?`), as the client sent it. */

@@ -29,6 +29,8 @@ export interface VppdMetrics {
   observeHttpRequest(labels: { method: string; route: string; status: number }, seconds: number): void;
   /** One webhook delivery attempt. */
   observeAlertDelivery(attempt: DeliveryAttempt): void;
+  /** One Graph request refused with 429 by `VPPD_GRAPH_THROTTLING` (the limit it crossed). */
+  observeThrottled(labels: { scope: 'tenant' | 'app'; kind: 'request' | 'write' }): void;
 }
 
 /** Builds the registry and every metric. */
@@ -168,6 +170,12 @@ export function createMetrics(options: MetricsOptions): VppdMetrics {
     registers: [registry],
   });
   const http = createHttpRequestMetrics(registry);
+  const throttled = new Counter({
+    name: 'vppd_http_throttled_total',
+    help: 'Graph requests refused with 429 by VPPD_GRAPH_THROTTLING, by the limit crossed (scope tenant|app, kind request|write)',
+    labelNames: ['scope', 'kind'],
+    registers: [registry],
+  });
   const alertDeliveries = new Counter({
     name: 'vppd_alert_delivery_attempts_total',
     help: 'Webhook delivery attempts by event type and result (delivered, retry, failed)',
@@ -199,6 +207,9 @@ export function createMetrics(options: MetricsOptions): VppdMetrics {
     },
     observeAlertDelivery(attempt) {
       alertDeliveries.inc({ event_type: attempt.eventType, result: attempt.result });
+    },
+    observeThrottled(labels) {
+      throttled.inc(labels);
     },
   };
 }

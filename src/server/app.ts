@@ -1,8 +1,10 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { AppContext } from '../context.js';
 import { registerGraphRoutes } from '../graph/graph-routes.js';
 import { createGraphUrlNormaliser } from '../graph/odata/normalise-url.js';
+import { createExternalBaseResolver } from '../http/external-base.js';
 import { clientRequestIdOf, handleError, sendGraphError } from '../http/graph-error.js';
+import { createInnerRequests } from '../http/inner-requests.js';
 import { createSegmentIndex } from '../http/not-found.js';
 import { registerBodyParsers } from '../http/request-body.js';
 import { type Readiness, registerHealthRoutes } from '../ops/health.js';
@@ -47,6 +49,15 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
   // handler, and an empty body is no parameters whatever type it declares (as on Graph).
   registerBodyParsers(app);
   app.decorateRequest('principal', null);
+  // Links start with the external base: pinned, from a trusted proxy's headers, or the socket's own.
+  // A $batch step inherits its outer request's base (never its own forwarded headers).
+  const innerRequests = createInnerRequests();
+  const resolveExternalBase = createExternalBaseResolver(context.config.externalUrl);
+  app.decorateRequest('externalBase', {
+    getter(this: FastifyRequest) {
+      return innerRequests.lookup(this.headers)?.externalBase ?? resolveExternalBase(this);
+    },
+  });
 
   // A callback hook, not an async one: it runs on every request and has nothing to await.
   app.addHook('onRequest', (request, reply, done) => {
@@ -87,6 +98,6 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
   registerVppdApiRoutes(app, context);
   registerDashboardRoutes(app, context);
 
-  registerGraphRoutes(app, context);
+  registerGraphRoutes(app, context, { innerRequests });
   return app;
 }

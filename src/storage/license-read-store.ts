@@ -5,7 +5,7 @@ import {
   type VppTokenAccountType,
   vppTokenAccountType,
 } from '../domain/enums.js';
-import type { ListQuery } from '../domain/list-query.js';
+import { type ListQuery, typeProperty } from '../domain/list-query.js';
 import { decodeChunk, readAppLicenses } from './assignment-chunks.js';
 import { countListRows, fetchListPage, type ListColumns, type ListPage } from './list-query-compiler.js';
 import type { VppdDatabase } from './open-database.js';
@@ -113,15 +113,6 @@ export interface LicenseReadStore {
   snapshotHolders(tenantId: string, tokenId: string): Promise<SnapshotHolders | undefined>;
 }
 
-/** Wire property → column of the VPP app query (the `$filter`/`$orderby` compiler reads this). */
-export const vppAppColumns: ListColumns = {
-  displayName: { column: 'm.name', encoding: { kind: 'text' } },
-  bundleId: { column: 'm.bundle_id', encoding: { kind: 'text' } },
-  vppTokenId: { column: 'a.token_id', encoding: { kind: 'id' } },
-  totalLicenseCount: { column: 'a.total_count', encoding: { kind: 'integer' } },
-  usedLicenseCount: { column: 'a.assigned_count', encoding: { kind: 'integer' } },
-};
-
 /**
  * The platform of an app: the lookup's `kind` when known (`macSoftware` → macOS, `iosSoftware` → iOS),
  * else Apple's `supportedPlatforms` (iOS first: a universal app is an iOS app that also runs on Macs),
@@ -133,6 +124,20 @@ const platformExpression = sql<string>`(case
   when a.supported_platforms like '%"iOS"%' then 'iOS'
   when a.supported_platforms like '%"macOS"%' then 'macOS'
   else 'iOS' end)`;
+
+/** An app's Graph type (`isof` filters compare it), from the same platform decision. */
+const typeNameExpression = sql<string>`(case when ${platformExpression} = 'macOS'
+  then 'microsoft.graph.macOsVppApp' else 'microsoft.graph.iosVppApp' end)`;
+
+/** Wire property → column of the VPP app query (the `$filter`/`$orderby` compiler reads this). */
+export const vppAppColumns: ListColumns = {
+  [typeProperty]: { column: 'platform', encoding: { kind: 'text' }, expression: typeNameExpression },
+  displayName: { column: 'm.name', encoding: { kind: 'text' } },
+  bundleId: { column: 'm.bundle_id', encoding: { kind: 'text' } },
+  vppTokenId: { column: 'a.token_id', encoding: { kind: 'id' } },
+  totalLicenseCount: { column: 'a.total_count', encoding: { kind: 'integer' } },
+  usedLicenseCount: { column: 'a.assigned_count', encoding: { kind: 'integer' } },
+};
 
 // Apple's productType of apps; books are not mobileApps (Graph serves them as managedEBooks).
 const appProductType = 'App';

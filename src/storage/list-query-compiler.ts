@@ -1,12 +1,13 @@
 import { type RawBuilder, type SelectQueryBuilder, type SqlBool, sql } from 'kysely';
 import { errors } from '../domain/errors.js';
 import type { GraphEnum } from '../domain/graph-enum.js';
-import type {
-  ComparisonOperator,
-  FilterExpression,
-  FilterLiteral,
-  ListQuery,
-  StringFunction,
+import {
+  type ComparisonOperator,
+  type FilterExpression,
+  type FilterLiteral,
+  type ListQuery,
+  type StringFunction,
+  typeProperty,
 } from '../domain/list-query.js';
 
 // Compiles the neutral list query (domain/list-query.ts) to Kysely, relying on the storage conventions
@@ -38,6 +39,13 @@ export interface ListColumn {
   /** Column name, optionally qualified (`t.display_name`). */
   readonly column: string;
   readonly encoding: ListColumnEncoding;
+  /** A computed value used instead of the column (an item's concrete type, for `isof`). */
+  readonly expression?: RawBuilder<unknown>;
+}
+
+/** The SQL of a column: its computed expression or a reference to it. */
+function refOf(column: ListColumn): RawBuilder<unknown> | ReturnType<typeof sql.ref> {
+  return column.expression ?? sql.ref(column.column);
 }
 
 /** Wire property name → column: the only place the compiler learns column names. */
@@ -78,6 +86,13 @@ function compileNode(node: FilterExpression, negated: boolean, columns: ListColu
       return compileIn(columnOf(node.property, columns), node.values, negated);
     case 'stringFunction':
       return compileStringFunction(columnOf(node.property, columns), node.function, node.value, negated);
+    case 'isOf':
+      // The concrete type is never null: `isof` is `type in (...)`, and its negation `not in`.
+      return compileIn(
+        columnOf(typeProperty, columns),
+        node.typeNames.map((value) => ({ type: 'string', value })),
+        negated,
+      );
     default: {
       const unreachable: never = node;
       throw errors.internal(`unknown filter node ${JSON.stringify(unreachable)}`);
@@ -109,7 +124,7 @@ function compileCompare(
   literal: FilterLiteral,
   negated: boolean,
 ): RawBuilder<SqlBool> {
-  const ref = sql.ref(column.column);
+  const ref = refOf(column);
   if (literal.type === 'null') {
     const isNull = (operator === 'eq') !== negated;
     return isNull ? sql<SqlBool>`${ref} is null` : sql<SqlBool>`${ref} is not null`;
@@ -135,7 +150,7 @@ function compileIn(
   values: readonly FilterLiteral[],
   negated: boolean,
 ): RawBuilder<SqlBool> {
-  const ref = sql.ref(column.column);
+  const ref = refOf(column);
   const hasNull = values.some((v) => v.type === 'null');
   // A date more precise than the stored milliseconds can equal no row.
   const candidates = values.filter((v) => v.type !== 'null' && !(v.type === 'dateTime' && !v.exact));
@@ -172,7 +187,7 @@ function compileStringFunction(
   }
   const escaped = escapeLikePattern(text);
   const pattern = fn === 'startswith' ? `${escaped}%` : fn === 'endswith' ? `%${escaped}` : `%${escaped}%`;
-  const ref = sql.ref(column.column);
+  const ref = refOf(column);
   // lower() on both sides makes the match case-insensitive. On PostgreSQL lower() folds by the collation
   // of its argument, so the pattern borrows the column's collation (`|| substr(col, 1, 0)` appends '')
   // and both sides fold alike whatever the column declares ("C" folds ASCII only, like SQLite).
@@ -246,7 +261,7 @@ export function applyListOrder<DB, TB extends keyof DB, O>(
       throw errors.internal(`ordering by the collection column ${column.column}`);
     }
     hasPrimaryKey ||= column.column === options.primaryKey;
-    const ref = sql.ref(column.column);
+    const ref = refOf(column);
     ordered = ordered.orderBy(
       key.direction === 'asc' ? sql`${ref} asc nulls first` : sql`${ref} desc nulls last`,
     );

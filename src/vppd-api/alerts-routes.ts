@@ -5,7 +5,7 @@ import { errors } from '../domain/errors.js';
 import { formatGraphDateTime } from '../domain/graph-date-time.js';
 import type { Authenticator } from '../http/auth/authenticator.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
-import { authorize, originOf, principalOf } from '../http/request.js';
+import { authorize, externalBaseOf, principalOf } from '../http/request.js';
 import { vppdApiPrefix } from './prefix.js';
 
 /** vppd's own namespace (not Graph's): alert webhook endpoints of the caller's tenant. */
@@ -46,7 +46,7 @@ export function registerAlertRoutes(app: FastifyInstance, context: AlertRoutesCo
     const unknown = Object.keys(rest);
     if (unknown.length > 0) throw errors.badRequest(`Unknown property '${unknown[0]}'.`);
     const created = await alerts.webhooks.create(tenantId, { url, events });
-    reply.header('location', `${originOf(request)}${alertWebhooksPath}/${created.webhook.id}`);
+    reply.header('location', `${externalBaseOf(request)}${alertWebhooksPath}/${created.webhook.id}`);
     return reply
       .status(201)
       .type('application/json')

@@ -185,5 +185,7 @@ export function printFilter(expression: FilterExpression): string {
       return `${expression.property} in (${expression.values.map(printLiteral).join(',')})`;
     case 'stringFunction':
       return `${expression.function}(${expression.property},${printLiteral({ type: 'string', value: expression.value })})`;
+    case 'isOf':
+      throw new Error('the widget fixture has no types to test with isof');
   }
 }

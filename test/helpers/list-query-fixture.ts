@@ -235,6 +235,9 @@ export function evaluateFilter(expression: FilterExpression, row: WidgetRow): bo
       return expression.values.some(
         (v) => rowValue(row, expression.property) === literalValue(expression.property, v),
       );
+    case 'isOf':
+      // Every widget is of the one widget type.
+      return expression.typeNames.length > 0;
     case 'stringFunction': {
       const value = rowValue(row, expression.property);
       if (value === null) return false;

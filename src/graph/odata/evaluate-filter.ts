@@ -1,4 +1,4 @@
-import type { FilterExpression, FilterLiteral } from '../../domain/list-query.js';
+import { type FilterExpression, type FilterLiteral, typeProperty } from '../../domain/list-query.js';
 
 /** A property value of an in-memory row, as `$filter` compares it. */
 export type FilterValue = string | number | boolean | null;
@@ -32,6 +32,11 @@ export function evaluateFilter(
       if (expression.function === 'startswith') return text.startsWith(needle);
       if (expression.function === 'endswith') return text.endsWith(needle);
       return text.includes(needle);
+    }
+    case 'isOf': {
+      // The row's concrete type is its `@odata.type` pseudo-property, as the storage compiler reads it.
+      const type = read(typeProperty);
+      return typeof type === 'string' && expression.typeNames.includes(type);
     }
     default: {
       const unreachable: never = expression;

@@ -297,3 +297,77 @@ describe('parseFilter: syntax errors and limits', () => {
     expect(parse(many)).toMatchObject({ kind: 'or' });
   });
 });
+
+describe("parseFilter: isof('<type>')", () => {
+  const ios = 'microsoft.graph.iosVppApp';
+  const mac = 'microsoft.graph.macOsVppApp';
+  const isOfTypes = {
+    'microsoft.graph.mobileApp': [ios, mac],
+    [ios]: [ios],
+    [mac]: [mac],
+    'microsoft.graph.managedApp': [],
+  };
+  const typed = (text: string) =>
+    parseFilter(text, {
+      fields: widgetFields,
+      typeName: 'microsoft.graph.mobileApp',
+      version: 'beta',
+      isOfTypes,
+    });
+  const typedFailure = (text: string) => {
+    try {
+      typed(text);
+    } catch (error) {
+      if (!isVppdError(error)) throw error;
+      return { code: error.code, message: error.message };
+    }
+    throw new Error(`expected '${text}' to be rejected`);
+  };
+
+  it('resolves the type, quoted or not, with the namespace or its alias, to the concrete types', () => {
+    expect(typed(`isof('${ios}')`)).toEqual({ kind: 'isOf', typeNames: [ios] });
+    expect(typed(`isof(${mac})`)).toEqual({ kind: 'isOf', typeNames: [mac] });
+    expect(typed("isof('graph.iosVppApp')")).toEqual({ kind: 'isOf', typeNames: [ios] });
+    expect(typed("ISOF('microsoft.graph.mobileApp')")).toEqual({ kind: 'isOf', typeNames: [ios, mac] });
+    expect(typed("isof('microsoft.graph.managedApp')")).toEqual({ kind: 'isOf', typeNames: [] });
+  });
+
+  it('combines with and/or/not and compares with true/false', () => {
+    expect(typed(`not isof('${ios}')`)).toEqual({ kind: 'not', operand: { kind: 'isOf', typeNames: [ios] } });
+    expect(typed(`isof('${ios}') and name eq 'x'`)).toEqual({
+      kind: 'and',
+      operands: [
+        { kind: 'isOf', typeNames: [ios] },
+        { kind: 'compare', property: 'name', operator: 'eq', value: str('x') },
+      ],
+    });
+    expect(typed(`isof('${ios}') or (isof('${mac}'))`)).toEqual({
+      kind: 'or',
+      operands: [
+        { kind: 'isOf', typeNames: [ios] },
+        { kind: 'isOf', typeNames: [mac] },
+      ],
+    });
+    expect(typed(`isof('${ios}') eq false`)).toEqual({
+      kind: 'not',
+      operand: { kind: 'isOf', typeNames: [ios] },
+    });
+  });
+
+  it('names what it cannot do', () => {
+    expect(typedFailure("isof(name,'microsoft.graph.iosVppApp')")).toMatchObject({
+      code: 'notSupported',
+      message: expect.stringMatching(/isof with two arguments/),
+    });
+    expect(typedFailure("isof('microsoft.graph.user')").message).toMatch(
+      /'microsoft.graph.user' is not microsoft.graph.mobileApp or a type derived from it/,
+    );
+    expect(typedFailure("isof('iosVppApp')").message).toMatch(/Did you mean 'microsoft.graph.iosVppApp'/);
+    expect(typedFailure("isof('microsoft.graph.IOSVPPAPP')").message).toMatch(/Did you mean/);
+    expect(typedFailure('isof(5)').code).toBe('badRequest');
+    expect(failure("isof('microsoft.graph.iosVppApp')")).toMatchObject({
+      code: 'notSupported',
+      message: expect.stringMatching(/isof is not supported on/),
+    });
+  });
+});

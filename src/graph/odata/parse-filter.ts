@@ -23,6 +23,12 @@ export interface ParseFilterOptions {
   readonly version: GraphVersion;
   /** Graph's evolvable-enum opt-in (`Prefer: include-unknown-enum-members`). */
   readonly includeUnknownEnumMembers?: boolean;
+  /**
+   * `isof('<type>')` on the listed items: each qualified type name (`microsoft.graph.mobileApp`) an
+   * item may be tested against → the concrete types of this list that are of it (none: always false).
+   * Absent: the list supports no `isof`.
+   */
+  readonly isOfTypes?: Readonly<Record<string, readonly string[]>>;
 }
 
 /** Limits that keep a filter's SQL small (every database has expression-depth and parameter limits). */
@@ -196,6 +202,7 @@ class FilterParser {
 
   private parseFunction(name: string, pos: number): Operand {
     const fn = name.toLowerCase();
+    if (fn === 'isof') return this.parseIsOf(pos);
     if (!(stringFunctions as readonly string[]).includes(fn)) {
       const hint = fn === 'substringof' ? " (use contains(property,'text'))" : '';
       throw errors.notSupported(
@@ -248,6 +255,45 @@ class FilterParser {
       },
       pos,
     };
+  }
+
+  /**
+   * `isof('microsoft.graph.iosVppApp')` (or the unquoted OData form `isof(microsoft.graph.iosVppApp)`):
+   * whether the item is of that type. The two-argument form (a property's type) is not supported.
+   */
+  private parseIsOf(pos: number): Operand {
+    this.take(); // (
+    const argument = this.take();
+    if (this.peek().kind === 'comma') {
+      throw errors.notSupported(
+        `$filter: isof with two arguments (an expression and a type) is not supported; test the items themselves with isof('<type>') (position ${pos}).`,
+      );
+    }
+    this.expect('rparen', "')' closing isof");
+    const written =
+      argument.kind === 'string'
+        ? argument.value
+        : argument.kind === 'identifier'
+          ? argument.text
+          : this.unexpected(argument, "a type name such as 'microsoft.graph.iosVppApp'");
+    const table = this.options.isOfTypes;
+    if (table === undefined) {
+      throw errors.notSupported(`$filter: isof is not supported on ${this.options.typeName}.`);
+    }
+    const qualified = written.startsWith('graph.') ? `microsoft.${written}` : written;
+    const typeNames = Object.hasOwn(table, qualified) ? table[qualified] : undefined;
+    if (typeNames === undefined) {
+      const near = Object.keys(table).find(
+        (key) => key.toLowerCase() === qualified.toLowerCase() || key.endsWith(`.${written}`),
+      );
+      const hint =
+        near === undefined ? '' : ` Did you mean '${near}'? (type names are qualified and case-sensitive)`;
+      throw errors.badRequest(
+        `$filter: isof: '${clip(written)}' is not ${this.options.typeName} or a type derived from it (position ${pos}).${hint}`,
+      );
+    }
+    this.count(1);
+    return { kind: 'condition', expression: { kind: 'isOf', typeNames }, pos };
   }
 
   private parseIn(left: Operand): FilterExpression {

@@ -327,3 +327,37 @@ describe('applySelect', () => {
     expect(applySelect(entity, undefined)).toEqual(entity);
   });
 });
+
+describe('parseListQuery: $expand where the list allows it', () => {
+  const expanding = (input: string) =>
+    parseListQuery(input, {
+      fields: widgetFields,
+      typeName: widgetTypeName,
+      version: 'v1.0',
+      expandable: ['assignments'],
+    });
+
+  it('names the navigation properties to expand', () => {
+    expect(expanding('$expand=assignments').expand).toEqual(['assignments']);
+    expect(expanding('$expand=*').expand).toEqual(['assignments']);
+    expect(expanding('$select=name').expand).toBeUndefined();
+  });
+
+  it('refuses what it cannot expand, and $expand where nothing is expandable', () => {
+    const message = (input: string) => {
+      try {
+        expanding(input);
+      } catch (error) {
+        if (isVppdError(error)) return error.message;
+        throw error;
+      }
+      return 'accepted';
+    };
+    expect(message('$expand=categories')).toMatch(
+      /no.*|could not find a navigation property named 'categories'/,
+    );
+    expect(message('$expand=assignments($select=id)')).toMatch(/without nested options/);
+    expect(message('$expand=assignments&$expand=assignments')).toMatch(/more than once/);
+    expect(failure('$expand=assignments').message).toMatch(/\$expand is not supported/);
+  });
+});

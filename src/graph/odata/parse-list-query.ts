@@ -52,6 +52,10 @@ export interface ParseListQueryOptions {
   readonly includeUnknownEnumMembers?: boolean;
   readonly defaultPageSize?: number;
   readonly maxPageSize?: number;
+  /** `isof` type tests of the listed items (see `ParseFilterOptions.isOfTypes`). */
+  readonly isOfTypes?: Readonly<Record<string, readonly string[]>>;
+  /** Navigation properties `$expand` may name; absent: `$expand` is refused. */
+  readonly expandable?: readonly string[];
 }
 
 /**
@@ -76,7 +80,12 @@ export function parseListQuery(input: ListQueryInput, options: ParseListQueryOpt
           ...(options.includeUnknownEnumMembers === undefined
             ? {}
             : { includeUnknownEnumMembers: options.includeUnknownEnumMembers }),
+          ...(options.isOfTypes === undefined ? {} : { isOfTypes: options.isOfTypes }),
         });
+  const expand =
+    raw.expand === undefined
+      ? undefined
+      : parseExpand(raw.expand, options.expandable ?? [], options.typeName);
   const orderBy = raw.orderby === undefined ? [] : parseOrderBy(raw.orderby, fieldOptions);
   const top = raw.top === undefined ? undefined : parseNonNegative('$top', raw.top);
   const skip = raw.skip === undefined ? 0 : parseNonNegative('$skip', raw.skip);
@@ -90,6 +99,7 @@ export function parseListQuery(input: ListQueryInput, options: ParseListQueryOpt
     top === undefined ? Math.min(options.defaultPageSize ?? defaultPageSize, max) : Math.min(top, max);
   return {
     ...(select ? { select } : {}),
+    ...(expand ? { expand } : {}),
     ...(filter ? { filter } : {}),
     orderBy,
     ...(top === undefined ? {} : { top }),
@@ -137,10 +147,10 @@ function decodeQueryComponent(text: string): string {
 function collectOptions(
   pairs: ReadonlyArray<readonly [string, string]>,
   options: ParseListQueryOptions,
-): Partial<Record<ListQueryOption, string>> {
+): Partial<Record<ListQueryOption | 'expand', string>> {
   const allowed = new Set<string>(options.allowedOptions ?? listQueryOptions);
   const known = new Set<string>([...listQueryOptions, ...Object.keys(unsupportedOptions), 'format']);
-  const found: Partial<Record<ListQueryOption, string>> = {};
+  const found: Partial<Record<ListQueryOption | 'expand', string>> = {};
   for (const [name, value] of pairs) {
     const dollar = name.startsWith('$');
     // OData 4.01: system query option names are case-insensitive.
@@ -156,6 +166,12 @@ function collectOptions(
     }
     if (bare === 'format') {
       checkFormat(value);
+      continue;
+    }
+    if (bare === 'expand' && options.expandable !== undefined) {
+      if (found.expand !== undefined)
+        throw errors.badRequest('The query option $expand is specified more than once.');
+      found.expand = value;
       continue;
     }
     const unsupported = unsupportedOptions[bare];
@@ -175,6 +191,33 @@ function collectOptions(
     found[key] = value;
   }
   return found;
+}
+
+/** `$expand=a,b` → navigation property names (`*`: all of them); nested options are not supported. */
+export function parseExpand(text: string, expandable: readonly string[], typeName: string): string[] {
+  if (text.trim() === '') throw errors.badRequest('The query option $expand has no value.');
+  const out: string[] = [];
+  for (const item of text.split(',')) {
+    const name = item.trim();
+    if (name === '*') {
+      for (const each of expandable) if (!out.includes(each)) out.push(each);
+      continue;
+    }
+    if (/[/($]/.test(name)) {
+      throw errors.notSupported(
+        `$expand: '${clip(name)}' is not supported; expand navigation properties by name, without nested options.`,
+      );
+    }
+    if (!expandable.includes(name)) {
+      throw errors.badRequest(
+        `$expand: could not find a navigation property named '${clip(name)}' on type '${typeName}'.${
+          expandable.length > 0 ? ` Expandable: ${expandable.join(', ')}.` : ''
+        }`,
+      );
+    }
+    if (!out.includes(name)) out.push(name);
+  }
+  return out;
 }
 
 /** `$select=a,b` → property names (`*` = all → undefined). */

@@ -16,6 +16,8 @@ export interface Principal {
   readonly permissions: ReadonlySet<string>;
   /** The calling application (`appid`/`azp`) or subject, for logs; never a secret. */
   readonly clientId: string | undefined;
+  /** The calling application (`appid`, else `azp`): per-app throttling counts by it. */
+  readonly appId?: string | undefined;
 }
 
 /** Verifies bearer tokens and turns them into a {@link Principal}. */
@@ -119,6 +121,7 @@ export function createAuthenticator(config: AuthConfig, options: AuthenticatorOp
         tenantId: tid,
         permissions: permissionsOf(payload),
         clientId: firstString(payload.appid, payload.azp, payload.sub),
+        appId: firstString(payload.appid, payload.azp),
       };
       // Only a token that passed every check above is remembered.
       verifiedTokens.set(jwt, principal, { verifiedAt: now, exp: payload.exp, nbf: payload.nbf });
