@@ -228,5 +228,7 @@ describe('HTTP fuzz of list query options', () => {
     // The generator is useful only if both outcomes are common.
     expect(statuses.get(200) ?? 0).toBeGreaterThan(1500);
     expect(statuses.get(400) ?? 0).toBeGreaterThan(1500);
-  });
+    // 10,000 requests take ~15 s on an idle machine and over 30 s on a loaded one: a correctness check
+    // must not fail on the machine's load.
+  }, 120_000);
 });
