@@ -2,6 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { type DestinationStream, type Logger, pino } from 'pino';
 import { type AlertService, type AlertSettings, createAlertService } from './alerts/alert-service.js';
+import { createWebhookAddressPolicy } from './alerts/webhook-address-policy.js';
+import { createWebhookFetch, type WebhookLookup } from './alerts/webhook-fetch.js';
 import { type AppleClient, createAppleClient, realSleep } from './apple/apple-client.js';
 import type { Config } from './config.js';
 import { type Authenticator, createAuthenticator } from './http/auth/authenticator.js';
@@ -35,6 +37,8 @@ export interface ContextOverrides {
   readonly syncOnTokenWrite?: boolean;
   /** Alert loop periods and delivery policy (short ones in tests). */
   readonly alerts?: Partial<AlertSettings>;
+  /** Resolves webhook host names, at creation and at connect time (tests inject DNS answers). */
+  readonly webhookLookup?: WebhookLookup;
 }
 
 /** The composition root: every service built once from the configuration, disposed once. */
@@ -159,6 +163,9 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     },
     ...(overrides.syncOnTokenWrite === undefined ? {} : { syncOnTokenWrite: overrides.syncOnTokenWrite }),
   });
+  // Deliveries reach public addresses only (plus VPPD_WEBHOOK_ALLOW), checked at connect time.
+  const addressPolicy = createWebhookAddressPolicy(config.security.webhookAllow);
+  const webhookFetch = createWebhookFetch(addressPolicy, overrides.webhookLookup);
   const alerts = createAlertService({
     db,
     cipher,
@@ -166,7 +173,9 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     newId,
     randomBytes: overrides.randomBytes ?? randomBytes,
     random: overrides.random ?? Math.random,
-    fetch: overrides.fetch ?? fetch,
+    fetch: webhookFetch.fetch,
+    addressPolicy,
+    ...(overrides.webhookLookup ? { lookup: overrides.webhookLookup } : {}),
     logger: logger.child({ component: 'alerts' }),
     // Not newId(): tests predict the ids it hands out.
     owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
@@ -194,6 +203,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     dispose() {
       disposed ??= (async () => {
         await alerts.stop();
+        await webhookFetch.close();
         await sync.stop();
         await revokes.close();
         if (!overrides.apple) await apple.close();
