@@ -114,6 +114,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
   const tokens = createVppTokenStore({ db, cipher, clock });
   const authenticator = createAuthenticator(config.auth, {
     clock,
+    maxLifetimeSeconds: config.security.jwtMaxLifetimeSeconds,
     ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
   });
   const apple =
