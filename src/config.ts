@@ -449,7 +449,7 @@ export async function ensureDemoSecrets(
   raw: RawSettings,
   options: DemoSecretsOptions,
 ): Promise<DemoSecretsResult> {
-  const { mkdir, readFile, rename, writeFile, chmod } = await import('node:fs/promises');
+  const { readFile, rename, writeFile, chmod } = await import('node:fs/promises');
   const { join } = await import('node:path');
   const random = options.randomBytes ?? (await import('node:crypto')).randomBytes;
   const file = join(options.dataDir, demoSecretsFileName);
@@ -470,7 +470,9 @@ export async function ensureDemoSecrets(
   const jwtSecret =
     typeof stored.jwtSecret === 'string' ? stored.jwtSecret : random(48).toString('base64url');
   if (stored.encryptionKey !== encryptionKey || stored.jwtSecret !== jwtSecret) {
-    await mkdir(options.dataDir, { recursive: true });
+    // Private whatever the umask: the directory also holds the demo's database.
+    const { mkdirPrivateSync } = await import('./storage/private-directory.js');
+    mkdirPrivateSync(options.dataDir);
     const temporary = `${file}.${process.pid}.tmp`;
     await writeFile(temporary, `${JSON.stringify({ encryptionKey, jwtSecret }, null, 2)}\n`, { mode: 0o600 });
     await chmod(temporary, 0o600);

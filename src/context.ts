@@ -108,7 +108,13 @@ export async function createContext(config: Config, overrides: ContextOverrides 
   const clock = overrides.clock ?? (() => new Date());
   const newId = overrides.newId ?? randomUUID;
   const logger = overrides.logger ?? createLogger(config);
-  const db = await openDatabase(config.database);
+  const db = await openDatabase(config.database, {
+    onInsecureMode: (path, mode) =>
+      logger.warn(
+        { path, mode: `0${mode.toString(8)}` },
+        `${path} is accessible to group/others (mode 0${mode.toString(8)}); it holds every tenant's data: chmod it (0700 directory, 0600 files)`,
+      ),
+  });
   const metrics = createMetrics({ db, clock });
   const cipher = createTokenCipher(config.encryptionKey, overrides.randomBytes ?? randomBytes);
   const tokens = createVppTokenStore({ db, cipher, clock });
