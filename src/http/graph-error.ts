@@ -11,6 +11,7 @@ export const graphErrorCodes = [
   'Conflict',
   'RequestEntityTooLarge',
   'UnsupportedMediaType',
+  'TooManyRequests',
   'InternalServerError',
   'ServiceUnavailable',
 ] as const;
