@@ -7,6 +7,7 @@ import { createWebhookFetch, type WebhookLookup } from './alerts/webhook-fetch.j
 import { type AppleClient, createAppleClient, realSleep } from './apple/apple-client.js';
 import type { Config } from './config.js';
 import { type Authenticator, createAuthenticator } from './http/auth/authenticator.js';
+import { createLogDestination } from './ops/log-destination.js';
 import { createMetrics, type VppdMetrics } from './ops/metrics.js';
 import { createLicenseReadStore, type LicenseReadStore } from './storage/license-read-store.js';
 import { openDatabase, type VppdDatabase } from './storage/open-database.js';
@@ -100,7 +101,8 @@ export function createLogger(config: Pick<Config, 'logLevel'>, destination?: Des
     // message), so every written line is also scrubbed of their shape.
     hooks: { streamWrite: scrubCredentials },
   };
-  return destination === undefined ? pino(options) : pino(options, destination);
+  // Bounded: a slow stdout drops (and counts) lines instead of growing the heap (ops/log-destination.ts).
+  return pino(options, destination ?? createLogDestination());
 }
 
 /** Builds the services from a validated configuration: logger, database (migrated), stores, auth. */

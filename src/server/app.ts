@@ -6,6 +6,7 @@ import { clientRequestIdOf, handleError, sendGraphError } from '../http/graph-er
 import { createSegmentIndex } from '../http/not-found.js';
 import { type Readiness, registerHealthRoutes } from '../ops/health.js';
 import { registerLogBindings, registerMetricsRoutes } from '../ops/metrics-routes.js';
+import { registerRequestLog } from '../ops/request-log.js';
 import { registerVppdApiRoutes } from '../vppd-api/vppd-api-routes.js';
 import { registerDashboardRoutes } from '../web/dashboard-routes.js';
 
@@ -72,6 +73,8 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
     genReqId: () => context.newId(),
     bodyLimit: options.bodyLimit ?? defaultBodyLimit,
     return503OnClosing: true,
+    // Per-request lines at debug and a per-route summary at info (ops/request-log.ts).
+    disableRequestLogging: true,
     // `/vppTokens/` is `/vppTokens`, as on Graph.
     routerOptions: { ignoreTrailingSlash: true },
     ...(options.https
@@ -128,6 +131,7 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
     clock: context.clock,
   });
   registerLogBindings(app);
+  registerRequestLog(app, context.logger);
   registerVppdApiRoutes(app, context);
   registerDashboardRoutes(app, context);
 
