@@ -19,7 +19,7 @@ interface RouteTally {
  * debug (Fastify's own two lines per request at info were ~700 bytes a request: at 3,500 req/s,
  * 2.4 MB/s of log), and at info one `requests served` line a minute with counts, status classes and
  * mean/max duration per route. Errors keep their own lines (5xx at error, from the error handler).
- * Use with Fastify's `disableRequestLogging: true`.
+ * Use with a Fastify `LogController` whose `disableRequestLogging` is true.
  */
 export function registerRequestLog(
   app: FastifyInstance,

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import type { SecurityConfig } from '../config.js';
 import type { AppContext } from '../context.js';
 import { registerGraphRoutes } from '../graph/graph-routes.js';
@@ -74,7 +74,7 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
     bodyLimit: options.bodyLimit ?? defaultBodyLimit,
     return503OnClosing: true,
     // Per-request lines at debug and a per-route summary at info (ops/request-log.ts).
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     // `/vppTokens/` is `/vppTokens`, as on Graph.
     routerOptions: { ignoreTrailingSlash: true },
     ...(options.https
