@@ -12,7 +12,7 @@
 // drained and the server's vppd_log_lines_dropped_total.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,6 +58,21 @@ interface Sample {
 }
 
 const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
+
+/**
+ * The kernel's count of connections refused because a listen queue was full (Linux; undefined
+ * elsewhere). A refused SYN is retried after 1, 3, 7, 15 s...: such stalls show as max latency.
+ */
+async function listenOverflows(): Promise<number | undefined> {
+  try {
+    const text = await readFile('/proc/net/netstat', 'utf8');
+    const [names, values] = text.split('\n').filter((l) => l.startsWith('TcpExt:'));
+    const index = names?.split(/\s+/).indexOf('ListenOverflows') ?? -1;
+    return index > 0 ? Number(values?.split(/\s+/)[index]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export async function run(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -166,6 +181,7 @@ export async function run(args: string[]): Promise<void> {
         { method: 'GET', path: '/healthz' },
       ],
     };
+    const overflowsBefore = await listenOverflows();
     const { stdout: loadOut } = await execFileAsync(
       process.execPath,
       ['-e', loadScript, autocannonPath, JSON.stringify(options)],
@@ -178,6 +194,7 @@ export async function run(args: string[]): Promise<void> {
       timeouts: number;
       non2xx: number;
     };
+    const overflowsAfter = await listenOverflows();
     clearInterval(sampler);
     probing = false;
     await probeLoop;
@@ -205,7 +222,8 @@ export async function run(args: string[]): Promise<void> {
     process.stdout.write(
       `load: ${load.requests.average.toFixed(0)} req/s, ${load.requests.total} requests, p50 ${load.latency.p50} ms, p99 ${load.latency.p99} ms, max ${load.latency.max} ms; ${load.errors} errors, ${load.timeouts} timeouts, ${load.non2xx} non-2xx\n` +
         `probe /healthz every 250 ms: slowest ${slowest.map((p) => `${p.ms.toFixed(0)} ms at ${p.atS.toFixed(0)} s`).join(', ')}\n` +
-        `log: ${mb(drained)} MB drained from stdout; vppd_log_lines_dropped_total ${dropped}\n`,
+        `log: ${mb(drained)} MB drained from stdout; vppd_log_lines_dropped_total ${dropped}\n` +
+        `listen queue overflows during the load (whole machine): ${overflowsBefore === undefined || overflowsAfter === undefined ? 'n/a' : overflowsAfter - overflowsBefore}\n`,
     );
   } finally {
     child.kill('SIGKILL');
