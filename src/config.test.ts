@@ -123,6 +123,47 @@ describe('parseConfig', () => {
   });
 });
 
+describe('security settings', () => {
+  it('default to safe limits and read their environment variables', () => {
+    expect(parseConfig(minimal).security).toEqual({
+      requestTimeoutMs: 30_000,
+      maxConnections: 800,
+      webhookAllow: [],
+      jwtMaxLifetimeSeconds: 90 * 86_400,
+      maxStreamsPerTenant: 20,
+    });
+    const raw = readEnv({
+      VPPD_REQUEST_TIMEOUT: '5s',
+      VPPD_MAX_CONNECTIONS: '4000',
+      VPPD_WEBHOOK_ALLOW: 'localhost, 10.0.0.0/8',
+      VPPD_JWT_MAX_LIFETIME: '1d',
+      VPPD_MAX_STREAMS_PER_TENANT: '5',
+    });
+    expect(parseConfig(mergeSettings(minimal, raw)).security).toEqual({
+      requestTimeoutMs: 5000,
+      maxConnections: 4000,
+      webhookAllow: [
+        { kind: 'host', host: 'localhost' },
+        { kind: 'subnet', address: '10.0.0.0', prefix: 8, family: 'ipv4' },
+      ],
+      jwtMaxLifetimeSeconds: 86_400,
+      maxStreamsPerTenant: 5,
+    });
+  });
+
+  it('name the setting when a value is bad', () => {
+    expect(configError({ ...minimal, requestTimeout: '0s' })).toMatch(
+      /^VPPD_REQUEST_TIMEOUT: must be a duration/,
+    );
+    expect(configError({ ...minimal, maxConnections: 'lots' })).toMatch(/^VPPD_MAX_CONNECTIONS: /);
+    expect(configError({ ...minimal, webhookAllow: '10.0.0.0/40' })).toMatch(
+      /^VPPD_WEBHOOK_ALLOW: '10.0.0.0\/40'/,
+    );
+    expect(configError({ ...minimal, jwtMaxLifetime: 'forever' })).toMatch(/^VPPD_JWT_MAX_LIFETIME: /);
+    expect(configError({ ...minimal, maxStreamsPerTenant: '0' })).toMatch(/^VPPD_MAX_STREAMS_PER_TENANT: /);
+  });
+});
+
 describe('parseDuration', () => {
   it('parses units and plain seconds', () => {
     expect(parseDuration('90')).toBe(90_000);

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { parseWebhookAllow, type WebhookAllowEntry } from './alerts/webhook-address-policy.js';
 import { errors } from './domain/errors.js';
 import type { DatabaseConfig } from './storage/open-database.js';
 
@@ -47,6 +48,17 @@ export interface RawSettings {
   readonly publicUrl?: string | undefined;
   /** `intune`: apply Graph's published per-tenant and per-app limits; unset or `off`: none. */
   readonly graphThrottling?: string | undefined;
+  // Hardening (issue 17): limits vppd enforces by itself; README "Security".
+  /** Longest a request may take to arrive, headers and body (default 30 s). */
+  readonly requestTimeout?: string | undefined;
+  /** Most open client connections of this process (default 800, for a 1,024 file limit). */
+  readonly maxConnections?: string | undefined;
+  /** Hosts and CIDRs webhook deliveries may reach although they are not public addresses. */
+  readonly webhookAllow?: string | undefined;
+  /** Longest lifetime of an accepted bearer token, from `iat` (or `nbf`) to `exp` (default 90d). */
+  readonly jwtMaxLifetime?: string | undefined;
+  /** Most open `/vppd/v1/events` streams per tenant in this process (default 20). */
+  readonly maxStreamsPerTenant?: string | undefined;
 }
 
 /** The name a user sees for each setting in error messages (env name, plus the flag where there is one). */
@@ -72,6 +84,11 @@ export const settingNames: Readonly<Record<keyof RawSettings, string>> = {
   trustProxy: 'VPPD_TRUST_PROXY (--trust-proxy)',
   publicUrl: 'VPPD_PUBLIC_URL (--public-url)',
   graphThrottling: 'VPPD_GRAPH_THROTTLING',
+  requestTimeout: 'VPPD_REQUEST_TIMEOUT',
+  maxConnections: 'VPPD_MAX_CONNECTIONS',
+  webhookAllow: 'VPPD_WEBHOOK_ALLOW',
+  jwtMaxLifetime: 'VPPD_JWT_MAX_LIFETIME',
+  maxStreamsPerTenant: 'VPPD_MAX_STREAMS_PER_TENANT',
 };
 
 /** Reads the vppd settings from an environment (blank values count as unset). */
@@ -101,6 +118,11 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): RawS
     trustProxy: get('VPPD_TRUST_PROXY'),
     publicUrl: get('VPPD_PUBLIC_URL'),
     graphThrottling: get('VPPD_GRAPH_THROTTLING'),
+    requestTimeout: get('VPPD_REQUEST_TIMEOUT'),
+    maxConnections: get('VPPD_MAX_CONNECTIONS'),
+    webhookAllow: get('VPPD_WEBHOOK_ALLOW'),
+    jwtMaxLifetime: get('VPPD_JWT_MAX_LIFETIME'),
+    maxStreamsPerTenant: get('VPPD_MAX_STREAMS_PER_TENANT'),
   };
 }
 
@@ -158,7 +180,32 @@ export interface Config {
   };
   /** Graph's throttling limits (`intune`) or none (`off`, default). */
   readonly graphThrottling: GraphThrottlingMode;
+  /** Limits against abusive clients and tenants (README "Security"). */
+  readonly security: SecurityConfig;
 }
+
+/** The limits of issue 17's hardening, all with safe defaults. */
+export interface SecurityConfig {
+  /** Whole-request receive timeout (headers and body); headers alone get at most 10 s of it. */
+  readonly requestTimeoutMs: number;
+  /** Most open client connections (node's `server.maxConnections`). */
+  readonly maxConnections: number;
+  /** Exceptions to "webhooks reach public addresses only": host names, addresses and CIDRs. */
+  readonly webhookAllow: readonly WebhookAllowEntry[];
+  /** Longest accepted bearer-token lifetime (`exp` minus `iat`, or `nbf`), in seconds. */
+  readonly jwtMaxLifetimeSeconds: number;
+  /** Most open event streams per tenant. */
+  readonly maxStreamsPerTenant: number;
+}
+
+/** The defaults of {@link SecurityConfig}. */
+export const defaultSecurity: SecurityConfig = {
+  requestTimeoutMs: 30_000,
+  maxConnections: 800,
+  webhookAllow: [],
+  jwtMaxLifetimeSeconds: 90 * 86_400,
+  maxStreamsPerTenant: 20,
+};
 
 const base64Pattern = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
@@ -252,6 +299,38 @@ const fieldSchemas = {
   graphThrottling: z.enum(graphThrottlingModes, {
     message: `must be one of ${graphThrottlingModes.join(', ')}`,
   }),
+  requestTimeout: z
+    .string()
+    .transform((text) => parseDuration(text))
+    .refine((ms) => ms !== undefined && ms >= 1000 && ms <= 600_000, {
+      message: 'must be a duration between 1s and 10m, like 30s',
+    })
+    .transform((ms) => ms as number),
+  maxConnections: z
+    .string()
+    .regex(/^\d{1,6}$/, { message: 'must be a whole number 1-1000000' })
+    .transform(Number)
+    .refine((n) => n >= 1, { message: 'must be a whole number 1-1000000' }),
+  webhookAllow: z.string().transform((text, ctx) => {
+    try {
+      return parseWebhookAllow(text);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: error instanceof Error ? error.message : String(error) });
+      return z.NEVER;
+    }
+  }),
+  jwtMaxLifetime: z
+    .string()
+    .transform((text) => parseDuration(text))
+    .refine((ms) => ms !== undefined && ms >= 60_000 && ms <= 3650 * 86_400_000, {
+      message: 'must be a duration between 1m and 3650d, like 90d',
+    })
+    .transform((ms) => Math.floor((ms as number) / 1000)),
+  maxStreamsPerTenant: z
+    .string()
+    .regex(/^\d{1,4}$/, { message: 'must be a whole number 1-1000' })
+    .transform(Number)
+    .refine((n) => n >= 1 && n <= 1000, { message: 'must be a whole number 1-1000' }),
 } as const;
 
 function isPublicBaseUrl(text: string): boolean {
@@ -403,6 +482,29 @@ export function parseConfig(raw: RawSettings): Config {
     },
     graphThrottling:
       raw.graphThrottling === undefined ? 'off' : parseField('graphThrottling', raw.graphThrottling),
+    security: parseSecurity(raw),
+  };
+}
+
+function parseSecurity(raw: RawSettings): SecurityConfig {
+  const d = defaultSecurity;
+  return {
+    requestTimeoutMs:
+      raw.requestTimeout === undefined
+        ? d.requestTimeoutMs
+        : parseField('requestTimeout', raw.requestTimeout),
+    maxConnections:
+      raw.maxConnections === undefined ? d.maxConnections : parseField('maxConnections', raw.maxConnections),
+    webhookAllow:
+      raw.webhookAllow === undefined ? d.webhookAllow : parseField('webhookAllow', raw.webhookAllow),
+    jwtMaxLifetimeSeconds:
+      raw.jwtMaxLifetime === undefined
+        ? d.jwtMaxLifetimeSeconds
+        : parseField('jwtMaxLifetime', raw.jwtMaxLifetime),
+    maxStreamsPerTenant:
+      raw.maxStreamsPerTenant === undefined
+        ? d.maxStreamsPerTenant
+        : parseField('maxStreamsPerTenant', raw.maxStreamsPerTenant),
   };
 }
 
@@ -441,7 +543,7 @@ export async function ensureDemoSecrets(
   raw: RawSettings,
   options: DemoSecretsOptions,
 ): Promise<DemoSecretsResult> {
-  const { mkdir, readFile, rename, writeFile, chmod } = await import('node:fs/promises');
+  const { readFile, rename, writeFile, chmod } = await import('node:fs/promises');
   const { join } = await import('node:path');
   const random = options.randomBytes ?? (await import('node:crypto')).randomBytes;
   const file = join(options.dataDir, demoSecretsFileName);
@@ -462,7 +564,9 @@ export async function ensureDemoSecrets(
   const jwtSecret =
     typeof stored.jwtSecret === 'string' ? stored.jwtSecret : random(48).toString('base64url');
   if (stored.encryptionKey !== encryptionKey || stored.jwtSecret !== jwtSecret) {
-    await mkdir(options.dataDir, { recursive: true });
+    // Private whatever the umask: the directory also holds the demo's database.
+    const { mkdirPrivateSync } = await import('./storage/private-directory.js');
+    mkdirPrivateSync(options.dataDir);
     const temporary = `${file}.${process.pid}.tmp`;
     await writeFile(temporary, `${JSON.stringify({ encryptionKey, jwtSecret }, null, 2)}\n`, { mode: 0o600 });
     await chmod(temporary, 0o600);

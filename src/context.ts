@@ -2,6 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { type AlertService, type AlertSettings, createAlertService } from './alerts/alert-service.js';
+import { createWebhookAddressPolicy } from './alerts/webhook-address-policy.js';
+import { createWebhookFetch, type WebhookLookup } from './alerts/webhook-fetch.js';
 import { type AppleClient, createAppleClient, realSleep } from './apple/apple-client.js';
 import type { Config } from './config.js';
 import { type Authenticator, createAuthenticator } from './http/auth/authenticator.js';
@@ -37,6 +39,8 @@ export interface ContextOverrides {
   readonly syncOnTokenWrite?: boolean;
   /** Alert loop periods and delivery policy (short ones in tests). */
   readonly alerts?: Partial<AlertSettings>;
+  /** Resolves webhook host names, at creation and at connect time (tests inject DNS answers). */
+  readonly webhookLookup?: WebhookLookup;
 }
 
 /** The composition root: every service built once from the configuration, disposed once. */
@@ -75,12 +79,19 @@ export async function createContext(config: Config, overrides: ContextOverrides 
   const clock = overrides.clock ?? (() => new Date());
   const newId = overrides.newId ?? randomUUID;
   const logger = overrides.logger ?? createLogger(config);
-  const db = await openDatabase(config.database);
+  const db = await openDatabase(config.database, {
+    onInsecureMode: (path, mode) =>
+      logger.warn(
+        { path, mode: `0${mode.toString(8)}` },
+        `${path} is accessible to group/others (mode 0${mode.toString(8)}); it holds every tenant's data: chmod it (0700 directory, 0600 files)`,
+      ),
+  });
   const metrics = createMetrics({ db, clock });
   const cipher = createTokenCipher(config.encryptionKey, overrides.randomBytes ?? randomBytes);
   const tokens = createVppTokenStore({ db, cipher, clock });
   const authenticator = createAuthenticator(config.auth, {
     clock,
+    maxLifetimeSeconds: config.security.jwtMaxLifetimeSeconds,
     ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
   });
   const apple =
@@ -128,6 +139,9 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     },
     ...(overrides.syncOnTokenWrite === undefined ? {} : { syncOnTokenWrite: overrides.syncOnTokenWrite }),
   });
+  // Deliveries reach public addresses only (plus VPPD_WEBHOOK_ALLOW), checked at connect time.
+  const addressPolicy = createWebhookAddressPolicy(config.security.webhookAllow);
+  const webhookFetch = createWebhookFetch(addressPolicy, overrides.webhookLookup);
   const alerts = createAlertService({
     db,
     cipher,
@@ -135,7 +149,9 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     newId,
     randomBytes: overrides.randomBytes ?? randomBytes,
     random: overrides.random ?? Math.random,
-    fetch: overrides.fetch ?? fetch,
+    fetch: webhookFetch.fetch,
+    addressPolicy,
+    ...(overrides.webhookLookup ? { lookup: overrides.webhookLookup } : {}),
     logger: logger.child({ component: 'alerts' }),
     // Not newId(): tests predict the ids it hands out.
     owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
@@ -165,6 +181,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     dispose() {
       disposed ??= (async () => {
         await alerts.stop();
+        await webhookFetch.close();
         await sync.stop();
         await revokes.close();
         if (!overrides.apple) await apple.close();

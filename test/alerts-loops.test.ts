@@ -51,7 +51,7 @@ function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs =
 beforeAll(async () => {
   sim = await startAppleSim({ seed: 'alerts-loops', rateLimit: false, pageSize: 100 });
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  server = await startServer(testConfig({ appleUrl: sim.baseUrl, port: '0' }), {
+  server = await startServer(testConfig({ appleUrl: sim.baseUrl, port: '0', webhookAllow: '127.0.0.1' }), {
     runSync: true,
     syncOnTokenWrite: true,
     logger: pino({ level: 'silent' }),

@@ -57,6 +57,9 @@ class Receiver {
   }
 }
 
+/** Deliveries reach public addresses only; these tests' receivers listen on loopback. */
+const localReceivers = { webhookAllow: '127.0.0.0/8, ::1, localhost' };
+
 let sim: AppleSim;
 beforeAll(async () => {
   sim = await startAppleSim({ seed: 'alerts', rateLimit: false, pageSize: 100 });
@@ -77,7 +80,7 @@ async function createWebhook(h: SyncHarness, url: string, events?: string[], aut
 describe('webhook endpoints API', () => {
   let h: SyncHarness;
   beforeEach(async () => {
-    h = await createSyncHarness({ sharedSim: sim });
+    h = await createSyncHarness({ sharedSim: sim, config: localReceivers });
   });
   afterEach(async () => {
     await h.close();
@@ -201,7 +204,7 @@ describe('alert delivery', () => {
   let hookUrl: string;
   beforeEach(async () => {
     sim.reset();
-    h = await createSyncHarness({ sharedSim: sim });
+    h = await createSyncHarness({ sharedSim: sim, config: localReceivers });
     hookUrl = `http://127.0.0.1:${await receiver.listen()}/hook`;
   });
   afterEach(async () => {
@@ -357,7 +360,7 @@ describe('alert delivery', () => {
 describe('outbox leases', () => {
   it('a row leased by a process that died is delivered by another once the lease ends, once', async () => {
     sim.reset();
-    const h = await createSyncHarness({ sharedSim: sim });
+    const h = await createSyncHarness({ sharedSim: sim, config: localReceivers });
     const receiver = new Receiver();
     try {
       const hookUrl = `http://127.0.0.1:${await receiver.listen()}/hook`;
@@ -409,7 +412,7 @@ describe('durable outbox across a restart', () => {
     await receiver.close();
     const hookUrl = `http://127.0.0.1:${port}/hook`;
 
-    const first = await createSyncHarness({ sharedSim: sim, database, clock });
+    const first = await createSyncHarness({ sharedSim: sim, database, clock, config: localReceivers });
     let secret: string;
     let tokenId: string;
     try {
@@ -438,7 +441,7 @@ describe('durable outbox across a restart', () => {
     }
 
     await receiver.listen(port);
-    const second = await createSyncHarness({ sharedSim: sim, database, clock });
+    const second = await createSyncHarness({ sharedSim: sim, database, clock, config: localReceivers });
     try {
       clock.advance(10 * 60_000);
       await second.context.alerts.scanOnce();

@@ -69,7 +69,8 @@ beforeAll(async () => {
   hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/services/T0001/B0002/hookpathsecret0123456789`;
   remember('webhook URL path', 'hookpathsecret0123456789');
 
-  const config = testConfig({ appleUrl: sim.baseUrl, logLevel: 'trace' });
+  // The receiver listens on loopback: deliveries reach it only through the operator's allow-list.
+  const config = testConfig({ appleUrl: sim.baseUrl, logLevel: 'trace', webhookAllow: '127.0.0.1' });
   const logger = createLogger(config, { write: (line: string) => void lines.push(line) });
   context = await createContext(config, {
     clock: clock.now,

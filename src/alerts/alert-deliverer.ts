@@ -3,6 +3,7 @@ import type { Logger } from '../domain/logger.js';
 import type { VppdDatabase } from '../storage/open-database.js';
 import { alertHeaders, signAlertBody } from './alert-events.js';
 import { type AlertOutboxRow, type AlertsDatabase, alertsDatabaseOf } from './alert-tables.js';
+import { webhookRefusedCode } from './webhook-fetch.js';
 import type { AlertWebhookWithSecret, WebhookStore } from './webhook-store.js';
 
 /** Retry policy of deliveries. */
@@ -195,7 +196,10 @@ export class AlertDeliverer {
       return;
     }
     const reason = error ?? `HTTP ${status}`;
-    const permanent = status !== undefined && status >= 400 && status < 500 && !retryable4xx.has(status);
+    // An address the policy refuses stays refused: no retries against an internal service.
+    const permanent =
+      error === refusedReason ||
+      (status !== undefined && status >= 400 && status < 500 && !retryable4xx.has(status));
     const tooOld = now.getTime() - new Date(row.created_at).getTime() >= this.#policy.maxAgeMs;
     if (permanent || tooOld) {
       await mine(this.updateRow())
@@ -252,9 +256,13 @@ export class AlertDeliverer {
   }
 }
 
+/** The recorded reason of a delivery refused by the address policy (no host or address: the URL stays out). */
+const refusedReason = 'refused: the webhook host is not a public address';
+
 function describeFetchError(error: unknown): string {
   if (!(error instanceof Error)) return 'request failed';
   const cause = (error as { cause?: unknown }).cause;
   const code = typeof cause === 'object' && cause !== null ? (cause as { code?: unknown }).code : undefined;
+  if (code === webhookRefusedCode) return refusedReason;
   return typeof code === 'string' ? `request failed (${code})` : `request failed (${error.name})`;
 }

@@ -3,6 +3,8 @@ import type { VppdDatabase } from '../storage/open-database.js';
 import type { TokenCipher } from '../storage/token-cipher.js';
 import { AlertDeliverer, type DeliveryAttempt, type DeliveryPolicy } from './alert-deliverer.js';
 import { AlertScanner, type ScannedRun, type ScanResult } from './alert-scanner.js';
+import type { WebhookAddressPolicy } from './webhook-address-policy.js';
+import type { WebhookLookup } from './webhook-fetch.js';
 import { createWebhookStore, type WebhookStore } from './webhook-store.js';
 
 /** Loop periods of the alert machinery. */
@@ -24,6 +26,10 @@ export interface AlertServiceOptions {
   readonly randomBytes: (size: number) => Buffer;
   readonly random: () => number;
   readonly fetch: typeof fetch;
+  /** Where deliveries may go (the fetch enforces it at connect time; creation checks it too). */
+  readonly addressPolicy: WebhookAddressPolicy;
+  /** Resolves webhook host names at creation. */
+  readonly lookup?: WebhookLookup;
   readonly logger: Logger;
   readonly owner: string;
   readonly settings?: Partial<AlertSettings>;

@@ -4,6 +4,8 @@ import type { VppdDatabase } from '../storage/open-database.js';
 import type { TokenCipher } from '../storage/token-cipher.js';
 import { type AlertEventType, alertEventTypes } from './alert-events.js';
 import { type AlertsDatabase, type AlertWebhookRow, alertsDatabaseOf } from './alert-tables.js';
+import type { WebhookAddressPolicy } from './webhook-address-policy.js';
+import { systemLookup, type WebhookLookup } from './webhook-fetch.js';
 
 /** A webhook endpoint as the API shows it: never its secret. */
 export interface AlertWebhook {
@@ -34,6 +36,10 @@ export interface WebhookStoreOptions {
   readonly clock: () => Date;
   readonly newId: () => string;
   readonly randomBytes: (size: number) => Buffer;
+  /** Where deliveries may go; creation refuses what delivery would refuse. */
+  readonly addressPolicy: WebhookAddressPolicy;
+  /** Resolves a webhook's host name at creation (default: the system resolver). */
+  readonly lookup?: WebhookLookup;
 }
 
 /** Tenant-scoped webhook endpoints (`alert_webhooks`); secrets generated here and stored sealed. */
@@ -50,7 +56,7 @@ export interface WebhookStore {
   withSecret(tenantId: string, id: string): Promise<AlertWebhookWithSecret | undefined>;
 }
 
-/** True for 127.0.0.0/8, ::1 and `localhost`: the only hosts a plain-HTTP webhook may point at. */
+/** True for 127.0.0.0/8, ::1 and `localhost` (loopback clients of `/metrics`). */
 export function isLoopbackHost(hostname: string): boolean {
   const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
   if (host === 'localhost' || host.endsWith('.localhost')) return true;
@@ -59,8 +65,12 @@ export function isLoopbackHost(hostname: string): boolean {
   return false;
 }
 
-/** Checks a webhook URL: absolute http(s), no credentials, HTTPS unless the host is loopback. */
-export function validateWebhookUrl(input: unknown): string {
+/**
+ * Checks a webhook URL: absolute http(s), no credentials, a host the address policy allows (the
+ * WHATWG parser has already turned `127.1`, `2130706433` and `0x7f.1` into `127.0.0.1`), and HTTPS
+ * unless the operator allowed the host (a development receiver).
+ */
+export function validateWebhookUrl(input: unknown, policy: WebhookAddressPolicy): URL {
   if (typeof input !== 'string' || input.length === 0 || input.length > 2048) {
     throw errors.badRequest("'url' must be an absolute https URL of at most 2048 characters.");
   }
@@ -76,12 +86,37 @@ export function validateWebhookUrl(input: unknown): string {
   if (url.username !== '' || url.password !== '') {
     throw errors.badRequest("'url' must not carry credentials; vppd signs each delivery instead.");
   }
-  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+  const verdict = policy.checkHost(url.hostname);
+  if (verdict !== undefined) throw errors.badRequest(`'url': ${verdict}`);
+  if (url.protocol === 'http:' && !policy.allowsHost(url.hostname)) {
     throw errors.badRequest(
-      "'url' must use https unless its host is loopback (127.0.0.0/8, ::1, localhost).",
+      "'url' must use https (plain http only to hosts an operator allowed with VPPD_WEBHOOK_ALLOW).",
     );
   }
-  return url.toString();
+  return url;
+}
+
+/** How long creating an endpoint waits for its host name to resolve before accepting it unchecked. */
+const createLookupTimeoutMs = 3_000;
+
+/**
+ * Refuses a host name that resolves to an address deliveries would refuse. A name that does not
+ * resolve now is accepted: every delivery checks the address it connects to anyway.
+ */
+async function checkResolved(url: URL, policy: WebhookAddressPolicy, lookup: WebhookLookup): Promise<void> {
+  const host = url.hostname;
+  if (isIP(host.replace(/^\[|\]$/g, '')) !== 0 || policy.allowsHost(host)) return;
+  let timer: NodeJS.Timeout | undefined;
+  const found = await Promise.race([
+    lookup(host).catch(() => []),
+    new Promise<[]>((resolve) => {
+      timer = setTimeout(() => resolve([]), createLookupTimeoutMs);
+    }),
+  ]).finally(() => clearTimeout(timer));
+  for (const { address } of found) {
+    const verdict = policy.checkAddress(host, address);
+    if (verdict !== undefined) throw errors.badRequest(`'url': ${verdict}`);
+  }
 }
 
 function validateEvents(input: unknown): AlertEventType[] {
@@ -121,7 +156,9 @@ export function createWebhookStore(options: WebhookStoreOptions): WebhookStore {
 
   return {
     async create(tenantId, input) {
-      const url = validateWebhookUrl(input.url);
+      const parsed = validateWebhookUrl(input.url, options.addressPolicy);
+      await checkResolved(parsed, options.addressPolicy, options.lookup ?? systemLookup);
+      const url = parsed.toString();
       const events = validateEvents(input.events);
       const id = newId();
       const secret = `whsec_${options.randomBytes(32).toString('base64url')}`;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { minJwtSecretBytes, parseDuration } from '../config.js';
+import { defaultSecurity, minJwtSecretBytes, parseDuration } from '../config.js';
 import { formatGraphDateTime } from '../domain/graph-date-time.js';
 import { issueAccessToken } from '../http/auth/issue-access-token.js';
 import { readPermissions, writePermissions } from '../http/auth/permissions.js';
@@ -42,8 +42,14 @@ export function registerAuthCommand(
       if (flags.tenant === undefined || flags.tenant.trim() === '') usageError(io, '--tenant: required');
       if (!(flags.role in cliRoles)) usageError(io, `--role: must be read or write, got '${flags.role}'`);
       const ttlMs = parseDuration(flags.expiresIn);
-      if (ttlMs === undefined || ttlMs < 1000 || ttlMs > 365 * 86_400_000) {
-        usageError(io, `--expires-in: must be a duration from 1s to 365d, like 1h, got '${flags.expiresIn}'`);
+      // vppd refuses tokens that live longer than VPPD_JWT_MAX_LIFETIME (default 90d): never mint one.
+      const maxText = env.VPPD_JWT_MAX_LIFETIME?.trim() || '90d';
+      const maxMs = parseDuration(maxText) ?? defaultSecurity.jwtMaxLifetimeSeconds * 1000;
+      if (ttlMs === undefined || ttlMs < 1000 || ttlMs > maxMs) {
+        usageError(
+          io,
+          `--expires-in: must be a duration from 1s to ${maxText} (VPPD_JWT_MAX_LIFETIME), like 1h, got '${flags.expiresIn}'`,
+        );
       }
       const secret = env.VPPD_JWT_SECRET;
       if (secret === undefined || secret.trim() === '') {

@@ -72,6 +72,7 @@ async function runServe(flags: ServeFlags, io: CliIo, deps: ServeDependencies): 
   const { demoBannerLines } = await import('../demo/demo-banner.js');
   const { seedDemoTenant } = await import('../demo/seed-demo-tenant.js');
   const { startDemoAppleSim } = await import('../demo/start-demo-apple-sim.js');
+  const { demoSessionOf } = await import('../web/dashboard-routes.js');
   const cwd = deps.cwd ?? process.cwd();
   const fromFlags: RawSettings = {
     port: flags.port,
@@ -124,6 +125,7 @@ async function runServe(flags: ServeFlags, io: CliIo, deps: ServeDependencies): 
         appleSimUrl: sim?.baseUrl,
         seed,
         dashboardUrl: `${server.url}/`,
+        sessionOffHost: demoSessionOf(config) === 'off-not-loopback' ? config.host : undefined,
       }),
     );
   }

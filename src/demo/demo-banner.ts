@@ -12,6 +12,8 @@ export interface DemoBannerOptions {
   readonly seed: DemoSeedResult | undefined;
   /** The dashboard's URL (served by `src/web/` at `/`; in demo mode it opens signed in). */
   readonly dashboardUrl?: string | undefined;
+  /** Set when `/dashboard/session` is off because vppd listens on this non-loopback host. */
+  readonly sessionOffHost?: string | undefined;
 }
 
 /** The lines `vppd serve --demo` prints before its listening line (the bearer token on a line of its own). */
@@ -30,7 +32,11 @@ export function demoBannerLines(options: DemoBannerOptions): string[] {
   lines.push(`demo: tokens ${url}/beta/deviceAppManagement/vppTokens`);
   lines.push(`demo: $metadata ${url}/beta/$metadata`);
   if (options.dashboardUrl !== undefined) {
-    lines.push(`demo: dashboard ${options.dashboardUrl} (opens signed in to the demo tenant)`);
+    lines.push(
+      options.sessionOffHost === undefined
+        ? `demo: dashboard ${options.dashboardUrl} (opens signed in to the demo tenant)`
+        : `demo: dashboard ${options.dashboardUrl} (sign in with the bearer token below: /dashboard/session is off because vppd listens on ${options.sessionOffHost}, not on loopback)`,
+    );
   }
   if (bearer !== undefined) {
     lines.push(`demo: tenant ${tenantId}, bearer token (${options.bearerDescription}):`, bearer);

@@ -1,7 +1,8 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type AppleSim, startAppleSim } from '../apple-sim/apple-sim.js';
 import { errors } from '../domain/errors.js';
+import { mkdirPrivateSync } from '../storage/private-directory.js';
 import { demoLargeLatencyMs, demoLargeLocationId, demoSimLocations, demoSimSeed } from './demo-scenario.js';
 
 /** The file in the data directory that pins the demo simulator's seed and expiry anchor. */
@@ -44,7 +45,8 @@ async function loadAnchor(dataDir: string, now: Date): Promise<Date> {
       throw errors.config('--demo', `cannot read ${file}: delete it (and the demo database) to start over`);
     }
   }
-  await mkdir(dataDir, { recursive: true });
+  // Private whatever the umask: the directory also holds the demo's database and secrets.
+  mkdirPrivateSync(dataDir);
   const temporary = `${file}.${process.pid}.tmp`;
   await writeFile(
     temporary,

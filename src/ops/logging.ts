@@ -1,5 +1,6 @@
 import { type DestinationStream, type Logger, pino } from 'pino';
 import type { Config } from '../config.js';
+import { createLogDestination } from './log-destination.js';
 
 /** Paths pino removes from every log line: credentials and the sToken. */
 export const redactedLogPaths = [
@@ -34,5 +35,6 @@ export function createLogger(config: Pick<Config, 'logLevel'>, destination?: Des
     // message), so every written line is also scrubbed of their shape.
     hooks: { streamWrite: scrubCredentials },
   };
-  return destination === undefined ? pino(options) : pino(options, destination);
+  // Bounded: a slow stdout drops (and counts) lines instead of growing the heap (log-destination.ts).
+  return pino(options, destination ?? createLogDestination());
 }

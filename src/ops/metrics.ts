@@ -7,6 +7,7 @@ import type { AppleObserver } from '../apple/apple-client.js';
 import { vppTokenState, vppTokenSyncStatus } from '../domain/enums.js';
 import { neverSyncedIso } from '../domain/sync-lifecycle.js';
 import type { VppdDatabase } from '../storage/open-database.js';
+import { droppedLogLines } from './log-destination.js';
 
 export interface MetricsOptions {
   readonly db: VppdDatabase;
@@ -36,6 +37,17 @@ export interface VppdMetrics {
 /** Builds the registry and every metric. */
 export function createMetrics(options: MetricsOptions): VppdMetrics {
   const registry = new Registry();
+  let droppedSeen = 0;
+  new Counter({
+    name: 'vppd_log_lines_dropped_total',
+    help: 'Log lines dropped because stdout did not keep up (the log buffer is bounded)',
+    registers: [registry],
+    collect() {
+      const now = droppedLogLines();
+      if (now > droppedSeen) this.inc(now - droppedSeen);
+      droppedSeen = now;
+    },
+  });
   const db: AlertsDatabase = alertsDatabaseOf(options.db);
 
   // One query per scrape feeds the four per-token gauges (prom-client collects them one after another).

@@ -1,4 +1,10 @@
-import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyRequest,
+  type FastifyServerOptions,
+  LogController,
+} from 'fastify';
+import type { SecurityConfig } from '../config.js';
 import type { AppContext } from '../context.js';
 import { registerGraphRoutes } from '../graph/graph-routes.js';
 import { createGraphUrlNormaliser } from '../graph/odata/normalise-url.js';
@@ -9,6 +15,7 @@ import { createSegmentIndex } from '../http/not-found.js';
 import { registerBodyParsers } from '../http/request-body.js';
 import { type Readiness, registerHealthRoutes } from '../ops/health.js';
 import { registerLogBindings, registerMetricsRoutes } from '../ops/metrics-routes.js';
+import { registerRequestLog } from '../ops/request-log.js';
 import { registerVppdApiRoutes } from '../vppd-api/vppd-api-routes.js';
 import { registerDashboardRoutes } from '../web/dashboard-routes.js';
 
@@ -19,6 +26,38 @@ export interface BuildAppOptions {
   readonly bodyLimit?: number;
   /** Readiness flag shared with `/healthz`; default: ready as soon as the app is built. */
   readonly readiness?: Readiness;
+}
+
+/** The socket limits of the HTTP server, from the configuration. */
+export interface ConnectionLimits {
+  readonly requestTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly maxConnections: number;
+  /** Options of node's `http(s).createServer`: headers timeout and how often timeouts are checked. */
+  readonly nodeServerOptions: {
+    readonly headersTimeout: number;
+    readonly connectionsCheckingInterval: number;
+  };
+}
+
+/**
+ * Headers get at most 10 s (and never more than the whole request), idle keep-alive connections 5 s;
+ * node checks the timeouts every second (its default, 30 s, let an idle socket live ~87 s).
+ */
+export function connectionLimitsOf(security: SecurityConfig): ConnectionLimits {
+  const requestTimeoutMs = security.requestTimeoutMs;
+  const headersTimeoutMs = Math.min(10_000, requestTimeoutMs);
+  return {
+    requestTimeoutMs,
+    headersTimeoutMs,
+    keepAliveTimeoutMs: Math.min(5_000, requestTimeoutMs),
+    maxConnections: security.maxConnections,
+    nodeServerOptions: {
+      headersTimeout: headersTimeoutMs,
+      connectionsCheckingInterval: Math.min(1_000, Math.max(100, Math.floor(headersTimeoutMs / 4))),
+    },
+  };
 }
 
 /** Default request body limit. */
@@ -32,17 +71,33 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
   // Graph's spellings of a path (any case, `microsoft.graph.` on operations, `vppTokens('{id}')`) are
   // rewritten to the one each route is registered under, from the routes themselves (onRoute below).
   const graphUrls = createGraphUrlNormaliser();
-  const serverOptions: FastifyServerOptions & { https?: BuildAppOptions['https'] } = {
+  const limits = connectionLimitsOf(context.config.security);
+  const serverOptions: FastifyServerOptions & {
+    https?: Record<string, unknown>;
+    http?: Record<string, unknown>;
+  } = {
     rewriteUrl: (request) => graphUrls.normalise(request.url ?? '/'),
     loggerInstance: context.logger,
+    // Slow clients (issue 17): a request must arrive whole within the request timeout, its headers
+    // sooner; an idle keep-alive connection closes after a few seconds.
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    http: limits.nodeServerOptions,
     genReqId: () => context.newId(),
     bodyLimit: options.bodyLimit ?? defaultBodyLimit,
     return503OnClosing: true,
+    // Per-request lines at debug and a per-route summary at info (ops/request-log.ts).
+    logController: new LogController({ disableRequestLogging: true }),
     // `/vppTokens/` is `/vppTokens`, as on Graph.
     routerOptions: { ignoreTrailingSlash: true },
-    ...(options.https ? { https: { key: options.https.key, cert: options.https.cert } } : {}),
+    ...(options.https
+      ? { https: { key: options.https.key, cert: options.https.cert, ...limits.nodeServerOptions } }
+      : {}),
   };
-  const app = Fastify(serverOptions) as unknown as FastifyInstance;
+  const app = Fastify(serverOptions as FastifyServerOptions) as unknown as FastifyInstance;
+  // Past this many open connections node closes new ones at once: the process keeps descriptors for
+  // its database, its outgoing requests and its health checks (sized for a 1,024 file limit).
+  app.server.maxConnections = limits.maxConnections;
   const readiness = options.readiness ?? { ready: true };
 
   // Only JSON bodies exist on this API; another content type with a body is a 415 from the central
@@ -65,6 +120,13 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
     const clientRequestId = clientRequestIdOf(request);
     if (clientRequestId !== undefined) reply.header('client-request-id', clientRequestId);
     done();
+  });
+
+  // An error answered before the body was read (401 from the bearer check, 413 from Content-Length)
+  // closes the connection, so node does not go on reading (and discarding) a body sent slowly.
+  app.addHook('onSend', (request, reply, payload, done) => {
+    if (reply.statusCode >= 400 && !request.raw.complete) reply.header('connection', 'close');
+    done(null, payload);
   });
 
   // Every route registered below is recorded, so 404s name the wrong segment of exactly what is served.
@@ -95,6 +157,7 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
     clock: context.clock,
   });
   registerLogBindings(app);
+  registerRequestLog(app, context.logger);
   registerVppdApiRoutes(app, context);
   registerDashboardRoutes(app, context);
 

@@ -13,10 +13,13 @@ export type DatabaseConfig =
 export type VppdDatabase = Kysely<DatabaseSchema>;
 
 /** Picks the Kysely dialect for a database URL; the only place that knows which engine runs. */
-export function createDialect(config: DatabaseConfig): Dialect {
+export function createDialect(config: DatabaseConfig, options: OpenDatabaseOptions = {}): Dialect {
   switch (config.kind) {
     case 'sqlite':
-      return createSqliteDialect({ filename: config.filename });
+      return createSqliteDialect({
+        filename: config.filename,
+        ...(options.onInsecureMode ? { onInsecureMode: options.onInsecureMode } : {}),
+      });
     case 'sqlite-memory':
       return createSqliteDialect({ filename: ':memory:' });
     default: {
@@ -49,9 +52,17 @@ export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {
   return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
 
+export interface OpenDatabaseOptions {
+  /** Told about an existing data directory or database file that group or others may access. */
+  readonly onInsecureMode?: (path: string, mode: number) => void;
+}
+
 /** Opens the database named by the configuration and brings its schema up to date. */
-export async function openDatabase(config: DatabaseConfig): Promise<VppdDatabase> {
-  const db = new Kysely<DatabaseSchema>({ dialect: createDialect(config) });
+export async function openDatabase(
+  config: DatabaseConfig,
+  options: OpenDatabaseOptions = {},
+): Promise<VppdDatabase> {
+  const db = new Kysely<DatabaseSchema>({ dialect: createDialect(config, options) });
   try {
     await migrateToLatest(db as unknown as Kysely<unknown>);
   } catch (error) {

@@ -1,13 +1,55 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, constants, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { type DialectAdapter, type SqliteDatabase, SqliteDialect } from 'kysely';
+import { mkdirPrivateSync } from './private-directory.js';
 
 export interface SqliteDialectOptions {
   /** A file path, or `:memory:`. */
   readonly filename: string;
   /** How long a writer waits for another process's lock before failing, in ms. */
   readonly busyTimeoutMs?: number;
+  /** Told about an existing data directory or database file that others than its owner may read. */
+  readonly onInsecureMode?: (path: string, mode: number) => void;
+}
+
+/**
+ * Makes what vppd creates private whatever the umask (the database holds sealed sTokens, webhook
+ * secrets and every tenant's data): a directory it creates gets 0700, a database file it creates
+ * 0600 (created empty with that mode before SQLite opens it; SQLite gives its -wal and -shm files
+ * the database's mode, and they are chmod-ed too once WAL is on). Existing ones are left as the
+ * operator made them, but any group/other permission bit is reported.
+ */
+function prepareDatabaseFile(filename: string, warn: (path: string, mode: number) => void): void {
+  const dir = dirname(resolve(filename));
+  if (!mkdirPrivateSync(dir)) checkMode(dir, warn);
+  try {
+    closeSync(openSync(filename, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600));
+    chmodSync(filename, 0o600);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    for (const path of [filename, `${filename}-wal`, `${filename}-shm`]) checkMode(path, warn);
+  }
+}
+
+function checkMode(path: string, warn: (path: string, mode: number) => void): void {
+  try {
+    const { mode } = statSync(path);
+    if ((mode & 0o077) !== 0) warn(resolve(path), mode & 0o777);
+  } catch {
+    // Not there (a -wal or -shm of a cleanly closed database): nothing to report.
+  }
+}
+
+/** chmod 0600 on the -wal and -shm files of a database vppd created, once WAL made them. */
+function privateWalFiles(filename: string): void {
+  for (const path of [`${filename}-wal`, `${filename}-shm`]) {
+    try {
+      chmodSync(path, 0o600);
+    } catch {
+      // Not created (yet): SQLite creates them with the database's mode anyway.
+    }
+  }
 }
 
 /**
@@ -16,10 +58,13 @@ export interface SqliteDialectOptions {
  */
 export function createSqliteDialect(options: SqliteDialectOptions): SqliteDialect {
   const memory = options.filename === ':memory:';
-  if (!memory) mkdirSync(dirname(resolve(options.filename)), { recursive: true });
+  if (!memory) prepareDatabaseFile(options.filename, options.onInsecureMode ?? (() => undefined));
   const database = new Database(options.filename, { timeout: options.busyTimeoutMs ?? 5000 });
   // WAL lets readers run while a sync writes; in-memory databases have no journal file to switch.
-  if (!memory) database.pragma('journal_mode = WAL');
+  if (!memory) {
+    database.pragma('journal_mode = WAL');
+    privateWalFiles(options.filename);
+  }
   database.pragma('foreign_keys = ON');
   database.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`);
   // NORMAL with WAL: a commit is atomic and survives a crash of the process (the snapshot swap

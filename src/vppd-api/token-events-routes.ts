@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { decodeJwt } from 'jose';
 import type { AppContext } from '../context.js';
+import { sendGraphError } from '../http/graph-error.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import { authorize, principalOf } from '../http/request.js';
 import { createChangeStamp } from '../storage/change-stamp.js';
@@ -62,9 +63,25 @@ export function registerTokenEventRoutes(
     done();
   });
 
+  // Each stream holds a socket and a feed subscription: a tenant gets a bounded number of them.
+  const maxPerTenant = context.config.security.maxStreamsPerTenant;
+  const openPerTenant = new Map<string, number>();
   const eventsPath = `${vppdApiPrefix}/events`;
   app.get(eventsPath, { onRequest: read }, async (request, reply) => {
     const { tenantId } = principalOf(request);
+    const open = openPerTenant.get(tenantId) ?? 0;
+    if (open >= maxPerTenant) {
+      reply.header('retry-after', '30');
+      return sendGraphError(
+        request,
+        reply,
+        429,
+        'TooManyRequests',
+        `Too many open event streams: a tenant may have at most ${maxPerTenant} (VPPD_MAX_STREAMS_PER_TENANT); close one and retry.`,
+        clock(),
+      );
+    }
+    openPerTenant.set(tenantId, open + 1);
     const raw = reply.raw;
     const send = (event: TokenFeedEvent) => {
       raw.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
@@ -99,6 +116,9 @@ export function registerTokenEventRoutes(
     const end = () => {
       if (ended) return;
       ended = true;
+      const left = (openPerTenant.get(tenantId) ?? 1) - 1;
+      if (left > 0) openPerTenant.set(tenantId, left);
+      else openPerTenant.delete(tenantId);
       clearInterval(heartbeat);
       clearTimeout(expiry);
       unsubscribe?.();

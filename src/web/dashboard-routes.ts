@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from '../config.js';
 import { demoTenantId } from '../config.js';
 import type { AppContext } from '../context.js';
 import { issueAccessToken } from '../http/auth/issue-access-token.js';
@@ -57,11 +59,25 @@ export function registerDashboardRoutes(app: FastifyInstance, context: AppContex
   }
 
   const sessionPath = '/dashboard/session';
+  const session = demoSessionOf(config);
+  if (session === 'off-not-loopback') {
+    context.logger.warn(
+      { host: config.host },
+      `demo: ${sessionPath} is off: vppd listens on ${config.host}, not on loopback; sign in to the dashboard with the printed bearer token`,
+    );
+  }
   app.get(sessionPath, async (request, reply) => {
     reply.header('cache-control', 'no-store');
-    const demo = config.demo && config.auth.kind === 'hs256';
-    // Only in demo mode, and only to a page loaded from a loopback name (no DNS rebinding to it).
-    if (!demo || !isLoopbackHost(request.headers.host)) return reply.send({ demo: false });
+    // Only in demo mode on a loopback listener, only to a loopback client (the Host header alone is
+    // the client's word), and only to a page loaded from a loopback name (no DNS rebinding to it).
+    if (
+      session !== 'on' ||
+      !isLoopbackAddress(request.socket.remoteAddress) ||
+      !isLoopbackHost(request.headers.host)
+    ) {
+      return reply.send({ demo: false });
+    }
+    if (config.auth.kind !== 'hs256') return reply.send({ demo: false });
     const accessToken = await issueAccessToken({
       secret: config.auth.secret,
       tenantId: demoTenantId,
@@ -84,6 +100,26 @@ function sendAsset(request: FastifyRequest, reply: FastifyReply, file: Asset) {
   }
   if (request.headers['if-none-match'] === file.etag) return reply.code(304).send();
   return reply.type(file.type).send(file.body);
+}
+
+/**
+ * Whether the demo's `/dashboard/session` hands out tokens: only in demo mode with HS256, and only
+ * when vppd listens on loopback; on any other interface (0.0.0.0 included) it is off.
+ */
+export function demoSessionOf(
+  config: Pick<Config, 'demo' | 'auth' | 'host'>,
+): 'on' | 'off' | 'off-not-loopback' {
+  if (!config.demo || config.auth.kind !== 'hs256') return 'off';
+  return isLoopbackAddress(config.host) || config.host === 'localhost' ? 'on' : 'off-not-loopback';
+}
+
+/** True for a socket or listening address in 127.0.0.0/8 or ::1 (IPv4-mapped too). */
+export function isLoopbackAddress(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const bare = address.replace(/^\[|\]$/g, '').replace(/^::ffff:/i, '');
+  const family = isIP(bare);
+  if (family === 4) return bare.startsWith('127.');
+  return family === 6 && new URL(`http://[${bare}]/`).hostname === '[::1]';
 }
 
 /** True for `localhost`, `127.x.x.x` and `[::1]`, with or without a port. */

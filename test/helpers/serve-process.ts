@@ -54,17 +54,31 @@ export function runUntilExit(args: readonly string[], options: { env: NodeJS.Pro
   });
 }
 
-/** Starts `vppd serve <args>` from source as a real process and waits for its listening line. */
+/** Quotes one word for `sh -c`. */
+const shellQuote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
+
+/**
+ * Starts `vppd serve <args>` from source as a real process and waits for its listening line.
+ * `shell` runs first in `sh -c` (e.g. `umask 022; ulimit -n 1024`), then `exec`s vppd.
+ */
 export function startServeProcess(
   args: readonly string[],
-  options: { env: NodeJS.ProcessEnv; cwd: string },
+  options: { env: NodeJS.ProcessEnv; cwd: string; shell?: string },
 ): Promise<ServeProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', tsxLoader, mainScript, 'serve', ...args], {
-      cwd: options.cwd,
-      env: options.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const command = [process.execPath, '--import', tsxLoader, mainScript, 'serve', ...args];
+    const child =
+      options.shell === undefined
+        ? spawn(command[0] as string, command.slice(1), {
+            cwd: options.cwd,
+            env: options.env,
+            stdio: ['ignore', 'pipe', 'pipe'],
+          })
+        : spawn('sh', ['-c', `${options.shell}; exec ${command.map(shellQuote).join(' ')}`], {
+            cwd: options.cwd,
+            env: options.env,
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
     let stdout = '';
     let stderr = '';
     let started = false;

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { type AppleClient, createAppleClient } from '../../src/apple/apple-client.js';
 import { type AppleSim, type AppleSimOptions, startAppleSim } from '../../src/apple-sim/apple-sim.js';
+import type { RawSettings } from '../../src/config.js';
 import { type AppContext, createContext } from '../../src/context.js';
 import { buildApp } from '../../src/server/app.js';
 import type { SyncSettings } from '../../src/sync/sync-service.js';
@@ -24,6 +25,8 @@ export interface SyncHarnessOptions {
   readonly workerId?: string;
   /** Collects log lines (JSON) when given, to check what is (not) logged. */
   readonly logLines?: string[];
+  /** Settings over the test configuration (e.g. `webhookAllow` for a local receiver). */
+  readonly config?: RawSettings;
 }
 
 /**
@@ -73,7 +76,11 @@ export async function createSyncHarness(options: SyncHarnessOptions = {}): Promi
     rateLimiter: null,
   });
   const context = await createContext(
-    testConfig({ appleUrl: sim.baseUrl, database: options.database ?? 'sqlite::memory:' }),
+    testConfig({
+      appleUrl: sim.baseUrl,
+      database: options.database ?? 'sqlite::memory:',
+      ...options.config,
+    }),
     {
       clock: clock.now,
       logger,

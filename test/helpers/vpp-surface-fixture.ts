@@ -59,6 +59,8 @@ export async function startSurfaceFixture(options: SurfaceFixtureOptions = {}): 
   const config = testConfig({
     appleUrl: sim.baseUrl,
     appleMetadataUrl: sim.metadataUrl,
+    // The fixture's clock runs for months; its bearer tokens (minted once) live a year.
+    jwtMaxLifetime: '365d',
     ...(options.database ? { database: options.database } : {}),
   });
   const context = await createContext(config, {

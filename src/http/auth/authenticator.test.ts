@@ -102,7 +102,7 @@ describe('createAuthenticator with remembered verifications', () => {
 
   it('trusts a verification only for the TTL, then verifies again', async () => {
     const { authenticator, verifiedTokens, set } = setup({ ttlMs: 1000 });
-    const jwt = await sign({ tid });
+    const jwt = await sign({ tid, exp: seconds(start) + 3600 });
     const first = await authenticator.authenticate(`Bearer ${jwt}`);
     set(new Date(start.getTime() + 999));
     expect(await authenticator.authenticate(`Bearer ${jwt}`)).toBe(first);
@@ -116,7 +116,9 @@ describe('createAuthenticator with remembered verifications', () => {
   it('holds at most maxEntries tokens', async () => {
     const { authenticator, verifiedTokens } = setup({ maxEntries: 2 });
     for (let i = 0; i < 5; i++) {
-      await authenticator.authenticate(`Bearer ${await sign({ tid, jti: String(i) })}`);
+      await authenticator.authenticate(
+        `Bearer ${await sign({ tid, jti: String(i), exp: seconds(start) + 3600 })}`,
+      );
     }
     expect(verifiedTokens.size).toBe(2);
   });

@@ -33,7 +33,16 @@ export interface AuthenticatorOptions {
   readonly clock?: () => Date;
   /** Verified tokens remembered so a repeated bearer skips the signature check (default: a small cache). */
   readonly verifiedTokens?: VerifiedTokenCache;
+  /**
+   * Longest lifetime of an accepted token in seconds, `exp` minus `iat` (or `nbf`; or now, when it
+   * carries neither): default 90 days (`VPPD_JWT_MAX_LIFETIME`). A leaked token minted to live for
+   * years would otherwise stay a credential for years.
+   */
+  readonly maxLifetimeSeconds?: number;
 }
+
+/** Default of {@link AuthenticatorOptions.maxLifetimeSeconds}: 90 days. */
+export const defaultMaxTokenLifetimeSeconds = 90 * 86_400;
 
 const maxTenantIdLength = 128;
 /** Leeway for `exp`/`nbf` between vppd's clock and the issuer's. */
@@ -50,6 +59,7 @@ function unauthenticated(message: string, cause?: unknown): VppdError {
 export function createAuthenticator(config: AuthConfig, options: AuthenticatorOptions = {}): Authenticator {
   const clock = options.clock ?? (() => new Date());
   const verifiedTokens = options.verifiedTokens ?? createVerifiedTokenCache();
+  const maxLifetimeSeconds = options.maxLifetimeSeconds ?? defaultMaxTokenLifetimeSeconds;
   const verify =
     config.kind === 'hs256'
       ? (() => {
@@ -66,6 +76,7 @@ export function createAuthenticator(config: AuthConfig, options: AuthenticatorOp
           return async (jwt: string) =>
             jwtVerify(jwt, await key, {
               algorithms: ['HS256'],
+              requiredClaims: ['exp'],
               currentDate: clock(),
               clockTolerance: clockToleranceSeconds,
             });
@@ -80,6 +91,7 @@ export function createAuthenticator(config: AuthConfig, options: AuthenticatorOp
               algorithms: ['RS256', 'RS384', 'RS512', 'PS256', 'ES256'],
               issuer: config.issuer,
               audience: config.audience,
+              requiredClaims: ['exp'],
               currentDate: clock(),
               clockTolerance: clockToleranceSeconds,
             });
@@ -104,14 +116,29 @@ export function createAuthenticator(config: AuthConfig, options: AuthenticatorOp
         const reason =
           error instanceof joseErrors.JWTExpired
             ? 'Lifetime validation failed, the token is expired.'
-            : error instanceof joseErrors.JWTClaimValidationFailed
-              ? `Access token validation failed: claim '${error.claim}' is not valid.`
-              : error instanceof joseErrors.JOSEError && error.code === 'ERR_JWKS_NO_MATCHING_KEY'
-                ? 'Access token validation failed: no signing key matches.'
-                : error instanceof joseErrors.JWKSTimeout || error instanceof TypeError
-                  ? 'Access token validation failed: the signing keys could not be fetched.'
-                  : 'Access token validation failure. Invalid signature or malformed token.';
+            : error instanceof joseErrors.JWTClaimValidationFailed && error.reason === 'missing'
+              ? `Access token validation failed: the '${error.claim}' claim is missing; tokens must expire.`
+              : error instanceof joseErrors.JWTClaimValidationFailed
+                ? `Access token validation failed: claim '${error.claim}' is not valid.`
+                : error instanceof joseErrors.JOSEError && error.code === 'ERR_JWKS_NO_MATCHING_KEY'
+                  ? 'Access token validation failed: no signing key matches.'
+                  : error instanceof joseErrors.JWKSTimeout || error instanceof TypeError
+                    ? 'Access token validation failed: the signing keys could not be fetched.'
+                    : 'Access token validation failure. Invalid signature or malformed token.';
         throw unauthenticated(reason, error);
+      }
+      // `exp` is required above; its distance from the issue time is bounded too.
+      const exp = payload.exp as number;
+      const issuedAt =
+        typeof payload.iat === 'number'
+          ? payload.iat
+          : typeof payload.nbf === 'number'
+            ? payload.nbf
+            : Math.floor(now.getTime() / 1000);
+      if (exp - issuedAt > maxLifetimeSeconds) {
+        throw unauthenticated(
+          `Lifetime validation failed, the token lives longer than the maximum of ${describeSeconds(maxLifetimeSeconds)}.`,
+        );
       }
       const tid = payload.tid;
       if (typeof tid !== 'string' || tid.trim() === '' || tid.length > maxTenantIdLength) {
@@ -227,6 +254,14 @@ function permissionsOf(payload: JWTPayload): ReadonlySet<string> {
     for (const scope of payload.scp.split(' ')) if (scope !== '') out.add(scope);
   }
   return out;
+}
+
+/** `90 days`, `12 hours`, `30 minutes`, or seconds: a lifetime as people say it. */
+function describeSeconds(seconds: number): string {
+  if (seconds % 86_400 === 0) return `${seconds / 86_400} days`;
+  if (seconds % 3600 === 0) return `${seconds / 3600} hours`;
+  if (seconds % 60 === 0) return `${seconds / 60} minutes`;
+  return `${seconds} seconds`;
 }
 
 function firstString(...values: unknown[]): string | undefined {
