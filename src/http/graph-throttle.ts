@@ -1,5 +1,5 @@
 /**
- * Graph's published limits for these Intune endpoints (spec/graph-vpp.md, "Throttling"), applied when
+ * Graph's published limits for these Intune endpoints (docs/graph-api.md, "Not served, on purpose"), applied when
  * `VPPD_GRAPH_THROTTLING=intune`: per 20 seconds, 2,000 requests and 200 writes per tenant, and
  * 1,000 requests and 100 writes per app (`appid`/`azp`) per tenant. A write is POST, PATCH, PUT or
  * DELETE and counts as a request too.
