@@ -20,7 +20,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
 import { sql } from 'kysely';
@@ -95,6 +95,11 @@ interface Phase {
   readonly get: AutocannonResult;
   readonly syncsCompleted: number;
   readonly meanRunning: number;
+  /** Event-loop delay of the vppd thread during the phase (p99 and max, ms). */
+  readonly loopP99: number;
+  readonly loopMax: number;
+  /** Share of the phase the vppd thread was busy. */
+  readonly utilization: number;
 }
 
 async function apiPart(values: Record<string, string | boolean | undefined>): Promise<string[]> {
@@ -179,10 +184,15 @@ async function apiPart(values: Record<string, string | boolean | undefined>): Pr
         runningSum = 0;
       }
       const before = await completedRuns();
+      const delay = monitorEventLoopDelay({ resolution: 5 });
+      delay.enable();
+      const elu = performance.eventLoopUtilization();
       const [list, get] = await Promise.all([
         fire(`${server?.url}${encodeURI(listPath)}`, authorization, rate, duration),
         fire(`${server?.url}${encodeURI(getPath)}`, authorization, rate, duration),
       ]);
+      delay.disable();
+      const utilization = performance.eventLoopUtilization(elu).utilization;
       const syncsCompleted = (await completedRuns()) - before;
       driving = false;
       await driver;
@@ -190,7 +200,15 @@ async function apiPart(values: Record<string, string | boolean | undefined>): Pr
         await worker.drain(60_000);
         await worker.stop();
       }
-      return { list, get, syncsCompleted, meanRunning: samples === 0 ? 0 : runningSum / samples };
+      return {
+        list,
+        get,
+        syncsCompleted,
+        meanRunning: samples === 0 ? 0 : runningSum / samples,
+        loopP99: delay.percentile(99) / 1e6,
+        loopMax: delay.max / 1e6,
+        utilization,
+      };
     };
 
     out(
@@ -206,17 +224,20 @@ async function apiPart(values: Record<string, string | boolean | undefined>): Pr
     const fmt = (r: AutocannonResult) =>
       `p50 ${r.latency.p50.toFixed(1).padStart(5)} ms  p99 ${r.latency.p99.toFixed(1).padStart(5)} ms  ` +
       `max ${r.latency.max.toFixed(0).padStart(4)} ms  (${r.requests.total} req)`;
+    const loop = (p: Phase) =>
+      `vppd thread busy ${(p.utilization * 100).toFixed(0)} %, event-loop delay p99 ${p.loopP99.toFixed(1)} ms, ` +
+      `max ${p.loopMax.toFixed(0)} ms`;
     for (let round = 0; round < rounds; round++) {
       const i = await phase(false);
       idle.push(i);
-      out(`  round ${round + 1} idle: list ${fmt(i.list)}; get ${fmt(i.get)}`);
+      out(`  round ${round + 1} idle: list ${fmt(i.list)}; get ${fmt(i.get)}; ${loop(i)}`);
       const b = await phase(true);
       busy.push(b);
       out(
         `  round ${round + 1} busy: list ${fmt(b.list)}; get ${fmt(b.get)}; ` +
           `${b.syncsCompleted} syncs completed (${(b.syncsCompleted / duration).toFixed(1)}/s, ` +
           `${(b.syncsCompleted * assignments).toLocaleString('en-US')} licenses), ` +
-          `${b.meanRunning.toFixed(1)} running on average; load average ${load()}`,
+          `${b.meanRunning.toFixed(1)} running on average; ${loop(b)}; load average ${load()}`,
       );
     }
     const range = (xs: readonly number[]) =>

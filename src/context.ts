@@ -11,6 +11,7 @@ import { createLicenseReadStore, type LicenseReadStore } from './storage/license
 import { openDatabase, type VppdDatabase } from './storage/open-database.js';
 import { createTokenCipher } from './storage/token-cipher.js';
 import { createVppTokenStore, type VppTokenStore } from './storage/vpp-token-store.js';
+import { createBackgroundLane } from './sync/background-lane.js';
 import { createLicenseCountsSync, type LicenseCountsSync } from './sync/license-counts-sync.js';
 import { createRevokeService, type RevokeService } from './sync/revoke-licenses.js';
 import { createSyncService, type SyncService, type SyncSettings } from './sync/sync-service.js';
@@ -83,10 +84,13 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     clock,
     ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
   });
+  // Sync work (page parsing, staging, commits) takes turns here so requests are answered first.
+  const lane = createBackgroundLane();
   const apple =
     overrides.apple ??
     createAppleClient({
       baseUrl: config.apple.baseUrl,
+      beforeParse: lane.turn,
       ...(config.apple.metadataUrl ? { metadataUrl: config.apple.metadataUrl } : {}),
       logger: logger.child({ component: 'apple' }),
       observer: metrics.apple,
@@ -127,6 +131,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
       ...overrides.sync,
     },
     ...(overrides.syncOnTokenWrite === undefined ? {} : { syncOnTokenWrite: overrides.syncOnTokenWrite }),
+    lane,
   });
   const alerts = createAlertService({
     db,

@@ -9,6 +9,7 @@ import { loadInstallationId } from '../storage/sync-installation.js';
 import { createSyncJobStore, type SyncJobStore, type SyncRequestResult } from '../storage/sync-job-store.js';
 import { createSyncProgressStore } from '../storage/sync-progress-store.js';
 import type { VppTokenStore } from '../storage/vpp-token-store.js';
+import type { BackgroundLane } from './background-lane.js';
 import { createSyncEngine, type SyncEngineOptions } from './sync-engine.js';
 import { defaultSchedulePolicy, type SchedulePolicy } from './sync-schedule-policy.js';
 import { SyncScheduler } from './sync-scheduler.js';
@@ -49,6 +50,8 @@ export interface SyncServiceOptions {
   readonly workerId?: string;
   /** Request a sync when a token is created or its sToken renewed (the product behaviour). */
   readonly syncOnTokenWrite?: boolean;
+  /** Where sync work waits for its turn so requests are answered first (default: it never waits). */
+  readonly lane?: BackgroundLane;
 }
 
 /**
@@ -109,6 +112,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       mdmInfo,
       clock,
       logger,
+      ...(options.lane === undefined ? {} : { lane: options.lane }),
       ...(settings.maxSnapshotRestarts === undefined
         ? {}
         : { maxSnapshotRestarts: settings.maxSnapshotRestarts }),
@@ -124,6 +128,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       schedule,
       workerId,
       progress: createSyncProgressStore({ db }),
+      ...(options.lane === undefined ? {} : { lane: options.lane }),
       ...(settings.leaseMs === undefined ? {} : { leaseMs: settings.leaseMs }),
       ...(settings.heartbeatMs === undefined ? {} : { heartbeatMs: settings.heartbeatMs }),
       ...(settings.concurrency === undefined ? {} : { concurrency: settings.concurrency }),

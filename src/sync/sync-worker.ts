@@ -9,6 +9,7 @@ import {
   type SyncJobStore,
 } from '../storage/sync-job-store.js';
 import type { SyncProgressStore } from '../storage/sync-progress-store.js';
+import { type BackgroundLane, noLane } from './background-lane.js';
 import type { SyncEngine } from './sync-engine.js';
 import { syncFailureOfError } from './sync-failure-of.js';
 import { nextAutomaticSync, type SchedulePolicy } from './sync-schedule-policy.js';
@@ -38,6 +39,8 @@ export interface SyncWorkerOptions {
   readonly progress?: SyncProgressStore;
   /** Least time between two progress writes of one run (default 1 s). */
   readonly progressMs?: number;
+  /** Where commits and clean-ups wait for their turn, so requests are answered first (default none). */
+  readonly lane?: BackgroundLane;
 }
 
 /** What stopped a run on purpose. */
@@ -231,6 +234,7 @@ export class SyncWorker {
       const next = nextAutomaticSync(now, this.#o.schedule, { expired: false, random: this.#o.random });
       clearInterval(beat);
       await beating;
+      await (this.#o.lane ?? noLane).turn();
       const { previousRunId } = await jobs.commit(claim, snapshot, now, next);
       logger.info(
         {
@@ -323,6 +327,7 @@ export class SyncWorker {
   /** Deletes the license rows of a run that is not (or no longer) a token's current snapshot. */
   async #cleanRun(runId: string): Promise<void> {
     try {
+      await (this.#o.lane ?? noLane).turn();
       await this.#o.licenses.clearRun(runId);
       await this.#o.jobs.markCleaned(runId);
     } catch (error) {
