@@ -12,7 +12,7 @@
 //        syncs running (a driver re-requests every finished token). Idle and busy alternate for
 //        `--rounds` rounds; the figures are p99s per round. Targets: busy list p99 <= 25 ms, busy get
 //        p99 <= 15 ms.
-// (pool) Apple connections sized to the work: `--pool-tokens` (default 96) locations of 1,000
+// (pool) Apple connections sized to the work: `--pool-tokens` (default 96) locations of 500
 //        licenses at `--pool-latency` (default 200) ms per Apple call, synced once with sync
 //        concurrency 16, then 32 (each a fresh database and context). Target: 32 >= 1.8x faster.
 import { randomBytes } from 'node:crypto';
@@ -328,7 +328,7 @@ async function poolPart(values: Record<string, string | boolean | undefined>): P
   const rounds = Math.max(1, Number(values.rounds));
   const ids = Array.from({ length: count }, (_, i) => `pool-${i}`);
   const sim = await childProcessSim({
-    locations: ids.map((id) => location(id, 10, 1000)),
+    locations: ids.map((id) => location(id, 10, 500)),
     pageSize: 250,
     rateLimit: false,
     seed: 'bench-pool',
@@ -336,7 +336,7 @@ async function poolPart(values: Record<string, string | boolean | undefined>): P
   try {
     for (const id of ids) await sim.setLatency(id, latency);
     out(
-      `\nbusy benchmark (pool) — ${count} locations of 1,000 licenses (4 assignment pages), ${latency} ms per ` +
+      `\nbusy benchmark (pool) — ${count} locations of 500 licenses (2 assignment pages), ${latency} ms per ` +
         `Apple call (simulator in its own process); every token synced once per run; load average ${load()}`,
     );
     const ratios: number[] = [];

@@ -11,7 +11,7 @@ import { createLicenseReadStore, type LicenseReadStore } from './storage/license
 import { openDatabase, type VppdDatabase } from './storage/open-database.js';
 import { createTokenCipher } from './storage/token-cipher.js';
 import { createVppTokenStore, type VppTokenStore } from './storage/vpp-token-store.js';
-import { createBackgroundLane } from './sync/background-lane.js';
+import { type BackgroundLane, createBackgroundLane } from './sync/background-lane.js';
 import { createLicenseCountsSync, type LicenseCountsSync } from './sync/license-counts-sync.js';
 import { createRevokeService, type RevokeService } from './sync/revoke-licenses.js';
 import { createSyncService, type SyncService, type SyncSettings } from './sync/sync-service.js';
@@ -60,6 +60,8 @@ export interface AppContext {
   readonly revokes: RevokeService;
   /** Graph's `syncLicenses`: sync jobs, license snapshots, the worker and the scheduler. */
   readonly sync: SyncService;
+  /** Where sync work takes turns so requests are answered first; the API notes each request here. */
+  readonly lane: BackgroundLane;
   /** Prometheus metrics of this context (its own registry), served at `/metrics`. */
   readonly metrics: VppdMetrics;
   /** Webhook endpoints, the alert outbox and its scanner/deliverer loops (started by `startAlerts`). */
@@ -90,6 +92,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     overrides.apple ??
     createAppleClient({
       baseUrl: config.apple.baseUrl,
+      connections: appleConnections(overrides.sync?.concurrency ?? config.sync.concurrency),
       beforeParse: lane.turn,
       ...(config.apple.metadataUrl ? { metadataUrl: config.apple.metadataUrl } : {}),
       logger: logger.child({ component: 'apple' }),
@@ -165,6 +168,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     licenseCounts,
     revokes,
     sync,
+    lane,
     metrics,
     alerts,
     dispose() {
@@ -178,4 +182,12 @@ export async function createContext(config: Config, overrides: ContextOverrides 
       return disposed;
     },
   };
+}
+
+/**
+ * Connections per Apple origin for `concurrency` syncs at once: Apple allows 5 requests in flight
+ * per location, so 5 per running sync (at least 16, at most 256); idle ones close after keep-alive.
+ */
+export function appleConnections(concurrency: number): number {
+  return Math.min(256, Math.max(16, 5 * Math.max(1, concurrency)));
 }

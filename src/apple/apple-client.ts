@@ -83,6 +83,11 @@ export interface AppleClientOptions {
   /** Transport; default an owned undici keep-alive agent (closed by {@link AppleClient.close}). */
   readonly http?: AppleHttp;
   /**
+   * Connections per origin of the default transport (default 16). Size it to the work: Apple allows
+   * 5 requests in flight per location, so 5 x the syncs running at once (vppd caps it at 256).
+   */
+  readonly connections?: number;
+  /**
    * Awaited before a response body larger than 16 KiB is parsed (a page of records): vppd passes its
    * background lane, so parsing pages waits while requests to vppd are being answered.
    */
@@ -255,7 +260,9 @@ export class AppleClient {
     this.baseUrl = (options.baseUrl ?? appleProductionBaseUrl).replace(/\/+$/, '');
     this.#metadataUrl = options.metadataUrl;
     this.#ownsHttp = options.http === undefined;
-    this.#http = options.http ?? createUndiciHttp();
+    this.#http =
+      options.http ??
+      createUndiciHttp(options.connections === undefined ? {} : { connections: options.connections });
     this.#beforeParse = options.beforeParse;
     this.#now = options.now ?? Date.now;
     this.#sleep = options.sleep ?? realSleep;
