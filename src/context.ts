@@ -12,7 +12,6 @@ import { openDatabase, type VppdDatabase } from './storage/open-database.js';
 import { createTokenCipher } from './storage/token-cipher.js';
 import { createVppTokenStore, type VppTokenStore } from './storage/vpp-token-store.js';
 import { type BackgroundLane, createBackgroundLane } from './sync/background-lane.js';
-import { createLicenseCountsSync, type LicenseCountsSync } from './sync/license-counts-sync.js';
 import { createRevokeService, type RevokeService } from './sync/revoke-licenses.js';
 import { createSyncService, type SyncService, type SyncSettings } from './sync/sync-service.js';
 import { createTokenService, type TokenService } from './tokens/token-service.js';
@@ -54,8 +53,6 @@ export interface AppContext {
   readonly apple: AppleClient;
   /** Tenant-scoped reads of the current license snapshots (VPP apps, licenses, sums). */
   readonly licenseReads: LicenseReadStore;
-  /** Graph's `syncLicenseCounts`: asset counts refreshed from Apple. */
-  readonly licenseCounts: LicenseCountsSync;
   /** Graph's `revokeLicenses`: background revokes recorded in tokenActionResults. */
   readonly revokes: RevokeService;
   /** Graph's `syncLicenses`: sync jobs, license snapshots, the worker and the scheduler. */
@@ -99,13 +96,6 @@ export async function createContext(config: Config, overrides: ContextOverrides 
       observer: metrics.apple,
     });
   const licenseReads = createLicenseReadStore({ db });
-  const licenseCounts = createLicenseCountsSync({
-    db,
-    tokens,
-    licenseReads,
-    apple,
-    logger: logger.child({ component: 'license-counts' }),
-  });
   const revokes = createRevokeService({
     db,
     tokens,
@@ -165,7 +155,6 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     authenticator,
     apple,
     licenseReads,
-    licenseCounts,
     revokes,
     sync,
     lane,

@@ -10,6 +10,7 @@ import { createSyncJobStore, type SyncJobStore, type SyncRequestResult } from '.
 import { createSyncProgressStore } from '../storage/sync-progress-store.js';
 import type { VppTokenStore } from '../storage/vpp-token-store.js';
 import type { BackgroundLane } from './background-lane.js';
+import { createLicenseCountsSync } from './license-counts-sync.js';
 import { createSyncEngine, type SyncEngineOptions } from './sync-engine.js';
 import { defaultSchedulePolicy, type SchedulePolicy } from './sync-schedule-policy.js';
 import { SyncScheduler } from './sync-scheduler.js';
@@ -66,6 +67,11 @@ export interface SyncService {
   readonly syncOnTokenWrite: boolean;
   /** Moves the token to inProgress and records a job, or coalesces with the sync in flight. */
   requestSync(tenantId: string, tokenId: string, trigger: SyncTrigger): Promise<SyncRequestResult>;
+  /**
+   * Records a license-count refresh job of the token (syncLicenseCounts), or coalesces with the job
+   * the token already has; the worker runs it under the same claim, limits and rate limit as syncs.
+   */
+  requestLicenseCounts(tenantId: string, tokenId: string): Promise<SyncRequestResult>;
   /** Starts the worker and/or scheduler of `role` (`api` starts nothing). */
   start(role?: SyncRole): Promise<void>;
   /** The running worker and scheduler (undefined before start or for role api). */
@@ -101,6 +107,19 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
     return result;
   };
 
+  const requestLicenseCounts = async (tenantId: string, tokenId: string) => {
+    const result = await jobs.requestLicenseCounts(tenantId, tokenId, clock());
+    if (result.effect === 'started') worker?.wake();
+    return result;
+  };
+
+  const counts = createLicenseCountsSync({
+    db,
+    tokens,
+    apple,
+    logger: logger.child({ component: 'license-counts' }),
+  });
+
   const buildWorker = async (): Promise<SyncWorker> => {
     const installationId = await loadInstallationId(db, newId);
     const mdmInfo: AppleMdmInfo = { id: installationId, name: 'vppd', metadata: `vppd on ${hostname()}` };
@@ -128,6 +147,10 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       schedule,
       workerId,
       progress: createSyncProgressStore({ db }),
+      licenseCounts: async (claim, signal) => {
+        const outcome = await counts.refreshToken(claim.job.tenantId, claim.job.tokenId, signal);
+        return outcome.outcome !== 'failed';
+      },
       ...(options.lane === undefined ? {} : { lane: options.lane }),
       ...(settings.leaseMs === undefined ? {} : { leaseMs: settings.leaseMs }),
       ...(settings.heartbeatMs === undefined ? {} : { heartbeatMs: settings.heartbeatMs }),
@@ -155,6 +178,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
     licenses,
     syncOnTokenWrite: options.syncOnTokenWrite ?? false,
     requestSync,
+    requestLicenseCounts,
     get worker() {
       return worker;
     },

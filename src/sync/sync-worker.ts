@@ -41,6 +41,11 @@ export interface SyncWorkerOptions {
   readonly progressMs?: number;
   /** Where commits and clean-ups wait for their turn, so requests are answered first (default none). */
   readonly lane?: BackgroundLane;
+  /**
+   * Runs a `licenseCounts` job (Graph's syncLicenseCounts for one token): true when the counts were
+   * refreshed (or there was no snapshot to refresh), false when it failed. Absent: such jobs fail.
+   */
+  readonly licenseCounts?: (claim: ClaimedSync, signal: AbortSignal) => Promise<boolean>;
 }
 
 /** What stopped a run on purpose. */
@@ -224,6 +229,29 @@ export class SyncWorker {
         (error: unknown) => logger.warn({ ...context, err: errorDetails(error) }, 'sync heartbeat failed'),
       );
     }, this.#heartbeatMs);
+    if (claim.job.kind === 'licenseCounts') {
+      try {
+        const refreshed = (await this.#o.licenseCounts?.(claim, controller.signal)) ?? false;
+        clearInterval(beat);
+        await beating;
+        await (this.#o.lane ?? noLane).turn();
+        const recorded = await jobs.finishLicenseCounts(claim, refreshed, clock());
+        logger.info({ ...context, refreshed, recorded }, 'license counts refresh ended');
+      } catch (error) {
+        clearInterval(beat);
+        await beating;
+        const reason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
+        if (reason instanceof WorkerStopping) {
+          await jobs.release(claim, clock()).catch(() => undefined);
+        } else if (!leaseLost) {
+          await jobs.finishLicenseCounts(claim, false, clock()).catch(() => undefined);
+          logger.warn({ ...context, err: errorDetails(error) }, 'license counts refresh failed');
+        }
+      } finally {
+        clearInterval(beat);
+      }
+      return;
+    }
     const started = Date.now();
     const progress = this.#progressWriter(claim);
     logger.info({ ...context, trigger: claim.job.trigger }, 'sync started');
