@@ -40,6 +40,8 @@ export interface RawSettings {
   readonly shutdownGrace?: string | undefined;
   /** Bearer token `GET /metrics` requires; unset: /metrics answers loopback clients only. */
   readonly metricsToken?: string | undefined;
+  /** How long sync history is kept (each token's last 50 runs, last success and failure always). */
+  readonly historyRetention?: string | undefined;
 }
 
 /** The name a user sees for each setting in error messages (env name, plus the flag where there is one). */
@@ -62,6 +64,7 @@ export const settingNames: Readonly<Record<keyof RawSettings, string>> = {
   syncLease: 'VPPD_SYNC_LEASE',
   shutdownGrace: 'VPPD_SHUTDOWN_GRACE',
   metricsToken: 'VPPD_METRICS_TOKEN',
+  historyRetention: 'VPPD_HISTORY_RETENTION',
 };
 
 /** Reads the vppd settings from an environment (blank values count as unset). */
@@ -88,6 +91,7 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): RawS
     syncLease: get('VPPD_SYNC_LEASE'),
     shutdownGrace: get('VPPD_SHUTDOWN_GRACE'),
     metricsToken: get('VPPD_METRICS_TOKEN'),
+    historyRetention: get('VPPD_HISTORY_RETENTION'),
   };
 }
 
@@ -113,8 +117,16 @@ export interface Config {
   readonly database: DatabaseConfig;
   readonly apple: { readonly baseUrl: string; readonly metadataUrl: string | undefined };
   readonly syncIntervalMs: number;
-  /** The sync machinery: role of this process, global concurrency, lease of a running sync. */
-  readonly sync: { readonly role: ProcessRole; readonly concurrency: number; readonly leaseMs: number };
+  /**
+   * The sync machinery: role of this process, global concurrency, lease of a running sync, and how
+   * long sync history is kept (`VPPD_HISTORY_RETENTION`, default 90 days).
+   */
+  readonly sync: {
+    readonly role: ProcessRole;
+    readonly concurrency: number;
+    readonly leaseMs: number;
+    readonly historyRetentionMs: number;
+  };
   readonly demo: boolean;
   readonly auth: AuthConfig;
   /** 32 bytes: AES-256-GCM key for sTokens at rest (and the root of the fingerprint key). */
@@ -202,6 +214,13 @@ const fieldSchemas = {
     .transform((text) => parseDuration(text))
     .refine((ms) => ms !== undefined && ms <= 3_600_000, {
       message: 'must be a duration up to 1h, like 20s (0 gives running syncs back at once)',
+    })
+    .transform((ms) => ms as number),
+  historyRetention: z
+    .string()
+    .transform((text) => parseDuration(text))
+    .refine((ms) => ms !== undefined && ms >= 86_400_000 && ms <= 3650 * 86_400_000, {
+      message: 'must be a duration between 1d and 3650d, like 90d',
     })
     .transform((ms) => ms as number),
   metricsToken: z.string().refine((text) => Buffer.byteLength(text, 'utf8') >= 16, {
@@ -292,6 +311,10 @@ export function parseConfig(raw: RawSettings): Config {
     role: raw.role === undefined ? ('all' as const) : parseField('role', raw.role),
     concurrency: raw.syncConcurrency === undefined ? 4 : parseField('syncConcurrency', raw.syncConcurrency),
     leaseMs: raw.syncLease === undefined ? 30_000 : parseField('syncLease', raw.syncLease),
+    historyRetentionMs:
+      raw.historyRetention === undefined
+        ? 90 * 86_400_000
+        : parseField('historyRetention', raw.historyRetention),
   };
   const shutdownGraceMs =
     raw.shutdownGrace === undefined ? 20_000 : parseField('shutdownGrace', raw.shutdownGrace);

@@ -121,6 +121,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
       intervalMs: config.syncIntervalMs,
       concurrency: config.sync.concurrency,
       leaseMs: config.sync.leaseMs,
+      historyRetentionMs: config.sync.historyRetentionMs,
       ...overrides.sync,
     },
     ...(overrides.syncOnTokenWrite === undefined ? {} : { syncOnTokenWrite: overrides.syncOnTokenWrite }),

@@ -10,6 +10,7 @@ import { createSyncJobStore, type SyncJobStore, type SyncRequestResult } from '.
 import { createSyncProgressStore } from '../storage/sync-progress-store.js';
 import type { VppTokenStore } from '../storage/vpp-token-store.js';
 import type { BackgroundLane } from './background-lane.js';
+import { HistoryPruner } from './history-pruner.js';
 import { createLicenseCountsSync } from './license-counts-sync.js';
 import { createSyncEngine, type SyncEngineOptions } from './sync-engine.js';
 import { defaultSchedulePolicy, type SchedulePolicy } from './sync-schedule-policy.js';
@@ -36,6 +37,10 @@ export interface SyncSettings {
   readonly schedule?: Partial<SchedulePolicy>;
   /** Full re-reads when Apple's data moves mid-sync (default 2). */
   readonly maxSnapshotRestarts?: number;
+  /** Sync history older than this is pruned (default 90 days; see HistoryPruner for what is kept). */
+  readonly historyRetentionMs?: number;
+  /** How often the history is pruned and an idle WAL checkpointed (default 1 h). */
+  readonly historyTickMs?: number;
 }
 
 export interface SyncServiceOptions {
@@ -81,6 +86,8 @@ export interface SyncService {
   createWorker(): Promise<SyncWorker>;
   /** Builds (once) the scheduler without starting it. */
   createScheduler(): SyncScheduler;
+  /** Builds (once) the history pruner without starting it (started with the worker). */
+  createHistoryPruner(): HistoryPruner;
   /** Stops the scheduler and worker (runs in flight are given back to the queue). Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -172,6 +179,19 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
     return scheduler;
   };
 
+  let pruner: HistoryPruner | undefined;
+  const createHistoryPruner = (): HistoryPruner => {
+    pruner ??= new HistoryPruner({
+      jobs,
+      clock,
+      logger,
+      retentionMs: settings.historyRetentionMs ?? 90 * 86_400_000,
+      ...(settings.historyTickMs === undefined ? {} : { tickMs: settings.historyTickMs }),
+      ...(options.lane === undefined ? {} : { lane: options.lane }),
+    });
+    return pruner;
+  };
+
   let stopping: Promise<void> | undefined;
   return {
     jobs,
@@ -190,18 +210,21 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       return workerBuilt;
     },
     createScheduler,
+    createHistoryPruner,
     async start(role = 'all') {
       if (role === 'api') return;
       const built = await this.createWorker();
       built.start();
       const ticking = createScheduler();
       ticking.start();
+      createHistoryPruner().start();
       started = { worker: built, scheduler: ticking };
       logger.info({ workerId, role, intervalMs: schedule.intervalMs }, 'sync worker and scheduler started');
     },
     stop() {
       stopping ??= (async () => {
         await scheduler?.stop();
+        await pruner?.stop();
         await (started.worker ?? worker)?.stop();
       })();
       return stopping;
