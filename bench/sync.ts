@@ -37,7 +37,7 @@ import { createVppToken } from '../src/domain/vpp-token.js';
 
 const tenantId = 'bench-tenant';
 
-function location(id: string, assets: number, assignments: number): LocationSeed {
+export function location(id: string, assets: number, assignments: number): LocationSeed {
   return {
     id,
     name: `Bench ${id}`,
@@ -50,7 +50,7 @@ function location(id: string, assets: number, assignments: number): LocationSeed
 }
 
 /** What the benchmark needs of the simulator, wherever it runs. */
-interface BenchSim {
+export interface BenchSim {
   readonly baseUrl: string;
   /** `in-process` or `process` (a child process). */
   readonly where: string;
@@ -59,6 +59,8 @@ interface BenchSim {
   setRateLimit(limit: number | false): Promise<void>;
   resetRequestCounts(): Promise<void>;
   requestCounts(locationId: string): Promise<Record<string, number>>;
+  /** Adds `ms` of latency to every call of the location (0 removes it). */
+  setLatency(locationId: string, ms: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -72,6 +74,7 @@ async function inProcessSim(options: AppleSimOptions): Promise<BenchSim> {
     setRateLimit: async (limit) => sim.setRateLimit(limit),
     resetRequestCounts: async () => sim.resetRequestCounts(),
     requestCounts: async (id) => sim.requestCounts()[id] ?? {},
+    setLatency: async (id, ms) => sim.faults.latency(id, ms),
     close: () => sim.close(),
   };
 }
@@ -79,7 +82,7 @@ async function inProcessSim(options: AppleSimOptions): Promise<BenchSim> {
 const simChildFlag = '--bench-apple-sim-child';
 
 /** The simulator in a child process (this file, started with {@link simChildFlag}), driven by its admin API. */
-async function childProcessSim(options: AppleSimOptions): Promise<BenchSim> {
+export async function childProcessSim(options: AppleSimOptions): Promise<BenchSim> {
   const child: ChildProcess = fork(fileURLToPath(import.meta.url), [simChildFlag, JSON.stringify(options)], {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -114,6 +117,9 @@ async function childProcessSim(options: AppleSimOptions): Promise<BenchSim> {
     },
     requestCounts: async (id) =>
       (JSON.parse(await admin('GET', 'requests')) as Record<string, Record<string, number>>)[id] ?? {},
+    setLatency: async (id, ms) => {
+      await admin('POST', `locations/${encodeURIComponent(id)}/faults`, { type: 'latency', ms });
+    },
     close: async () => {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.disconnect();

@@ -59,6 +59,8 @@ export interface RawSettings {
   readonly jwtMaxLifetime?: string | undefined;
   /** Most open `/vppd/v1/events` streams per tenant in this process (default 20). */
   readonly maxStreamsPerTenant?: string | undefined;
+  /** How long sync history is kept (each token's last 50 runs, last success and failure always). */
+  readonly historyRetention?: string | undefined;
 }
 
 /** The name a user sees for each setting in error messages (env name, plus the flag where there is one). */
@@ -89,6 +91,7 @@ export const settingNames: Readonly<Record<keyof RawSettings, string>> = {
   webhookAllow: 'VPPD_WEBHOOK_ALLOW',
   jwtMaxLifetime: 'VPPD_JWT_MAX_LIFETIME',
   maxStreamsPerTenant: 'VPPD_MAX_STREAMS_PER_TENANT',
+  historyRetention: 'VPPD_HISTORY_RETENTION',
 };
 
 /** Reads the vppd settings from an environment (blank values count as unset). */
@@ -123,6 +126,7 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): RawS
     webhookAllow: get('VPPD_WEBHOOK_ALLOW'),
     jwtMaxLifetime: get('VPPD_JWT_MAX_LIFETIME'),
     maxStreamsPerTenant: get('VPPD_MAX_STREAMS_PER_TENANT'),
+    historyRetention: get('VPPD_HISTORY_RETENTION'),
   };
 }
 
@@ -160,8 +164,16 @@ export interface Config {
   readonly database: DatabaseConfig;
   readonly apple: { readonly baseUrl: string; readonly metadataUrl: string | undefined };
   readonly syncIntervalMs: number;
-  /** The sync machinery: role of this process, global concurrency, lease of a running sync. */
-  readonly sync: { readonly role: ProcessRole; readonly concurrency: number; readonly leaseMs: number };
+  /**
+   * The sync machinery: role of this process, global concurrency, lease of a running sync, and how
+   * long sync history is kept (`VPPD_HISTORY_RETENTION`, default 90 days).
+   */
+  readonly sync: {
+    readonly role: ProcessRole;
+    readonly concurrency: number;
+    readonly leaseMs: number;
+    readonly historyRetentionMs: number;
+  };
   readonly demo: boolean;
   readonly auth: AuthConfig;
   /** 32 bytes: AES-256-GCM key for sTokens at rest (and the root of the fingerprint key). */
@@ -283,6 +295,13 @@ const fieldSchemas = {
     .transform((text) => parseDuration(text))
     .refine((ms) => ms !== undefined && ms <= 3_600_000, {
       message: 'must be a duration up to 1h, like 20s (0 gives running syncs back at once)',
+    })
+    .transform((ms) => ms as number),
+  historyRetention: z
+    .string()
+    .transform((text) => parseDuration(text))
+    .refine((ms) => ms !== undefined && ms >= 86_400_000 && ms <= 3650 * 86_400_000, {
+      message: 'must be a duration between 1d and 3650d, like 90d',
     })
     .transform((ms) => ms as number),
   metricsToken: z.string().refine((text) => Buffer.byteLength(text, 'utf8') >= 16, {
@@ -460,6 +479,10 @@ export function parseConfig(raw: RawSettings): Config {
     role: raw.role === undefined ? ('all' as const) : parseField('role', raw.role),
     concurrency: raw.syncConcurrency === undefined ? 4 : parseField('syncConcurrency', raw.syncConcurrency),
     leaseMs: raw.syncLease === undefined ? 30_000 : parseField('syncLease', raw.syncLease),
+    historyRetentionMs:
+      raw.historyRetention === undefined
+        ? 90 * 86_400_000
+        : parseField('historyRetention', raw.historyRetention),
   };
   const shutdownGraceMs =
     raw.shutdownGrace === undefined ? 20_000 : parseField('shutdownGrace', raw.shutdownGrace);

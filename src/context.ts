@@ -13,7 +13,7 @@ import { createLicenseReadStore, type LicenseReadStore } from './storage/license
 import { openDatabase, type VppdDatabase } from './storage/open-database.js';
 import { createTokenCipher } from './storage/token-cipher.js';
 import { createVppTokenStore, type VppTokenStore } from './storage/vpp-token-store.js';
-import { createLicenseCountsSync, type LicenseCountsSync } from './sync/license-counts-sync.js';
+import { type BackgroundLane, createBackgroundLane } from './sync/background-lane.js';
 import { createRevokeService, type RevokeService } from './sync/revoke-licenses.js';
 import { createSyncService, type SyncService, type SyncSettings } from './sync/sync-service.js';
 import { createTokenService, type TokenService } from './tokens/token-service.js';
@@ -57,12 +57,12 @@ export interface AppContext {
   readonly apple: AppleClient;
   /** Tenant-scoped reads of the current license snapshots (VPP apps, licenses, sums). */
   readonly licenseReads: LicenseReadStore;
-  /** Graph's `syncLicenseCounts`: asset counts refreshed from Apple. */
-  readonly licenseCounts: LicenseCountsSync;
   /** Graph's `revokeLicenses`: background revokes recorded in tokenActionResults. */
   readonly revokes: RevokeService;
   /** Graph's `syncLicenses`: sync jobs, license snapshots, the worker and the scheduler. */
   readonly sync: SyncService;
+  /** Where sync work takes turns so requests are answered first; the API notes each request here. */
+  readonly lane: BackgroundLane;
   /** Prometheus metrics of this context (its own registry), served at `/metrics`. */
   readonly metrics: VppdMetrics;
   /** Webhook endpoints, the alert outbox and its scanner/deliverer loops (started by `startAlerts`). */
@@ -94,22 +94,19 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     maxLifetimeSeconds: config.security.jwtMaxLifetimeSeconds,
     ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
   });
+  // Sync work (page parsing, staging, commits) takes turns here so requests are answered first.
+  const lane = createBackgroundLane();
   const apple =
     overrides.apple ??
     createAppleClient({
       baseUrl: config.apple.baseUrl,
+      connections: appleConnections(overrides.sync?.concurrency ?? config.sync.concurrency),
+      beforeParse: lane.turn,
       ...(config.apple.metadataUrl ? { metadataUrl: config.apple.metadataUrl } : {}),
       logger: logger.child({ component: 'apple' }),
       observer: metrics.apple,
     });
   const licenseReads = createLicenseReadStore({ db });
-  const licenseCounts = createLicenseCountsSync({
-    db,
-    tokens,
-    licenseReads,
-    apple,
-    logger: logger.child({ component: 'license-counts' }),
-  });
   const revokes = createRevokeService({
     db,
     tokens,
@@ -135,9 +132,11 @@ export async function createContext(config: Config, overrides: ContextOverrides 
       intervalMs: config.syncIntervalMs,
       concurrency: config.sync.concurrency,
       leaseMs: config.sync.leaseMs,
+      historyRetentionMs: config.sync.historyRetentionMs,
       ...overrides.sync,
     },
     ...(overrides.syncOnTokenWrite === undefined ? {} : { syncOnTokenWrite: overrides.syncOnTokenWrite }),
+    lane,
   });
   // Deliveries reach public addresses only (plus VPPD_WEBHOOK_ALLOW), checked at connect time.
   const addressPolicy = createWebhookAddressPolicy(config.security.webhookAllow);
@@ -173,9 +172,9 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     authenticator,
     apple,
     licenseReads,
-    licenseCounts,
     revokes,
     sync,
+    lane,
     metrics,
     alerts,
     dispose() {
@@ -190,4 +189,12 @@ export async function createContext(config: Config, overrides: ContextOverrides 
       return disposed;
     },
   };
+}
+
+/**
+ * Connections per Apple origin for `concurrency` syncs at once: Apple allows 5 requests in flight
+ * per location, so 5 per running sync (at least 16, at most 256); idle ones close after keep-alive.
+ */
+export function appleConnections(concurrency: number): number {
+  return Math.min(256, Math.max(16, 5 * Math.max(1, concurrency)));
 }

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { decodeChunk } from '../src/storage/assignment-chunks.js';
 import type { DatabaseSchema } from '../src/storage/database-schema.js';
 import { createLicenseReadStore } from '../src/storage/license-read-store.js';
+import { syncJobKindsAndTurns } from '../src/storage/migrations/0007-sync-job-kinds-and-turns.js';
 import { createMigrator, migrateToLatest } from '../src/storage/open-database.js';
 import { createSqliteDialect } from '../src/storage/sqlite-dialect.js';
 import { createSyncJobStore } from '../src/storage/sync-job-store.js';
@@ -41,6 +42,9 @@ describe('migration 0006_license_assignment_chunks', () => {
     try {
       const migrated = await createMigrator(db as unknown as Kysely<unknown>).migrateTo('0005_alerts');
       expect(migrated.error).toBeUndefined();
+      // Today's job store claims through what migration 0007 adds: lend it for the old-schema writes,
+      // and take it back before the real migrations run.
+      await syncJobKindsAndTurns.up(db as unknown as Kysely<unknown>);
 
       // A token with a claimed sync: its run gets the old rows, committed as the current snapshot.
       const clock = createFakeClock();
@@ -129,6 +133,8 @@ describe('migration 0006_license_assignment_chunks', () => {
       }));
       await oldDb.insertInto('license_assignments').values(stagedRows).execute();
 
+      await sql`drop table sync_tenant_turns`.execute(db);
+      await sql`alter table sync_jobs drop column kind`.execute(db);
       expect(await migrateToLatest(db as unknown as Kysely<unknown>)).toContain(
         '0006_license_assignment_chunks',
       );

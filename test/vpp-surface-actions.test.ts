@@ -222,6 +222,18 @@ describe('syncLicenseCounts', () => {
     await f?.close();
   });
 
+  /** Runs the queued jobs (syncLicenseCounts is a job per token) until none is left. */
+  const runJobs = async () => {
+    const worker = await f.context.sync.createWorker();
+    while ((await worker.poll()) > 0) await worker.idle();
+  };
+  const countsAction = async (tokenId: string) => {
+    const token = (await f.call('GET', `${tokensPath}/${tokenId}`, f.auth.a)).body as {
+      tokenActionResults: { actionName: string; actionState: string }[];
+    };
+    return token.tokenActionResults.find((r) => r.actionName === 'syncLicenseCounts')?.actionState;
+  };
+
   const appsOf = async (tokenId: string) =>
     (
       (await f.call('GET', `${appsPath}?$top=999&$filter=vppTokenId eq '${tokenId}'`, f.auth.a)).body as {
@@ -259,6 +271,11 @@ describe('syncLicenseCounts', () => {
     const response = await f.call('POST', `${tokensPath}/syncLicenseCounts`, f.auth.a);
     expect(response.status, response.text).toBe(204);
     expect(response.text).toBe('');
+    // Accepted at once (issue 17): the counts are refreshed by the sync worker's jobs.
+    expect(await countsAction(smallId)).toBe('pending');
+    await runJobs();
+    expect(await countsAction(smallId)).toBe('done');
+    expect(await countsAction(duplicateId)).toBe('failed');
 
     const fresh = await allRecords(f.appleTruth.assets(f.sim.tokenFor('small')));
     const after = await appsOf(smallId);
@@ -279,6 +296,32 @@ describe('syncLicenseCounts', () => {
     expect(await licenseCounts()).toEqual(assignmentsBefore);
     // The revoked token failed at Apple and kept its counts.
     expect(await appsOf(duplicateId)).toEqual(duplicateBefore);
+  });
+
+  it('coalesces 50 concurrent calls into at most one Apple asset walk per token', async () => {
+    f.sim.faults.setTokenState('duplicate', 'active');
+    await runJobs();
+    // One walk of each location's assets, as the truth client reads it.
+    f.sim.resetRequestCounts();
+    await allRecords(f.appleTruth.assets(f.sim.tokenFor('small')));
+    await allRecords(f.appleTruth.assets(f.sim.tokenFor('duplicate')));
+    const walk = { ...f.sim.requestCounts() };
+    f.sim.resetRequestCounts();
+    const calls = await Promise.all(
+      Array.from({ length: 50 }, () => f.call('POST', `${tokensPath}/syncLicenseCounts`, f.auth.a)),
+    );
+    expect(calls.map((c) => c.status)).toEqual(Array(50).fill(204));
+    expect(await countsAction(smallId)).toBe('pending');
+    await runJobs();
+    const counts = f.sim.requestCounts();
+    for (const location of ['small', 'duplicate']) {
+      expect(counts[location]?.['GET assets'] ?? 0, location).toBeLessThanOrEqual(
+        walk[location]?.['GET assets'] ?? 0,
+      );
+      expect(counts[location]?.['GET assets'] ?? 0, location).toBeGreaterThan(0);
+    }
+    expect(await countsAction(smallId)).toBe('done');
+    expect(await countsAction(duplicateId)).toBe('done');
   });
 
   it('takes no parameters and needs write permission', async () => {

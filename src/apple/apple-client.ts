@@ -83,6 +83,16 @@ export interface AppleClientOptions {
   /** Transport; default an owned undici keep-alive agent (closed by {@link AppleClient.close}). */
   readonly http?: AppleHttp;
   /**
+   * Connections per origin of the default transport (default 16). Size it to the work: Apple allows
+   * 5 requests in flight per location, so 5 x the syncs running at once (vppd caps it at 256).
+   */
+  readonly connections?: number;
+  /**
+   * Awaited before a response body larger than 16 KiB is parsed (a page of records): vppd passes its
+   * background lane, so parsing pages waits while requests to vppd are being answered.
+   */
+  readonly beforeParse?: () => Promise<void>;
+  /**
    * Per-location limiter shared by every caller in the process; default an in-process limiter.
    * `null` disables client-side limiting (benchmarks only: Apple's limit still applies).
    */
@@ -241,6 +251,7 @@ export class AppleClient {
   readonly #userAgent: string;
   readonly #closing = new AbortController();
   readonly #observer: AppleObserver | undefined;
+  readonly #beforeParse: (() => Promise<void>) | undefined;
   #serviceConfig: AppleServiceConfig | undefined;
   #nextConfigRefresh = Number.NEGATIVE_INFINITY;
   #refreshing: Promise<void> | undefined;
@@ -249,7 +260,10 @@ export class AppleClient {
     this.baseUrl = (options.baseUrl ?? appleProductionBaseUrl).replace(/\/+$/, '');
     this.#metadataUrl = options.metadataUrl;
     this.#ownsHttp = options.http === undefined;
-    this.#http = options.http ?? createUndiciHttp();
+    this.#http =
+      options.http ??
+      createUndiciHttp(options.connections === undefined ? {} : { connections: options.connections });
+    this.#beforeParse = options.beforeParse;
     this.#now = options.now ?? Date.now;
     this.#sleep = options.sleep ?? realSleep;
     this.#random = options.random ?? Math.random;
@@ -622,6 +636,7 @@ export class AppleClient {
       spec.signal?.removeEventListener('abort', onAbort);
     }
 
+    if (this.#beforeParse !== undefined && response.body.length > 16_384) await this.#beforeParse();
     let json: unknown;
     let notJson = false;
     try {

@@ -87,6 +87,9 @@ export interface TokenActionResult {
 /** The action name Graph uses for license syncs. */
 export const syncLicensesAction = 'syncLicenses';
 
+/** The action name of a license-count refresh (Graph's `syncLicenseCounts`, one entry per token). */
+export const syncLicenseCountsAction = 'syncLicenseCounts';
+
 /** The events of one action's progress: pending → active → done | failed. */
 export const actionEvents = ['requested', 'started', 'succeeded', 'failed'] as const;
 export type ActionEvent = (typeof actionEvents)[number];

@@ -61,8 +61,8 @@ export function parseFunctionStringParameter(args: string, functionName: string,
 
 /**
  * Actions and functions bound to the vppTokens collection (docs/graph-api.md, "Actions and functions"):
- * `POST .../vppTokens/syncLicenseCounts` (beta; 204 once every token with a snapshot was refreshed —
- * a token that fails is logged and skipped) and `GET .../vppTokens/getLicensesForApp(bundleId='…')`.
+ * `POST .../vppTokens/syncLicenseCounts` (beta; 204 at once: a `licenseCounts` job per token with
+ * a snapshot, run by the sync worker, its progress in tokenActionResults) and `GET .../vppTokens/getLicensesForApp(bundleId='…')`.
  */
 export function registerVppTokenCollectionActionRoutes(
   app: FastifyInstance,
@@ -118,10 +118,10 @@ export function registerVppTokenCollectionActionRoutes(
     const { tenantId } = principalOf(request);
     noQueryOptions(request, version);
     noParameters(request.body, 'microsoft.graph.syncLicenseCounts');
-    const outcomes = await context.licenseCounts.syncTenant(tenantId);
-    const failed = outcomes.filter((o) => o.outcome === 'failed').length;
-    if (failed > 0)
-      request.log.warn({ failed, tokens: outcomes.length }, 'syncLicenseCounts: some tokens failed');
+    // Accepted at once: one job per token with a snapshot, coalesced with any job the token already
+    // has; progress shows in each token's tokenActionResults (syncLicenseCounts).
+    const pointers = await licenseReads.snapshotPointers(tenantId);
+    for (const pointer of pointers) await context.sync.requestLicenseCounts(tenantId, pointer.tokenId);
     return reply.status(204).send();
   });
   methodNotAllowed(app, syncPath, ['POST'], clock);

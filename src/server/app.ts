@@ -116,6 +116,8 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
 
   // A callback hook, not an async one: it runs on every request and has nothing to await.
   app.addHook('onRequest', (request, reply, done) => {
+    // Sync work in this process holds back while requests are coming in (sync/background-lane.ts).
+    context.lane.noteRequest();
     reply.header('request-id', request.id);
     const clientRequestId = clientRequestIdOf(request);
     if (clientRequestId !== undefined) reply.header('client-request-id', clientRequestId);

@@ -16,6 +16,8 @@ export interface DatabaseSchema {
   vppd_settings: VppdSettingRow;
   sync_jobs: SyncJobRow;
   sync_runs: SyncRunRow;
+  // Round-robin of claims by tenant (migration 0007).
+  sync_tenant_turns: SyncTenantTurnRow;
   license_snapshots: LicenseSnapshotRow;
   token_locations: TokenLocationRow;
   sync_schedule: SyncScheduleRow;
@@ -108,6 +110,14 @@ export interface SyncJobRow {
   heartbeat_at: string | null;
   /** The sync run of the current attempt. */
   run_id: string | null;
+  /** `licenses` (a full sync) or `licenseCounts` (asset counts only); migration 0007. */
+  kind: Generated<string>;
+}
+
+/** When a tenant last had a job claimed: a sequence number shared by all tenants (migration 0007). */
+export interface SyncTenantTurnRow {
+  tenant_id: string;
+  last_turn: ColumnType<number, number | bigint, number | bigint>;
 }
 
 /** Outcome of a sync run, as stored in `sync_runs.outcome`. */

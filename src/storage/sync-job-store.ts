@@ -1,11 +1,14 @@
+import { createSyncHistoryRetention, type SyncHistoryRetention } from './sync-jobs/history-retention.js';
 import { createLocationClaims, type LocationClaims } from './sync-jobs/location-claims.js';
 import { createSyncQueue, type SyncQueue } from './sync-jobs/queue.js';
 import { createSyncRunHistory, type SyncRunHistory } from './sync-jobs/run-history.js';
 import { createSyncRunOutcomes, type SyncRunOutcomes } from './sync-jobs/run-outcome.js';
 import { createSyncSchedule, type SyncSchedule } from './sync-jobs/schedule.js';
 import type { SyncJobStoreOptions } from './sync-jobs/transaction.js';
+import { type CheckpointResult, checkpointWhenIdle } from './wal-checkpoint.js';
 
 export { type SyncTrigger, syncTriggers } from '../domain/sync-trigger.js';
+export type { PruneRunsOptions, SyncHistoryRetention } from './sync-jobs/history-retention.js';
 export type { LocationClaims } from './sync-jobs/location-claims.js';
 export {
   type ClaimedSync,
@@ -20,6 +23,7 @@ export type { SyncRun, SyncRunHistory } from './sync-jobs/run-history.js';
 export { LeaseLostError, type SnapshotCommit, type SyncRunOutcomes } from './sync-jobs/run-outcome.js';
 export { isForeignKeyViolation, type SyncSchedule } from './sync-jobs/schedule.js';
 export type { SyncJobStoreOptions } from './sync-jobs/transaction.js';
+export type { CheckpointResult } from './wal-checkpoint.js';
 
 /**
  * Durable sync jobs, leases and history. Every status change is computed by the domain's transition
@@ -34,7 +38,14 @@ export interface SyncJobStore
     SyncRunOutcomes,
     LocationClaims,
     SyncRunHistory,
-    SyncSchedule {}
+    SyncHistoryRetention,
+    SyncSchedule {
+  /**
+   * On SQLite, when no sync ran for `idleMs`: `PRAGMA wal_checkpoint(TRUNCATE)`, the WAL back to
+   * zero bytes (storage/wal-checkpoint.ts). Elsewhere nothing.
+   */
+  checkpointWhenIdle(now: Date, idleMs: number): Promise<CheckpointResult>;
+}
 
 /** Builds the Kysely-backed job store. */
 export function createSyncJobStore(options: SyncJobStoreOptions): SyncJobStore {
@@ -43,6 +54,8 @@ export function createSyncJobStore(options: SyncJobStoreOptions): SyncJobStore {
     ...createSyncRunOutcomes(options),
     ...createLocationClaims(options),
     ...createSyncRunHistory(options),
+    ...createSyncHistoryRetention(options),
     ...createSyncSchedule(options),
+    checkpointWhenIdle: (now, idleMs) => checkpointWhenIdle(options.db, now, idleMs),
   };
 }

@@ -1,3 +1,4 @@
+import type { Selectable } from 'kysely';
 import { isSyncPhase, type SyncPhase, type SyncProgress } from '../domain/sync-phase.js';
 import type { SyncJobRow } from './database-schema.js';
 import type { VppdDatabase } from './open-database.js';
@@ -62,18 +63,25 @@ export function createSyncProgressStore(options: { readonly db: VppdDatabase }):
         .selectAll()
         .where('tenant_id', '=', tenantId)
         .where('token_id', '=', tokenId)
+        // A license-count refresh is not a sync of the token.
+        .where('kind', '=', 'licenses')
         .executeTakeFirst();
       return row === undefined ? undefined : liveFromRow(row, now);
     },
 
     async liveOfTenant(tenantId, now) {
-      const rows = await db.selectFrom('sync_jobs').selectAll().where('tenant_id', '=', tenantId).execute();
+      const rows = await db
+        .selectFrom('sync_jobs')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('kind', '=', 'licenses')
+        .execute();
       return new Map(rows.map((row) => [row.token_id, liveFromRow(row, now)]));
     },
   };
 }
 
-function liveFromRow(row: SyncJobRow & SyncJobProgressColumns, now: Date): LiveSync {
+function liveFromRow(row: Selectable<SyncJobRow> & SyncJobProgressColumns, now: Date): LiveSync {
   const leased =
     row.lease_owner !== null &&
     row.lease_expires_at !== null &&

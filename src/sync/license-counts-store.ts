@@ -23,6 +23,8 @@ export interface ApplyCountsResult {
 
 /** Writes fresh asset counts into a token's current snapshot. */
 export interface LicenseCountsStore {
+  /** The run of the token's current snapshot, if it has one. */
+  currentRunId(tenantId: string, tokenId: string): Promise<string | undefined>;
   /**
    * In one transaction: if the token's current snapshot is still `runId`, updates the counts of its
    * assets that Apple listed and the snapshot's sums. Assignments are not touched.
@@ -39,6 +41,16 @@ export interface LicenseCountsStore {
 export function createLicenseCountsStore(options: { readonly db: VppdDatabase }): LicenseCountsStore {
   const { db } = options;
   return {
+    async currentRunId(tenantId, tokenId) {
+      const row = await db
+        .selectFrom('license_snapshots')
+        .select('run_id')
+        .where('tenant_id', '=', tenantId)
+        .where('token_id', '=', tokenId)
+        .executeTakeFirst();
+      return row?.run_id;
+    },
+
     applyCounts(tenantId, tokenId, runId, counts) {
       return db.transaction().execute(async (trx) => {
         // Re-check the pointer inside the transaction: a sync that committed meanwhile holds newer data.

@@ -8,7 +8,8 @@ import { type AssetCounts, createLicenseCountsStore } from './license-counts-sto
 export interface LicenseCountsSyncOptions {
   readonly db: VppdDatabase;
   readonly tokens: VppTokenStore;
-  readonly licenseReads: LicenseReadStore;
+  /** Only {@link LicenseCountsSync.syncTenant} needs it. */
+  readonly licenseReads?: LicenseReadStore;
   readonly apple: Pick<AppleClient, 'assets'>;
   readonly logger: Logger;
   /** Tokens refreshed at once (default 4; Apple's rate limit is per location, so they do not compete). */
@@ -32,6 +33,8 @@ export interface LicenseCountsSync {
    * (Apple error, token gone) is logged and reported in the result; it does not stop the others.
    */
   syncTenant(tenantId: string, signal?: AbortSignal): Promise<TokenCountsOutcome[]>;
+  /** The same for one token (what a `licenseCounts` job runs); a token without a snapshot is `superseded`. */
+  refreshToken(tenantId: string, tokenId: string, signal?: AbortSignal): Promise<TokenCountsOutcome>;
 }
 
 /** Builds the license-count refresher. */
@@ -79,7 +82,14 @@ export function createLicenseCountsSync(options: LicenseCountsSyncOptions): Lice
   };
 
   return {
+    async refreshToken(tenantId, tokenId, signal) {
+      const runId = await store.currentRunId(tenantId, tokenId);
+      if (runId === undefined) return { tokenId, outcome: 'superseded', updated: 0 };
+      return refreshToken(tenantId, tokenId, runId, signal);
+    },
+
     async syncTenant(tenantId, signal) {
+      if (licenseReads === undefined) throw new Error('syncTenant needs licenseReads');
       const pointers = await licenseReads.snapshotPointers(tenantId);
       const outcomes: TokenCountsOutcome[] = new Array(pointers.length);
       let next = 0;

@@ -12,6 +12,7 @@ import {
   type SyncJobStore,
 } from '../storage/sync-job-store.js';
 import type { VppTokenStore } from '../storage/vpp-token-store.js';
+import { type BackgroundLane, noLane } from './background-lane.js';
 import { syncFailureError } from './sync-failure-of.js';
 
 export interface SyncEngineOptions {
@@ -30,6 +31,8 @@ export interface SyncEngineOptions {
    * (default 5 s): one write (and commit) each, so few; live progress goes through `onProgress`.
    */
   readonly progressEveryMs?: number;
+  /** Where each page's staging waits for its turn, so requests are answered first (default none). */
+  readonly lane?: BackgroundLane;
 }
 
 /** Fetches one consistent Apple snapshot into a run's staging rows; the worker commits or fails it. */
@@ -50,6 +53,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
   const { apple, tokens, licenses, jobs, clock, logger } = options;
   const maxRestarts = options.maxSnapshotRestarts ?? 2;
   const progressEveryMs = Math.max(0, options.progressEveryMs ?? 5000);
+  const lane = options.lane ?? noLane;
 
   return async (claim, signal, onProgress) => {
     const { tenantId, tokenId } = claim.job;
@@ -144,6 +148,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
     const adamIds = new Set<string>();
     for await (const page of apple.assets(sToken, {}, { signal })) {
       assetsVersion ??= page.versionId;
+      await lane.turn();
       await licenses.insertAssets(run, page.records);
       for (const asset of page.records) {
         adamIds.add(asset.adamId);
@@ -173,6 +178,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
       for await (const page of apple.assignments(sToken, {}, { signal })) {
         signal.throwIfAborted();
         assignmentsVersion ??= page.versionId;
+        await lane.turn();
         await staging.write(page.records);
         assignmentCount += page.records.length;
         pageCount++;
@@ -183,6 +189,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
           await jobs.recordProgress(claim.runId, { assetCount, assignmentCount, pageCount });
         }
       }
+      await lane.turn();
       await staging.close();
     } catch (error) {
       lookup.abort(error);

@@ -10,6 +10,9 @@ import { createSyncJobStore, type SyncJobStore, type SyncRequestResult } from '.
 import { createSyncProgressStore } from '../storage/sync-progress-store.js';
 import { createTokenExpiryStore } from '../storage/token-expiry-store.js';
 import type { VppTokenStore } from '../storage/vpp-token-store.js';
+import type { BackgroundLane } from './background-lane.js';
+import { HistoryPruner } from './history-pruner.js';
+import { createLicenseCountsSync } from './license-counts-sync.js';
 import { createSyncEngine, type SyncEngineOptions } from './sync-engine.js';
 import { defaultSchedulePolicy, type SchedulePolicy } from './sync-schedule-policy.js';
 import { SyncScheduler } from './sync-scheduler.js';
@@ -35,6 +38,10 @@ export interface SyncSettings {
   readonly schedule?: Partial<SchedulePolicy>;
   /** Full re-reads when Apple's data moves mid-sync (default 2). */
   readonly maxSnapshotRestarts?: number;
+  /** Sync history older than this is pruned (default 90 days; see HistoryPruner for what is kept). */
+  readonly historyRetentionMs?: number;
+  /** How often the history is pruned and an idle WAL checkpointed (default 1 h). */
+  readonly historyTickMs?: number;
 }
 
 export interface SyncServiceOptions {
@@ -50,6 +57,8 @@ export interface SyncServiceOptions {
   readonly workerId?: string;
   /** Request a sync when a token is created or its sToken renewed (the product behaviour). */
   readonly syncOnTokenWrite?: boolean;
+  /** Where sync work waits for its turn so requests are answered first (default: it never waits). */
+  readonly lane?: BackgroundLane;
 }
 
 /**
@@ -64,6 +73,11 @@ export interface SyncService {
   readonly syncOnTokenWrite: boolean;
   /** Moves the token to inProgress and records a job, or coalesces with the sync in flight. */
   requestSync(tenantId: string, tokenId: string, trigger: SyncTrigger): Promise<SyncRequestResult>;
+  /**
+   * Records a license-count refresh job of the token (syncLicenseCounts), or coalesces with the job
+   * the token already has; the worker runs it under the same claim, limits and rate limit as syncs.
+   */
+  requestLicenseCounts(tenantId: string, tokenId: string): Promise<SyncRequestResult>;
   /** Starts the worker and/or scheduler of `role` (`api` starts nothing). */
   start(role?: SyncRole): Promise<void>;
   /** The running worker and scheduler (undefined before start or for role api). */
@@ -73,6 +87,8 @@ export interface SyncService {
   createWorker(): Promise<SyncWorker>;
   /** Builds (once) the scheduler without starting it. */
   createScheduler(): SyncScheduler;
+  /** Builds (once) the history pruner without starting it (started with the worker). */
+  createHistoryPruner(): HistoryPruner;
   /** Stops the scheduler and worker (runs in flight are given back to the queue). Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -99,6 +115,19 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
     return result;
   };
 
+  const requestLicenseCounts = async (tenantId: string, tokenId: string) => {
+    const result = await jobs.requestLicenseCounts(tenantId, tokenId, clock());
+    if (result.effect === 'started') worker?.wake();
+    return result;
+  };
+
+  const counts = createLicenseCountsSync({
+    db,
+    tokens,
+    apple,
+    logger: logger.child({ component: 'license-counts' }),
+  });
+
   const buildWorker = async (): Promise<SyncWorker> => {
     const installationId = await loadInstallationId(db, newId);
     const mdmInfo: AppleMdmInfo = { id: installationId, name: 'vppd', metadata: `vppd on ${hostname()}` };
@@ -110,6 +139,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       mdmInfo,
       clock,
       logger,
+      ...(options.lane === undefined ? {} : { lane: options.lane }),
       ...(settings.maxSnapshotRestarts === undefined
         ? {}
         : { maxSnapshotRestarts: settings.maxSnapshotRestarts }),
@@ -125,6 +155,11 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       schedule,
       workerId,
       progress: createSyncProgressStore({ db }),
+      licenseCounts: async (claim, signal) => {
+        const outcome = await counts.refreshToken(claim.job.tenantId, claim.job.tokenId, signal);
+        return outcome.outcome !== 'failed';
+      },
+      ...(options.lane === undefined ? {} : { lane: options.lane }),
       ...(settings.leaseMs === undefined ? {} : { leaseMs: settings.leaseMs }),
       ...(settings.heartbeatMs === undefined ? {} : { heartbeatMs: settings.heartbeatMs }),
       ...(settings.concurrency === undefined ? {} : { concurrency: settings.concurrency }),
@@ -146,12 +181,26 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
     return scheduler;
   };
 
+  let pruner: HistoryPruner | undefined;
+  const createHistoryPruner = (): HistoryPruner => {
+    pruner ??= new HistoryPruner({
+      jobs,
+      clock,
+      logger,
+      retentionMs: settings.historyRetentionMs ?? 90 * 86_400_000,
+      ...(settings.historyTickMs === undefined ? {} : { tickMs: settings.historyTickMs }),
+      ...(options.lane === undefined ? {} : { lane: options.lane }),
+    });
+    return pruner;
+  };
+
   let stopping: Promise<void> | undefined;
   return {
     jobs,
     licenses,
     syncOnTokenWrite: options.syncOnTokenWrite ?? false,
     requestSync,
+    requestLicenseCounts,
     get worker() {
       return worker;
     },
@@ -163,18 +212,21 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       return workerBuilt;
     },
     createScheduler,
+    createHistoryPruner,
     async start(role = 'all') {
       if (role === 'api') return;
       const built = await this.createWorker();
       built.start();
       const ticking = createScheduler();
       ticking.start();
+      createHistoryPruner().start();
       started = { worker: built, scheduler: ticking };
       logger.info({ workerId, role, intervalMs: schedule.intervalMs }, 'sync worker and scheduler started');
     },
     stop() {
       stopping ??= (async () => {
         await scheduler?.stop();
+        await pruner?.stop();
         await (started.worker ?? worker)?.stop();
       })();
       return stopping;

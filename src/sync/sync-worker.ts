@@ -9,6 +9,7 @@ import {
   type SyncJobStore,
 } from '../storage/sync-job-store.js';
 import type { SyncProgressStore } from '../storage/sync-progress-store.js';
+import { type BackgroundLane, noLane } from './background-lane.js';
 import type { SyncEngine } from './sync-engine.js';
 import { syncFailureOfError } from './sync-failure-of.js';
 import { nextAutomaticSync, type SchedulePolicy } from './sync-schedule-policy.js';
@@ -38,6 +39,13 @@ export interface SyncWorkerOptions {
   readonly progress?: SyncProgressStore;
   /** Least time between two progress writes of one run (default 1 s). */
   readonly progressMs?: number;
+  /** Where commits and clean-ups wait for their turn, so requests are answered first (default none). */
+  readonly lane?: BackgroundLane;
+  /**
+   * Runs a `licenseCounts` job (Graph's syncLicenseCounts for one token): true when the counts were
+   * refreshed (or there was no snapshot to refresh), false when it failed. Absent: such jobs fail.
+   */
+  readonly licenseCounts?: (claim: ClaimedSync, signal: AbortSignal) => Promise<boolean>;
 }
 
 /** What stopped a run on purpose. */
@@ -221,6 +229,29 @@ export class SyncWorker {
         (error: unknown) => logger.warn({ ...context, err: errorDetails(error) }, 'sync heartbeat failed'),
       );
     }, this.#heartbeatMs);
+    if (claim.job.kind === 'licenseCounts') {
+      try {
+        const refreshed = (await this.#o.licenseCounts?.(claim, controller.signal)) ?? false;
+        clearInterval(beat);
+        await beating;
+        await (this.#o.lane ?? noLane).turn();
+        const recorded = await jobs.finishLicenseCounts(claim, refreshed, clock());
+        logger.info({ ...context, refreshed, recorded }, 'license counts refresh ended');
+      } catch (error) {
+        clearInterval(beat);
+        await beating;
+        const reason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
+        if (reason instanceof WorkerStopping) {
+          await jobs.release(claim, clock()).catch(() => undefined);
+        } else if (!leaseLost) {
+          await jobs.finishLicenseCounts(claim, false, clock()).catch(() => undefined);
+          logger.warn({ ...context, err: errorDetails(error) }, 'license counts refresh failed');
+        }
+      } finally {
+        clearInterval(beat);
+      }
+      return;
+    }
     const started = Date.now();
     const progress = this.#progressWriter(claim);
     logger.info({ ...context, trigger: claim.job.trigger }, 'sync started');
@@ -231,6 +262,7 @@ export class SyncWorker {
       const next = nextAutomaticSync(now, this.#o.schedule, { expired: false, random: this.#o.random });
       clearInterval(beat);
       await beating;
+      await (this.#o.lane ?? noLane).turn();
       const { previousRunId } = await jobs.commit(claim, snapshot, now, next);
       logger.info(
         {
@@ -323,6 +355,7 @@ export class SyncWorker {
   /** Deletes the license rows of a run that is not (or no longer) a token's current snapshot. */
   async #cleanRun(runId: string): Promise<void> {
     try {
+      await (this.#o.lane ?? noLane).turn();
       await this.#o.licenses.clearRun(runId);
       await this.#o.jobs.markCleaned(runId);
     } catch (error) {

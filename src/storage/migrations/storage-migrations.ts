@@ -5,6 +5,7 @@ import { vppTokenListIndexes } from './0003-vpp-token-list-indexes.js';
 import { syncProgress } from './0004-sync-progress.js';
 import { alerts } from './0005-alerts.js';
 import { licenseAssignmentChunks } from './0006-license-assignment-chunks.js';
+import { syncJobKindsAndTurns } from './0007-sync-job-kinds-and-turns.js';
 
 /**
  * Every migration vppd knows, forward-only, applied in name order at start-up. Subsystems add their
@@ -17,4 +18,5 @@ export const storageMigrations: Readonly<Record<string, Migration>> = {
   '0004_sync_progress': syncProgress,
   '0005_alerts': alerts,
   '0006_license_assignment_chunks': licenseAssignmentChunks,
+  '0007_sync_job_kinds_and_turns': syncJobKindsAndTurns,
 };

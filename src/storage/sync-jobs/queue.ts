@@ -1,8 +1,9 @@
+import { type Selectable, sql } from 'kysely';
 import { vppTokenSyncStatus } from '../../domain/enums.js';
 import { errors } from '../../domain/errors.js';
 import type { SyncFailure } from '../../domain/sync-failure.js';
-import { transitionSyncStatus } from '../../domain/sync-lifecycle.js';
-import { type SyncTrigger, syncTriggers } from '../../domain/sync-trigger.js';
+import { syncLicenseCountsAction, transitionSyncStatus } from '../../domain/sync-lifecycle.js';
+import { type SyncJobKind, type SyncTrigger, syncJobKinds, syncTriggers } from '../../domain/sync-trigger.js';
 import type { SyncJobRow } from '../database-schema.js';
 import { dateFromColumn, dateToColumn } from '../vpp-token-columns.js';
 import { closeRun, failureColumns } from './run-history.js';
@@ -39,7 +40,22 @@ export type ClaimResult =
 export interface SyncQueue {
   /** Moves a token to `inProgress` and records a job, or coalesces with the sync already in flight. */
   requestSync(tenantId: string, tokenId: string, trigger: SyncTrigger, now: Date): Promise<SyncRequestResult>;
-  /** Claims the next runnable job (fair across tenants), or fails one whose lease expired too often. */
+  /**
+   * Records a license-count refresh of a token (Graph's syncLicenseCounts) as a job of kind
+   * `licenseCounts`, its action result `pending`; coalesces with any job of the token already pending
+   * or running (a full sync refreshes the counts too). The token's sync status is not touched.
+   */
+  requestLicenseCounts(tenantId: string, tokenId: string, now: Date): Promise<SyncRequestResult>;
+  /**
+   * Ends a claimed `licenseCounts` job: its action result `done` or `failed`, the job row deleted.
+   * False when the lease was lost (a sync replaced the job, or the token was deleted).
+   */
+  finishLicenseCounts(claim: ClaimedSync, succeeded: boolean, now: Date): Promise<boolean>;
+  /**
+   * Claims the next runnable job, round-robin by tenant: the oldest waiting job of the tenant whose
+   * last claim is the oldest (a tenant never served first), so a tenant with many queued syncs does
+   * not hold back the others' first ones. Or fails a job whose lease expired too often.
+   */
   claimNext(options: ClaimOptions): Promise<ClaimResult | undefined>;
   /** Extends the lease; false when the worker lost it (taken over, or the token was deleted). */
   heartbeat(claim: ClaimedSync, now: Date, leaseMs: number): Promise<boolean>;
@@ -100,24 +116,88 @@ export function createSyncQueue({ db, newId }: SyncJobStoreOptions): SyncQueue {
       throw errors.conflict('The sync status of this token keeps changing; try again.');
     },
 
+    async requestLicenseCounts(tenantId, tokenId, now) {
+      const jobId = newId();
+      return db.transaction().execute(async (trx) => {
+        const token = await trx
+          .selectFrom('vpp_tokens')
+          .select('id')
+          .where('tenant_id', '=', tenantId)
+          .where('id', '=', tokenId)
+          .executeTakeFirst();
+        if (!token) return { effect: 'notFound' } as const;
+        await applyActionEvent(trx, tenantId, tokenId, 'requested', now, syncLicenseCountsAction);
+        // One job per token (a unique constraint): any job of the token already covers the counts.
+        const inserted = await trx
+          .insertInto('sync_jobs')
+          .values({
+            id: jobId,
+            tenant_id: tenantId,
+            token_id: tokenId,
+            trigger: 'api',
+            kind: 'licenseCounts',
+            requested_at: dateToColumn(now),
+            attempts: 0,
+            lease_owner: null,
+            lease_expires_at: null,
+            heartbeat_at: null,
+            run_id: null,
+          })
+          .onConflict((oc) => oc.column('token_id').doNothing())
+          .executeTakeFirst();
+        return Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1
+          ? ({ effect: 'started', jobId } as const)
+          : ({ effect: 'coalesced' } as const);
+      });
+    },
+
+    async finishLicenseCounts(claim, succeeded, now) {
+      const { tenantId, tokenId } = claim.job;
+      return db.transaction().execute(async (trx) => {
+        const deleted = await trx
+          .deleteFrom('sync_jobs')
+          .where('id', '=', claim.job.id)
+          .where('lease_owner', '=', claim.workerId)
+          .where('run_id', '=', claim.runId)
+          .executeTakeFirst();
+        if (Number(deleted.numDeletedRows) !== 1) return false;
+        await applyActionEvent(
+          trx,
+          tenantId,
+          tokenId,
+          succeeded ? 'succeeded' : 'failed',
+          now,
+          syncLicenseCountsAction,
+        );
+        return true;
+      });
+    },
+
     async claimNext(options) {
       const nowText = dateToColumn(options.now);
+      const claimable = sql<boolean>`(j.lease_expires_at is null or j.lease_expires_at <= ${nowText})`;
+      // Round-robin by tenant: rank each tenant's waiting jobs oldest first, then take rank 1 of the
+      // tenant served longest ago (never served: first). One statement, read in the claim's snapshot;
+      // the lease itself is still taken by the compare-and-swap below, so several processes stay safe.
       const candidates = await db
-        .selectFrom('sync_jobs as j')
-        .selectAll('j')
-        .select((eb) =>
-          eb
-            .selectFrom('sync_jobs as a')
-            .select((e) => e.fn.countAll<number>().as('n'))
-            .whereRef('a.tenant_id', '=', 'j.tenant_id')
-            .where('a.lease_expires_at', '>', nowText)
-            .as('tenant_active'),
+        .with('waiting', (qb) =>
+          qb
+            .selectFrom('sync_jobs as j')
+            .selectAll('j')
+            .select(
+              sql<number>`row_number() over (partition by j.tenant_id order by j.requested_at, j.id)`.as(
+                'tenant_rank',
+              ),
+            )
+            .where(claimable),
         )
-        .where((eb) => eb.or([eb('j.lease_expires_at', 'is', null), eb('j.lease_expires_at', '<=', nowText)]))
-        // Fairness: tenants with the fewest running syncs first, then the oldest request.
-        .orderBy('tenant_active')
-        .orderBy('j.requested_at')
-        .orderBy('j.id')
+        .selectFrom('waiting as w')
+        .leftJoin('sync_tenant_turns as t', 't.tenant_id', 'w.tenant_id')
+        .selectAll('w')
+        .orderBy('w.tenant_rank')
+        .orderBy(sql`coalesce(t.last_turn, 0)`)
+        .orderBy('w.requested_at')
+        .orderBy('w.id')
         .limit(20)
         .execute();
       for (const candidate of candidates) {
@@ -142,18 +222,31 @@ export function createSyncQueue({ db, newId }: SyncJobStoreOptions): SyncQueue {
               .executeTakeFirst();
             if (Number(taken.numUpdatedRows) !== 1) return false;
             const failure = interruptedFailure(candidate.attempts);
-            if (candidate.run_id !== null) {
-              await closeRun(trx, candidate.run_id, {
-                outcome: 'interrupted',
-                finished_at: nowText,
-                ...failureColumns(failure),
-              });
+            if (job.kind === 'licenseCounts') {
+              await applyActionEvent(
+                trx,
+                candidate.tenant_id,
+                candidate.token_id,
+                'failed',
+                options.now,
+                syncLicenseCountsAction,
+              );
+            } else {
+              if (candidate.run_id !== null) {
+                await closeRun(trx, candidate.run_id, {
+                  outcome: 'interrupted',
+                  finished_at: nowText,
+                  ...failureColumns(failure),
+                });
+              }
+              await failToken(trx, candidate.tenant_id, candidate.token_id, failure, options.now);
             }
-            await failToken(trx, candidate.tenant_id, candidate.token_id, failure, options.now);
             await trx.deleteFrom('sync_jobs').where('id', '=', candidate.id).execute();
             return true;
           });
-          if (failed) return { kind: 'interrupted', job, runId: candidate.run_id };
+          if (failed) {
+            return { kind: 'interrupted', job, runId: job.kind === 'licenses' ? candidate.run_id : null };
+          }
           continue;
         }
         const runId = options.newRunId();
@@ -180,6 +273,34 @@ export function createSyncQueue({ db, newId }: SyncJobStoreOptions): SyncQueue {
             )
             .executeTakeFirst();
           if (Number(taken.numUpdatedRows) !== 1) return false;
+          await trx
+            .insertInto('sync_tenant_turns')
+            .values((eb) => ({
+              tenant_id: candidate.tenant_id,
+              last_turn: eb
+                .selectFrom('sync_tenant_turns')
+                .select(sql<number>`coalesce(max(last_turn), 0) + 1`.as('next')),
+            }))
+            .onConflict((oc) =>
+              oc.column('tenant_id').doUpdateSet((eb) => ({
+                last_turn: eb
+                  .selectFrom('sync_tenant_turns')
+                  .select(sql<number>`coalesce(max(last_turn), 0) + 1`.as('next')),
+              })),
+            )
+            .execute();
+          if (job.kind === 'licenseCounts') {
+            // A count refresh has no history row and leaves the token's sync status alone.
+            await applyActionEvent(
+              trx,
+              candidate.tenant_id,
+              candidate.token_id,
+              'started',
+              options.now,
+              syncLicenseCountsAction,
+            );
+            return true;
+          }
           if (candidate.run_id !== null) {
             await closeRun(trx, candidate.run_id, {
               outcome: 'interrupted',
@@ -294,12 +415,13 @@ export function interruptedFailure(attempts: number): SyncFailure {
   };
 }
 
-function jobFromRow(row: SyncJobRow): SyncJob {
+function jobFromRow(row: Selectable<SyncJobRow>): SyncJob {
   return {
     id: row.id,
     tenantId: row.tenant_id,
     tokenId: row.token_id,
     trigger: (syncTriggers as readonly string[]).includes(row.trigger) ? (row.trigger as SyncTrigger) : 'api',
+    kind: (syncJobKinds as readonly string[]).includes(row.kind) ? (row.kind as SyncJobKind) : 'licenses',
     requestedAt: dateFromColumn(row.requested_at),
     attempts: row.attempts,
     leaseOwner: row.lease_owner,

@@ -1,15 +1,18 @@
+import type { Selectable } from 'kysely';
 import { actionState, vppTokenState, vppTokenSyncStatus } from '../../domain/enums.js';
 import type { SyncFailure } from '../../domain/sync-failure.js';
 import {
   type ActionEvent,
   nextLastSyncDateTime,
   recordActionEvent,
+  syncLicenseCountsAction,
   syncLicensesAction,
   type TokenActionResult,
   transitionSyncStatus,
 } from '../../domain/sync-lifecycle.js';
 import { transitionTokenState } from '../../domain/token-state.js';
 import { actionResultFromRow, actionResultToRow, upsertActionResult } from '../action-result-rows.js';
+import type { VppTokenActionResultRow } from '../database-schema.js';
 import { dateFromColumn, dateToColumn } from '../vpp-token-columns.js';
 import { closeRun, failureColumns } from './run-history.js';
 import { upsertSchedule } from './schedule.js';
@@ -40,13 +43,19 @@ export interface SyncRunOutcomes {
   fail(claim: ClaimedSync, failure: SyncFailure, now: Date, nextSyncAt: Date): Promise<boolean>;
 }
 
-/** Records a syncLicenses action event; other actions' results (revokeLicenses) stay as stored. */
+/**
+ * Records an action event of a token (`syncLicenses` unless `actionName` says otherwise); other
+ * actions' results (revokeLicenses) stay as stored. A full sync refreshes the asset counts too, so
+ * when it ends, a `syncLicenseCounts` still pending or active (its job was folded into this sync)
+ * ends with it.
+ */
 export const applyActionEvent = async (
   trx: Trx,
   tenantId: string,
   tokenId: string,
   event: ActionEvent,
   at: Date,
+  actionName: string = syncLicensesAction,
 ): Promise<void> => {
   const rows = await trx
     .selectFrom('vpp_token_action_results')
@@ -54,12 +63,38 @@ export const applyActionEvent = async (
     .where('tenant_id', '=', tenantId)
     .where('token_id', '=', tokenId)
     .execute();
-  const existing = rows.find((r) => r.action_name === syncLicensesAction);
+  await recordOn(trx, tenantId, tokenId, rows, actionName, event, at);
+  if (actionName !== syncLicensesAction || (event !== 'succeeded' && event !== 'failed')) return;
+  const counts = rows.find((r) => r.action_name === syncLicenseCountsAction);
+  const state = counts === undefined ? undefined : actionState.fromValue(counts.action_state);
+  if (state !== 'pending' && state !== 'active') return;
+  const events: ActionEvent[] = state === 'pending' && event === 'succeeded' ? ['started', event] : [event];
+  for (const e of events) {
+    const fresh = await trx
+      .selectFrom('vpp_token_action_results')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('token_id', '=', tokenId)
+      .execute();
+    await recordOn(trx, tenantId, tokenId, fresh, syncLicenseCountsAction, e, at);
+  }
+};
+
+const recordOn = async (
+  trx: Trx,
+  tenantId: string,
+  tokenId: string,
+  rows: readonly Selectable<VppTokenActionResultRow>[],
+  actionName: string,
+  event: ActionEvent,
+  at: Date,
+): Promise<void> => {
+  const existing = rows.find((r) => r.action_name === actionName);
   const current: TokenActionResult[] = existing ? [actionResultFromRow(existing)] : [];
   if (existing && event === 'started' && actionState.fromValue(existing.action_state) === 'active') {
     return; // the retry of an interrupted run: the action is already active
   }
-  const next = recordActionEvent(current, syncLicensesAction, event, at)[0];
+  const next = recordActionEvent(current, actionName, event, at)[0];
   if (!next) return;
   const position = existing ? existing.position : rows.reduce((max, r) => Math.max(max, r.position + 1), 0);
   await upsertActionResult(trx, actionResultToRow(tenantId, tokenId, next, position));

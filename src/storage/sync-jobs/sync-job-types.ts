@@ -1,4 +1,4 @@
-import type { SyncTrigger } from '../../domain/sync-trigger.js';
+import type { SyncJobKind, SyncTrigger } from '../../domain/sync-trigger.js';
 
 // The records the queue, the run outcome and the history hand each other (types only, so no file of
 // sync-jobs/ needs another for its shapes).
@@ -9,6 +9,8 @@ export interface SyncJob {
   readonly tenantId: string;
   readonly tokenId: string;
   readonly trigger: SyncTrigger;
+  /** A full sync, or only the asset counts (no history row, the token's sync status untouched). */
+  readonly kind: SyncJobKind;
   readonly requestedAt: Date;
   readonly attempts: number;
   readonly leaseOwner: string | null;

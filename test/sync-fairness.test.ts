@@ -1,0 +1,130 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openDatabase, type VppdDatabase } from '../src/storage/open-database.js';
+import { type ClaimedSync, createSyncJobStore, type SyncJobStore } from '../src/storage/sync-job-store.js';
+import { createTokenCipher } from '../src/storage/token-cipher.js';
+import { createVppTokenStore } from '../src/storage/vpp-token-store.js';
+import { createFakeClock, createSequentialIds } from './helpers/fake-clock.js';
+import { seedTokens } from './helpers/seed-tokens.js';
+
+// Issue 18: claims are round-robin by tenant. One tenant requests 200 syncs first, then ten tenants
+// request 10 each. Asserted: every small tenant's first sync is claimed before the big tenant's
+// second (k = 1), every tenant's syncs start oldest first, and no job is claimed twice — with one
+// claimer, and with two processes (two connections on one database file) claiming in turns.
+
+const dirs: string[] = [];
+const opened: VppdDatabase[] = [];
+afterAll(async () => {
+  for (const db of opened) await db.destroy();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+const big = 'b1000000-0000-4000-8000-000000000000';
+const small = Array.from(
+  { length: 10 },
+  (_, i) => `5a000000-0000-4000-8000-0000000000${String(i).padStart(2, '0')}`,
+);
+
+async function queued(): Promise<{ file: string; db: VppdDatabase; order: Map<string, string[]> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'vppd-fairness-'));
+  dirs.push(dir);
+  const file = join(dir, 'vppd.db');
+  const db = await openDatabase({ kind: 'sqlite', url: `sqlite:${file}`, filename: file });
+  opened.push(db);
+  const clock = createFakeClock();
+  const tokens = createVppTokenStore({
+    db,
+    cipher: createTokenCipher(Buffer.alloc(32, 7)),
+    clock: clock.now,
+  });
+  const jobs = createSyncJobStore({ db, newId: createSequentialIds('0000aaaa') });
+  // Request order per tenant, the order the claims must keep within each tenant.
+  const order = new Map<string, string[]>();
+  const request = async (tenantId: string, count: number) => {
+    const seeded = await seedTokens(tokens, { tenantId, count, now: clock.now });
+    for (const token of seeded) {
+      clock.advance(1);
+      await jobs.requestSync(tenantId, token.id, 'api', clock.now());
+    }
+    order.set(
+      tenantId,
+      seeded.map((t) => t.id),
+    );
+  };
+  await request(big, 200);
+  for (const tenant of small) await request(tenant, 10);
+  return { file, db, order };
+}
+
+/** Claims every job one at a time, ending each claim before the next (concurrency 1). */
+async function claimAll(claimers: readonly SyncJobStore[], workerIds: readonly string[]) {
+  const claimed: ClaimedSync[] = [];
+  const now = new Date('2026-03-02T00:00:00.000Z');
+  for (let i = 0; ; i++) {
+    const which = i % claimers.length;
+    const store = claimers[which] as SyncJobStore;
+    const result = await store.claimNext({
+      workerId: workerIds[which] as string,
+      now,
+      leaseMs: 30_000,
+      maxActive: 1,
+      maxAttempts: 2,
+      newRunId: () => crypto.randomUUID(),
+    });
+    if (result === undefined) break;
+    if (result.kind !== 'claimed') throw new Error('unexpected interrupted job');
+    claimed.push(result.claim);
+    // The sync ends (failed is enough here): its job row goes, a slot is free.
+    await store.fail(result.claim, { kind: 'appleUnavailable', message: 'test' }, now, now);
+  }
+  return claimed;
+}
+
+function assertFair(claimed: readonly ClaimedSync[], order: Map<string, string[]>) {
+  expect(claimed).toHaveLength(300);
+  expect(new Set(claimed.map((c) => c.job.id)).size).toBe(300);
+  const tenants = claimed.map((c) => c.job.tenantId);
+  const bigSecond = tenants.indexOf(big, tenants.indexOf(big) + 1);
+  for (const tenant of small) {
+    // Each small tenant's first sync starts before the big tenant's second.
+    expect(tenants.indexOf(tenant)).toBeLessThan(bigSecond);
+  }
+  for (const [tenant, tokenIds] of order) {
+    expect(claimed.filter((c) => c.job.tenantId === tenant).map((c) => c.job.tokenId)).toEqual(tokenIds);
+  }
+  // Round-robin: while the small tenants have jobs left, the big tenant gets one turn per round.
+  expect(tenants.slice(0, 11 * 10).filter((t) => t === big)).toHaveLength(10);
+}
+
+describe('fair claims across tenants', () => {
+  it('starts each waiting tenant’s first sync before a busy tenant’s second', async () => {
+    const { db, order } = await queued();
+    const claimed = await claimAll([createSyncJobStore({ db, newId: () => crypto.randomUUID() })], ['w1']);
+    assertFair(claimed, order);
+  });
+
+  it('keeps the order and the global limit with two processes claiming in turns', async () => {
+    const { file, db, order } = await queued();
+    const other = await openDatabase({ kind: 'sqlite', url: `sqlite:${file}`, filename: file });
+    opened.push(other);
+    const stores = [db, other].map((d) => createSyncJobStore({ db: d, newId: () => crypto.randomUUID() }));
+    // The limit is global: while w1 holds the only slot, w2 claims nothing.
+    const now = new Date('2026-03-02T00:00:00.000Z');
+    const options = {
+      now,
+      leaseMs: 30_000,
+      maxActive: 1,
+      maxAttempts: 2,
+      newRunId: () => crypto.randomUUID(),
+    };
+    const first = await stores[0]?.claimNext({ ...options, workerId: 'w1' });
+    expect(first?.kind).toBe('claimed');
+    expect(await stores[1]?.claimNext({ ...options, workerId: 'w2' })).toBeUndefined();
+    if (first?.kind === 'claimed')
+      await stores[0]?.fail(first.claim, { kind: 'appleUnavailable', message: 'x' }, now, now);
+    const rest = await claimAll(stores, ['w1', 'w2']);
+    assertFair(first?.kind === 'claimed' ? [first.claim, ...rest] : rest, order);
+  });
+});
