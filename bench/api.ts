@@ -188,7 +188,7 @@ async function printBreakdown(server: RunningServer, authorization: string, id: 
   const unremembered = createAuthenticator(server.context.config.auth, {
     verifiedTokens: createVerifiedTokenCache({ maxEntries: 0 }),
   });
-  const changeStamp = createChangeStamp(server.context.db);
+  const changeStamp = createChangeStamp(server.context.storage);
   const query = parseListQuery(listPath.slice(listPath.indexOf('?') + 1), {
     fields: vppTokenListFields('beta'),
     typeName: vppTokenTypeName,

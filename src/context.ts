@@ -7,8 +7,9 @@ import type { Config } from './config.js';
 import { type Authenticator, createAuthenticator } from './http/auth/authenticator.js';
 import { createLogger } from './ops/logging.js';
 import { createMetrics, type VppdMetrics } from './ops/metrics.js';
+import type { StorageEngine } from './storage/engine.js';
 import { createLicenseReadStore, type LicenseReadStore } from './storage/license-read-store.js';
-import { openDatabase, type VppdDatabase } from './storage/open-database.js';
+import { openStorage, type VppdDatabase } from './storage/open-database.js';
 import { createTokenCipher } from './storage/token-cipher.js';
 import { createVppTokenStore, type VppTokenStore } from './storage/vpp-token-store.js';
 import { createLicenseCountsSync, type LicenseCountsSync } from './sync/license-counts-sync.js';
@@ -45,6 +46,9 @@ export interface AppContext {
   readonly logger: Logger;
   readonly clock: () => Date;
   readonly newId: () => string;
+  /** The storage engine the configuration names (SQLite or PostgreSQL); stores that need it take it. */
+  readonly storage: StorageEngine;
+  /** Its database (`storage.db`). */
   readonly db: VppdDatabase;
   readonly tokens: VppTokenStore;
   /** Creating, renewing, deleting and syncing a token, whoever asks (Graph routes, demo seeding). */
@@ -75,10 +79,11 @@ export async function createContext(config: Config, overrides: ContextOverrides 
   const clock = overrides.clock ?? (() => new Date());
   const newId = overrides.newId ?? randomUUID;
   const logger = overrides.logger ?? createLogger(config);
-  const db = await openDatabase(config.database);
+  const storage = await openStorage(config.database);
+  const { db } = storage;
   const metrics = createMetrics({ db, clock });
   const cipher = createTokenCipher(config.encryptionKey, overrides.randomBytes ?? randomBytes);
-  const tokens = createVppTokenStore({ db, cipher, clock });
+  const tokens = createVppTokenStore({ storage, cipher, clock });
   const authenticator = createAuthenticator(config.auth, {
     clock,
     ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
@@ -113,7 +118,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     },
   });
   const sync = createSyncService({
-    db,
+    storage,
     tokens,
     apple,
     clock,
@@ -151,6 +156,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     logger,
     clock,
     newId,
+    storage,
     db,
     tokens,
     tokenService,
@@ -168,7 +174,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
         await sync.stop();
         await revokes.close();
         if (!overrides.apple) await apple.close();
-        await db.destroy();
+        await storage.close();
       })();
       return disposed;
     },

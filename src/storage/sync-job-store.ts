@@ -1,9 +1,9 @@
+import type { StorageEngine } from './engine.js';
 import { createLocationClaims, type LocationClaims } from './sync-jobs/location-claims.js';
 import { createSyncQueue, type SyncQueue } from './sync-jobs/queue.js';
 import { createSyncRunHistory, type SyncRunHistory } from './sync-jobs/run-history.js';
 import { createSyncRunOutcomes, type SyncRunOutcomes } from './sync-jobs/run-outcome.js';
 import { createSyncSchedule, type SyncSchedule } from './sync-jobs/schedule.js';
-import type { SyncJobStoreOptions } from './sync-jobs/transaction.js';
 
 export { type SyncTrigger, syncTriggers } from '../domain/sync-trigger.js';
 export type { LocationClaims } from './sync-jobs/location-claims.js';
@@ -18,7 +18,7 @@ export {
 } from './sync-jobs/queue.js';
 export type { SyncRun, SyncRunHistory } from './sync-jobs/run-history.js';
 export { LeaseLostError, type SnapshotCommit, type SyncRunOutcomes } from './sync-jobs/run-outcome.js';
-export { isForeignKeyViolation, type SyncSchedule } from './sync-jobs/schedule.js';
+export type { SyncSchedule } from './sync-jobs/schedule.js';
 export type { SyncJobStoreOptions } from './sync-jobs/transaction.js';
 
 /**
@@ -34,15 +34,26 @@ export interface SyncJobStore
     SyncRunOutcomes,
     LocationClaims,
     SyncRunHistory,
-    SyncSchedule {}
+    SyncSchedule {
+  /**
+   * True when a write failed because a row it references is gone (a foreign-key violation): the token
+   * was deleted while its sync ran.
+   */
+  isForeignKeyViolation(error: unknown): boolean;
+}
 
 /** Builds the Kysely-backed job store. */
-export function createSyncJobStore(options: SyncJobStoreOptions): SyncJobStore {
+export function createSyncJobStore(options: {
+  readonly storage: StorageEngine;
+  readonly newId: () => string;
+}): SyncJobStore {
+  const parts = { ...options, db: options.storage.db };
   return {
-    ...createSyncQueue(options),
-    ...createSyncRunOutcomes(options),
-    ...createLocationClaims(options),
-    ...createSyncRunHistory(options),
-    ...createSyncSchedule(options),
+    isForeignKeyViolation: (error) => options.storage.isForeignKeyViolation(error),
+    ...createSyncQueue(parts),
+    ...createSyncRunOutcomes(parts),
+    ...createLocationClaims(parts),
+    ...createSyncRunHistory(parts),
+    ...createSyncSchedule(parts),
   };
 }
