@@ -48,7 +48,8 @@ export function parsePostgresUrl(url: string, poolSize: number): PostgresDatabas
   if (!url.startsWith('postgres://') && !url.startsWith('postgresql://')) return undefined;
   let parsed: URL;
   try {
-    parsed = new URL(url);
+    // libpq allows an empty host (`postgres://user@/db?host=/run/postgresql`); WHATWG URLs do not.
+    parsed = new URL(url.replace(/^(postgres(?:ql)?:\/\/(?:[^/?#@]*@)?)(?=[/?#]|$)/, '$1localhost'));
   } catch {
     throw new Error('is not a valid postgres:// URL');
   }
@@ -72,7 +73,7 @@ export function parsePostgresUrl(url: string, poolSize: number): PostgresDatabas
   const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
   const user = parsed.username === '' ? undefined : decodeURIComponent(parsed.username);
   const password = parsed.password === '' ? undefined : decodeURIComponent(parsed.password);
-  const shown = new URL(url);
+  const shown = new URL(parsed.toString());
   if (shown.password !== '') shown.password = '***';
   return {
     kind: 'postgres',
