@@ -34,6 +34,21 @@ module.exports = {
       to: { path: ['^src/(sync|http|server|graph|vppd-api|web)/', '^node_modules/(fastify|@fastify)/'] },
     },
     {
+      // Each storage engine's driver is known to its own folder only (docs/architecture.md, "Storage
+      // engines"): everything else goes through the StorageEngine interface, so an engine can change
+      // or be added without touching a store.
+      name: 'sqlite-driver-only-in-storage-sqlite',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/storage/sqlite/' },
+      to: { path: '^node_modules/(better-sqlite3|@types/better-sqlite3)/' },
+    },
+    {
+      name: 'postgres-driver-only-in-storage-postgres',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/storage/postgres/' },
+      to: { path: '^node_modules/(pg|pg-[^/]+|@types/pg|pgpass|postgres-[^/]+)/' },
+    },
+    {
       // Graph routes read the database and ask services for work; they never call Apple themselves.
       name: 'graph-never-apple',
       severity: 'error',

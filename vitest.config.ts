@@ -6,6 +6,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // A throw-away PostgreSQL server for the suites that run on both engines (issue 14).
+    globalSetup: ['test/setup/postgres-server.ts'],
     coverage: {
       provider: 'v8',
       include: ['src/**/*.ts'],

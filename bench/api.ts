@@ -1,9 +1,9 @@
 // `npm run bench -- api [--tokens N] [--failed-every N] [--duration S] [--rounds N] [--connections N]
-//                       [--workers N] [--load-process] [--case list|get ...]`
+//                       [--workers N] [--load-process] [--case list|get ...] [--database sqlite|postgres|URL]`
 //
 // vppd's Graph API under load, against a bare fastify route in the same process (another port) that
 // answers the very bytes vppd answered, measured in the same run. A tenant holds 3,000 tokens (the
-// Intune limit) in a file SQLite database in a temp dir; every `--failed-every`th token's last sync
+// Intune limit) in a file SQLite database in a temp dir (or PostgreSQL: `--database`, bench/database.ts); every `--failed-every`th token's last sync
 // failed (with its failed syncLicenses action result), so the list filter returns rows. Logging off.
 //   list: GET /beta/deviceAppManagement/vppTokens?$filter=lastSyncStatus eq 'failed'&$top=100
 //   get:  GET /beta/deviceAppManagement/vppTokens/{id}
@@ -37,6 +37,7 @@ import { createAuthenticator, createVerifiedTokenCache } from '../src/http/auth/
 import { type RunningServer, startServer } from '../src/server/start-server.js';
 import { createChangeStamp } from '../src/storage/change-stamp.js';
 import { seedTokens } from '../test/helpers/seed-tokens.js';
+import { benchDatabase } from './database.js';
 
 /** The part of autocannon's result this benchmark reads (the package ships no types). */
 interface Histogram {
@@ -188,7 +189,7 @@ async function printBreakdown(server: RunningServer, authorization: string, id: 
   const unremembered = createAuthenticator(server.context.config.auth, {
     verifiedTokens: createVerifiedTokenCache({ maxEntries: 0 }),
   });
-  const changeStamp = createChangeStamp(server.context.db);
+  const changeStamp = createChangeStamp(server.context.storage);
   const query = parseListQuery(listPath.slice(listPath.indexOf('?') + 1), {
     fields: vppTokenListFields('beta'),
     typeName: vppTokenTypeName,
@@ -244,8 +245,11 @@ export async function run(args: string[]): Promise<void> {
       workers: { type: 'string', default: '1' },
       'load-process': { type: 'boolean', default: false },
       case: { type: 'string', multiple: true },
+      // sqlite (default), postgres (a throw-away local server) or a postgres:// URL (bench/database.ts).
+      database: { type: 'string' },
     },
   });
+  const database = await benchDatabase(values.database);
   const tokenCount = Number(values.tokens);
   const rounds = Math.max(1, Math.trunc(Number(values.rounds)));
   const failedEvery = Math.max(1, Number(values['failed-every']));
@@ -261,7 +265,7 @@ export async function run(args: string[]): Promise<void> {
   const config = parseConfig({
     port: '0',
     host: '127.0.0.1',
-    database: `sqlite:${join(dir, 'vppd.db')}`,
+    database: await database.fresh(dir),
     encryptionKey: randomBytes(32).toString('base64'),
     jwtSecret,
     logLevel: 'silent',
@@ -320,7 +324,7 @@ export async function run(args: string[]): Promise<void> {
 
     process.stdout.write(
       `api benchmark — node ${process.version}, ${tokenCount} tokens in one tenant (${failedCount} failed), ` +
-        `file SQLite, logging off; seeded in ${seedSeconds.toFixed(1)} s; ` +
+        `${database.label}, logging off; seeded in ${seedSeconds.toFixed(1)} s; ` +
         `load average ${loadavg()
           .map((l) => l.toFixed(2))
           .join(' ')}\n` +
@@ -404,5 +408,6 @@ export async function run(args: string[]): Promise<void> {
     await baseline?.app.close();
     await server?.close();
     await rm(dir, { recursive: true, force: true });
+    await database.close();
   }
 }

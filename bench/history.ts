@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { sql } from 'kysely';
 import { pino } from 'pino';
-import { openDatabase, type VppdDatabase } from '../src/storage/open-database.js';
+import { openStorage, type VppdDatabase } from '../src/storage/open-database.js';
 import { createSyncJobStore } from '../src/storage/sync-job-store.js';
 import { createTokenCipher } from '../src/storage/token-cipher.js';
 import { createVppTokenStore } from '../src/storage/vpp-token-store.js';
@@ -53,9 +53,10 @@ export async function run(args: string[]): Promise<void> {
     const sides = await Promise.all(
       (['pruned', 'baseline'] as const).map(async (name) => {
         const file = join(dir, `${name}.db`);
-        const db = await openDatabase({ kind: 'sqlite', url: `sqlite:${file}`, filename: file });
+        const dbStorage = await openStorage({ kind: 'sqlite', url: `sqlite:${file}`, filename: file });
+        const db = dbStorage.db;
         const tokens = createVppTokenStore({
-          db,
+          storage: dbStorage,
           cipher: createTokenCipher(Buffer.alloc(32, 9)),
           clock: clock.now,
         });
@@ -66,13 +67,13 @@ export async function run(args: string[]): Promise<void> {
           now: clock.now,
           newId: () => `70000000-0000-4000-8000-${(++n).toString(16).padStart(12, '0')}`,
         });
-        return { name, file, db, tokenIds: ids.map((t) => t.id) };
+        return { name, file, db, storage: dbStorage, tokenIds: ids.map((t) => t.id) };
       }),
     );
     const [pruned, unpruned] = sides;
     if (!pruned || !unpruned) throw new Error('two databases expected');
     const emptyBytes = await fileBytes(pruned.db, pruned.file);
-    const jobs = createSyncJobStore({ db: pruned.db, newId: () => crypto.randomUUID() });
+    const jobs = createSyncJobStore({ storage: pruned.storage, newId: () => crypto.randomUUID() });
     const pruner = new HistoryPruner({
       jobs,
       clock: clock.now,

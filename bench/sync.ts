@@ -1,5 +1,5 @@
 // `npm run bench -- sync [--assets N] [--assignments N] [--big N] [--page-size N] [--skip-limited]
-//                         [--sim both|process|in-process] [--rounds N]`
+//                         [--sim both|process|in-process] [--rounds N] [--database sqlite|postgres|URL]`
 //
 // A full license sync (vppd's worker: client/config, mdmInfo claim, assets, assignments streamed into
 // a SQLite database file, metadata lookup, one commit transaction) against the Apple simulator over
@@ -34,6 +34,7 @@ import { parseConfig } from '../src/config.js';
 import { type AppContext, createContext } from '../src/context.js';
 import { decodeSToken } from '../src/domain/stoken.js';
 import { createVppToken } from '../src/domain/vpp-token.js';
+import { type BenchDatabase, benchDatabase } from './database.js';
 
 const tenantId = 'bench-tenant';
 
@@ -141,6 +142,12 @@ if (process.argv[2] === simChildFlag) await serveSimChild(process.argv[3] as str
 
 /** `--cpu-profile DIR`: each timed run's event-loop CPU profile is written there (open it in DevTools). */
 let profileDir: string | undefined;
+/** Where each run's fresh database lives (`--database`). */
+let benchDb: BenchDatabase = {
+  label: 'SQLite file',
+  fresh: async (dir) => `sqlite:${join(dir, 'vppd.db')}`,
+  close: async () => {},
+};
 let profiles = 0;
 
 async function startProfile(): Promise<{ stopInto(dir: string, label: string): Promise<void> }> {
@@ -241,13 +248,14 @@ async function syncOnce(
   rateLimited: boolean,
   options: { readonly sampleRss: boolean; readonly walAutocheckpoint?: number },
 ): Promise<SyncMeasure> {
+  const database = benchDb;
   const dir = mkdtempSync(join(tmpdir(), 'vppd-bench-sync-'));
   const apple = createAppleClient({
     baseUrl: sim.baseUrl,
     ...(rateLimited ? {} : { rateLimiter: null }),
   });
   const config = parseConfig({
-    database: `sqlite:${join(dir, 'vppd.db')}`,
+    database: await database.fresh(dir),
     encryptionKey: Buffer.alloc(32, 1).toString('base64'),
     jwtSecret: 'bench-secret-that-is-at-least-32-bytes!!',
     appleUrl: sim.baseUrl,
@@ -378,8 +386,11 @@ export async function run(args: string[]): Promise<void> {
       // Experiment only: WAL pages before SQLite checkpoints on commit (vppd's setting is 8000).
       'wal-autocheckpoint': { type: 'string' },
       'cpu-profile': { type: 'string' },
+      // sqlite (default), postgres (a throw-away local server) or a postgres:// URL (bench/database.ts).
+      database: { type: 'string' },
     },
   });
+  benchDb = await benchDatabase(values.database);
   const assets = Number(values.assets);
   const assignments = Number(values.assignments);
   const big = Number(values.big);
@@ -420,7 +431,7 @@ export async function run(args: string[]): Promise<void> {
   try {
     out(
       `sync benchmark — node ${process.version}, ${assets} assets, ${assignments} assignments, page size ${pageSize}, ` +
-        `SQLite file, simulator ${child !== undefined ? 'in this process for (1a), (2), (3) and in its own process for (1b)' : sim.where === 'process' ? 'in its own process (CPU figures are this process only)' : 'in this process'}${
+        `${benchDb.label}, simulator ${child !== undefined ? 'in this process for (1a), (2), (3) and in its own process for (1b)' : sim.where === 'process' ? 'in its own process (CPU figures are this process only)' : 'in this process'}${
           tuning.walAutocheckpoint === undefined
             ? ''
             : `, EXPERIMENT: wal_autocheckpoint ${tuning.walAutocheckpoint} (not vppd's setting)`
@@ -463,5 +474,6 @@ export async function run(args: string[]): Promise<void> {
     await agent.close();
     await sim.close();
     await child?.close();
+    await benchDb.close();
   }
 }

@@ -106,9 +106,10 @@ describe('parseConfig', () => {
     [{ ...minimal, port: '70000' }, /^VPPD_PORT \(--port\): must be a port number/],
     [{ ...minimal, port: 'eighty' }, /^VPPD_PORT \(--port\): must be a port number/],
     [
-      { ...minimal, database: 'postgres://db/vppd' },
-      /^VPPD_DATABASE_URL \(--database\): PostgreSQL is not supported yet/,
+      { ...minimal, database: 'postgres://vppd:pw-not-shown@db/vppd?sslmode=prefer' },
+      /^VPPD_DATABASE_URL \(--database\): sslmode=prefer is not supported/,
     ],
+    [{ ...minimal, database: 'postgres://db/vppd', databasePool: '0' }, /^VPPD_DATABASE_POOL: must be/],
     [{ ...minimal, database: 'mysql://x' }, /^VPPD_DATABASE_URL \(--database\): must be/],
     [{ ...minimal, appleUrl: 'nope' }, /^VPPD_APPLE_URL \(--apple-url\): must be an http/],
     [{ ...minimal, syncInterval: 'often' }, /^VPPD_SYNC_INTERVAL \(--sync-interval\): must be a duration/],
@@ -120,6 +121,7 @@ describe('parseConfig', () => {
     expect(message).not.toContain('\n');
     // A secret value never appears in the message.
     expect(message).not.toContain(key);
+    expect(message).not.toContain('pw-not-shown');
   });
 });
 

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseWebhookAllow, type WebhookAllowEntry } from './alerts/webhook-address-policy.js';
 import { errors } from './domain/errors.js';
-import type { DatabaseConfig } from './storage/open-database.js';
+import { type DatabaseConfig, parseDatabaseUrl as parseStorageUrl } from './storage/open-database.js';
 
 /**
  * Configuration of `vppd serve`: read raw strings (flags over env) with {@link readEnv}, validate them
@@ -24,6 +24,8 @@ export interface RawSettings {
   readonly port?: string | undefined;
   readonly host?: string | undefined;
   readonly database?: string | undefined;
+  /** Connections of the PostgreSQL pool (ignored on SQLite). */
+  readonly databasePool?: string | undefined;
   readonly appleUrl?: string | undefined;
   readonly appleMetadataUrl?: string | undefined;
   readonly syncInterval?: string | undefined;
@@ -68,6 +70,7 @@ export const settingNames: Readonly<Record<keyof RawSettings, string>> = {
   port: 'VPPD_PORT (--port)',
   host: 'VPPD_HOST (--host)',
   database: 'VPPD_DATABASE_URL (--database)',
+  databasePool: 'VPPD_DATABASE_POOL',
   appleUrl: 'VPPD_APPLE_URL (--apple-url)',
   appleMetadataUrl: 'VPPD_APPLE_METADATA_URL',
   syncInterval: 'VPPD_SYNC_INTERVAL (--sync-interval)',
@@ -104,6 +107,7 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): RawS
     port: get('VPPD_PORT'),
     host: get('VPPD_HOST'),
     database: get('VPPD_DATABASE_URL'),
+    databasePool: get('VPPD_DATABASE_POOL'),
     appleUrl: get('VPPD_APPLE_URL'),
     appleMetadataUrl: get('VPPD_APPLE_METADATA_URL'),
     syncInterval: get('VPPD_SYNC_INTERVAL'),
@@ -304,6 +308,11 @@ const fieldSchemas = {
       message: 'must be a duration between 1d and 3650d, like 90d',
     })
     .transform((ms) => ms as number),
+  databasePool: z
+    .string()
+    .regex(/^\d{1,4}$/, { message: 'must be a whole number 1-1000' })
+    .transform(Number)
+    .refine((n) => n >= 1 && n <= 1000, { message: 'must be a whole number 1-1000' }),
   metricsToken: z.string().refine((text) => Buffer.byteLength(text, 'utf8') >= 16, {
     message: 'must be at least 16 bytes',
   }),
@@ -407,21 +416,16 @@ function parseField<K extends keyof typeof fieldSchemas>(
   return result.data as z.output<(typeof fieldSchemas)[K]>;
 }
 
-/** Parses a `--database` URL: `sqlite:<path>`, `sqlite::memory:`; `postgres://` is not wired yet. */
-export function parseDatabaseUrl(url: string): DatabaseConfig {
-  const name = settingNames.database;
-  if (url === 'sqlite::memory:' || url === 'sqlite://:memory:') return { kind: 'sqlite-memory', url };
-  if (url.startsWith('sqlite:')) {
-    const filename = url.startsWith('sqlite://')
-      ? url.slice('sqlite://'.length)
-      : url.slice('sqlite:'.length);
-    if (filename.trim() === '') throw errors.config(name, 'sqlite: URL needs a file path');
-    return { kind: 'sqlite', url, filename };
+/**
+ * Parses a `--database` URL: `sqlite:<path>`, `sqlite::memory:`, `postgres://…`/`postgresql://…`
+ * (storage decides what each engine accepts); `poolSize` comes from `VPPD_DATABASE_POOL`.
+ */
+export function parseDatabaseUrl(url: string, poolSize?: number): DatabaseConfig {
+  try {
+    return parseStorageUrl(url, poolSize === undefined ? {} : { poolSize });
+  } catch (error) {
+    throw errors.config(settingNames.database, error instanceof Error ? error.message : 'is invalid');
   }
-  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
-    throw errors.config(name, 'PostgreSQL is not supported yet; use sqlite:<path> or sqlite::memory:');
-  }
-  throw errors.config(name, 'must be sqlite:<path>, sqlite::memory: or postgres://…');
 }
 
 function parseAuth(raw: RawSettings): AuthConfig {
@@ -460,7 +464,10 @@ function parseAuth(raw: RawSettings): AuthConfig {
 export function parseConfig(raw: RawSettings): Config {
   const port = raw.port === undefined ? 8080 : parseField('port', raw.port);
   const host = raw.host === undefined ? '127.0.0.1' : parseField('host', raw.host);
-  const database = parseDatabaseUrl(raw.database ?? defaultDatabaseUrl);
+  const database = parseDatabaseUrl(
+    raw.database ?? defaultDatabaseUrl,
+    raw.databasePool === undefined ? undefined : parseField('databasePool', raw.databasePool),
+  );
   const baseUrl = raw.appleUrl === undefined ? appleProductionUrl : parseField('appleUrl', raw.appleUrl);
   const metadataUrl =
     raw.appleMetadataUrl === undefined ? undefined : parseField('appleMetadataUrl', raw.appleMetadataUrl);

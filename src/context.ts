@@ -9,8 +9,9 @@ import type { Config } from './config.js';
 import { type Authenticator, createAuthenticator } from './http/auth/authenticator.js';
 import { createLogger } from './ops/logging.js';
 import { createMetrics, type VppdMetrics } from './ops/metrics.js';
+import type { StorageEngine } from './storage/engine.js';
 import { createLicenseReadStore, type LicenseReadStore } from './storage/license-read-store.js';
-import { openDatabase, type VppdDatabase } from './storage/open-database.js';
+import { openStorage, type VppdDatabase } from './storage/open-database.js';
 import { createTokenCipher } from './storage/token-cipher.js';
 import { createVppTokenStore, type VppTokenStore } from './storage/vpp-token-store.js';
 import { type BackgroundLane, createBackgroundLane } from './sync/background-lane.js';
@@ -49,6 +50,9 @@ export interface AppContext {
   readonly logger: Logger;
   readonly clock: () => Date;
   readonly newId: () => string;
+  /** The storage engine the configuration names (SQLite or PostgreSQL); stores that need it take it. */
+  readonly storage: StorageEngine;
+  /** Its database (`storage.db`). */
   readonly db: VppdDatabase;
   readonly tokens: VppTokenStore;
   /** Creating, renewing, deleting and syncing a token, whoever asks (Graph routes, demo seeding). */
@@ -79,16 +83,17 @@ export async function createContext(config: Config, overrides: ContextOverrides 
   const clock = overrides.clock ?? (() => new Date());
   const newId = overrides.newId ?? randomUUID;
   const logger = overrides.logger ?? createLogger(config);
-  const db = await openDatabase(config.database, {
+  const storage = await openStorage(config.database, {
     onInsecureMode: (path, mode) =>
       logger.warn(
         { path, mode: `0${mode.toString(8)}` },
         `${path} is accessible to group/others (mode 0${mode.toString(8)}); it holds every tenant's data: chmod it (0700 directory, 0600 files)`,
       ),
   });
+  const { db } = storage;
   const metrics = createMetrics({ db, clock });
   const cipher = createTokenCipher(config.encryptionKey, overrides.randomBytes ?? randomBytes);
-  const tokens = createVppTokenStore({ db, cipher, clock });
+  const tokens = createVppTokenStore({ storage, cipher, clock });
   const authenticator = createAuthenticator(config.auth, {
     clock,
     maxLifetimeSeconds: config.security.jwtMaxLifetimeSeconds,
@@ -121,7 +126,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     },
   });
   const sync = createSyncService({
-    db,
+    storage,
     tokens,
     apple,
     clock,
@@ -166,6 +171,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     logger,
     clock,
     newId,
+    storage,
     db,
     tokens,
     tokenService,
@@ -184,7 +190,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
         await sync.stop();
         await revokes.close();
         if (!overrides.apple) await apple.close();
-        await db.destroy();
+        await storage.close();
       })();
       return disposed;
     },

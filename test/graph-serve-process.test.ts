@@ -7,6 +7,7 @@ import { demoTokens } from '../src/demo/demo-scenario.js';
 import { mintToken, roles, testJwtSecret } from './helpers/jwt.js';
 import { cleanEnv, runUntilExit, type ServeProcess, startServeProcess } from './helpers/serve-process.js';
 import { buildSToken } from './helpers/stoken-builder.js';
+import { createPostgresDatabase, storageEngines } from './helpers/storage-engines.js';
 
 // `vppd serve` as a real process over real sockets: start-up, /healthz, a write that survives a
 // restart, graceful stop on SIGTERM/SIGINT with exit 0, one-line start-up failures, and --demo.
@@ -27,42 +28,51 @@ async function serve(args: string[], env: Record<string, string>, cwd = dir): Pr
 }
 
 describe('vppd serve (process)', () => {
-  it('serves, keeps data across a restart, and stops with exit 0 on SIGTERM', async () => {
-    const database = `sqlite:${join(dir, 'restart/vppd.db')}`;
-    // No grace on SIGTERM: the created token's first sync (to an unreachable Apple) is given back at once.
-    const env = {
-      VPPD_ENCRYPTION_KEY: key,
-      VPPD_JWT_SECRET: testJwtSecret,
-      VPPD_LOG_LEVEL: 'warn',
-      VPPD_SHUTDOWN_GRACE: '0s',
-    };
-    const first = await serve(['--port', '0', '--database', database], env);
-    expect(first.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    const health = await fetch(`${first.url}/healthz`);
-    expect(health.status).toBe(200);
-    expect(await health.json()).toEqual({ status: 'ok' });
+  it.each(storageEngines)(
+    'serves on %s, keeps data across a restart, and stops with exit 0 on SIGTERM',
+    async (kind) => {
+      // On PostgreSQL with a password in the URL (the test server trusts local connections): never printed.
+      const password = 'serve-pw-not-shown';
+      const postgres = kind === 'postgres' ? new URL(await createPostgresDatabase()) : undefined;
+      if (postgres) postgres.password = password;
+      const database = postgres?.toString() ?? `sqlite:${join(dir, 'restart/vppd.db')}`;
+      // No grace on SIGTERM: the created token's first sync (to an unreachable Apple) is given back at once.
+      const env = {
+        VPPD_ENCRYPTION_KEY: key,
+        VPPD_JWT_SECRET: testJwtSecret,
+        VPPD_LOG_LEVEL: 'warn',
+        VPPD_SHUTDOWN_GRACE: '0s',
+      };
+      const first = await serve(['--port', '0', '--database', database], env);
+      expect(first.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const health = await fetch(`${first.url}/healthz`);
+      expect(health.status).toBe(200);
+      expect(await health.json()).toEqual({ status: 'ok' });
 
-    const bearer = `Bearer ${await mintToken({ tenantId: 'tenant-1', roles: [roles.readWrite] })}`;
-    const created = await fetch(`${first.url}/beta/deviceAppManagement/vppTokens`, {
-      method: 'POST',
-      headers: { authorization: bearer, 'content-type': 'application/json', 'client-request-id': 'c-1' },
-      body: JSON.stringify({ token: buildSToken(), displayName: 'Survivor' }),
-    });
-    expect(created.status).toBe(201);
-    expect(created.headers.get('content-type')).toMatch(/^application\/json/);
-    expect(created.headers.get('client-request-id')).toBe('c-1');
-    const { id } = (await created.json()) as { id: string };
-    expect(await first.stop('SIGTERM')).toBe(0);
-    expect(first.stdout()).toContain('vppd: stopped');
+      const bearer = `Bearer ${await mintToken({ tenantId: 'tenant-1', roles: [roles.readWrite] })}`;
+      const created = await fetch(`${first.url}/beta/deviceAppManagement/vppTokens`, {
+        method: 'POST',
+        headers: { authorization: bearer, 'content-type': 'application/json', 'client-request-id': 'c-1' },
+        body: JSON.stringify({ token: buildSToken(), displayName: 'Survivor' }),
+      });
+      expect(created.status).toBe(201);
+      expect(created.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(created.headers.get('client-request-id')).toBe('c-1');
+      const { id } = (await created.json()) as { id: string };
+      expect(await first.stop('SIGTERM')).toBe(0);
+      expect(first.stdout()).toContain('vppd: stopped');
 
-    const second = await serve(['--port', '0'], { ...env, VPPD_DATABASE_URL: database });
-    const again = await fetch(`${second.url}/v1.0/deviceAppManagement/vppTokens/${id}`, {
-      headers: { authorization: bearer },
-    });
-    expect(again.status).toBe(200);
-    expect(((await again.json()) as { displayName: string }).displayName).toBe('Survivor');
-    expect(await second.stop('SIGINT')).toBe(0);
-  });
+      const second = await serve(['--port', '0'], { ...env, VPPD_DATABASE_URL: database });
+      const again = await fetch(`${second.url}/v1.0/deviceAppManagement/vppTokens/${id}`, {
+        headers: { authorization: bearer },
+      });
+      expect(again.status).toBe(200);
+      expect(((await again.json()) as { displayName: string }).displayName).toBe('Survivor');
+      expect(await second.stop('SIGINT')).toBe(0);
+      for (const p of [first, second]) expect(p.stdout() + p.stderr()).not.toContain(password);
+      if (postgres) expect(first.stdout()).toContain(':***@');
+    },
+  );
 
   it('stops start-up with one line naming the setting, exit 1', async () => {
     const valid = { VPPD_ENCRYPTION_KEY: key, VPPD_JWT_SECRET: testJwtSecret };
@@ -70,8 +80,8 @@ describe('vppd serve (process)', () => {
       [{}, /^vppd: VPPD_ENCRYPTION_KEY: required/],
       [{ VPPD_ENCRYPTION_KEY: key }, /^vppd: VPPD_JWT_SECRET: required/],
       [
-        { ...valid, VPPD_DATABASE_URL: 'postgres://db/vppd' },
-        /^vppd: VPPD_DATABASE_URL \(--database\): PostgreSQL is not supported yet/,
+        { ...valid, VPPD_DATABASE_URL: 'postgres://vppd:pw-not-shown@db/vppd?sslmode=allow' },
+        /^vppd: VPPD_DATABASE_URL \(--database\): sslmode=allow is not supported/,
       ],
       [
         valid,
@@ -93,6 +103,7 @@ describe('vppd serve (process)', () => {
       expect(result.stderr).toMatch(cases[i]?.[1] as RegExp);
       expect(result.stderr.trim().split('\n')).toHaveLength(1);
       expect(result.stderr).not.toContain(key);
+      expect(result.stderr).not.toContain('pw-not-shown');
     });
   });
 

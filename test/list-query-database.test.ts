@@ -19,7 +19,7 @@ import {
   widgetTypeName,
 } from './helpers/list-query-fixture.js';
 
-// Parser + compiler against a real database table (SQLite; PostgreSQL too when VPPD_TEST_POSTGRES_URL is set): results must equal an independent evaluator of the
+// Parser + compiler against a real database table (SQLite and PostgreSQL, the server the test run starts): results must equal an independent evaluator of the
 // same filter with OData semantics, for hand-picked cases per operator and for random ASTs.
 
 const rows = buildWidgetRows(64);

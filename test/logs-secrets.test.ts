@@ -11,6 +11,7 @@ import { createFakeClock } from './helpers/fake-clock.js';
 import { tenantA, testConfig } from './helpers/graph-test-app.js';
 import { mintToken, roles } from './helpers/jwt.js';
 import { buildSToken } from './helpers/stoken-builder.js';
+import { createPostgresDatabase } from './helpers/storage-engines.js';
 import { tokensPath } from './helpers/sync-harness.js';
 
 // Issue 6, item 5: a full flow with the production logger (its redaction) at `trace`, every line
@@ -69,8 +70,19 @@ beforeAll(async () => {
   hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/services/T0001/B0002/hookpathsecret0123456789`;
   remember('webhook URL path', 'hookpathsecret0123456789');
 
+  // On PostgreSQL, with a password in the database URL: it must never be logged either. (The test
+  // server trusts local connections, so any password connects.)
+  const databasePassword = 'db-pass-secret-0123456789';
+  remember('database password', databasePassword);
+  const database = new URL(await createPostgresDatabase());
+  database.password = databasePassword;
   // The receiver listens on loopback: deliveries reach it only through the operator's allow-list.
-  const config = testConfig({ appleUrl: sim.baseUrl, logLevel: 'trace', webhookAllow: '127.0.0.1' });
+  const config = testConfig({
+    appleUrl: sim.baseUrl,
+    logLevel: 'trace',
+    database: database.toString(),
+    webhookAllow: '127.0.0.1',
+  });
   const logger = createLogger(config, { write: (line: string) => void lines.push(line) });
   context = await createContext(config, {
     clock: clock.now,

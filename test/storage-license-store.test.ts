@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { DatabaseConfig } from '../src/config.js';
+import type { StorageEngine, StorageEngineKind } from '../src/storage/engine.js';
 import { createLicenseReadStore } from '../src/storage/license-read-store.js';
 import {
   createLicenseStore,
@@ -11,13 +11,8 @@ import {
   type LicenseAssignmentInput,
   type LicenseStore,
 } from '../src/storage/license-store.js';
-import { openDatabase, type VppdDatabase } from '../src/storage/open-database.js';
-import {
-  type ClaimedSync,
-  createSyncJobStore,
-  isForeignKeyViolation,
-  type SyncJobStore,
-} from '../src/storage/sync-job-store.js';
+import type { VppdDatabase } from '../src/storage/open-database.js';
+import { type ClaimedSync, createSyncJobStore, type SyncJobStore } from '../src/storage/sync-job-store.js';
 import { createTokenCipher } from '../src/storage/token-cipher.js';
 import { createVppTokenStore } from '../src/storage/vpp-token-store.js';
 import { createFakeClock, createSequentialIds } from './helpers/fake-clock.js';
@@ -28,17 +23,18 @@ import {
   listAssignments,
 } from './helpers/license-snapshot-sql.js';
 import { seedTokens } from './helpers/seed-tokens.js';
+import { openTestStorage, storageEngines } from './helpers/storage-engines.js';
 
-// The license store's write path against real SQLite: staging in sorted batches, read back through
+// The license store's write path against each real engine: staging in sorted batches, read back through
 // the snapshot pointer.
 
 const dir = mkdtempSync(join(tmpdir(), 'vppd-license-store-'));
 const tenantId = 'cccccccc-0000-4000-8000-000000000000';
-const opened: VppdDatabase[] = [];
+const opened: StorageEngine[] = [];
 const unlimited = 2147483647;
 
 afterAll(async () => {
-  for (const db of opened) await db.destroy();
+  for (const storage of opened) await storage.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -50,25 +46,27 @@ interface Fixture {
   readonly claim: ClaimedSync;
 }
 
-/** A database (file or memory) with one token whose sync is claimed: a run to stage rows into. */
-async function fixture(kind: 'file' | 'memory'): Promise<Fixture> {
+/**
+ * A database with one token whose sync is claimed: a run to stage rows into. On SQLite a file or
+ * memory; on PostgreSQL a new database either way.
+ */
+async function fixture(kind: 'file' | 'memory', engine: StorageEngineKind): Promise<Fixture> {
   files += 1;
   const file = join(dir, `license-${files}.db`);
-  const config: DatabaseConfig =
-    kind === 'file'
-      ? { kind: 'sqlite', url: `sqlite:${file}`, filename: file }
-      : ({ kind: 'sqlite-memory', url: 'sqlite::memory:' } as DatabaseConfig);
-  const db = await openDatabase(config);
-  opened.push(db);
+  const storage = await openTestStorage(engine, {
+    sqliteUrl: kind === 'file' ? `sqlite:${file}` : 'sqlite::memory:',
+  });
+  opened.push(storage);
+  const { db } = storage;
   const clock = createFakeClock();
   const ids = createSequentialIds('dddddddd');
   const tokens = createVppTokenStore({
-    db,
+    storage,
     cipher: createTokenCipher(Buffer.alloc(32, 3)),
     clock: clock.now,
   });
   const [token] = await seedTokens(tokens, { tenantId, count: 1, newId: ids, now: clock.now });
-  const jobs = createSyncJobStore({ db, newId: ids });
+  const jobs = createSyncJobStore({ storage, newId: ids });
   await jobs.requestSync(tenantId, token?.id as string, 'api', clock.now());
   const claimed = await jobs.claimNext({
     workerId: 'test-worker',
@@ -79,7 +77,7 @@ async function fixture(kind: 'file' | 'memory'): Promise<Fixture> {
     newRunId: ids,
   });
   if (claimed?.kind !== 'claimed') throw new Error('no claim');
-  return { db, licenses: createLicenseStore({ db }), jobs, claim: claimed.claim };
+  return { db, licenses: createLicenseStore({ storage }), jobs, claim: claimed.claim };
 }
 
 const assets: LicenseAssetInput[] = ['100000001', '100000002', '100000003', '100000004'].flatMap(
@@ -165,9 +163,9 @@ async function readAll(f: Fixture, query: { adamId?: string; pricingParam?: stri
   }
 }
 
-describe('LicenseStore staging', () => {
+describe.each(storageEngines)('LicenseStore staging on %s', (engine) => {
   it('stages a multi-batch run in random order: every record once, with its Apple position', async () => {
-    const f = await fixture('file');
+    const f = await fixture('file', engine);
     const rows = assignments(5000, 7);
     await stage(f, rows, 1000);
     await commit(f, rows);
@@ -197,8 +195,8 @@ describe('LicenseStore staging', () => {
 
   it('stores the same rows whatever the batch size (sorted batches never reorder an asset)', async () => {
     const rows = assignments(3000, 11);
-    const onFile = await fixture('file');
-    const inMemory = await fixture('memory');
+    const onFile = await fixture('file', engine);
+    const inMemory = await fixture('memory', engine);
     await stage(onFile, rows, 700);
     await stage(inMemory, rows, 1);
     await commit(onFile, rows);
@@ -207,7 +205,7 @@ describe('LicenseStore staging', () => {
   });
 
   it('a run deleted mid-staging (token deleted) fails the writer with a foreign-key violation', async () => {
-    const f = await fixture('file');
+    const f = await fixture('file', engine);
     const writer = f.licenses.assignmentWriter(f.claim.runId, { flushRows: 400 });
     const rows = assignments(2000, 5);
     await writer.write(rows.slice(0, 900));
@@ -220,7 +218,7 @@ describe('LicenseStore staging', () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(isForeignKeyViolation(error)).toBe(true);
+    expect(f.jobs.isForeignKeyViolation(error)).toBe(true);
     const left = await f.db
       .selectFrom('license_assignment_chunks')
       .select((eb) => eb.fn.countAll().as('n'))
@@ -229,7 +227,7 @@ describe('LicenseStore staging', () => {
   });
 
   it('clearRun deletes a run in key ranges and forgets its run key', async () => {
-    const f = await fixture('file');
+    const f = await fixture('file', engine);
     // More rows than one delete range (20,000).
     await stage(f, assignments(30_000, 9), 14_000);
     expect((await countRunRows(f.db, f.claim.runId)).assignments).toBe(30_000);
@@ -240,7 +238,7 @@ describe('LicenseStore staging', () => {
   });
 
   it('stores every asset field as given, over several statements, keeping the last of a repeated asset', async () => {
-    const f = await fixture('file');
+    const f = await fixture('file', engine);
     const many: LicenseAssetInput[] = Array.from({ length: 1203 }, (_, i) => ({
       adamId: String(200_000_000 + i),
       pricingParam: i % 2 === 0 ? 'STDQ' : 'PLUS',
@@ -278,7 +276,7 @@ describe('LicenseStore staging', () => {
   });
 
   it('upserts metadata over several statements; a later lookup replaces every field', async () => {
-    const f = await fixture('file');
+    const f = await fixture('file', engine);
     const staged = [...new Set(assets.map((a) => a.adamId))];
     const entries = Array.from({ length: 450 }, (_, i) => ({
       adamId: staged[i] ?? String(300_000_000 + i),
@@ -343,7 +341,7 @@ describe('LicenseStore staging', () => {
   });
 
   it('sums of unlimited assets pass 2^31 in the snapshot totals', async () => {
-    const f = await fixture('file');
+    const f = await fixture('file', engine);
     const rows = assignments(10, 1);
     await stage(f, rows, 1000);
     await commit(f, rows);

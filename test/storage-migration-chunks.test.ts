@@ -2,20 +2,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { Kysely, sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decodeChunk } from '../src/storage/assignment-chunks.js';
-import type { DatabaseSchema } from '../src/storage/database-schema.js';
 import { createLicenseReadStore } from '../src/storage/license-read-store.js';
 import { syncJobKindsAndTurns } from '../src/storage/migrations/0007-sync-job-kinds-and-turns.js';
 import { createMigrator, migrateToLatest } from '../src/storage/open-database.js';
-import { createSqliteDialect } from '../src/storage/sqlite-dialect.js';
 import { createSyncJobStore } from '../src/storage/sync-job-store.js';
 import { createTokenCipher } from '../src/storage/token-cipher.js';
 import { createVppTokenStore } from '../src/storage/vpp-token-store.js';
 import { createFakeClock, createSequentialIds } from './helpers/fake-clock.js';
 import { countRunRows, listAssignments } from './helpers/license-snapshot-sql.js';
 import { seedTokens } from './helpers/seed-tokens.js';
+import { openTestStorage, storageEngines } from './helpers/storage-engines.js';
 
 // Migration 0006 on a database written by the previous schema: every license of every run (the
 // current snapshot's and a staging run's) comes out of the chunks exactly as it went into the rows.
@@ -34,29 +33,31 @@ interface OldRow {
   client_user_id: string | null;
 }
 
-describe('migration 0006_license_assignment_chunks', () => {
+describe.each(storageEngines)('migration 0006_license_assignment_chunks on %s', (kind) => {
   it('converts every assignment row into chunks and drops the old table', async () => {
-    const db = new Kysely<DatabaseSchema>({
-      dialect: createSqliteDialect({ filename: join(dir, 'old.db') }),
+    const storage = await openTestStorage(kind, {
+      sqliteUrl: `sqlite:${join(dir, 'old.db')}`,
+      migrate: false,
     });
+    const { db } = storage;
     try {
-      const migrated = await createMigrator(db as unknown as Kysely<unknown>).migrateTo('0005_alerts');
+      const migrated = await createMigrator(storage).migrateTo('0005_alerts');
       expect(migrated.error).toBeUndefined();
       // Today's job store claims through what migration 0007 adds: lend it for the old-schema writes,
       // and take it back before the real migrations run.
-      await syncJobKindsAndTurns.up(db as unknown as Kysely<unknown>);
+      await syncJobKindsAndTurns(storage.ddl).up(db as unknown as Kysely<unknown>);
 
       // A token with a claimed sync: its run gets the old rows, committed as the current snapshot.
       const clock = createFakeClock();
       const ids = createSequentialIds('ffffffff');
       const tokens = createVppTokenStore({
-        db,
+        storage,
         cipher: createTokenCipher(Buffer.alloc(32, 5)),
         clock: clock.now,
       });
       const [token] = await seedTokens(tokens, { tenantId, count: 1, newId: ids, now: clock.now });
       const tokenId = token?.id as string;
-      const jobs = createSyncJobStore({ db, newId: ids });
+      const jobs = createSyncJobStore({ storage, newId: ids });
       const claimRun = async () => {
         await jobs.requestSync(tenantId, tokenId, 'api', clock.now());
         const claimed = await jobs.claimNext({
@@ -135,13 +136,10 @@ describe('migration 0006_license_assignment_chunks', () => {
 
       await sql`drop table sync_tenant_turns`.execute(db);
       await sql`alter table sync_jobs drop column kind`.execute(db);
-      expect(await migrateToLatest(db as unknown as Kysely<unknown>)).toContain(
-        '0006_license_assignment_chunks',
-      );
-      const tables = await sql<{ name: string }>`select name from sqlite_master where type = 'table'`.execute(
-        db,
-      );
-      expect(tables.rows.map((t) => t.name)).not.toContain('license_assignments');
+      expect(await migrateToLatest(storage)).toContain('0006_license_assignment_chunks');
+      const tables = await db.introspection.getTables();
+      expect(tables.map((t) => t.name)).toContain('license_assignment_chunks');
+      expect(tables.map((t) => t.name)).not.toContain('license_assignments');
 
       // Chunks decode to the rows, run by run, and none is larger than 128.
       const chunks = await db.selectFrom('license_assignment_chunks').selectAll().execute();
@@ -183,7 +181,7 @@ describe('migration 0006_license_assignment_chunks', () => {
       );
       expect((await countRunRows(db, staging.runId)).assignments).toBe(3);
     } finally {
-      await db.destroy();
+      await storage.close();
     }
   });
 });

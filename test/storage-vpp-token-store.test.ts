@@ -6,37 +6,41 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { isVppdError } from '../src/domain/errors.js';
 import { decodeSToken } from '../src/domain/stoken.js';
 import { createVppToken } from '../src/domain/vpp-token.js';
+import type { StorageEngine, StorageEngineKind } from '../src/storage/engine.js';
 import { storageMigrations } from '../src/storage/migrations/storage-migrations.js';
-import { openDatabase, type VppdDatabase } from '../src/storage/open-database.js';
+import { openStorage, parseDatabaseUrl } from '../src/storage/open-database.js';
 import { createTokenCipher } from '../src/storage/token-cipher.js';
 import { createVppTokenStore, type VppTokenStore } from '../src/storage/vpp-token-store.js';
 import { createFakeClock, createSequentialIds } from './helpers/fake-clock.js';
 import { buildSToken } from './helpers/stoken-builder.js';
+import { openTestStorage, storageEngines, testDatabaseUrl } from './helpers/storage-engines.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vppd-store-'));
 const key = Buffer.alloc(32, 9);
 const tenantA = 'aaaaaaaa-0000-4000-8000-000000000000';
 const tenantB = 'bbbbbbbb-0000-4000-8000-000000000000';
-const opened: VppdDatabase[] = [];
+const opened: StorageEngine[] = [];
 
 afterAll(async () => {
-  for (const db of opened) await db.destroy();
+  for (const storage of opened) await storage.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
 let fileCounter = 0;
-async function freshStore(): Promise<{
+async function freshStore(kind: StorageEngineKind): Promise<{
   store: VppTokenStore;
+  storage: StorageEngine;
   file: string;
   clock: ReturnType<typeof createFakeClock>;
 }> {
   fileCounter += 1;
   const file = join(dir, `nested/dir-${fileCounter}/vppd.db`);
-  const db = await openDatabase({ kind: 'sqlite', url: `sqlite:${file}`, filename: file });
-  opened.push(db);
+  const storage = await openTestStorage(kind, { sqliteUrl: `sqlite:${file}` });
+  opened.push(storage);
   const clock = createFakeClock();
   return {
-    store: createVppTokenStore({ db, cipher: createTokenCipher(key), clock: clock.now }),
+    store: createVppTokenStore({ storage, cipher: createTokenCipher(key), clock: clock.now }),
+    storage,
     file,
     clock,
   };
@@ -51,14 +55,26 @@ function newToken(tenantId: string, content = buildSToken(), now = new Date('202
   };
 }
 
-describe('VppTokenStore over a SQLite file', () => {
+describe.each(storageEngines)('VppTokenStore on %s', (kind) => {
   let store: VppTokenStore;
+  let storage: StorageEngine;
   let file: string;
   beforeEach(async () => {
-    ({ store, file } = await freshStore());
+    ({ store, storage, file } = await freshStore(kind));
   });
 
-  it('creates the database file (and its directory) with WAL and the schema', () => {
+  it.runIf(kind === 'postgres')('creates the schema', async () => {
+    const tables = await storage.db
+      .selectFrom('information_schema.tables' as never)
+      .select('table_name' as never)
+      .where('table_schema' as never, '=', 'public' as never)
+      .execute();
+    expect(tables.map((t) => (t as { table_name: string }).table_name)).toEqual(
+      expect.arrayContaining(['tenants', 'vpp_tokens', 'vpp_token_action_results', 'vppd_migrations']),
+    );
+  });
+
+  it.runIf(kind === 'sqlite')('creates the database file (and its directory) with WAL and the schema', () => {
     const raw = new Database(file, { readonly: true });
     try {
       expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
@@ -100,14 +116,12 @@ describe('VppTokenStore over a SQLite file', () => {
     expect(await store.get(tenantA, token.id)).toEqual(created);
     expect(await store.readSToken(tenantA, token.id)).toBe(content);
 
-    // Nothing on disk contains the sToken or its inner token in clear.
-    const raw = new Database(file, { readonly: true });
-    const row = raw.prepare('select * from vpp_tokens').get() as Record<string, unknown>;
-    raw.close();
+    // Nothing stored (or, on SQLite, on disk) contains the sToken or its inner token in clear.
+    const row = await storage.db.selectFrom('vpp_tokens').selectAll().executeTakeFirst();
     const dump = JSON.stringify(row);
     expect(dump).not.toContain(content);
     expect(dump).not.toContain(decoded.token);
-    for (const f of [file, `${file}-wal`]) {
+    for (const f of kind === 'sqlite' ? [file, `${file}-wal`] : []) {
       let bytes = '';
       try {
         bytes = readFileSync(f).toString('latin1');
@@ -231,12 +245,12 @@ describe('VppTokenStore over a SQLite file', () => {
   });
 });
 
-describe('per-tenant token limit', () => {
+describe.each(storageEngines)('per-tenant token limit on %s', (kind) => {
   it('refuses a token past the limit with a conflict, per tenant', async () => {
-    const db = await openDatabase({ kind: 'sqlite-memory', url: 'sqlite::memory:' });
-    opened.push(db);
+    const storage = await openTestStorage(kind);
+    opened.push(storage);
     const store = createVppTokenStore({
-      db,
+      storage,
       cipher: createTokenCipher(key),
       clock: () => new Date(),
       maxTokensPerTenant: 2,
@@ -256,35 +270,39 @@ describe('per-tenant token limit', () => {
   });
 });
 
-describe('openDatabase', () => {
-  it('reopens an existing file without re-running migrations, and keeps the data', async () => {
-    const file = join(dir, 'reopen/vppd.db');
-    const config = { kind: 'sqlite', url: `sqlite:${file}`, filename: file } as const;
-    const first = await openDatabase(config);
-    const store = createVppTokenStore({ db: first, cipher: createTokenCipher(key), clock: () => new Date() });
+describe.each(storageEngines)('openStorage on %s', (kind) => {
+  it('reopens an existing database without re-running migrations, and keeps the data', async () => {
+    const file = join(dir, `reopen-${kind}/vppd.db`);
+    const config = parseDatabaseUrl(await testDatabaseUrl(kind, `sqlite:${file}`));
+    const first = await openStorage(config);
+    const store = createVppTokenStore({
+      storage: first,
+      cipher: createTokenCipher(key),
+      clock: () => new Date(),
+    });
     const { token, decoded } = newToken(tenantA);
     await store.create(token, decoded);
-    await first.destroy();
-    const second = await openDatabase(config);
+    await first.close();
+    const second = await openStorage(config);
     opened.push(second);
     const again = createVppTokenStore({
-      db: second,
+      storage: second,
       cipher: createTokenCipher(key),
       clock: () => new Date(),
     });
     expect((await again.get(tenantA, token.id))?.id).toBe(token.id);
-    const migrations = await second
+    const migrations = await second.db
       .selectFrom('vppd_migrations' as never)
       .selectAll()
       .execute();
     // Each migration ran exactly once, none again on reopen.
-    expect(migrations).toHaveLength(Object.keys(storageMigrations).length);
+    expect(migrations).toHaveLength(Object.keys(storageMigrations(second.ddl)).length);
   });
 
-  it('works in memory', async () => {
-    const db = await openDatabase({ kind: 'sqlite-memory', url: 'sqlite::memory:' });
-    opened.push(db);
-    const store = createVppTokenStore({ db, cipher: createTokenCipher(key), clock: () => new Date() });
+  it.runIf(kind === 'sqlite')('works in memory', async () => {
+    const storage = await openStorage(parseDatabaseUrl('sqlite::memory:'));
+    opened.push(storage);
+    const store = createVppTokenStore({ storage, cipher: createTokenCipher(key), clock: () => new Date() });
     const { token, decoded } = newToken(tenantA);
     await store.create(token, decoded);
     expect(await store.count(tenantA)).toBe(1);

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openDatabase, type VppdDatabase } from '../src/storage/open-database.js';
+import type { StorageEngine } from '../src/storage/engine.js';
+import { openStorage, type VppdDatabase } from '../src/storage/open-database.js';
 import { type ClaimedSync, createSyncJobStore, type SyncJobStore } from '../src/storage/sync-job-store.js';
 import { createTokenCipher } from '../src/storage/token-cipher.js';
 import { createVppTokenStore } from '../src/storage/vpp-token-store.js';
@@ -27,19 +28,25 @@ const small = Array.from(
   (_, i) => `5a000000-0000-4000-8000-0000000000${String(i).padStart(2, '0')}`,
 );
 
-async function queued(): Promise<{ file: string; db: VppdDatabase; order: Map<string, string[]> }> {
+async function queued(): Promise<{
+  file: string;
+  db: VppdDatabase;
+  storage: StorageEngine;
+  order: Map<string, string[]>;
+}> {
   const dir = mkdtempSync(join(tmpdir(), 'vppd-fairness-'));
   dirs.push(dir);
   const file = join(dir, 'vppd.db');
-  const db = await openDatabase({ kind: 'sqlite', url: `sqlite:${file}`, filename: file });
+  const dbStorage = await openStorage({ kind: 'sqlite', url: `sqlite:${file}`, filename: file });
+  const db = dbStorage.db;
   opened.push(db);
   const clock = createFakeClock();
   const tokens = createVppTokenStore({
-    db,
+    storage: dbStorage,
     cipher: createTokenCipher(Buffer.alloc(32, 7)),
     clock: clock.now,
   });
-  const jobs = createSyncJobStore({ db, newId: createSequentialIds('0000aaaa') });
+  const jobs = createSyncJobStore({ storage: dbStorage, newId: createSequentialIds('0000aaaa') });
   // Request order per tenant, the order the claims must keep within each tenant.
   const order = new Map<string, string[]>();
   const request = async (tenantId: string, count: number) => {
@@ -55,7 +62,7 @@ async function queued(): Promise<{ file: string; db: VppdDatabase; order: Map<st
   };
   await request(big, 200);
   for (const tenant of small) await request(tenant, 10);
-  return { file, db, order };
+  return { file, db, storage: dbStorage, order };
 }
 
 /** Claims every job one at a time, ending each claim before the next (concurrency 1). */
@@ -100,16 +107,22 @@ function assertFair(claimed: readonly ClaimedSync[], order: Map<string, string[]
 
 describe('fair claims across tenants', () => {
   it('starts each waiting tenant’s first sync before a busy tenant’s second', async () => {
-    const { db, order } = await queued();
-    const claimed = await claimAll([createSyncJobStore({ db, newId: () => crypto.randomUUID() })], ['w1']);
+    const { storage, order } = await queued();
+    const claimed = await claimAll(
+      [createSyncJobStore({ storage, newId: () => crypto.randomUUID() })],
+      ['w1'],
+    );
     assertFair(claimed, order);
   });
 
   it('keeps the order and the global limit with two processes claiming in turns', async () => {
-    const { file, db, order } = await queued();
-    const other = await openDatabase({ kind: 'sqlite', url: `sqlite:${file}`, filename: file });
+    const { file, storage, order } = await queued();
+    const otherStorage = await openStorage({ kind: 'sqlite', url: `sqlite:${file}`, filename: file });
+    const other = otherStorage.db;
     opened.push(other);
-    const stores = [db, other].map((d) => createSyncJobStore({ db: d, newId: () => crypto.randomUUID() }));
+    const stores = [storage, otherStorage].map((d) =>
+      createSyncJobStore({ storage: d, newId: () => crypto.randomUUID() }),
+    );
     // The limit is global: while w1 holds the only slot, w2 claims nothing.
     const now = new Date('2026-03-02T00:00:00.000Z');
     const options = {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { SyncRunRow } from '../src/storage/database-schema.js';
-import { openDatabase, type VppdDatabase } from '../src/storage/open-database.js';
+import { openStorage, type VppdDatabase } from '../src/storage/open-database.js';
 import { createSyncJobStore } from '../src/storage/sync-job-store.js';
 import { createTokenCipher } from '../src/storage/token-cipher.js';
 import { createVppTokenStore } from '../src/storage/vpp-token-store.js';
@@ -25,15 +25,16 @@ async function fixture() {
   const dir = mkdtempSync(join(tmpdir(), 'vppd-history-'));
   dirs.push(dir);
   const file = join(dir, 'vppd.db');
-  const db = await openDatabase({ kind: 'sqlite', url: `sqlite:${file}`, filename: file });
+  const dbStorage = await openStorage({ kind: 'sqlite', url: `sqlite:${file}`, filename: file });
+  const db = dbStorage.db;
   opened.push(db);
   const clock = createFakeClock('2026-06-01T00:00:00.000Z');
   const tokens = createVppTokenStore({
-    db,
+    storage: dbStorage,
     cipher: createTokenCipher(Buffer.alloc(32, 3)),
     clock: clock.now,
   });
-  const jobs = createSyncJobStore({ db, newId: () => crypto.randomUUID() });
+  const jobs = createSyncJobStore({ storage: dbStorage, newId: () => crypto.randomUUID() });
   return { file, db, clock, tokens, jobs };
 }
 

@@ -67,7 +67,7 @@ export function registerVppTokenRoutes(
   // process or another one on the database, changes the stamp and so retires every kept response.
   // The key holds all the bytes depend on: tenant, `Prefer`, external base (links; behind a proxy it
   // varies with the forwarded headers) and URL (version, query).
-  const changeStamp = createChangeStamp(context.db);
+  const changeStamp = createChangeStamp(context.storage);
   const responses = createResponseCache<Buffer>();
   // Promise chains, not async functions: a hit (most reads under load) costs the handler one promise
   // and one continuation after the stamp, instead of three of each.

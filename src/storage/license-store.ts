@@ -1,14 +1,9 @@
 export type { LicenseAssignmentInput } from './assignment-chunks.js';
 
-import { CompiledQuery, type Insertable, type Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import { type AssignmentChunk, AssignmentChunker, type LicenseAssignmentInput } from './assignment-chunks.js';
-import type {
-  DatabaseSchema,
-  LicenseAppMetadataRow,
-  LicenseAssetRow,
-  LicenseAssignmentChunkRow,
-} from './database-schema.js';
-import type { VppdDatabase } from './open-database.js';
+import type { DatabaseSchema } from './database-schema.js';
+import type { BulkInsertSpec, StorageEngine } from './engine.js';
 import { dateToColumn } from './vpp-token-columns.js';
 
 /** A licensed asset as Apple counts it (`GET /assets`); identity `(adamId, pricingParam)`. */
@@ -90,162 +85,92 @@ export interface LicenseStore {
   ): Promise<void>;
 }
 
-// Bound-parameter budget per statement: SQLite allows 32,766 and PostgreSQL 65,535.
+// Rows per statement (bound parameters: SQLite allows 32,766 per statement, PostgreSQL 65,535).
 const chunkInsertRows = 200;
 const assetChunk = 500;
 const metadataChunk = 200;
 const deleteChunk = 2000;
-// Column order of the chunk insert (the order of LicenseAssignmentChunkRow's keys).
-const chunkColumns = [
-  'run_key',
-  'adam_id',
-  'pricing_param',
-  'first_seq',
-  'last_seq',
-  'holder_count',
-  'seqs',
-  'holders',
-];
-// Column order of the asset upsert (the order of the sample row in assetInsertSql).
-const assetColumns = [
-  'run_id',
-  'tenant_id',
-  'token_id',
-  'adam_id',
-  'pricing_param',
-  'product_type',
-  'total_count',
-  'assigned_count',
-  'available_count',
-  'retired_count',
-  'device_assignable',
-  'revocable',
-  'supported_platforms',
-];
-
-// Column order of the metadata upsert (the order of the sample row in metadataUpsertSql).
-const metadataColumns = [
-  'adam_id',
-  'name',
-  'bundle_id',
-  'kind',
-  'artwork_url',
-  'device_families',
-  'platform',
-  'country',
-  'fetched_at',
-];
 
 type Trx = Transaction<DatabaseSchema>;
 
-/**
- * A multi-row statement's SQL text per row count, compiled by Kysely once per count: batches only
- * build their parameters, which must be `columns` per row in that order (checked once per count).
- */
-function compiledPerRowCount(
-  label: string,
-  columns: readonly string[],
-  compile: (rows: number) => CompiledQuery,
-): (rows: number) => string {
-  const texts = new Map<number, string>();
-  return (rows) => {
-    let text = texts.get(rows);
-    if (text === undefined) {
-      const compiled = compile(rows);
-      if (compiled.parameters.length !== rows * columns.length) {
-        throw new Error(`${label}: unexpected parameter layout`);
-      }
-      text = compiled.sql;
-      texts.set(rows, text);
-    }
-    return text;
-  };
-}
+/** The chunk insert: columns in the order writeChunks gives the values. */
+const chunkInsert: BulkInsertSpec = {
+  table: 'license_assignment_chunks',
+  columns: [
+    { name: 'run_key', type: 'bigint' },
+    { name: 'adam_id', type: 'text' },
+    { name: 'pricing_param', type: 'text' },
+    { name: 'first_seq', type: 'integer' },
+    { name: 'last_seq', type: 'integer' },
+    { name: 'holder_count', type: 'integer' },
+    { name: 'seqs', type: 'text' },
+    { name: 'holders', type: 'text' },
+  ],
+  maxRows: chunkInsertRows,
+};
 
-/** Builds the Kysely-backed license store. */
-export function createLicenseStore(options: { readonly db: VppdDatabase }): LicenseStore {
-  const { db } = options;
+/** The asset upsert: Apple lists an (adamId, pricingParam) once; a repeat in a page keeps the last counts. */
+const assetUpsert: BulkInsertSpec = {
+  table: 'license_assets',
+  columns: [
+    { name: 'run_id', type: 'text' },
+    { name: 'tenant_id', type: 'text' },
+    { name: 'token_id', type: 'text' },
+    { name: 'adam_id', type: 'text' },
+    { name: 'pricing_param', type: 'text' },
+    { name: 'product_type', type: 'text' },
+    { name: 'total_count', type: 'bigint' },
+    { name: 'assigned_count', type: 'bigint' },
+    { name: 'available_count', type: 'bigint' },
+    { name: 'retired_count', type: 'bigint' },
+    { name: 'device_assignable', type: 'integer' },
+    { name: 'revocable', type: 'integer' },
+    { name: 'supported_platforms', type: 'text' },
+  ],
+  onConflict: {
+    key: ['run_id', 'adam_id', 'pricing_param'],
+    update: ['total_count', 'assigned_count', 'available_count', 'retired_count'],
+  },
+  maxRows: assetChunk,
+};
 
-  /** The chunk insert for `rows` rows. */
-  const chunkInsertSql = compiledPerRowCount('license_assignment_chunks insert', chunkColumns, (rows) => {
-    const sample: LicenseAssignmentChunkRow = {
-      run_key: 0,
-      adam_id: '',
-      pricing_param: '',
-      first_seq: 0,
-      last_seq: 0,
-      holder_count: 0,
-      seqs: '',
-      holders: '',
-    };
-    return db
-      .insertInto('license_assignment_chunks')
-      .values(Array.from({ length: rows }, () => sample))
-      .compile();
-  });
+/** The metadata upsert (a refresh overwrites everything but the key). */
+const metadataUpsert: BulkInsertSpec = {
+  table: 'license_app_metadata',
+  columns: [
+    { name: 'adam_id', type: 'text' },
+    { name: 'name', type: 'text' },
+    { name: 'bundle_id', type: 'text' },
+    { name: 'kind', type: 'text' },
+    { name: 'artwork_url', type: 'text' },
+    { name: 'device_families', type: 'text' },
+    { name: 'platform', type: 'text' },
+    { name: 'country', type: 'text' },
+    { name: 'fetched_at', type: 'text' },
+  ],
+  onConflict: {
+    key: ['adam_id'],
+    update: [
+      'name',
+      'bundle_id',
+      'kind',
+      'artwork_url',
+      'device_families',
+      'platform',
+      'country',
+      'fetched_at',
+    ],
+  },
+  maxRows: metadataChunk,
+};
 
-  /** The asset upsert for `rows` rows (compiling one took ~5 ms per 500 rows). */
-  const assetInsertSql = compiledPerRowCount('license_assets insert', assetColumns, (rows) => {
-    const sample: Insertable<LicenseAssetRow> = {
-      run_id: '',
-      tenant_id: '',
-      token_id: '',
-      adam_id: '',
-      pricing_param: '',
-      product_type: null,
-      total_count: 0,
-      assigned_count: 0,
-      available_count: 0,
-      retired_count: 0,
-      device_assignable: null,
-      revocable: null,
-      supported_platforms: '',
-    };
-    // Apple lists an (adamId, pricingParam) once; a repeat in a page keeps the last answer.
-    return db
-      .insertInto('license_assets')
-      .values(Array.from({ length: rows }, () => sample))
-      .onConflict((oc) =>
-        oc.columns(['run_id', 'adam_id', 'pricing_param']).doUpdateSet((eb) => ({
-          total_count: eb.ref('excluded.total_count'),
-          assigned_count: eb.ref('excluded.assigned_count'),
-          available_count: eb.ref('excluded.available_count'),
-          retired_count: eb.ref('excluded.retired_count'),
-        })),
-      )
-      .compile();
-  });
-
-  /** The metadata upsert for `rows` rows. */
-  const metadataUpsertSql = compiledPerRowCount('license_app_metadata upsert', metadataColumns, (rows) => {
-    const sample: LicenseAppMetadataRow = {
-      adam_id: '',
-      name: null,
-      bundle_id: null,
-      kind: null,
-      artwork_url: null,
-      device_families: '',
-      platform: '',
-      country: '',
-      fetched_at: '',
-    };
-    return db
-      .insertInto('license_app_metadata')
-      .values(Array.from({ length: rows }, () => sample))
-      .onConflict((oc) =>
-        oc.column('adam_id').doUpdateSet((eb) => ({
-          name: eb.ref('excluded.name'),
-          bundle_id: eb.ref('excluded.bundle_id'),
-          kind: eb.ref('excluded.kind'),
-          artwork_url: eb.ref('excluded.artwork_url'),
-          device_families: eb.ref('excluded.device_families'),
-          platform: eb.ref('excluded.platform'),
-          country: eb.ref('excluded.country'),
-          fetched_at: eb.ref('excluded.fetched_at'),
-        })),
-      )
-      .compile();
-  });
+/** Builds the Kysely-backed license store; its multi-row inserts are the engine's (storage/engine.ts). */
+export function createLicenseStore(options: { readonly storage: StorageEngine }): LicenseStore {
+  const { storage } = options;
+  const { db } = storage;
+  const insertChunks = storage.bulkInsert(chunkInsert);
+  const upsertAssets = storage.bulkInsert(assetUpsert);
+  const upsertMetadata = storage.bulkInsert(metadataUpsert);
 
   /** The run's assignment key, created on first use (inside the staging transaction). */
   const stagingKey = async (trx: Trx, runId: string): Promise<number> => {
@@ -277,54 +202,45 @@ export function createLicenseStore(options: { readonly db: VppdDatabase }): Lice
     if (chunks.length === 0) return;
     await db.transaction().execute(async (trx) => {
       const runKey = await stagingKey(trx, runId);
-      for (let i = 0; i < chunks.length; i += chunkInsertRows) {
-        const end = Math.min(chunks.length, i + chunkInsertRows);
-        const parameters = new Array<unknown>((end - i) * chunkColumns.length);
-        let k = 0;
-        for (let j = i; j < end; j++) {
-          const c = chunks[j] as AssignmentChunk;
-          parameters[k++] = runKey;
-          parameters[k++] = c.adamId;
-          parameters[k++] = c.pricingParam;
-          parameters[k++] = c.firstSeq;
-          parameters[k++] = c.lastSeq;
-          parameters[k++] = c.holderCount;
-          parameters[k++] = c.seqs;
-          parameters[k++] = c.holders;
-        }
-        await trx.executeQuery(CompiledQuery.raw(chunkInsertSql(end - i), parameters));
+      const width = chunkInsert.columns.length;
+      const values = new Array<unknown>(chunks.length * width);
+      let k = 0;
+      for (const c of chunks) {
+        values[k++] = runKey;
+        values[k++] = c.adamId;
+        values[k++] = c.pricingParam;
+        values[k++] = c.firstSeq;
+        values[k++] = c.lastSeq;
+        values[k++] = c.holderCount;
+        values[k++] = c.seqs;
+        values[k++] = c.holders;
       }
+      await insertChunks(trx, values);
     });
   };
 
   return {
     async insertAssets(run, assets) {
       if (assets.length === 0) return;
+      const values = new Array<unknown>(assets.length * assetUpsert.columns.length);
+      let k = 0;
+      for (const a of assets) {
+        values[k++] = run.runId;
+        values[k++] = run.tenantId;
+        values[k++] = run.tokenId;
+        values[k++] = a.adamId;
+        values[k++] = a.pricingParam;
+        values[k++] = a.productType ?? null;
+        values[k++] = a.totalCount;
+        values[k++] = a.assignedCount;
+        values[k++] = a.availableCount;
+        values[k++] = a.retiredCount;
+        values[k++] = a.deviceAssignable === undefined ? null : a.deviceAssignable ? 1 : 0;
+        values[k++] = a.revocable === undefined ? null : a.revocable ? 1 : 0;
+        values[k++] = JSON.stringify(a.supportedPlatforms);
+      }
       // One transaction (one commit) per call, however many statements the page needs.
-      await db.transaction().execute(async (trx) => {
-        for (let i = 0; i < assets.length; i += assetChunk) {
-          const end = Math.min(assets.length, i + assetChunk);
-          const parameters = new Array<unknown>((end - i) * assetColumns.length);
-          let k = 0;
-          for (let j = i; j < end; j++) {
-            const a = assets[j] as LicenseAssetInput;
-            parameters[k++] = run.runId;
-            parameters[k++] = run.tenantId;
-            parameters[k++] = run.tokenId;
-            parameters[k++] = a.adamId;
-            parameters[k++] = a.pricingParam;
-            parameters[k++] = a.productType ?? null;
-            parameters[k++] = a.totalCount;
-            parameters[k++] = a.assignedCount;
-            parameters[k++] = a.availableCount;
-            parameters[k++] = a.retiredCount;
-            parameters[k++] = a.deviceAssignable === undefined ? null : a.deviceAssignable ? 1 : 0;
-            parameters[k++] = a.revocable === undefined ? null : a.revocable ? 1 : 0;
-            parameters[k++] = JSON.stringify(a.supportedPlatforms);
-          }
-          await trx.executeQuery(CompiledQuery.raw(assetInsertSql(end - i), parameters));
-        }
-      });
+      await db.transaction().execute((trx) => upsertAssets(trx, values));
     },
 
     async insertAssignments(runId, firstSeq, assignments) {
@@ -403,26 +319,20 @@ export function createLicenseStore(options: { readonly db: VppdDatabase }): Lice
     async upsertMetadata(entries, lookup, now) {
       if (entries.length === 0) return;
       const fetchedAt = dateToColumn(now);
-      await db.transaction().execute(async (trx) => {
-        for (let i = 0; i < entries.length; i += metadataChunk) {
-          const end = Math.min(entries.length, i + metadataChunk);
-          const parameters = new Array<unknown>((end - i) * metadataColumns.length);
-          let k = 0;
-          for (let j = i; j < end; j++) {
-            const e = entries[j] as AppMetadataInput;
-            parameters[k++] = e.adamId;
-            parameters[k++] = e.name ?? null;
-            parameters[k++] = e.bundleId ?? null;
-            parameters[k++] = e.kind ?? null;
-            parameters[k++] = e.artworkUrl ?? null;
-            parameters[k++] = JSON.stringify(e.deviceFamilies);
-            parameters[k++] = lookup.platform;
-            parameters[k++] = lookup.country;
-            parameters[k++] = fetchedAt;
-          }
-          await trx.executeQuery(CompiledQuery.raw(metadataUpsertSql(end - i), parameters));
-        }
-      });
+      const values = new Array<unknown>(entries.length * metadataUpsert.columns.length);
+      let k = 0;
+      for (const e of entries) {
+        values[k++] = e.adamId;
+        values[k++] = e.name ?? null;
+        values[k++] = e.bundleId ?? null;
+        values[k++] = e.kind ?? null;
+        values[k++] = e.artworkUrl ?? null;
+        values[k++] = JSON.stringify(e.deviceFamilies);
+        values[k++] = lookup.platform;
+        values[k++] = lookup.country;
+        values[k++] = fetchedAt;
+      }
+      await db.transaction().execute((trx) => upsertMetadata(trx, values));
     },
   };
 }

@@ -1,27 +1,48 @@
-import { type Dialect, Kysely, Migrator } from 'kysely';
+import { type Kysely, Migrator } from 'kysely';
 import { errors } from '../domain/errors.js';
 import type { DatabaseSchema } from './database-schema.js';
+import type { StorageEngine } from './engine.js';
 import { storageMigrations } from './migrations/storage-migrations.js';
-import { createSqliteDialect } from './sqlite-dialect.js';
+import { defaultPostgresPoolSize, type PostgresDatabaseConfig, parsePostgresUrl } from './postgres/config.js';
+import { createPostgresEngine } from './postgres/engine.js';
+import { parseSqliteUrl, type SqliteDatabaseConfig } from './sqlite/config.js';
+import { createSqliteEngine } from './sqlite/engine.js';
 
-/** Where the data lives. Only SQLite is wired today; the PostgreSQL dialect is a later step. */
-export type DatabaseConfig =
-  | { readonly kind: 'sqlite'; readonly url: string; readonly filename: string }
-  | { readonly kind: 'sqlite-memory'; readonly url: string };
+// The one place that lists the engines (storage/sqlite/, storage/postgres/): it picks one by the
+// database URL. Everything else receives the StorageEngine and never asks which it is.
+
+/** Where the data lives: a SQLite file or memory, or a PostgreSQL server. */
+export type DatabaseConfig = SqliteDatabaseConfig | PostgresDatabaseConfig;
 
 /** The typed database handle every store uses. */
 export type VppdDatabase = Kysely<DatabaseSchema>;
 
-/** Picks the Kysely dialect for a database URL; the only place that knows which engine runs. */
-export function createDialect(config: DatabaseConfig, options: OpenDatabaseOptions = {}): Dialect {
+export { defaultPostgresPoolSize };
+
+/**
+ * Parses a database URL: `sqlite:<path>`, `sqlite::memory:`, `postgres://…` or `postgresql://…`
+ * (README, "Database"). `poolSize` is the PostgreSQL pool's size. Throws an Error whose message is
+ * meant for the operator and never contains a password.
+ */
+export function parseDatabaseUrl(url: string, options: { readonly poolSize?: number } = {}): DatabaseConfig {
+  const config = parseSqliteUrl(url) ?? parsePostgresUrl(url, options.poolSize ?? defaultPostgresPoolSize);
+  if (config === undefined) throw new Error('must be sqlite:<path>, sqlite::memory: or postgres://…');
+  return config;
+}
+
+export interface OpenStorageOptions {
+  /** Told about an existing data directory or database file that group or others may access (SQLite). */
+  readonly onInsecureMode?: (path: string, mode: number) => void;
+}
+
+/** Connects to the database of `config` (its schema as it is: see {@link openStorage}). */
+export function createStorageEngine(config: DatabaseConfig, options: OpenStorageOptions = {}): StorageEngine {
   switch (config.kind) {
     case 'sqlite':
-      return createSqliteDialect({
-        filename: config.filename,
-        ...(options.onInsecureMode ? { onInsecureMode: options.onInsecureMode } : {}),
-      });
     case 'sqlite-memory':
-      return createSqliteDialect({ filename: ':memory:' });
+      return createSqliteEngine(config, options);
+    case 'postgres':
+      return createPostgresEngine(config);
     default: {
       const unreachable: never = config;
       throw errors.config('VPPD_DATABASE_URL', `unsupported database ${JSON.stringify(unreachable)}`);
@@ -29,19 +50,25 @@ export function createDialect(config: DatabaseConfig, options: OpenDatabaseOptio
   }
 }
 
-/** The migrator of vppd's schema (its migrations, its bookkeeping tables). */
-export function createMigrator(db: Kysely<unknown>): Migrator {
+/** The migrator of vppd's schema (its migrations with the engine's column types, its bookkeeping tables). */
+export function createMigrator(storage: StorageEngine): Migrator {
+  const migrations = storageMigrations(storage.ddl);
   return new Migrator({
-    db,
-    provider: { getMigrations: async () => storageMigrations },
+    db: storage.db,
+    provider: { getMigrations: async () => migrations },
     migrationTableName: 'vppd_migrations',
     migrationLockTableName: 'vppd_migrations_lock',
   });
 }
 
-/** Applies every pending migration; a failed migration stops start-up with its name. */
-export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {
-  const { error, results = [] } = await createMigrator(db).migrateToLatest();
+/**
+ * Applies every pending migration, under the engine's migration lock (several processes starting at
+ * once migrate once); a failed migration stops start-up with its name.
+ */
+export async function migrateToLatest(storage: StorageEngine): Promise<string[]> {
+  const { error, results = [] } = await storage.withMigrationLock(() =>
+    createMigrator(storage).migrateToLatest(),
+  );
   const failed = results.find((r) => r.status === 'Error');
   if (error !== undefined) {
     throw errors.internal(
@@ -52,22 +79,22 @@ export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {
   return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
 
-export interface OpenDatabaseOptions {
-  /** Told about an existing data directory or database file that group or others may access. */
-  readonly onInsecureMode?: (path: string, mode: number) => void;
-}
-
 /** Opens the database named by the configuration and brings its schema up to date. */
-export async function openDatabase(
+export async function openStorage(
   config: DatabaseConfig,
-  options: OpenDatabaseOptions = {},
-): Promise<VppdDatabase> {
-  const db = new Kysely<DatabaseSchema>({ dialect: createDialect(config, options) });
+  options: OpenStorageOptions = {},
+): Promise<StorageEngine> {
+  const storage = createStorageEngine(config, options);
   try {
-    await migrateToLatest(db as unknown as Kysely<unknown>);
+    await migrateToLatest(storage);
   } catch (error) {
-    await db.destroy();
+    await storage.close();
     throw error;
   }
-  return db;
+  return storage;
+}
+
+/** {@link openStorage}, for a caller that only queries (the stores that need the engine take it). */
+export async function openDatabase(config: DatabaseConfig): Promise<VppdDatabase> {
+  return (await openStorage(config)).db;
 }

@@ -1,10 +1,10 @@
+import type { StorageEngine } from './engine.js';
 import { createSyncHistoryRetention, type SyncHistoryRetention } from './sync-jobs/history-retention.js';
 import { createLocationClaims, type LocationClaims } from './sync-jobs/location-claims.js';
 import { createSyncQueue, type SyncQueue } from './sync-jobs/queue.js';
 import { createSyncRunHistory, type SyncRunHistory } from './sync-jobs/run-history.js';
 import { createSyncRunOutcomes, type SyncRunOutcomes } from './sync-jobs/run-outcome.js';
 import { createSyncSchedule, type SyncSchedule } from './sync-jobs/schedule.js';
-import type { SyncJobStoreOptions } from './sync-jobs/transaction.js';
 import { type CheckpointResult, checkpointWhenIdle } from './wal-checkpoint.js';
 
 export { type SyncTrigger, syncTriggers } from '../domain/sync-trigger.js';
@@ -21,7 +21,7 @@ export {
 } from './sync-jobs/queue.js';
 export type { SyncRun, SyncRunHistory } from './sync-jobs/run-history.js';
 export { LeaseLostError, type SnapshotCommit, type SyncRunOutcomes } from './sync-jobs/run-outcome.js';
-export { isForeignKeyViolation, type SyncSchedule } from './sync-jobs/schedule.js';
+export type { SyncSchedule } from './sync-jobs/schedule.js';
 export type { SyncJobStoreOptions } from './sync-jobs/transaction.js';
 export type { CheckpointResult } from './wal-checkpoint.js';
 
@@ -41,21 +41,31 @@ export interface SyncJobStore
     SyncHistoryRetention,
     SyncSchedule {
   /**
-   * On SQLite, when no sync ran for `idleMs`: `PRAGMA wal_checkpoint(TRUNCATE)`, the WAL back to
-   * zero bytes (storage/wal-checkpoint.ts). Elsewhere nothing.
+   * When no sync ran for `idleMs`, the engine's write-ahead log is truncated back to zero bytes where it
+   * keeps one (SQLite's WAL; storage/wal-checkpoint.ts); elsewhere nothing.
    */
   checkpointWhenIdle(now: Date, idleMs: number): Promise<CheckpointResult>;
+  /**
+   * True when a write failed because a row it references is gone (a foreign-key violation): the token
+   * was deleted while its sync ran.
+   */
+  isForeignKeyViolation(error: unknown): boolean;
 }
 
 /** Builds the Kysely-backed job store. */
-export function createSyncJobStore(options: SyncJobStoreOptions): SyncJobStore {
+export function createSyncJobStore(options: {
+  readonly storage: StorageEngine;
+  readonly newId: () => string;
+}): SyncJobStore {
+  const parts = { ...options, db: options.storage.db };
   return {
-    ...createSyncQueue(options),
-    ...createSyncRunOutcomes(options),
-    ...createLocationClaims(options),
-    ...createSyncRunHistory(options),
-    ...createSyncHistoryRetention(options),
-    ...createSyncSchedule(options),
-    checkpointWhenIdle: (now, idleMs) => checkpointWhenIdle(options.db, now, idleMs),
+    isForeignKeyViolation: (error) => options.storage.isForeignKeyViolation(error),
+    ...createSyncQueue(parts),
+    ...createSyncRunOutcomes(parts),
+    ...createLocationClaims(parts),
+    ...createSyncRunHistory(parts),
+    ...createSyncHistoryRetention(parts),
+    ...createSyncSchedule(parts),
+    checkpointWhenIdle: (now, idleMs) => checkpointWhenIdle(options.storage, now, idleMs),
   };
 }

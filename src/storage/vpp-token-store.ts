@@ -12,9 +12,9 @@ import type { TokenActionResult } from '../domain/sync-lifecycle.js';
 import type { VppToken } from '../domain/vpp-token.js';
 import { actionResultFromRow, actionResultToRow } from './action-result-rows.js';
 import type { DatabaseSchema, VppTokenRow } from './database-schema.js';
+import type { StorageEngine } from './engine.js';
 import { countListRows, fetchListPage, type ListPage } from './list-query-compiler.js';
 import type { VppdDatabase } from './open-database.js';
-import { isUniqueViolation } from './storage-errors.js';
 import type { TokenCipher } from './token-cipher.js';
 import { booleanToColumn, dateFromColumn, dateToColumn, vppTokenColumns } from './vpp-token-columns.js';
 
@@ -95,7 +95,7 @@ export interface VppTokenStore {
 }
 
 export interface VppTokenStoreOptions {
-  readonly db: VppdDatabase;
+  readonly storage: StorageEngine;
   readonly cipher: TokenCipher;
   readonly clock: () => Date;
   /** Most tokens a tenant may hold (Intune's limit, docs/graph-api.md "Tokens"; default 3,000). */
@@ -110,7 +110,8 @@ const sealContext = (tenantId: string, id: string) => `vppd:vppToken:${tenantId}
 
 /** Builds the Kysely-backed token store. */
 export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStore {
-  const { db, cipher, clock } = options;
+  const { storage, cipher, clock } = options;
+  const { db } = storage;
   const maxTokens = options.maxTokensPerTenant ?? defaultMaxTokensPerTenant;
 
   const loadActionResults = async (
@@ -205,7 +206,7 @@ export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStor
           await writeActionResults(trx, token.tenantId, token.id, token.tokenActionResults);
         });
       } catch (error) {
-        if (isUniqueViolation(error)) throw duplicateSToken();
+        if (storage.isUniqueViolation(error)) throw duplicateSToken();
         throw error;
       }
       const stored = await getWith(db, token.tenantId, token.id);
@@ -249,7 +250,7 @@ export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStor
             .executeTakeFirst();
           if (Number(result.numUpdatedRows) === 0) return undefined;
         } catch (error) {
-          if (isUniqueViolation(error)) throw duplicateSToken();
+          if (storage.isUniqueViolation(error)) throw duplicateSToken();
           throw error;
         }
       }

@@ -1,25 +1,24 @@
-import { sql } from 'kysely';
-import type { VppdDatabase } from './open-database.js';
-import { sqliteConnectionOf } from './sqlite-dialect.js';
+import type { StorageEngine } from './engine.js';
 import { dateToColumn } from './vpp-token-columns.js';
 
 /** What {@link checkpointWhenIdle} did. */
 export type CheckpointResult =
-  | { readonly ran: false; readonly reason: 'notSqlite' | 'busy' }
+  | { readonly ran: false; readonly reason: 'noLog' | 'busy' }
   | { readonly ran: true; readonly complete: boolean };
 
 /**
- * SQLite only (other engines have no WAL file to shrink): when no sync holds a live lease and no run
- * finished within `idleMs`, checkpoints the WAL and truncates it to zero bytes, so a node
- * that synced a lot does not keep a WAL of tens of MB while idle. `complete` is false when a reader
- * (another process) kept part of the WAL; the next idle check tries again.
+ * When no sync holds a live lease and no run finished within `idleMs`, has the engine truncate its
+ * write-ahead log (SQLite's WAL, back to zero bytes), so a node that synced a lot does not keep a WAL of
+ * tens of MB while idle; engines without such a file (PostgreSQL) do nothing. `complete` is false when a
+ * reader (another process) kept part of the log; the next idle check tries again.
  */
 export async function checkpointWhenIdle(
-  db: VppdDatabase,
+  storage: StorageEngine,
   now: Date,
   idleMs: number,
 ): Promise<CheckpointResult> {
-  if (sqliteConnectionOf(db.getExecutor().adapter) === undefined) return { ran: false, reason: 'notSqlite' };
+  if (!storage.hasLocalWriteAheadLog) return { ran: false, reason: 'noLog' };
+  const { db } = storage;
   const since = dateToColumn(new Date(now.getTime() - idleMs));
   const recent = await db
     .selectFrom('sync_jobs')
@@ -30,11 +29,5 @@ export async function checkpointWhenIdle(
     .limit(1)
     .execute();
   if (recent.length > 0) return { ran: false, reason: 'busy' };
-  const result = await sql<{
-    busy: number;
-    log: number;
-    checkpointed: number;
-  }>`PRAGMA wal_checkpoint(TRUNCATE)`.execute(db);
-  const row = result.rows[0];
-  return { ran: true, complete: row !== undefined && Number(row.busy) === 0 };
+  return { ran: true, complete: await storage.truncateWriteAheadLog() };
 }

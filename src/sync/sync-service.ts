@@ -3,8 +3,8 @@ import type { AppleClient } from '../apple/apple-client.js';
 import type { AppleMdmInfo } from '../apple/apple-types.js';
 import type { Logger } from '../domain/logger.js';
 import type { SyncTrigger } from '../domain/sync-trigger.js';
+import type { StorageEngine } from '../storage/engine.js';
 import { createLicenseStore, type LicenseStore } from '../storage/license-store.js';
-import type { VppdDatabase } from '../storage/open-database.js';
 import { loadInstallationId } from '../storage/sync-installation.js';
 import { createSyncJobStore, type SyncJobStore, type SyncRequestResult } from '../storage/sync-job-store.js';
 import { createSyncProgressStore } from '../storage/sync-progress-store.js';
@@ -45,7 +45,8 @@ export interface SyncSettings {
 }
 
 export interface SyncServiceOptions {
-  readonly db: VppdDatabase;
+  /** The storage engine (and its database) the stores run on. */
+  readonly storage: StorageEngine;
   readonly tokens: VppTokenStore;
   readonly apple: AppleClient;
   readonly clock: () => Date;
@@ -95,10 +96,11 @@ export interface SyncService {
 
 /** Builds the sync subsystem; nothing runs until {@link SyncService.start}. */
 export function createSyncService(options: SyncServiceOptions): SyncService {
-  const { db, tokens, apple, clock, newId, logger, settings } = options;
+  const { storage, tokens, apple, clock, newId, logger, settings } = options;
+  const { db } = storage;
   const random = options.random ?? Math.random;
-  const jobs = createSyncJobStore({ db, newId });
-  const licenses = createLicenseStore({ db });
+  const jobs = createSyncJobStore({ storage, newId });
+  const licenses = createLicenseStore({ storage });
   const schedule: SchedulePolicy = { ...defaultSchedulePolicy(settings.intervalMs), ...settings.schedule };
   const workerId = options.workerId ?? `${hostname()}:${process.pid}:${newId().slice(0, 8)}`;
   let worker: SyncWorker | undefined;

@@ -2,12 +2,7 @@ import type { Logger } from '../domain/logger.js';
 import type { SyncFailure } from '../domain/sync-failure.js';
 import type { SyncProgress } from '../domain/sync-phase.js';
 import type { LicenseStore } from '../storage/license-store.js';
-import {
-  type ClaimedSync,
-  isForeignKeyViolation,
-  LeaseLostError,
-  type SyncJobStore,
-} from '../storage/sync-job-store.js';
+import { type ClaimedSync, LeaseLostError, type SyncJobStore } from '../storage/sync-job-store.js';
 import type { SyncProgressStore } from '../storage/sync-progress-store.js';
 import { type BackgroundLane, noLane } from './background-lane.js';
 import type { SyncEngine } from './sync-engine.js';
@@ -288,7 +283,7 @@ export class SyncWorker {
             logger.warn({ ...context, err: errorDetails(e) }, 'could not give the sync job back'),
           );
         logger.info(context, 'sync stopped with vppd; it runs again when a worker starts');
-      } else if (leaseLost || error instanceof LeaseLostError || isForeignKeyViolation(error)) {
+      } else if (leaseLost || error instanceof LeaseLostError || jobs.isForeignKeyViolation(error)) {
         // Another worker took the job over, or the token was deleted: nothing of this run may be committed.
         logger.warn(
           { ...context, err: errorDetails(error) },

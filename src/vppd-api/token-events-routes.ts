@@ -37,7 +37,7 @@ export function registerTokenEventRoutes(
   });
   const feed = createTokenFeed({
     load: loadSummaries,
-    changeStamp: createChangeStamp(db),
+    changeStamp: createChangeStamp(context.storage),
     checkEveryMs: options.checkEveryMs ?? 250,
     refreshEveryMs: options.refreshEveryMs ?? 30_000,
     logger: logger.child({ component: 'dashboard-feed' }),

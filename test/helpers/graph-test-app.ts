@@ -3,8 +3,10 @@ import { pino } from 'pino';
 import { type Config, parseConfig, type RawSettings } from '../../src/config.js';
 import { type AppContext, createContext } from '../../src/context.js';
 import { type BuildAppOptions, buildApp } from '../../src/server/app.js';
+import type { StorageEngineKind } from '../../src/storage/engine.js';
 import { createFakeClock, createSequentialIds, type FakeClock } from './fake-clock.js';
 import { mintToken, roles, testJwtSecret } from './jwt.js';
+import { testDatabaseUrl } from './storage-engines.js';
 
 export const tenantA = 'aaaaaaaa-1111-4111-8111-111111111111';
 export const tenantB = 'bbbbbbbb-2222-4222-8222-222222222222';
@@ -32,14 +34,19 @@ export interface TestApp {
 
 export interface TestAppOptions extends BuildAppOptions {
   readonly settings?: RawSettings;
+  /** The engine of the fresh database (default SQLite in memory; PostgreSQL: a new database). */
+  readonly engine?: StorageEngineKind;
   /** Collects log lines (JSON) when given, to check what is (not) logged. */
   readonly logLines?: string[];
 }
 
-/** Builds a real app on a fresh in-memory database with a fake clock and sequential ids. */
+/** Builds a real app on a fresh database with a fake clock and sequential ids. */
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const clock = createFakeClock();
-  const config = testConfig(options.settings);
+  const config = testConfig({
+    ...(options.engine === undefined ? {} : { database: await testDatabaseUrl(options.engine) }),
+    ...options.settings,
+  });
   const lines = options.logLines;
   const logger = lines
     ? pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) })

@@ -1,10 +1,10 @@
-import Database from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
-import pg from 'pg';
+import type { Kysely } from 'kysely';
 import { appleDeviceDeliveryProtocol, vppTokenState, vppTokenSyncStatus } from '../../src/domain/enums.js';
 import type { GraphEnum } from '../../src/domain/graph-enum.js';
 import type { FilterExpression, FilterLiteral, ListFields, OrderKey } from '../../src/domain/list-query.js';
+import type { StorageEngineKind } from '../../src/storage/engine.js';
 import type { ListColumns } from '../../src/storage/list-query-compiler.js';
+import { openTestStorage, storageEngines } from './storage-engines.js';
 
 // A made-up "widget" entity with one property of every list field type, its columns in a real SQLite
 // table, rows covering the awkward cases (nulls, LIKE wildcards, quotes, case, sub-ms neighbours), and an
@@ -113,49 +113,23 @@ export function buildWidgetRows(count = 64): WidgetRow[] {
   return rows;
 }
 
-/** Databases the list-query tests run on: SQLite always, PostgreSQL when a server is configured. */
-export type WidgetEngine = 'sqlite' | 'postgres';
+/** Databases the list-query tests run on: every engine (the PostgreSQL server of the test run). */
+export type WidgetEngine = StorageEngineKind;
+
+export const widgetEngines: readonly WidgetEngine[] = storageEngines;
 
 /**
- * `VPPD_TEST_POSTGRES_URL` (e.g. `postgres://user@localhost:5432/db`) enables the PostgreSQL runs. The
- * reference evaluator folds case like a C-locale database (ASCII only), so use one created with
- * `--locale=C` (or `LC_CTYPE=C`).
- */
-export const postgresTestUrl = process.env.VPPD_TEST_POSTGRES_URL;
-
-export const widgetEngines: readonly WidgetEngine[] = postgresTestUrl ? ['sqlite', 'postgres'] : ['sqlite'];
-
-let schemaCounter = 0;
-
-/**
- * A Kysely over a fresh widgets table filled with `rows`: an in-memory SQLite, or a new schema of the
- * PostgreSQL test server (dropped by `destroy`). Text columns use the "C" collation on PostgreSQL, as
- * vppd's schema must for string order to match SQLite's.
+ * A Kysely over a fresh widgets table filled with `rows`: an in-memory SQLite, or a new database on the
+ * PostgreSQL test server. Text columns use the engine's byte-order text type (`collate "C"` on
+ * PostgreSQL), as vppd's schema does, for string order to match SQLite's.
  */
 export async function openWidgetDatabase(
   rows: readonly WidgetRow[],
   engine: WidgetEngine = 'sqlite',
 ): Promise<{ db: Kysely<WidgetDatabase>; destroy: () => Promise<void> }> {
-  let db: Kysely<WidgetDatabase>;
-  let cleanup = async () => {};
-  const text = engine === 'postgres' ? sql`text collate "C"` : sql`text`;
-  if (engine === 'postgres') {
-    if (!postgresTestUrl) throw new Error('VPPD_TEST_POSTGRES_URL is not set');
-    schemaCounter += 1;
-    const schema = `widgets_${process.pid}_${schemaCounter}_${Date.now()}`;
-    const pool = new pg.Pool({
-      connectionString: postgresTestUrl,
-      max: 2,
-      options: `-c search_path=${schema}`,
-    });
-    db = new Kysely<WidgetDatabase>({ dialect: new PostgresDialect({ pool }) });
-    await sql`create schema ${sql.id(schema)}`.execute(db);
-    cleanup = async () => {
-      await sql`drop schema ${sql.id(schema)} cascade`.execute(db);
-    };
-  } else {
-    db = new Kysely<WidgetDatabase>({ dialect: new SqliteDialect({ database: new Database(':memory:') }) });
-  }
+  const storage = await openTestStorage(engine, { migrate: false, poolSize: 2 });
+  const db = storage.db as unknown as Kysely<WidgetDatabase>;
+  const text = storage.ddl.text;
   await db.schema
     .createTable('widgets')
     .addColumn('id', text, (c) => c.primaryKey())
@@ -179,10 +153,7 @@ export async function openWidgetDatabase(
   }
   return {
     db,
-    destroy: async () => {
-      await cleanup();
-      await db.destroy();
-    },
+    destroy: () => storage.close(),
   };
 }
 

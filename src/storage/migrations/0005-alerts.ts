@@ -1,25 +1,27 @@
 import type { Kysely, Migration } from 'kysely';
+import type { EngineDdl } from '../engine.js';
 
-// Portable DDL only (text, integer, constraints): the same migration runs on SQLite and PostgreSQL.
+// Column types come from the engine's DDL (storage/engine.ts, EngineDdl): the same migration runs on
+// SQLite and PostgreSQL, and writes on SQLite exactly the DDL it wrote before the engines were split.
 /**
  * Alerts (src/alerts): per-tenant webhook endpoints (secret encrypted like sTokens), the durable
  * outbox every alert is delivered from (one row per event and endpoint, retried with backoff), and
  * the scanner's bookkeeping: which finished sync runs were turned into events, and the token state
  * last alerted, so events are derived from the database and survive any restart.
  */
-export const alerts: Migration = {
+export const alerts = (ddl: EngineDdl): Migration => ({
   async up(db: Kysely<unknown>) {
     await db.schema
       .createTable('alert_webhooks')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
-      .addColumn('url', 'text', (c) => c.notNull())
+      .addColumn('id', ddl.text, (c) => c.primaryKey())
+      .addColumn('tenant_id', ddl.text, (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+      .addColumn('url', ddl.text, (c) => c.notNull())
       /** JSON array of event types the endpoint receives. */
-      .addColumn('events', 'text', (c) => c.notNull())
-      .addColumn('secret_ciphertext', 'text', (c) => c.notNull())
-      .addColumn('secret_iv', 'text', (c) => c.notNull())
-      .addColumn('secret_tag', 'text', (c) => c.notNull())
-      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('events', ddl.text, (c) => c.notNull())
+      .addColumn('secret_ciphertext', ddl.text, (c) => c.notNull())
+      .addColumn('secret_iv', ddl.text, (c) => c.notNull())
+      .addColumn('secret_tag', ddl.text, (c) => c.notNull())
+      .addColumn('created_at', ddl.timestamp, (c) => c.notNull())
       .addUniqueConstraint('alert_webhooks_tenant_id_id_key', ['tenant_id', 'id'])
       .execute();
 
@@ -27,22 +29,22 @@ export const alerts: Migration = {
     // runs twice (or in two processes) never queues an alert twice.
     await db.schema
       .createTable('alert_outbox')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('event_id', 'text', (c) => c.notNull())
-      .addColumn('tenant_id', 'text', (c) => c.notNull())
-      .addColumn('webhook_id', 'text', (c) => c.notNull())
-      .addColumn('event_type', 'text', (c) => c.notNull())
-      .addColumn('token_id', 'text')
-      .addColumn('payload', 'text', (c) => c.notNull())
-      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('id', ddl.text, (c) => c.primaryKey())
+      .addColumn('event_id', ddl.text, (c) => c.notNull())
+      .addColumn('tenant_id', ddl.text, (c) => c.notNull())
+      .addColumn('webhook_id', ddl.text, (c) => c.notNull())
+      .addColumn('event_type', ddl.text, (c) => c.notNull())
+      .addColumn('token_id', ddl.text)
+      .addColumn('payload', ddl.text, (c) => c.notNull())
+      .addColumn('status', ddl.text, (c) => c.notNull())
       .addColumn('attempts', 'integer', (c) => c.notNull())
-      .addColumn('created_at', 'text', (c) => c.notNull())
-      .addColumn('next_attempt_at', 'text', (c) => c.notNull())
-      .addColumn('lease_owner', 'text')
-      .addColumn('lease_expires_at', 'text')
-      .addColumn('delivered_at', 'text')
+      .addColumn('created_at', ddl.timestamp, (c) => c.notNull())
+      .addColumn('next_attempt_at', ddl.timestamp, (c) => c.notNull())
+      .addColumn('lease_owner', ddl.text)
+      .addColumn('lease_expires_at', ddl.timestamp)
+      .addColumn('delivered_at', ddl.timestamp)
       .addColumn('last_status', 'integer')
-      .addColumn('last_error', 'text')
+      .addColumn('last_error', ddl.text)
       .addUniqueConstraint('alert_outbox_webhook_event_key', ['webhook_id', 'event_id'])
       .addForeignKeyConstraint(
         'alert_outbox_webhook_fkey',
@@ -61,10 +63,10 @@ export const alerts: Migration = {
     // Finished runs already turned into events (their durations observed once, too).
     await db.schema
       .createTable('alert_scanned_runs')
-      .addColumn('run_id', 'text', (c) => c.primaryKey())
-      .addColumn('tenant_id', 'text', (c) => c.notNull())
-      .addColumn('token_id', 'text', (c) => c.notNull())
-      .addColumn('finished_at', 'text', (c) => c.notNull())
+      .addColumn('run_id', ddl.text, (c) => c.primaryKey())
+      .addColumn('tenant_id', ddl.text, (c) => c.notNull())
+      .addColumn('token_id', ddl.text, (c) => c.notNull())
+      .addColumn('finished_at', ddl.timestamp, (c) => c.notNull())
       .execute();
     await db.schema
       .createIndex('alert_scanned_runs_finished_idx')
@@ -78,11 +80,11 @@ export const alerts: Migration = {
     // The state each token had when last alerted on; `seq` numbers its stateChanged events.
     await db.schema
       .createTable('alert_token_states')
-      .addColumn('token_id', 'text', (c) => c.primaryKey())
-      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('token_id', ddl.text, (c) => c.primaryKey())
+      .addColumn('tenant_id', ddl.text, (c) => c.notNull())
       .addColumn('state', 'integer', (c) => c.notNull())
       .addColumn('seq', 'integer', (c) => c.notNull())
-      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', ddl.timestamp, (c) => c.notNull())
       .addForeignKeyConstraint(
         'alert_token_states_token_fkey',
         ['tenant_id', 'token_id'],
@@ -92,4 +94,4 @@ export const alerts: Migration = {
       )
       .execute();
   },
-};
+});

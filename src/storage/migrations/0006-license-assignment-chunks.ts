@@ -1,8 +1,8 @@
 import { type Kysely, type Migration, sql } from 'kysely';
-import { serialKeyColumn } from '../dialect-ddl.js';
+import type { EngineDdl } from '../engine.js';
 
-// Portable DDL (text, integer, constraints): the same migration runs on SQLite and PostgreSQL. A
-// plain table with a unique key: on SQLite a rowid table, whose leaves hold a chunk's ~2 KB of text
+// Column types come from the engine's DDL (storage/engine.ts): the same migration runs on SQLite and
+// PostgreSQL, and writes on SQLite exactly the DDL it wrote before the engines were split. A plain table with a unique key: on SQLite a rowid table, whose leaves hold a chunk's ~2 KB of text
 // inline (a WITHOUT ROWID table keeps at most ~1 KB of a row in its B-tree and the rest on overflow
 // pages, which measured ~40% slower to write).
 /**
@@ -12,21 +12,21 @@ import { serialKeyColumn } from '../dialect-ddl.js';
  * ~80 ms (grouping and JSON included). The rows of `license_assignments` are converted (every run's, so the current snapshots keep
  * serving the same licenses) and the table is dropped.
  */
-export const licenseAssignmentChunks: Migration = {
+export const licenseAssignmentChunks = (ddl: EngineDdl): Migration => ({
   async up(db: Kysely<unknown>) {
-    const runKey = serialKeyColumn(db);
+    const runKey = ddl.serialKey;
     await db.schema
       .createTable('license_assignment_chunks')
       .addColumn('run_key', runKey.type, (c) =>
         c.notNull().references('license_runs.run_key').onDelete('cascade'),
       )
-      .addColumn('adam_id', 'text', (c) => c.notNull())
-      .addColumn('pricing_param', 'text', (c) => c.notNull())
+      .addColumn('adam_id', ddl.text, (c) => c.notNull())
+      .addColumn('pricing_param', ddl.text, (c) => c.notNull())
       .addColumn('first_seq', 'integer', (c) => c.notNull())
       .addColumn('last_seq', 'integer', (c) => c.notNull())
       .addColumn('holder_count', 'integer', (c) => c.notNull())
-      .addColumn('seqs', 'text', (c) => c.notNull())
-      .addColumn('holders', 'text', (c) => c.notNull())
+      .addColumn('seqs', ddl.text, (c) => c.notNull())
+      .addColumn('holders', ddl.text, (c) => c.notNull())
       .addUniqueConstraint('license_assignment_chunks_key', [
         'run_key',
         'adam_id',
@@ -37,7 +37,7 @@ export const licenseAssignmentChunks: Migration = {
     await convertAssignmentRows(db);
     await db.schema.dropTable('license_assignments').execute();
   },
-};
+});
 
 interface OldRow {
   run_key: number | string;

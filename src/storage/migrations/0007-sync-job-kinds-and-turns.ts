@@ -1,6 +1,7 @@
 import type { Kysely, Migration } from 'kysely';
+import type { EngineDdl } from '../engine.js';
 
-// Portable DDL only (ADD COLUMN with a constant default, a plain table): the same migration runs on
+// Column types come from the engine's DDL (storage/engine.ts, EngineDdl): the same migration runs on
 // SQLite and PostgreSQL.
 /**
  * Issue 18 and issue 17 item 4.
@@ -11,16 +12,16 @@ import type { Kysely, Migration } from 'kysely';
  *   claims in the same millisecond still order). The claim takes the oldest waiting job of the tenant
  *   served longest ago: round-robin by tenant instead of first come first served.
  */
-export const syncJobKindsAndTurns: Migration = {
+export const syncJobKindsAndTurns = (ddl: EngineDdl): Migration => ({
   async up(db: Kysely<unknown>) {
     await db.schema
       .alterTable('sync_jobs')
-      .addColumn('kind', 'text', (c) => c.notNull().defaultTo('licenses'))
+      .addColumn('kind', ddl.text, (c) => c.notNull().defaultTo('licenses'))
       .execute();
     await db.schema
       .createTable('sync_tenant_turns')
-      .addColumn('tenant_id', 'text', (c) => c.primaryKey())
-      .addColumn('last_turn', 'bigint', (c) => c.notNull())
+      .addColumn('tenant_id', ddl.text, (c) => c.primaryKey())
+      .addColumn('last_turn', ddl.bigint, (c) => c.notNull())
       .execute();
   },
-};
+});

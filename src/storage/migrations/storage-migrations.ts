@@ -1,4 +1,5 @@
 import type { Migration } from 'kysely';
+import type { EngineDdl } from '../engine.js';
 import { tenantsAndVppTokens } from './0001-tenants-and-vpp-tokens.js';
 import { syncAndLicenses } from './0002-sync-and-licenses.js';
 import { vppTokenListIndexes } from './0003-vpp-token-list-indexes.js';
@@ -8,15 +9,18 @@ import { licenseAssignmentChunks } from './0006-license-assignment-chunks.js';
 import { syncJobKindsAndTurns } from './0007-sync-job-kinds-and-turns.js';
 
 /**
- * Every migration vppd knows, forward-only, applied in name order at start-up. Subsystems add their
- * own file (sync history, license data, ...) and one line here; a shipped migration is never edited.
+ * Every migration vppd knows, forward-only, applied in name order at start-up, with the column types
+ * of the engine that runs them. Subsystems add their own file (sync history, license data, ...) and
+ * one line here; a shipped migration never changes what it writes.
  */
-export const storageMigrations: Readonly<Record<string, Migration>> = {
-  '0001_tenants_and_vpp_tokens': tenantsAndVppTokens,
-  '0002_sync_and_licenses': syncAndLicenses,
-  '0003_vpp_token_list_indexes': vppTokenListIndexes,
-  '0004_sync_progress': syncProgress,
-  '0005_alerts': alerts,
-  '0006_license_assignment_chunks': licenseAssignmentChunks,
-  '0007_sync_job_kinds_and_turns': syncJobKindsAndTurns,
-};
+export function storageMigrations(ddl: EngineDdl): Readonly<Record<string, Migration>> {
+  return {
+    '0001_tenants_and_vpp_tokens': tenantsAndVppTokens(ddl),
+    '0002_sync_and_licenses': syncAndLicenses(ddl),
+    '0003_vpp_token_list_indexes': vppTokenListIndexes,
+    '0004_sync_progress': syncProgress(ddl),
+    '0005_alerts': alerts(ddl),
+    '0006_license_assignment_chunks': licenseAssignmentChunks(ddl),
+    '0007_sync_job_kinds_and_turns': syncJobKindsAndTurns(ddl),
+  };
+}

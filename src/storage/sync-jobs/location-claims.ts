@@ -1,4 +1,3 @@
-import { isUniqueViolation } from '../storage-errors.js';
 import { dateToColumn } from '../vpp-token-columns.js';
 import type { SyncJobStoreOptions } from './transaction.js';
 
@@ -16,7 +15,7 @@ export interface LocationClaims {
   ): Promise<string | undefined>;
 }
 
-export function createLocationClaims({ db }: SyncJobStoreOptions): LocationClaims {
+export function createLocationClaims({ db, storage }: SyncJobStoreOptions): LocationClaims {
   return {
     async claimLocation(tenantId, tokenId, location, now) {
       const holderOf = async () => {
@@ -42,7 +41,7 @@ export function createLocationClaims({ db }: SyncJobStoreOptions): LocationClaim
           .onConflict((oc) => oc.column('token_id').doUpdateSet(values))
           .execute();
       } catch (error) {
-        if (!isUniqueViolation(error)) throw error;
+        if (!storage.isUniqueViolation(error)) throw error;
         const winner = await holderOf();
         if (winner !== undefined && winner !== tokenId) return winner;
         throw error;

@@ -1,4 +1,3 @@
-import { isUniqueViolation } from '../storage-errors.js';
 import { dateToColumn } from '../vpp-token-columns.js';
 import type { SyncJobStoreOptions, Trx } from './transaction.js';
 import { inProgress } from './transaction.js';
@@ -19,21 +18,14 @@ export const upsertSchedule = (trx: Trx, tenantId: string, tokenId: string, next
     .onConflict((oc) => oc.column('token_id').doUpdateSet({ next_sync_at: dateToColumn(nextSyncAt) }))
     .execute();
 
-/** True for a foreign-key violation on any supported engine (SQLite, PostgreSQL 23503). */
-export function isForeignKeyViolation(error: unknown): boolean {
-  if (typeof error !== 'object' || error === null) return false;
-  const code = (error as { code?: unknown }).code;
-  return code === 'SQLITE_CONSTRAINT_FOREIGNKEY' || code === '23503';
-}
-
-export function createSyncSchedule({ db }: SyncJobStoreOptions): SyncSchedule {
+export function createSyncSchedule({ db, storage }: SyncJobStoreOptions): SyncSchedule {
   return {
     async schedule(tenantId, tokenId, nextSyncAt) {
       try {
         await db.transaction().execute((trx) => upsertSchedule(trx, tenantId, tokenId, nextSyncAt));
       } catch (error) {
         // The token was deleted meanwhile: nothing to schedule.
-        if (!isUniqueViolation(error) && !isForeignKeyViolation(error)) throw error;
+        if (!storage.isUniqueViolation(error) && !storage.isForeignKeyViolation(error)) throw error;
       }
     },
 

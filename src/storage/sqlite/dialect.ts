@@ -1,8 +1,8 @@
 import { chmodSync, closeSync, constants, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { type DialectAdapter, type SqliteDatabase, SqliteDialect } from 'kysely';
-import { mkdirPrivateSync } from './private-directory.js';
+import { type SqliteDatabase, SqliteDialect } from 'kysely';
+import { mkdirPrivateSync } from '../private-directory.js';
 
 export interface SqliteDialectOptions {
   /** A file path, or `:memory:`. */
@@ -52,11 +52,21 @@ function privateWalFiles(filename: string): void {
   }
 }
 
+/** Kysely's SQLite dialect and the better-sqlite3 connection under it. */
+export interface SqliteConnection {
+  readonly dialect: SqliteDialect;
+  /**
+   * Only for a synchronous read that must not queue behind Kysely's own queries (the change stamp):
+   * Kysely owns the connection and may be inside a transaction on it, so never write through it.
+   */
+  readonly connection: Database.Database;
+}
+
 /**
  * Opens better-sqlite3 the way vppd needs it (WAL, foreign keys on, busy timeout) and wraps it in
  * Kysely's SQLite dialect. Creates the parent directory of a database file.
  */
-export function createSqliteDialect(options: SqliteDialectOptions): SqliteDialect {
+export function createSqliteDialect(options: SqliteDialectOptions): SqliteConnection {
   const memory = options.filename === ':memory:';
   if (!memory) prepareDatabaseFile(options.filename, options.onInsecureMode ?? (() => undefined));
   const database = new Database(options.filename, { timeout: options.busyTimeoutMs ?? 5000 });
@@ -81,36 +91,7 @@ export function createSqliteDialect(options: SqliteDialectOptions): SqliteDialec
     database.pragma('wal_autocheckpoint = 8000');
     database.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
   }
-  return new ConnectionKeepingDialect(database);
-}
-
-/** The better-sqlite3 connection under each Kysely instance built on this dialect, by its adapter. */
-const connections = new WeakMap<DialectAdapter, Database.Database>();
-
-/** Kysely's SQLite dialect that remembers which connection its adapter (so its Kysely) runs on. */
-class ConnectionKeepingDialect extends SqliteDialect {
-  readonly #database: Database.Database;
-
-  constructor(database: Database.Database) {
-    super({ database: withStatementCache(database) });
-    this.#database = database;
-  }
-
-  override createAdapter(): DialectAdapter {
-    const adapter = super.createAdapter();
-    connections.set(adapter, this.#database);
-    return adapter;
-  }
-}
-
-/**
- * The better-sqlite3 connection under a Kysely instance (given its `getExecutor().adapter`) opened on
- * {@link createSqliteDialect}; undefined for any other dialect. Only for a synchronous read that must
- * not queue behind Kysely's own queries (storage/change-stamp.ts): Kysely owns the connection and
- * may be inside a transaction on it, so never write through it.
- */
-export function sqliteConnectionOf(adapter: DialectAdapter): Database.Database | undefined {
-  return connections.get(adapter);
+  return { dialect: new SqliteDialect({ database: withStatementCache(database) }), connection: database };
 }
 
 /** Prepared statements kept per SQL text; preparing a sync's 1,000-row insert each time cost ~1.5 ms. */

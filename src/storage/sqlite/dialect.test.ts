@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openDatabase } from './open-database.js';
+import { openDatabase } from '../open-database.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vppd-dialect-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -3,26 +3,20 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import {
-  DummyDriver,
-  Kysely,
-  PostgresAdapter,
-  PostgresIntrospector,
-  PostgresQueryCompiler,
-  sql,
-} from 'kysely';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseDatabaseUrl } from '../config.js';
-import { createResponseCache } from '../graph/response-cache.js';
-import { createChangeStamp } from './change-stamp.js';
-import type { DatabaseSchema } from './database-schema.js';
-import { openDatabase, type VppdDatabase } from './open-database.js';
-import { sqliteConnectionOf } from './sqlite-dialect.js';
+import { createResponseCache } from '../../graph/response-cache.js';
+import { createChangeStamp } from '../change-stamp.js';
+import type { StorageEngine } from '../engine.js';
+import { migrateToLatest, type VppdDatabase } from '../open-database.js';
+import { createSqliteEngine, type SqliteEngine } from './engine.js';
 
 let dir: string;
 let file: string;
+let storage: SqliteEngine;
 let db: VppdDatabase;
 let other: VppdDatabase;
+let otherStorage: SqliteEngine;
 
 const tenantId = 'cafe0000-0000-4000-8000-000000000001';
 const addTenant = (on: VppdDatabase, id: string) =>
@@ -31,21 +25,24 @@ const addTenant = (on: VppdDatabase, id: string) =>
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'vppd-change-stamp-'));
   file = join(dir, 'vppd.db');
-  db = await openDatabase(parseDatabaseUrl(`sqlite:${file}`));
+  storage = createSqliteEngine({ kind: 'sqlite', url: `sqlite:${file}`, filename: file });
+  await migrateToLatest(storage);
+  db = storage.db;
   // A second connection on the same file: what another vppd process is to this one.
-  other = await openDatabase(parseDatabaseUrl(`sqlite:${file}`));
+  otherStorage = createSqliteEngine({ kind: 'sqlite', url: `sqlite:${file}`, filename: file });
+  other = otherStorage.db;
   await addTenant(db, tenantId);
 });
 
 afterAll(async () => {
-  await other?.destroy();
-  await db?.destroy();
+  await otherStorage?.close();
+  await storage?.close();
   await rm(dir, { recursive: true, force: true });
 });
 
 describe('createChangeStamp on SQLite', () => {
   it('stays the same while nothing is written, reads included', async () => {
-    const stamp = createChangeStamp(db);
+    const stamp = createChangeStamp(storage);
     const first = await stamp();
     expect(first).toMatch(/^\d+:\d+$/);
     await db.selectFrom('tenants').selectAll().execute();
@@ -54,7 +51,7 @@ describe('createChangeStamp on SQLite', () => {
   });
 
   it('changes after a write on its own connection, committed or rolled back', async () => {
-    const stamp = createChangeStamp(db);
+    const stamp = createChangeStamp(storage);
     const before = await stamp();
     await addTenant(db, 'cafe0000-0000-4000-8000-000000000002');
     const afterInsert = await stamp();
@@ -74,7 +71,7 @@ describe('createChangeStamp on SQLite', () => {
   });
 
   it('changes after another connection commits, and a call after the commit always sees it', async () => {
-    const stamp = createChangeStamp(db);
+    const stamp = createChangeStamp(storage);
     const before = await stamp();
     const pending = stamp();
     await addTenant(other, 'cafe0000-0000-4000-8000-000000000004');
@@ -85,7 +82,7 @@ describe('createChangeStamp on SQLite', () => {
   });
 
   it('changes after another process commits to the file', async () => {
-    const stamp = createChangeStamp(db);
+    const stamp = createChangeStamp(storage);
     const before = await stamp();
     const script = `const D = require('better-sqlite3'); const d = new D(process.argv[1]);
 d.prepare("insert into tenants (id, created_at) values ('cafe0000-0000-4000-8000-000000000005', 'x')").run();
@@ -97,7 +94,7 @@ d.close();`;
   });
 
   it('gives calls of one event-loop turn one shared read', async () => {
-    const stamp = createChangeStamp(db);
+    const stamp = createChangeStamp(storage);
     const calls = [stamp(), stamp(), stamp()];
     expect(calls[1]).toBe(calls[0]);
     expect(calls[2]).toBe(calls[0]);
@@ -108,7 +105,7 @@ d.close();`;
   });
 
   it('waits for this process’s open transaction and sees what it committed', async () => {
-    const stamp = createChangeStamp(db);
+    const stamp = createChangeStamp(storage);
     const before = await stamp();
     let release: () => void = () => undefined;
     const gate = new Promise<void>((resolve) => {
@@ -158,15 +155,15 @@ function cachedReader(stamp: () => Promise<string | undefined>) {
 
 describe('createChangeStamp while this process is inside a transaction or a stream', () => {
   it('reads synchronously on the connection Kysely uses', () => {
-    const connection = sqliteConnectionOf(db.getExecutor().adapter);
+    const { connection } = storage;
     expect(connection).toBeDefined();
     expect(connection?.inTransaction).toBe(false);
   });
 
   it('is not fooled by the snapshot an open transaction holds while another process commits', async () => {
-    const connection = sqliteConnectionOf(db.getExecutor().adapter);
+    const { connection } = storage;
     const raw = () => connection?.pragma('data_version', { simple: true });
-    const stamp = createChangeStamp(db);
+    const stamp = createChangeStamp(storage);
     const before = await stamp();
     const entered = gate();
     const release = gate();
@@ -190,7 +187,7 @@ describe('createChangeStamp while this process is inside a transaction or a stre
   });
 
   it('is not fooled by the snapshot an open stream holds while another process commits', async () => {
-    const stamp = createChangeStamp(db);
+    const stamp = createChangeStamp(storage);
     const before = await stamp();
     const rows = db.selectFrom('tenants').select('id').stream()[Symbol.asyncIterator]();
     await rows.next();
@@ -203,7 +200,7 @@ describe('createChangeStamp while this process is inside a transaction or a stre
   });
 
   it('never vouches for bytes older than a write of this process, committed or rolled back mid-read', async () => {
-    const read = cachedReader(createChangeStamp(db));
+    const read = cachedReader(createChangeStamp(storage));
     expect(await read()).toBe(await tenantIds(db));
     for (const outcome of ['commit', 'rollback'] as const) {
       const id =
@@ -235,7 +232,7 @@ describe('createChangeStamp while this process is inside a transaction or a stre
   });
 
   it('answers what a fresh read answers, whatever this process and another one do in between', async () => {
-    const read = cachedReader(createChangeStamp(db));
+    const read = cachedReader(createChangeStamp(storage));
     let n = 0;
     const nextId = () => `cafe0001-0000-4000-8000-${String(++n).padStart(12, '0')}`;
     const step = fc.constantFrom('read', 'own-commit', 'own-rollback', 'other-commit', 'read-mid-write');
@@ -278,15 +275,7 @@ describe('createChangeStamp while this process is inside a transaction or a stre
 
 describe('createChangeStamp on an engine without a stamp', () => {
   it('answers undefined, so callers keep nothing', async () => {
-    const cold = new Kysely<DatabaseSchema>({
-      dialect: {
-        createAdapter: () => new PostgresAdapter(),
-        createDriver: () => new DummyDriver(),
-        createIntrospector: (k) => new PostgresIntrospector(k),
-        createQueryCompiler: () => new PostgresQueryCompiler(),
-      },
-    });
+    const cold = { readChangeStamp: () => undefined } as unknown as StorageEngine;
     expect(await createChangeStamp(cold)()).toBeUndefined();
-    await cold.destroy();
   });
 });

@@ -1,0 +1,108 @@
+import type { ColumnDefinitionBuilder, CreateTableBuilder, Kysely, Transaction } from 'kysely';
+import type { DatabaseSchema } from './database-schema.js';
+
+/** A column type as Kysely's `addColumn` takes it (a name like `'integer'`, or raw SQL). */
+export type DataTypeExpression = Parameters<CreateTableBuilder<string, string>['addColumn']>[1];
+
+/**
+ * What differs between the database engines vppd runs on, behind one small interface (the idea of
+ * Kysely's own `DialectAdapter`). Each engine lives in its own folder with the same files
+ * (`storage/sqlite/`, `storage/postgres/`: `engine.ts`, `dialect.ts`, `config.ts`, `change-stamp.ts`,
+ * `errors.ts`, `ddl.ts`, `bulk-insert.ts`); nothing else in vppd names an engine, imports its driver or
+ * knows its error codes. Stores receive the engine they run on and call it; they never test which one it is.
+ */
+export interface StorageEngine {
+  /** For logs and metrics only: code must not branch on it. */
+  readonly kind: StorageEngineKind;
+  /** The typed Kysely every store queries through. */
+  readonly db: Kysely<DatabaseSchema>;
+  /** Column types and layout clauses the migrations build their tables with. */
+  readonly ddl: EngineDdl;
+  /**
+   * Reads a value that differs after any change committed to the database (by any connection or
+   * process) since the previous read; undefined when the engine cannot tell. The shared wrapper in
+   * `storage/change-stamp.ts` coalesces calls made in one event-loop turn.
+   */
+  readChangeStamp(): string | undefined | Promise<string | undefined>;
+  /** True when `error` is a unique-constraint (or primary-key) violation. */
+  isUniqueViolation(error: unknown): boolean;
+  /** True when `error` is a foreign-key violation. */
+  isForeignKeyViolation(error: unknown): boolean;
+  /** A multi-row insert (or upsert) of `spec`'s table, tuned for the engine; see {@link BulkInsert}. */
+  bulkInsert(spec: BulkInsertSpec): BulkInsert;
+  /**
+   * Runs `migrate` so that several processes starting at once on one database migrate once: the
+   * others wait and then find nothing left to do.
+   */
+  withMigrationLock<T>(migrate: () => Promise<T>): Promise<T>;
+  /** True when the engine keeps a write-ahead log file of its own next to the data (SQLite's WAL). */
+  readonly hasLocalWriteAheadLog: boolean;
+  /**
+   * Checkpoints and truncates that log to zero bytes; true when all of it was checkpointed (a reader in
+   * another process may keep part of it). Engines without one answer true and do nothing.
+   */
+  truncateWriteAheadLog(): Promise<boolean>;
+  /** Closes every connection. */
+  close(): Promise<void>;
+}
+
+/** The engines vppd runs on. */
+export type StorageEngineKind = 'sqlite' | 'postgres';
+
+/**
+ * The column types of vppd's schema, the same meaning on every engine (database-schema.ts has the
+ * conventions): the data and the queries are the same; only the spelling of the types differs.
+ */
+export interface EngineDdl {
+  /**
+   * Text compared and sorted byte by byte (code point order), whatever the database's locale: SQLite's
+   * default BINARY collation, `text collate "C"` on PostgreSQL. Every text column uses it, so `$orderby`,
+   * keyset paging, `lt`/`gt` filters and `tolower` give the same answers on both engines.
+   */
+  readonly text: DataTypeExpression;
+  /**
+   * An instant, stored as fixed-width ISO-8601 UTC text (`YYYY-MM-DDTHH:mm:ss.sssZ`) in byte order, so
+   * text order is time order and a stored value reads back exactly as written on every engine.
+   */
+  readonly timestamp: DataTypeExpression;
+  /** A boolean as the integer 0 or 1 on every engine (the stores and the OData compiler compare with 0/1). */
+  readonly boolean: DataTypeExpression;
+  /** Raw bytes (`blob`, `bytea`); no column uses it yet. */
+  readonly blob: DataTypeExpression;
+  /** A 64-bit integer (Apple's license counts summed per app). */
+  readonly bigint: DataTypeExpression;
+  /** A surrogate integer key the database assigns and never hands out twice. */
+  readonly serialKey: {
+    readonly type: DataTypeExpression;
+    readonly build: (column: ColumnDefinitionBuilder) => ColumnDefinitionBuilder;
+  };
+  /**
+   * Stores the table in its primary-key B-tree where the engine has a choice (SQLite's `WITHOUT
+   * ROWID`); unchanged elsewhere.
+   */
+  clusteredByPrimaryKey<T extends string, C extends string>(
+    table: CreateTableBuilder<T, C>,
+  ): CreateTableBuilder<T, C>;
+}
+
+/** The type of a bulk-inserted column's values (PostgreSQL needs it to pass a column as one array). */
+export type BulkColumnType = 'text' | 'integer' | 'bigint';
+
+/** A multi-row insert: a table, its columns in parameter order, what to do with a duplicate key. */
+export interface BulkInsertSpec {
+  readonly table: keyof DatabaseSchema & string;
+  readonly columns: readonly { readonly name: string; readonly type: BulkColumnType }[];
+  /**
+   * On a duplicate of `key`, overwrite `update` with the new row's values (an upsert). A key repeated
+   * within one call keeps its last row.
+   */
+  readonly onConflict?: { readonly key: readonly string[]; readonly update: readonly string[] };
+  /** Most rows per statement (the engine may use fewer). */
+  readonly maxRows: number;
+}
+
+/**
+ * Inserts rows given as one flat array, `columns.length` values per row in column order (no object per
+ * row: a sync stages ~2,000 chunk rows and ~1,000 assets). Runs as many statements as needed on `trx`.
+ */
+export type BulkInsert = (trx: Transaction<DatabaseSchema>, values: readonly unknown[]) => Promise<void>;

@@ -1,0 +1,48 @@
+import { Kysely } from 'kysely';
+import type { DatabaseSchema } from '../database-schema.js';
+import type { StorageEngine } from '../engine.js';
+import { postgresBulkInsert } from './bulk-insert.js';
+import { createPostgresStampReader } from './change-stamp.js';
+import type { PostgresDatabaseConfig } from './config.js';
+import { postgresDdl } from './ddl.js';
+import { createPostgresDialect } from './dialect.js';
+import { isPostgresForeignKeyViolation, isPostgresUniqueViolation } from './errors.js';
+
+/**
+ * The key of the session-level advisory lock vppd's migrations run under (any fixed 64-bit number
+ * unique to vppd: the first 8 bytes of sha256("vppd migrations"), as a signed int8).
+ */
+export const migrationLockKey = '-1636603964838872890';
+
+/** vppd's storage on PostgreSQL: a `pg` pool (`VPPD_DATABASE_POOL` connections) under Kysely. */
+export function createPostgresEngine(config: PostgresDatabaseConfig): StorageEngine {
+  const { dialect, connect } = createPostgresDialect(config);
+  const db = new Kysely<DatabaseSchema>({ dialect });
+  return {
+    kind: 'postgres',
+    db,
+    ddl: postgresDdl,
+    readChangeStamp: createPostgresStampReader(db as unknown as Kysely<unknown>),
+    isUniqueViolation: isPostgresUniqueViolation,
+    isForeignKeyViolation: isPostgresForeignKeyViolation,
+    bulkInsert: (spec) => postgresBulkInsert(spec),
+    async withMigrationLock(migrate) {
+      // A session lock held on a connection of its own (outside the pool, which may have one
+      // connection) for the whole run. Kysely's migrator takes one too, but only after creating its
+      // bookkeeping tables, which two processes could race on. Every process starting at once waits
+      // here; the first migrates, the others then find nothing left to do. The lock goes with the
+      // connection if this process dies.
+      const client = await connect();
+      try {
+        await client.query(`select pg_advisory_lock(${migrationLockKey})`);
+        return await migrate();
+      } finally {
+        await client.end();
+      }
+    },
+    // The server's WAL is its own business (checkpoints, archiving): nothing for vppd to truncate.
+    hasLocalWriteAheadLog: false,
+    truncateWriteAheadLog: async () => true,
+    close: () => db.destroy(),
+  };
+}
