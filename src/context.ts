@@ -105,7 +105,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     logger: logger.child({ component: 'license-counts' }),
   });
   const revokes = createRevokeService({
-    db,
+    storage,
     tokens,
     licenseReads,
     apple,
