@@ -98,7 +98,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     });
   const licenseReads = createLicenseReadStore({ db });
   const licenseCounts = createLicenseCountsSync({
-    db,
+    storage,
     tokens,
     licenseReads,
     apple,

@@ -271,6 +271,27 @@ describe.each(storageEngines)('per-tenant token limit on %s', (kind) => {
     await store.create(other.token, other.decoded);
     expect(await store.count(tenantB)).toBe(1);
   });
+
+  it('holds the limit when uploads race (the tenant row is locked while counting)', async () => {
+    const storage = await openTestStorage(kind);
+    opened.push(storage);
+    const store = createVppTokenStore({
+      storage,
+      cipher: createTokenCipher(key),
+      clock: () => new Date(),
+      maxTokensPerTenant: 3,
+    });
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 8 }, () => {
+        const { token, decoded } = newToken(tenantA);
+        return store.create(token, decoded);
+      }),
+    );
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(3);
+    for (const o of outcomes)
+      if (o.status === 'rejected') expect(isVppdError(o.reason, 'conflict')).toBe(true);
+    expect(await store.count(tenantA)).toBe(3);
+  });
 });
 
 describe.each(storageEngines)('openStorage on %s', (kind) => {
