@@ -135,6 +135,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
   });
   const alerts = createAlertService({
     db,
+    storage,
     cipher,
     clock,
     newId,

@@ -159,6 +159,14 @@ describe.each(storageEngines)('alerts on %s', (engine) => {
       expect(again.statusCode).toBe(404);
     });
 
+    it('holds the per-tenant limit of 20 when creations race', async () => {
+      const responses = await Promise.all(
+        Array.from({ length: 26 }, (_, i) => createWebhook(h, `https://hooks.example.com/race-${i}`)),
+      );
+      expect(responses.filter((r) => r.statusCode === 201)).toHaveLength(20);
+      expect(responses.filter((r) => r.statusCode === 409)).toHaveLength(6);
+    });
+
     it('requires https outside loopback, known events, write permission and a bearer token', async () => {
       for (const url of [
         'http://hooks.example.com/x',
