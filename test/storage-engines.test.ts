@@ -4,7 +4,12 @@ import { parseConfig } from '../src/config.js';
 import { createStorageEngine, openStorage, parseDatabaseUrl } from '../src/storage/open-database.js';
 import { postgresTlsOptions } from '../src/storage/postgres/config.js';
 import { testConfig } from './helpers/graph-test-app.js';
-import { createPostgresDatabase, openTestStorage, storageEngines } from './helpers/storage-engines.js';
+import {
+  createPostgresDatabase,
+  openTestStorage,
+  postgresServerUrl,
+  storageEngines,
+} from './helpers/storage-engines.js';
 
 describe.each(storageEngines)('storage engine %s', (kind) => {
   it('opens, migrates and answers', async () => {
@@ -120,6 +125,44 @@ describe('PostgreSQL migrations', () => {
     } finally {
       await storage.close();
     }
+  });
+});
+
+describe('PostgreSQL TLS against the test server (certificate for the host vppd-test-db only)', () => {
+  const ca = () => process.env.VPPD_TEST_POSTGRES_CA as string;
+  /** The test server's URL with `query`; answers whether the session is encrypted, or the error. */
+  const connect = async (query: string): Promise<boolean | Error> => {
+    const url = new URL(postgresServerUrl());
+    const storage = createStorageEngine(parseDatabaseUrl(`${url.toString()}?${query}`, { poolSize: 1 }));
+    try {
+      const { rows } = await sql<{
+        ssl: boolean;
+      }>`select ssl from pg_stat_ssl where pid = pg_backend_pid()`.execute(storage.db);
+      return rows[0]?.ssl === true;
+    } catch (error) {
+      return error as Error;
+    } finally {
+      await storage.close();
+    }
+  };
+
+  it('disable: plain TCP', async () => {
+    expect(await connect('sslmode=disable')).toBe(false);
+  });
+
+  it('require: encrypted, the certificate not checked', async () => {
+    expect(await connect('sslmode=require')).toBe(true);
+  });
+
+  it('verify-ca: encrypted when the certificate chains to sslrootcert, whatever the host name', async () => {
+    expect(await connect(`sslmode=verify-ca&sslrootcert=${ca()}`)).toBe(true);
+    expect(await connect('sslmode=verify-ca')).toBeInstanceOf(Error);
+  });
+
+  it('verify-full: refuses a certificate that does not name the host', async () => {
+    const refused = await connect(`sslmode=verify-full&sslrootcert=${ca()}`);
+    expect(refused).toBeInstanceOf(Error);
+    expect(String(refused)).toMatch(/vppd-test-db|altnames|host/i);
   });
 });
 
