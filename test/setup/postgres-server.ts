@@ -143,13 +143,26 @@ export default async function setup(): Promise<() => Promise<void>> {
   const url = `postgres://${superuser}@127.0.0.1:${port}/postgres`;
   process.env.VPPD_TEST_POSTGRES_URL = url;
   process.env.VPPD_TEST_POSTGRES_CA = caFile;
-  return async () => {
+  let stopped = false;
+  const stop = (mode: 'fast' | 'immediate') => {
+    if (stopped) return;
+    stopped = true;
     try {
-      run('pg_ctl', ['stop', '-D', data, '-m', 'fast', '-w', '-t', '60']);
+      run('pg_ctl', ['stop', '-D', data, '-m', mode, '-w', '-t', '60']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   };
+  // pg_ctl leaves the server running on its own: should the run end without its teardown (a crash, an
+  // interrupted run), stop it on the way out rather than leave it behind.
+  process.once('exit', () => {
+    try {
+      stop('immediate');
+    } catch {
+      // nothing more to do while exiting
+    }
+  });
+  return async () => stop('fast');
 }
 
 function logTail(dir: string): string {
