@@ -113,7 +113,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     });
   const licenseReads = createLicenseReadStore({ db });
   const revokes = createRevokeService({
-    db,
+    storage,
     tokens,
     licenseReads,
     apple,
@@ -148,6 +148,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
   const webhookFetch = createWebhookFetch(addressPolicy, overrides.webhookLookup);
   const alerts = createAlertService({
     db,
+    storage,
     cipher,
     clock,
     newId,

@@ -1,10 +1,17 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
+import { storageMigrations } from '../src/storage/migrations/storage-migrations.js';
 import { createStorageEngine, openStorage, parseDatabaseUrl } from '../src/storage/open-database.js';
 import { postgresTlsOptions } from '../src/storage/postgres/config.js';
+import { postgresDdl } from '../src/storage/postgres/ddl.js';
 import { testConfig } from './helpers/graph-test-app.js';
-import { createPostgresDatabase, openTestStorage, storageEngines } from './helpers/storage-engines.js';
+import {
+  createPostgresDatabase,
+  openTestStorage,
+  postgresServerUrl,
+  storageEngines,
+} from './helpers/storage-engines.js';
 
 describe.each(storageEngines)('storage engine %s', (kind) => {
   it('opens, migrates and answers', async () => {
@@ -14,7 +21,7 @@ describe.each(storageEngines)('storage engine %s', (kind) => {
       const { rows } = await sql<{ n: number }>`select count(*) as n from vppd_migrations`.execute(
         storage.db,
       );
-      expect(Number(rows[0]?.n)).toBe(6);
+      expect(Number(rows[0]?.n)).toBe(Object.keys(storageMigrations(storage.ddl)).length);
     } finally {
       await storage.close();
     }
@@ -98,7 +105,7 @@ describe('PostgreSQL migrations', () => {
       const { rows } = await sql<{
         n: number;
       }>`select count(*) as n from vppd_migrations`.execute(opened[0]?.db as never);
-      expect(Number(rows[0]?.n)).toBe(6);
+      expect(Number(rows[0]?.n)).toBe(Object.keys(storageMigrations(postgresDdl)).length);
     } finally {
       for (const storage of opened) await storage.close();
     }
@@ -120,6 +127,44 @@ describe('PostgreSQL migrations', () => {
     } finally {
       await storage.close();
     }
+  });
+});
+
+describe('PostgreSQL TLS against the test server (certificate for the host vppd-test-db only)', () => {
+  const ca = () => process.env.VPPD_TEST_POSTGRES_CA as string;
+  /** The test server's URL with `query`; answers whether the session is encrypted, or the error. */
+  const connect = async (query: string): Promise<boolean | Error> => {
+    const url = new URL(postgresServerUrl());
+    const storage = createStorageEngine(parseDatabaseUrl(`${url.toString()}?${query}`, { poolSize: 1 }));
+    try {
+      const { rows } = await sql<{
+        ssl: boolean;
+      }>`select ssl from pg_stat_ssl where pid = pg_backend_pid()`.execute(storage.db);
+      return rows[0]?.ssl === true;
+    } catch (error) {
+      return error as Error;
+    } finally {
+      await storage.close();
+    }
+  };
+
+  it('disable: plain TCP', async () => {
+    expect(await connect('sslmode=disable')).toBe(false);
+  });
+
+  it('require: encrypted, the certificate not checked', async () => {
+    expect(await connect('sslmode=require')).toBe(true);
+  });
+
+  it('verify-ca: encrypted when the certificate chains to sslrootcert, whatever the host name', async () => {
+    expect(await connect(`sslmode=verify-ca&sslrootcert=${ca()}`)).toBe(true);
+    expect(await connect('sslmode=verify-ca')).toBeInstanceOf(Error);
+  });
+
+  it('verify-full: refuses a certificate that does not name the host', async () => {
+    const refused = await connect(`sslmode=verify-full&sslrootcert=${ca()}`);
+    expect(refused).toBeInstanceOf(Error);
+    expect(String(refused)).toMatch(/vppd-test-db|altnames|host/i);
   });
 });
 

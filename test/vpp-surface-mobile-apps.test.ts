@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppleAsset } from '../src/apple/apple-types.js';
+import { storageEngines, testDatabaseUrl } from './helpers/storage-engines.js';
 import { allRecords, type SurfaceFixture, startSurfaceFixture } from './helpers/vpp-surface-fixture.js';
 
 type Json = Record<string, unknown>;
@@ -7,7 +8,7 @@ type Page = { value: Json[]; '@odata.nextLink'?: string; '@odata.count'?: number
 
 const appsPath = '/beta/deviceAppManagement/mobileApps';
 
-describe('mobileApps: VPP apps from the current snapshots', () => {
+describe.each(storageEngines)('mobileApps: VPP apps from the current snapshots on %s', (engine) => {
   let f: SurfaceFixture;
   let smallId: string;
   let duplicateId: string;
@@ -31,7 +32,7 @@ describe('mobileApps: VPP apps from the current snapshots', () => {
   };
 
   beforeAll(async () => {
-    f = await startSurfaceFixture();
+    f = await startSurfaceFixture({ database: await testDatabaseUrl(engine) });
     smallId = await f.upload(f.auth.a, 'small');
     duplicateId = await f.upload(f.auth.a, 'duplicate');
     await f.syncFromSim('a5a5a5a5-1111-4111-8111-111111111111', smallId);

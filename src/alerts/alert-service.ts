@@ -1,4 +1,5 @@
 import type { Logger } from '../domain/logger.js';
+import type { StorageEngine } from '../storage/engine.js';
 import type { VppdDatabase } from '../storage/open-database.js';
 import type { TokenCipher } from '../storage/token-cipher.js';
 import { AlertDeliverer, type DeliveryAttempt, type DeliveryPolicy } from './alert-deliverer.js';
@@ -20,6 +21,8 @@ export const defaultAlertSettings: AlertSettings = { scanMs: 15_000, deliverMs: 
 
 export interface AlertServiceOptions {
   readonly db: VppdDatabase;
+  /** The engine `db` runs on. */
+  readonly storage: StorageEngine;
   readonly cipher: TokenCipher;
   readonly clock: () => Date;
   readonly newId: () => string;

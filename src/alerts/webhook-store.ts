@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { errors } from '../domain/errors.js';
+import type { StorageEngine } from '../storage/engine.js';
 import type { VppdDatabase } from '../storage/open-database.js';
 import type { TokenCipher } from '../storage/token-cipher.js';
 import { type AlertEventType, alertEventTypes } from './alert-events.js';
@@ -32,6 +33,8 @@ export const maxWebhooksPerTenant = 20;
 
 export interface WebhookStoreOptions {
   readonly db: VppdDatabase;
+  /** The engine `db` runs on (the per-tenant limit is counted under a lock on the tenant's row). */
+  readonly storage: StorageEngine;
   readonly cipher: TokenCipher;
   readonly clock: () => Date;
   readonly newId: () => string;
@@ -169,6 +172,9 @@ export function createWebhookStore(options: WebhookStoreOptions): WebhookStore {
           .insertInto('tenants')
           .values({ id: tenantId, created_at: now })
           .onConflict((oc) => oc.column('id').doNothing())
+          .execute();
+        await options.storage
+          .lockForUpdate(trx.selectFrom('tenants').select('id').where('id', '=', tenantId))
           .execute();
         const { n } = await trx
           .selectFrom('alert_webhooks')

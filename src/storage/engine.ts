@@ -1,4 +1,10 @@
-import type { ColumnDefinitionBuilder, CreateTableBuilder, Kysely, Transaction } from 'kysely';
+import type {
+  ColumnDefinitionBuilder,
+  CreateTableBuilder,
+  Kysely,
+  SelectQueryBuilder,
+  Transaction,
+} from 'kysely';
 import type { DatabaseSchema } from './database-schema.js';
 
 /** A column type as Kysely's `addColumn` takes it (a name like `'integer'`, or raw SQL). */
@@ -28,6 +34,13 @@ export interface StorageEngine {
   isUniqueViolation(error: unknown): boolean;
   /** True when `error` is a foreign-key violation. */
   isForeignKeyViolation(error: unknown): boolean;
+  /**
+   * Makes a select inside a transaction lock the rows it reads until the transaction ends, so a
+   * read-then-write transaction cannot interleave with another one on the same rows: `for update` on
+   * PostgreSQL; unchanged on SQLite, whose one connection runs this process's transactions one at a time.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: any select of any table.
+  lockForUpdate<Q extends SelectQueryBuilder<any, any, any>>(query: Q): Q;
   /** A multi-row insert (or upsert) of `spec`'s table, tuned for the engine; see {@link BulkInsert}. */
   bulkInsert(spec: BulkInsertSpec): BulkInsert;
   /**

@@ -179,7 +179,11 @@ export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStor
             .values({ id: token.tenantId, created_at: now })
             .onConflict((oc) => oc.column('id').doNothing())
             .execute();
-          // Counted inside the write transaction, so concurrent uploads cannot pass the limit together.
+          // Counted inside the write transaction with the tenant's row locked, so concurrent uploads
+          // cannot pass the limit together (SQLite: its one writer; PostgreSQL: the row lock).
+          await storage
+            .lockForUpdate(trx.selectFrom('tenants').select('id').where('id', '=', token.tenantId))
+            .execute();
           const held = await trx
             .selectFrom('vpp_tokens')
             .select((eb) => eb.fn.countAll<number | string | bigint>().as('n'))
@@ -268,11 +272,11 @@ export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStor
 
     async replaceActionResults(tenantId, id, results) {
       return db.transaction().execute(async (trx) => {
-        const exists = await trx
-          .selectFrom('vpp_tokens')
-          .select('id')
-          .where('tenant_id', '=', tenantId)
-          .where('id', '=', id)
+        // The token's row locked: two replacements at once run one after the other.
+        const exists = await storage
+          .lockForUpdate(
+            trx.selectFrom('vpp_tokens').select('id').where('tenant_id', '=', tenantId).where('id', '=', id),
+          )
           .executeTakeFirst();
         if (!exists) return false;
         await trx

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { VppdDatabase } from '../storage/open-database.js';
+import type { StorageEngine } from '../storage/engine.js';
 
 /** Apple's counts of one asset (`GET /assets`). */
 export interface AssetCounts {
@@ -38,8 +38,9 @@ export interface LicenseCountsStore {
 }
 
 /** Builds the Kysely-backed store of asset count refreshes. */
-export function createLicenseCountsStore(options: { readonly db: VppdDatabase }): LicenseCountsStore {
-  const { db } = options;
+export function createLicenseCountsStore(options: { readonly storage: StorageEngine }): LicenseCountsStore {
+  const { storage } = options;
+  const { db } = storage;
   return {
     async currentRunId(tenantId, tokenId) {
       const row = await db
@@ -53,12 +54,16 @@ export function createLicenseCountsStore(options: { readonly db: VppdDatabase })
 
     applyCounts(tenantId, tokenId, runId, counts) {
       return db.transaction().execute(async (trx) => {
-        // Re-check the pointer inside the transaction: a sync that committed meanwhile holds newer data.
-        const snapshot = await trx
-          .selectFrom('license_snapshots')
-          .select('run_id')
-          .where('tenant_id', '=', tenantId)
-          .where('token_id', '=', tokenId)
+        // Re-check the pointer inside the transaction, its row locked until the counts are written: a
+        // sync that committed meanwhile holds newer data, and one committing now waits for this.
+        const snapshot = await storage
+          .lockForUpdate(
+            trx
+              .selectFrom('license_snapshots')
+              .select('run_id')
+              .where('tenant_id', '=', tenantId)
+              .where('token_id', '=', tokenId),
+          )
           .executeTakeFirst();
         if (!snapshot || snapshot.run_id !== runId) return { applied: false, updated: 0, unknown: 0 };
         let updated = 0;

@@ -1,12 +1,13 @@
 import type { AppleClient } from '../apple/apple-client.js';
 import type { Logger } from '../domain/logger.js';
+import type { StorageEngine } from '../storage/engine.js';
 import type { LicenseReadStore } from '../storage/license-read-store.js';
-import type { VppdDatabase } from '../storage/open-database.js';
 import type { VppTokenStore } from '../storage/vpp-token-store.js';
 import { type AssetCounts, createLicenseCountsStore } from './license-counts-store.js';
 
 export interface LicenseCountsSyncOptions {
-  readonly db: VppdDatabase;
+  /** The storage engine (the counts are written under a lock on the snapshot's row). */
+  readonly storage: StorageEngine;
   readonly tokens: VppTokenStore;
   /** Only {@link LicenseCountsSync.syncTenant} needs it. */
   readonly licenseReads?: LicenseReadStore;
@@ -40,7 +41,7 @@ export interface LicenseCountsSync {
 /** Builds the license-count refresher. */
 export function createLicenseCountsSync(options: LicenseCountsSyncOptions): LicenseCountsSync {
   const { tokens, licenseReads, apple, logger } = options;
-  const store = createLicenseCountsStore({ db: options.db });
+  const store = createLicenseCountsStore({ storage: options.storage });
   const concurrency = Math.max(1, options.concurrency ?? 4);
 
   const refreshToken = async (

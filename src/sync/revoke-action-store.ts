@@ -4,6 +4,7 @@ import { actionState, vppTokenActionFailureReason } from '../domain/enums.js';
 import { type ActionEvent, recordActionEvent, type TokenActionResult } from '../domain/sync-lifecycle.js';
 import { actionResultFromRow, actionResultToRow, upsertActionResult } from '../storage/action-result-rows.js';
 import type { DatabaseSchema } from '../storage/database-schema.js';
+import type { StorageEngine } from '../storage/engine.js';
 import type { VppdDatabase } from '../storage/open-database.js';
 import { dateFromColumn, dateToColumn } from '../storage/vpp-token-columns.js';
 
@@ -60,8 +61,9 @@ export interface RevokeActionStore {
 type Trx = Transaction<DatabaseSchema>;
 
 /** Builds the Kysely-backed store of revoke action results. */
-export function createRevokeActionStore(options: { readonly db: VppdDatabase }): RevokeActionStore {
-  const { db } = options;
+export function createRevokeActionStore(options: { readonly storage: StorageEngine }): RevokeActionStore {
+  const { storage } = options;
+  const { db } = storage;
 
   const readRow = (executor: VppdDatabase | Trx, tenantId: string, tokenId: string) =>
     executor
@@ -75,11 +77,16 @@ export function createRevokeActionStore(options: { readonly db: VppdDatabase }):
   return {
     transition(tenantId, tokenId, event, at, counts) {
       return db.transaction().execute(async (trx) => {
-        const token = await trx
-          .selectFrom('vpp_tokens')
-          .select('id')
-          .where('tenant_id', '=', tenantId)
-          .where('id', '=', tokenId)
+        // The token row is locked first: two requests at once read and write one after the other, so
+        // the second sees the first's pending revoke and coalesces (on every engine).
+        const token = await storage
+          .lockForUpdate(
+            trx
+              .selectFrom('vpp_tokens')
+              .select('id')
+              .where('tenant_id', '=', tenantId)
+              .where('id', '=', tokenId),
+          )
           .executeTakeFirst();
         if (!token) return { result: undefined, coalesced: false };
         const existing = await readRow(trx, tenantId, tokenId);

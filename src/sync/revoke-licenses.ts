@@ -5,8 +5,8 @@ import type { VppTokenActionFailureReason } from '../domain/enums.js';
 import { errorCodes, errors, VppdError } from '../domain/errors.js';
 import type { Logger } from '../domain/logger.js';
 import { failureOutcome } from '../domain/sync-failure.js';
+import type { StorageEngine } from '../storage/engine.js';
 import type { LicenseReadStore } from '../storage/license-read-store.js';
-import type { VppdDatabase } from '../storage/open-database.js';
 import type { VppTokenStore } from '../storage/vpp-token-store.js';
 import { createRevokeActionStore, type RevokeActionStore, type RevokeCounts } from './revoke-action-store.js';
 
@@ -58,7 +58,8 @@ export type RevokeAppleClient = Pick<
 >;
 
 export interface RevokeServiceOptions {
-  readonly db: VppdDatabase;
+  /** The storage engine (revoke action results are read and written in locked transactions). */
+  readonly storage: StorageEngine;
   readonly tokens: VppTokenStore;
   readonly licenseReads: LicenseReadStore;
   readonly apple: RevokeAppleClient;
@@ -109,7 +110,7 @@ const defaultLimit = 100;
 /** Builds the revoke service. */
 export function createRevokeService(options: RevokeServiceOptions): RevokeService {
   const { tokens, licenseReads, apple, clock, sleep, logger } = options;
-  const actions: RevokeActionStore = createRevokeActionStore({ db: options.db });
+  const actions: RevokeActionStore = createRevokeActionStore({ storage: options.storage });
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
   const maxPollIntervalMs = options.maxPollIntervalMs ?? 10_000;
   const maxPolls = options.maxPollsPerEvent ?? 60;

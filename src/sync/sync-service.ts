@@ -124,7 +124,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
   };
 
   const counts = createLicenseCountsSync({
-    db,
+    storage,
     tokens,
     apple,
     logger: logger.child({ component: 'license-counts' }),

@@ -10,12 +10,27 @@
 //
 // initdb and postgres refuse to run as root. As root, the server runs as the unprivileged `postgres`
 // user (or `nobody`) through `runuser`, and its temp dir is handed to that user.
+//
+// The server also accepts TLS, with a throw-away self-signed certificate naming only the host
+// `vppd-test-db` (not 127.0.0.1): the sslmode tests can tell verify-ca from verify-full. Its PEM file is
+// at VPPD_TEST_POSTGRES_CA.
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createSelfSignedCertificate } from '../helpers/tls.js';
 
 const superuser = 'vppd_test';
 
@@ -99,8 +114,23 @@ export default async function setup(): Promise<() => Promise<void>> {
   const port = await freePort();
   // C locale: byte-order text and ASCII-only case folding, like vppd's columns (collate "C") anyway.
   run('initdb', ['-D', data, '-U', superuser, '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync']);
+  const tls = await createSelfSignedCertificate({ ipAddresses: [], dnsNames: ['vppd-test-db'] });
+  const certFile = join(dir, 'server.crt');
+  const keyFile = join(dir, 'server.key');
+  const caFile = join(dir, 'ca.pem');
+  writeFileSync(certFile, tls.cert);
+  writeFileSync(keyFile, tls.key, { mode: 0o600 });
+  writeFileSync(caFile, tls.cert);
+  if (user) {
+    chownSync(certFile, user.uid, user.gid);
+    chownSync(keyFile, user.uid, user.gid);
+  }
+  chmodSync(caFile, 0o644);
   // Durability off (a crash loses a throw-away cluster); enough connections for every test worker's pools.
   const options = [
+    '-c ssl=on',
+    `-c ssl_cert_file=${certFile}`,
+    `-c ssl_key_file=${keyFile}`,
     `-p ${port}`,
     `-k ${socketDir}`,
     "-c listen_addresses='127.0.0.1'",
@@ -112,13 +142,27 @@ export default async function setup(): Promise<() => Promise<void>> {
   run('pg_ctl', ['start', '-D', data, '-w', '-t', '60', '-l', join(dir, 'server.log'), '-o', options]);
   const url = `postgres://${superuser}@127.0.0.1:${port}/postgres`;
   process.env.VPPD_TEST_POSTGRES_URL = url;
-  return async () => {
+  process.env.VPPD_TEST_POSTGRES_CA = caFile;
+  let stopped = false;
+  const stop = (mode: 'fast' | 'immediate') => {
+    if (stopped) return;
+    stopped = true;
     try {
-      run('pg_ctl', ['stop', '-D', data, '-m', 'fast', '-w', '-t', '60']);
+      run('pg_ctl', ['stop', '-D', data, '-m', mode, '-w', '-t', '60']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   };
+  // pg_ctl leaves the server running on its own: should the run end without its teardown (a crash, an
+  // interrupted run), stop it on the way out rather than leave it behind.
+  process.once('exit', () => {
+    try {
+      stop('immediate');
+    } catch {
+      // nothing more to do while exiting
+    }
+  });
+  return async () => stop('fast');
 }
 
 function logTail(dir: string): string {

@@ -25,6 +25,7 @@ export function createPostgresEngine(config: PostgresDatabaseConfig): StorageEng
     readChangeStamp: createPostgresStampReader(db as unknown as Kysely<unknown>),
     isUniqueViolation: isPostgresUniqueViolation,
     isForeignKeyViolation: isPostgresForeignKeyViolation,
+    lockForUpdate: (query) => query.forUpdate() as typeof query,
     bulkInsert: (spec) => postgresBulkInsert(spec),
     async withMigrationLock(migrate) {
       // A session lock held on a connection of its own (outside the pool, which may have one

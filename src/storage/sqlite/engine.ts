@@ -37,6 +37,7 @@ export function createSqliteEngine(
     readChangeStamp,
     isUniqueViolation: isSqliteUniqueViolation,
     isForeignKeyViolation: isSqliteForeignKeyViolation,
+    lockForUpdate: (query) => query,
     bulkInsert: sqliteBulkInsert,
     // One connection per process, and a migration's transaction takes SQLite's write lock: a second
     // process waits (busy timeout) and then finds the migrations applied.
