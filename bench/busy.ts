@@ -20,7 +20,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
 import { sql } from 'kysely';
@@ -100,6 +100,9 @@ interface Phase {
   readonly loopMax: number;
   /** Share of the phase the vppd thread was busy. */
   readonly utilization: number;
+  /** Garbage-collection pauses during the phase: total and longest, ms. */
+  readonly gcMs: number;
+  readonly gcMaxMs: number;
 }
 
 async function apiPart(values: Record<string, string | boolean | undefined>): Promise<string[]> {
@@ -186,12 +189,22 @@ async function apiPart(values: Record<string, string | boolean | undefined>): Pr
       const before = await completedRuns();
       const delay = monitorEventLoopDelay({ resolution: 5 });
       delay.enable();
+      let gcMs = 0;
+      let gcMaxMs = 0;
+      const gc = new PerformanceObserver((list) => {
+        for (const entry of list.getEntries()) {
+          gcMs += entry.duration;
+          gcMaxMs = Math.max(gcMaxMs, entry.duration);
+        }
+      });
+      gc.observe({ entryTypes: ['gc'] });
       const elu = performance.eventLoopUtilization();
       const [list, get] = await Promise.all([
         fire(`${server?.url}${encodeURI(listPath)}`, authorization, rate, duration),
         fire(`${server?.url}${encodeURI(getPath)}`, authorization, rate, duration),
       ]);
       delay.disable();
+      gc.disconnect();
       const utilization = performance.eventLoopUtilization(elu).utilization;
       const syncsCompleted = (await completedRuns()) - before;
       driving = false;
@@ -208,6 +221,8 @@ async function apiPart(values: Record<string, string | boolean | undefined>): Pr
         loopP99: delay.percentile(99) / 1e6,
         loopMax: delay.max / 1e6,
         utilization,
+        gcMs,
+        gcMaxMs,
       };
     };
 
@@ -226,7 +241,7 @@ async function apiPart(values: Record<string, string | boolean | undefined>): Pr
       `max ${r.latency.max.toFixed(0).padStart(4)} ms  (${r.requests.total} req)`;
     const loop = (p: Phase) =>
       `vppd thread busy ${(p.utilization * 100).toFixed(0)} %, event-loop delay p99 ${p.loopP99.toFixed(1)} ms, ` +
-      `max ${p.loopMax.toFixed(0)} ms`;
+      `max ${p.loopMax.toFixed(0)} ms, GC ${p.gcMs.toFixed(0)} ms (longest ${p.gcMaxMs.toFixed(0)} ms)`;
     for (let round = 0; round < rounds; round++) {
       const i = await phase(false);
       idle.push(i);
