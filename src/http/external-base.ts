@@ -58,13 +58,23 @@ function isTrustedPeer(trusted: BlockList, address: string | undefined): boolean
   return trusted.check(address, isIPv4(address) ? 'ipv4' : 'ipv6');
 }
 
+/** Origins already worked out: the same few hosts ask on every request (a full map is emptied). */
+const origins = new Map<string, string | null>();
+
 /** `https://host:port` with the default port dropped, or undefined when the parts make no URL. */
 function originOf(proto: string, host: string): string | undefined {
+  const key = `${proto}://${host}`;
+  const known = origins.get(key);
+  if (known !== undefined) return known ?? undefined;
+  let origin: string | null;
   try {
-    return new URL(`${proto}://${host}`).origin;
+    origin = new URL(key).origin;
   } catch {
-    return undefined;
+    origin = null;
   }
+  if (origins.size >= 1024) origins.clear();
+  origins.set(key, origin);
+  return origin ?? undefined;
 }
 
 function headerValues(value: string | string[] | undefined): string[] {

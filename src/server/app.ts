@@ -108,9 +108,16 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
   // A $batch step inherits its outer request's base (never its own forwarded headers).
   const innerRequests = createInnerRequests();
   const resolveExternalBase = createExternalBaseResolver(context.config.externalUrl);
+  // Worked out once per request, however many links the answer holds.
+  const bases = new WeakMap<FastifyRequest, string>();
   app.decorateRequest('externalBase', {
     getter(this: FastifyRequest) {
-      return innerRequests.lookup(this.headers)?.externalBase ?? resolveExternalBase(this);
+      let base = bases.get(this);
+      if (base === undefined) {
+        base = innerRequests.lookup(this.headers)?.externalBase ?? resolveExternalBase(this);
+        bases.set(this, base);
+      }
+      return base;
     },
   });
 

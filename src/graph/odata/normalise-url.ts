@@ -49,6 +49,7 @@ const keyFormPattern = /^([A-Za-z_][A-Za-z0-9_.]*)\((.+)\)$/;
 export function createGraphUrlNormaliser(): GraphUrlNormaliser {
   const root = newNode();
   const versions = new Set<string>(graphVersions);
+  const normalised = new Map<string, string>();
 
   const resolve = (node: RouteNode, raw: string): { text: string; next: RouteNode } | undefined => {
     const decoded = raw.includes('%') ? decodeSafe(raw) : raw;
@@ -74,6 +75,7 @@ export function createGraphUrlNormaliser(): GraphUrlNormaliser {
 
   return {
     add(path) {
+      normalised.clear();
       const segments = path.split('/').filter((s) => s !== '');
       if (!versions.has(segments[0] ?? '')) return;
       let node = root;
@@ -113,35 +115,48 @@ export function createGraphUrlNormaliser(): GraphUrlNormaliser {
       const q = url.indexOf('?');
       const path = q < 0 ? url : url.slice(0, q);
       const query = q < 0 ? '' : url.slice(q);
-      const segments = path.split('/');
-      const out: string[] = [segments[0] ?? ''];
-      let node: RouteNode | undefined = root;
-      for (let i = 1; i < segments.length; i++) {
-        const raw = segments[i] ?? '';
-        if (node === undefined || node.wildcard || raw === '') {
-          out.push(raw);
-          continue;
-        }
-        const keyed = keyForm(node, raw);
-        if (keyed) {
-          out.push(keyed.canonical, keyed.key);
-          node = keyed.next;
-          continue;
-        }
-        const resolved = resolve(node, raw);
-        if (!resolved) {
-          out.push(raw);
-          node = undefined;
-          continue;
-        }
-        out.push(resolved.text);
-        node = resolved.next;
-      }
-      const normalised = out.join('/');
-      return normalised === path ? url : normalised + query;
+      // Every request passes here: a path seen before (the same token, list or function) costs one
+      // lookup instead of a walk of the route tree. Routes are all known before the first request.
+      const known = normalised.get(path);
+      if (known !== undefined) return known === path ? url : known + query;
+      const result = normalisePath(path);
+      if (normalised.size >= maxRemembered) normalised.clear();
+      normalised.set(path, result);
+      return result === path ? url : result + query;
     },
   };
+
+  function normalisePath(path: string): string {
+    const segments = path.split('/');
+    const out: string[] = [segments[0] ?? ''];
+    let node: RouteNode | undefined = root;
+    for (let i = 1; i < segments.length; i++) {
+      const raw = segments[i] ?? '';
+      if (node === undefined || node.wildcard || raw === '') {
+        out.push(raw);
+        continue;
+      }
+      const keyed = keyForm(node, raw);
+      if (keyed) {
+        out.push(keyed.canonical, keyed.key);
+        node = keyed.next;
+        continue;
+      }
+      const resolved = resolve(node, raw);
+      if (!resolved) {
+        out.push(raw);
+        node = undefined;
+        continue;
+      }
+      out.push(resolved.text);
+      node = resolved.next;
+    }
+    return out.join('/');
+  }
 }
+
+/** Paths whose canonical form is remembered (a full map is emptied, not grown). */
+const maxRemembered = 4096;
 
 /** `getLicensesForApp(…)` spelled in any case: the canonical name, then the parameter list as sent. */
 function matchPrefixed(
