@@ -4,8 +4,8 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
+import { isLoopbackAddress } from '../src/http/loopback.js';
 import { type RunningServer, startServer } from '../src/server/start-server.js';
-import { isLoopbackAddress } from '../src/web/dashboard-routes.js';
 import { testConfig } from './helpers/graph-test-app.js';
 import { cleanEnv, type ServeProcess, startServeProcess } from './helpers/serve-process.js';
 

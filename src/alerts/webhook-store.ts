@@ -59,15 +59,6 @@ export interface WebhookStore {
   withSecret(tenantId: string, id: string): Promise<AlertWebhookWithSecret | undefined>;
 }
 
-/** True for 127.0.0.0/8, ::1 and `localhost` (loopback clients of `/metrics`). */
-export function isLoopbackHost(hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  if (host === 'localhost' || host.endsWith('.localhost')) return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  if (isIP(host) === 6) return host === '::1' || host === '0:0:0:0:0:0:0:1';
-  return false;
-}
-
 /**
  * Checks a webhook URL: absolute http(s), no credentials, a host the address policy allows (the
  * WHATWG parser has already turned `127.1`, `2130706433` and `0x7f.1` into `127.0.0.1`), and HTTPS

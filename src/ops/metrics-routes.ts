@@ -1,8 +1,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { isLoopbackHost } from '../alerts/webhook-store.js';
 import { sendGraphError } from '../http/graph-error.js';
+import { isLoopbackAddress } from '../http/loopback.js';
 import type { VppdMetrics } from './metrics.js';
 
 export interface MetricsRouteOptions {
@@ -62,8 +62,7 @@ export function registerMetricsRoutes(app: FastifyInstance, options: MetricsRout
 
 function allowed(request: FastifyRequest, expected: Buffer | undefined): boolean {
   if (expected === undefined) {
-    const address = (request.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-    return isLoopbackHost(address);
+    return isLoopbackAddress(request.socket.remoteAddress);
   }
   const given = Buffer.from(request.headers.authorization ?? '', 'utf8');
   return given.length === expected.length && timingSafeEqual(given, expected);

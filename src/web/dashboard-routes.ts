@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import { demoTenantId } from '../config.js';
 import type { AppContext } from '../context.js';
 import { issueAccessToken } from '../http/auth/issue-access-token.js';
+import { isLoopbackAddress } from '../http/loopback.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import { dashboardStrings } from './dashboard-strings.js';
 
@@ -111,15 +111,6 @@ export function demoSessionOf(
 ): 'on' | 'off' | 'off-not-loopback' {
   if (!config.demo || config.auth.kind !== 'hs256') return 'off';
   return isLoopbackAddress(config.host) || config.host === 'localhost' ? 'on' : 'off-not-loopback';
-}
-
-/** True for a socket or listening address in 127.0.0.0/8 or ::1 (IPv4-mapped too). */
-export function isLoopbackAddress(address: string | undefined): boolean {
-  if (address === undefined) return false;
-  const bare = address.replace(/^\[|\]$/g, '').replace(/^::ffff:/i, '');
-  const family = isIP(bare);
-  if (family === 4) return bare.startsWith('127.');
-  return family === 6 && new URL(`http://[${bare}]/`).hostname === '[::1]';
 }
 
 /** True for `localhost`, `127.x.x.x` and `[::1]`, with or without a port. */
