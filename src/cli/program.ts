@@ -3,6 +3,7 @@ import { isVppdError } from '../domain/errors.js';
 import { registerAppleSimCommand } from './apple-sim-command.js';
 import { registerAuthCommand } from './auth-command.js';
 import { CliExit } from './cli-exit.js';
+import { registerDbCommand } from './db-command.js';
 import { registerEnumsCommand } from './enums-command.js';
 import type { CliIo } from './io.js';
 import { processIo } from './io.js';
@@ -25,6 +26,7 @@ export function buildProgram(io: CliIo): Command {
   registerServeCommand(program, io);
   registerTokensCommand(program, io, { isTty: io === processIo && process.stdout.isTTY === true });
   registerAuthCommand(program, io);
+  registerDbCommand(program, io);
   return program;
 }
 

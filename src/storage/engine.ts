@@ -57,6 +57,45 @@ export interface StorageEngine {
   truncateWriteAheadLog(): Promise<boolean>;
   /** Closes every connection. */
   close(): Promise<void>;
+  /**
+   * Every table of the database as its catalogue describes it (columns, key, foreign keys), the
+   * engine's own tables left out; `vppd db copy` discovers what to copy with it. Reads through `db`
+   * (default the engine's), e.g. a connection {@link readExclusively} holds.
+   */
+  describeTables(db?: Kysely<DatabaseSchema>): Promise<readonly StoredTable[]>;
+  /**
+   * Runs `read` while no other connection can write, and refuses (a conflict error) when another
+   * connection has the database open at all, e.g. a running vppd: `vppd db copy`'s source. SQLite:
+   * `locking_mode=EXCLUSIVE` and `BEGIN IMMEDIATE`, which needs every other connection to have closed
+   * the file; PostgreSQL: no other session on the database, a repeatable-read transaction and every
+   * table locked in share mode.
+   */
+  readExclusively<T>(read: (db: Kysely<DatabaseSchema>) => Promise<T>): Promise<T>;
+  /**
+   * After rows were inserted with their serial keys given (`BulkInsertSpec.explicitSerialKeys`): the
+   * next key the database hands out is above every stored one. PostgreSQL moves the identity's
+   * sequence; SQLite's AUTOINCREMENT already follows the largest key inserted.
+   */
+  resetSerialKey(trx: Transaction<DatabaseSchema>, table: string, column: string): Promise<void>;
+}
+
+/** A table as the database's catalogue has it ({@link StorageEngine.describeTables}). */
+export interface StoredTable {
+  readonly name: string;
+  /** In the table's column order. `serial`: a key the database assigns ({@link EngineDdl.serialKey}). */
+  readonly columns: readonly {
+    readonly name: string;
+    readonly type: BulkColumnType;
+    readonly notNull: boolean;
+    readonly serial: boolean;
+  }[];
+  /**
+   * Columns whose values identify a row: the primary key, else the first unique key (by name) whose
+   * columns are all not null; empty when there is none.
+   */
+  readonly key: readonly string[];
+  /** Tables this one's foreign keys reference (itself included if it references itself). */
+  readonly references: readonly string[];
 }
 
 /** The engines vppd runs on. */
@@ -99,7 +138,7 @@ export interface EngineDdl {
 }
 
 /** The type of a bulk-inserted column's values (PostgreSQL needs it to pass a column as one array). */
-export type BulkColumnType = 'text' | 'integer' | 'bigint';
+export type BulkColumnType = 'text' | 'integer' | 'bigint' | 'blob';
 
 /** A multi-row insert: a table, its columns in parameter order, what to do with a duplicate key. */
 export interface BulkInsertSpec {
@@ -112,6 +151,12 @@ export interface BulkInsertSpec {
   readonly onConflict?: { readonly key: readonly string[]; readonly update: readonly string[] };
   /** Most rows per statement (the engine may use fewer). */
   readonly maxRows: number;
+  /**
+   * The rows give the values of serial-key columns themselves (a copy of another database): PostgreSQL
+   * then needs `overriding system value` for its `generated always` identity. Call
+   * {@link StorageEngine.resetSerialKey} after.
+   */
+  readonly explicitSerialKeys?: boolean;
 }
 
 /**

@@ -50,14 +50,17 @@ export function createStorageEngine(config: DatabaseConfig, options: OpenStorage
   }
 }
 
+/** The migrator's bookkeeping tables: which migrations ran, and its lock. */
+export const migrationTableNames = { migrations: 'vppd_migrations', lock: 'vppd_migrations_lock' } as const;
+
 /** The migrator of vppd's schema (its migrations with the engine's column types, its bookkeeping tables). */
 export function createMigrator(storage: StorageEngine): Migrator {
   const migrations = storageMigrations(storage.ddl);
   return new Migrator({
     db: storage.db,
     provider: { getMigrations: async () => migrations },
-    migrationTableName: 'vppd_migrations',
-    migrationLockTableName: 'vppd_migrations_lock',
+    migrationTableName: migrationTableNames.migrations,
+    migrationLockTableName: migrationTableNames.lock,
   });
 }
 

@@ -44,7 +44,9 @@ export function postgresBulkInsert(
   const updateIndexes = spec.onConflict?.update.map(indexOf) ?? [];
   const maxRows = Math.max(1, Math.min(spec.maxRows, Math.floor(maxParameters / width)));
 
-  const unnestText = `insert into ${quote(spec.table)} (${columns}) select * from unnest(${spec.columns
+  // A copy gives identity keys itself; `generated always` refuses them without this clause.
+  const head = `insert into ${quote(spec.table)} (${columns})${spec.explicitSerialKeys === true ? ' overriding system value' : ''}`;
+  const unnestText = `${head} select * from unnest(${spec.columns
     .map((c, i) => `$${i + 1}::${arrayType[c.type]}`)
     .join(', ')})${tail}`;
   const valuesTexts = new Map<number, string>();
@@ -55,7 +57,7 @@ export function postgresBulkInsert(
       for (let r = 0; r < rows; r++) {
         tuples.push(`(${Array.from({ length: width }, (_, c) => `$${r * width + c + 1}`).join(', ')})`);
       }
-      text = `insert into ${quote(spec.table)} (${columns}) values ${tuples.join(', ')}${tail}`;
+      text = `${head} values ${tuples.join(', ')}${tail}`;
       valuesTexts.set(rows, text);
     }
     return text;
@@ -88,6 +90,7 @@ const arrayType: Record<BulkInsertSpec['columns'][number]['type'], string> = {
   text: 'text[]',
   integer: 'int4[]',
   bigint: 'int8[]',
+  blob: 'bytea[]',
 };
 
 /**

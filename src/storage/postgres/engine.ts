@@ -2,6 +2,7 @@ import { Kysely } from 'kysely';
 import type { DatabaseSchema } from '../database-schema.js';
 import type { StorageEngine } from '../engine.js';
 import { postgresBulkInsert } from './bulk-insert.js';
+import { describePostgresTables, readPostgresExclusively, resetPostgresSerialKey } from './catalog.js';
 import { createPostgresStampReader } from './change-stamp.js';
 import type { PostgresDatabaseConfig } from './config.js';
 import { postgresDdl } from './ddl.js';
@@ -45,5 +46,8 @@ export function createPostgresEngine(config: PostgresDatabaseConfig): StorageEng
     hasLocalWriteAheadLog: false,
     truncateWriteAheadLog: async () => true,
     close: () => db.destroy(),
+    describeTables: (on = db) => describePostgresTables(on as unknown as Kysely<unknown>),
+    readExclusively: (read) => readPostgresExclusively(db, read),
+    resetSerialKey: resetPostgresSerialKey,
   };
 }

@@ -3,11 +3,13 @@ import { Kysely, sql } from 'kysely';
 import type { DatabaseSchema } from '../database-schema.js';
 import type { StorageEngine } from '../engine.js';
 import { sqliteBulkInsert } from './bulk-insert.js';
+import { describeSqliteTables } from './catalog.js';
 import { createSqliteStampReader } from './change-stamp.js';
 import type { SqliteDatabaseConfig } from './config.js';
 import { sqliteDdl } from './ddl.js';
 import { createSqliteDialect } from './dialect.js';
 import { isSqliteForeignKeyViolation, isSqliteUniqueViolation } from './errors.js';
+import { readSqliteExclusively } from './exclusive-read.js';
 
 /** The SQLite engine, with the connection under it for this folder's tests. */
 export interface SqliteEngine extends StorageEngine {
@@ -49,5 +51,9 @@ export function createSqliteEngine(
       return row !== undefined && Number(row.busy) === 0;
     },
     close: () => db.destroy(),
+    describeTables: (on = db) => describeSqliteTables(on as unknown as Kysely<unknown>),
+    readExclusively: (read) => readSqliteExclusively(db, read),
+    // AUTOINCREMENT keeps the largest key ever inserted in sqlite_sequence, given ones included.
+    resetSerialKey: async () => {},
   };
 }

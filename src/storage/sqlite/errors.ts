@@ -14,3 +14,9 @@ export function isSqliteUniqueViolation(error: unknown): boolean {
 export function isSqliteForeignKeyViolation(error: unknown): boolean {
   return codeOf(error) === 'SQLITE_CONSTRAINT_FOREIGNKEY';
 }
+
+/** Another connection holds a lock this one needs (after the busy timeout). */
+export function isSqliteBusy(error: unknown): boolean {
+  const code = codeOf(error);
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+}
