@@ -1,7 +1,7 @@
 // `npm run bench -- storage-bulk [--rounds N] [--licenses N]`: how a sync's license staging writes on
-// PostgreSQL with each multi-row insert strategy of src/storage/postgres/bulk-insert.ts — one array
-// parameter per column (`insert … select * from unnest($1::text[], …)`) or one parameter per value
-// (`insert … values ($1, …), (…)`) — and on SQLite for reference. Each round stages, through the real
+// PostgreSQL with each multi-row insert strategy of src/storage/postgres/bulk-insert.ts — `copy … from
+// stdin` (the default), one array parameter per column (`insert … select * from unnest($1::text[], …)`)
+// or one parameter per value (`insert … values ($1, …), (…)`) — and on SQLite for reference. Each round stages, through the real
 // LicenseStore, 1,000 assets and 200,000 licenses (Apple's order: random across assets, written in
 // batches of 8,192 as a sync does) into a fresh database; rounds alternate strategies; medians.
 // PostgreSQL is a throw-away server started like the tests' (test/setup/postgres-server.ts).
@@ -29,6 +29,7 @@ type Variant = {
 const variants: readonly Variant[] = [
   { name: 'postgres unnest', engine: 'postgres', strategy: 'unnest' },
   { name: 'postgres values', engine: 'postgres', strategy: 'values' },
+  { name: 'postgres copy', engine: 'postgres', strategy: 'copy' },
   { name: 'sqlite (file)', engine: 'sqlite' },
 ];
 

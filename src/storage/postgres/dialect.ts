@@ -1,6 +1,7 @@
 import { PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { type PostgresDatabaseConfig, postgresTlsOptions } from './config.js';
+import { enableCopyFrom } from './copy-from.js';
 
 /** OIDs of the types whose driver default (text) vppd reads as numbers instead. */
 const int8Oid = 20;
@@ -43,6 +44,8 @@ export function createPostgresDialect(config: PostgresDatabaseConfig): PostgresC
   // An idle connection that breaks (server restart, network) is dropped from the pool; the next
   // query opens a new one. Without a listener the error would end the process.
   pool.on('error', () => {});
+  // License staging's COPY runs on the client of its transaction (copy-from.ts).
+  pool.on('connect', enableCopyFrom);
   return {
     dialect: new PostgresDialect({ pool }),
     pool,

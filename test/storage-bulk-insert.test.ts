@@ -1,0 +1,87 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { StorageEngine } from '../src/storage/engine.js';
+import { openTestStorage, storageEngines } from './helpers/storage-engines.js';
+
+// The engines' bulk insert with text that COPY's text format must escape (PostgreSQL stages licenses
+// with `copy … from stdin`, storage/postgres/bulk-insert.ts): every value reads back as written.
+
+const awkward = [
+  'tab\there',
+  'line\nbreak',
+  'carriage\rreturn',
+  'back\\slash',
+  '\\N',
+  '\\.',
+  '',
+  ' leading and trailing ',
+  'ünïcödé ✓ 𝄞',
+  '{"json":"with \\"quotes\\" and \\\\ escapes"}',
+];
+
+describe.each(storageEngines)('bulk insert on %s', (engine) => {
+  let storage: StorageEngine | undefined;
+  afterEach(async () => {
+    await storage?.close();
+    storage = undefined;
+  });
+
+  it('stores text with tabs, newlines, backslashes and nulls exactly, in one call of many rows', async () => {
+    storage = await openTestStorage(engine);
+    const insert = storage.bulkInsert({
+      table: 'license_app_metadata',
+      columns: [
+        { name: 'adam_id', type: 'text' },
+        { name: 'name', type: 'text' },
+        { name: 'bundle_id', type: 'text' },
+        { name: 'device_families', type: 'text' },
+        { name: 'platform', type: 'text' },
+        { name: 'country', type: 'text' },
+        { name: 'fetched_at', type: 'text' },
+      ],
+      maxRows: 3,
+    });
+    const rows = awkward.map((text, i) => [
+      String(i).padStart(3, '0'),
+      text,
+      i % 2 === 0 ? null : text,
+      '[]',
+      'p',
+      'us',
+      '2026-01-01T00:00:00.000Z',
+    ]);
+    await storage.db.transaction().execute((trx) => insert(trx, rows.flat()));
+    const read = await storage.db
+      .selectFrom('license_app_metadata')
+      .select(['adam_id', 'name', 'bundle_id'])
+      .orderBy('adam_id')
+      .execute();
+    expect(read).toEqual(rows.map((r) => ({ adam_id: r[0], name: r[1], bundle_id: r[2] })));
+  });
+
+  it('stores 64-bit integers and rolls back with its transaction', async () => {
+    storage = await openTestStorage(engine);
+    const insert = storage.bulkInsert({
+      table: 'sync_tenant_turns',
+      columns: [
+        { name: 'tenant_id', type: 'text' },
+        { name: 'last_turn', type: 'bigint' },
+      ],
+      maxRows: 100,
+    });
+    await storage.db.transaction().execute((trx) => insert(trx, ['a', 2 ** 40, 'b', 0, 'c', -7]));
+    await expect(
+      storage.db.transaction().execute(async (trx) => {
+        await insert(trx, ['d', 1]);
+        throw new Error('rolled back');
+      }),
+    ).rejects.toThrow('rolled back');
+    // A duplicate key fails the whole call.
+    await expect(storage.db.transaction().execute((trx) => insert(trx, ['e', 1, 'a', 1]))).rejects.toThrow();
+    const read = await storage.db.selectFrom('sync_tenant_turns').selectAll().orderBy('tenant_id').execute();
+    expect(read.map((r) => [r.tenant_id, Number(r.last_turn)])).toEqual([
+      ['a', 2 ** 40],
+      ['b', 0],
+      ['c', -7],
+    ]);
+  });
+});
