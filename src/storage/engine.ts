@@ -14,7 +14,7 @@ export type DataTypeExpression = Parameters<CreateTableBuilder<string, string>['
  * What differs between the database engines vppd runs on, behind one small interface (the idea of
  * Kysely's own `DialectAdapter`). Each engine lives in its own folder with the same files
  * (`storage/sqlite/`, `storage/postgres/`: `engine.ts`, `dialect.ts`, `config.ts`, `change-stamp.ts`,
- * `errors.ts`, `ddl.ts`, `bulk-insert.ts`); nothing else in vppd names an engine, imports its driver or
+ * `errors.ts`, `ddl.ts`, `bulk-insert.ts`, `catalog.ts`, `exclusive-read.ts`); nothing else in vppd names an engine, imports its driver or
  * knows its error codes. Stores receive the engine they run on and call it; they never test which one it is.
  */
 export interface StorageEngine {

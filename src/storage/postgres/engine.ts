@@ -2,12 +2,13 @@ import { Kysely } from 'kysely';
 import type { DatabaseSchema } from '../database-schema.js';
 import type { StorageEngine } from '../engine.js';
 import { postgresBulkInsert } from './bulk-insert.js';
-import { describePostgresTables, readPostgresExclusively, resetPostgresSerialKey } from './catalog.js';
+import { describePostgresTables, resetPostgresSerialKey } from './catalog.js';
 import { createPostgresStampReader } from './change-stamp.js';
 import type { PostgresDatabaseConfig } from './config.js';
 import { postgresDdl } from './ddl.js';
 import { createPostgresDialect } from './dialect.js';
 import { isPostgresForeignKeyViolation, isPostgresUniqueViolation } from './errors.js';
+import { readPostgresExclusively } from './exclusive-read.js';
 
 /**
  * The key of the session-level advisory lock vppd's migrations run under (any fixed 64-bit number
