@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StorageEngine } from '../src/storage/engine.js';
 import { openTestStorage, storageEngines } from './helpers/storage-engines.js';
@@ -83,5 +84,38 @@ describe.each(storageEngines)('bulk insert on %s', (engine) => {
       ['b', 0],
       ['c', -7],
     ]);
+  });
+});
+
+describe('bulk insert of staging rows on postgres', () => {
+  it('commits that transaction without waiting for the WAL flush, and only that one', async () => {
+    const storage = await openTestStorage('postgres');
+    try {
+      const spec = {
+        table: 'sync_tenant_turns',
+        columns: [
+          { name: 'tenant_id', type: 'text' },
+          { name: 'last_turn', type: 'bigint' },
+        ],
+        maxRows: 100,
+      } as const;
+      const setting = async (staging: boolean, tenant: string) =>
+        storage.db.transaction().execute(async (trx) => {
+          // The test server runs with synchronous_commit off: start each transaction from on.
+          await sql`set local synchronous_commit = on`.execute(trx);
+          await storage.bulkInsert({ ...spec, staging })(trx, [tenant, 1]);
+          const { rows } = await sql<{ synchronous_commit: string }>`show synchronous_commit`.execute(trx);
+          return rows[0]?.synchronous_commit;
+        });
+      expect(await setting(true, 'staged')).toBe('off');
+      expect(await setting(false, 'durable')).toBe('on');
+      const { rows } = await sql<{ synchronous_commit: string }>`show synchronous_commit`.execute(storage.db);
+      expect(rows[0]?.synchronous_commit).toBe('off');
+      expect(
+        await storage.db.selectFrom('sync_tenant_turns').select('tenant_id').orderBy('tenant_id').execute(),
+      ).toEqual([{ tenant_id: 'durable' }, { tenant_id: 'staged' }]);
+    } finally {
+      await storage.close();
+    }
   });
 });

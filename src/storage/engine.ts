@@ -157,6 +157,15 @@ export interface BulkInsertSpec {
    * {@link StorageEngine.resetSerialKey} after.
    */
   readonly explicitSerialKeys?: boolean;
+  /**
+   * The rows are staging that only counts once a later transaction commits durably (license chunks
+   * before the snapshot swap): the engine may commit the inserting transaction without waiting for the
+   * disk. PostgreSQL: `synchronous_commit = off` for that transaction — its WAL is written in order, so
+   * the swap's synchronous commit flushes these rows too; a crash before it loses only a run that
+   * never completed and is synced again. SQLite: nothing (its commits do not flush with
+   * synchronous=NORMAL anyway).
+   */
+  readonly staging?: boolean;
 }
 
 /**

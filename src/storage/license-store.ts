@@ -107,6 +107,8 @@ const chunkInsert: BulkInsertSpec = {
     { name: 'holders', type: 'text' },
   ],
   maxRows: chunkInsertRows,
+  // Chunks count only once the snapshot swap commits (durably, flushing these too).
+  staging: true,
 };
 
 /** The asset upsert: Apple lists an (adamId, pricingParam) once; a repeat in a page keeps the last counts. */

@@ -81,7 +81,12 @@ export function postgresBulkInsert(
     if (useCopy) {
       const rows = input.length / width;
       if (rows === 0) return;
-      const payload: CopyPayload = { statement: copyStatement, data: copyText(input, width, 0, rows), rows };
+      const payload: CopyPayload = {
+        statement: copyStatement,
+        data: copyText(input, width, 0, rows),
+        rows,
+        asynchronousCommit: spec.staging === true,
+      };
       await trx.executeQuery(CompiledQuery.raw(copyMarker, [payload]));
       return;
     }

@@ -16,6 +16,8 @@ export interface CopyPayload {
   /** The rows in COPY's text format (see {@link copyText}). */
   readonly data: string;
   readonly rows: number;
+  /** Commit this transaction without waiting for the WAL flush (`BulkInsertSpec.staging`). */
+  readonly asynchronousCommit: boolean;
 }
 
 /** Makes `client` run {@link copyMarker} queries as COPY (dialect.ts calls it for every new client). */
@@ -24,13 +26,19 @@ export function enableCopyFrom(client: pg.PoolClient): void {
   (client as unknown as { query: typeof query }).query = (text: unknown, values?: unknown) => {
     if (text !== copyMarker) return query(text, values);
     const payload = (values as readonly CopyPayload[])[0] as CopyPayload;
-    return new Promise((resolve, reject) => {
-      const stream = client.query(copyFrom(payload.statement));
-      stream.on('error', reject);
-      stream.on('finish', () => resolve({ command: 'COPY', rowCount: payload.rows, rows: [], fields: [] }));
-      stream.end(payload.data);
-    });
+    return (
+      payload.asynchronousCommit ? query('set local synchronous_commit = off') : Promise.resolve()
+    ).then(() => copy(client, payload));
   };
+}
+
+function copy(client: pg.PoolClient, payload: CopyPayload): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const stream = client.query(copyFrom(payload.statement));
+    stream.on('error', reject);
+    stream.on('finish', () => resolve({ command: 'COPY', rowCount: payload.rows, rows: [], fields: [] }));
+    stream.end(payload.data);
+  });
 }
 
 const special = /[\\\n\r\t]/;
