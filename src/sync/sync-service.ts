@@ -156,7 +156,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       logger,
       schedule,
       workerId,
-      progress: createSyncProgressStore({ db }),
+      progress: createSyncProgressStore({ storage }),
       licenseCounts: async (claim, signal) => {
         const outcome = await counts.refreshToken(claim.job.tenantId, claim.job.tokenId, signal);
         return outcome.outcome !== 'failed';
@@ -174,7 +174,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
     scheduler ??= new SyncScheduler({
       jobs,
       licenses,
-      expiry: createTokenExpiryStore({ db }),
+      expiry: createTokenExpiryStore({ storage }),
       clock,
       logger,
       requestSync,

@@ -12,7 +12,9 @@ import {
 } from '../../domain/sync-lifecycle.js';
 import { transitionTokenState } from '../../domain/token-state.js';
 import { actionResultFromRow, actionResultToRow, upsertActionResult } from '../action-result-rows.js';
+import type { ChangeNotifier } from '../change-notifier.js';
 import type { VppTokenActionResultRow } from '../database-schema.js';
+import { appendEvent, appendEvents, type NewEvent } from '../event-store.js';
 import { dateFromColumn, dateToColumn } from '../vpp-token-columns.js';
 import { closeRun, failureColumns } from './run-history.js';
 import { upsertSchedule } from './schedule.js';
@@ -112,13 +114,17 @@ const holdsLease = async (trx: Trx, claim: ClaimedSync, now: Date): Promise<bool
   return Number(result.numUpdatedRows) === 1;
 };
 
-/** Fails a token's sync inside a transaction (shared by fail and the interrupted path of claims). */
+/**
+ * Fails a token's sync inside a transaction (shared by fail and the interrupted path of claims); a
+ * change of the token's state appends its `stateChanged` event (the caller appends `syncFailed`).
+ */
 export const failToken = async (
   trx: Trx,
   tenantId: string,
   tokenId: string,
   failure: SyncFailure,
   now: Date,
+  notifier: ChangeNotifier,
 ): Promise<boolean> => {
   const token = await trx
     .selectFrom('vpp_tokens')
@@ -147,10 +153,19 @@ export const failToken = async (
     .executeTakeFirst();
   if (Number(updated.numUpdatedRows) !== 1) return false;
   await applyActionEvent(trx, tenantId, tokenId, 'failed', now);
+  if (state !== vppTokenState.fromValue(token.state)) {
+    await appendEvent(trx, notifier, now, {
+      tenantId,
+      tokenId,
+      type: 'stateChanged',
+      payload: { from: vppTokenState.fromValue(token.state), to: state },
+    });
+  }
   return true;
 };
 
-export function createSyncRunOutcomes({ db }: SyncJobStoreOptions): SyncRunOutcomes {
+export function createSyncRunOutcomes({ db, storage }: SyncJobStoreOptions): SyncRunOutcomes {
+  const { notifier } = storage;
   return {
     async commit(claim, snapshot, now, nextSyncAt) {
       const { tenantId, tokenId } = claim.job;
@@ -219,6 +234,24 @@ export function createSyncRunOutcomes({ db }: SyncJobStoreOptions): SyncRunOutco
         });
         await trx.deleteFrom('sync_jobs').where('id', '=', claim.job.id).execute();
         await upsertSchedule(trx, tenantId, tokenId, nextSyncAt);
+        const events: NewEvent[] = [
+          {
+            tenantId,
+            tokenId,
+            type: 'syncCompleted',
+            payload: {
+              kind: 'licenses',
+              runId: claim.runId,
+              assets: snapshot.assetCount,
+              assignments: snapshot.assignmentCount,
+            },
+          },
+        ];
+        const stateBefore = vppTokenState.fromValue(token.state);
+        if (state !== stateBefore) {
+          events.push({ tenantId, tokenId, type: 'stateChanged', payload: { from: stateBefore, to: state } });
+        }
+        await appendEvents(trx, notifier, now, events);
         return { previousRunId: previous?.run_id ?? null };
       });
     },
@@ -227,7 +260,7 @@ export function createSyncRunOutcomes({ db }: SyncJobStoreOptions): SyncRunOutco
       const { tenantId, tokenId } = claim.job;
       return db.transaction().execute(async (trx) => {
         if (!(await holdsLease(trx, claim, now))) return false;
-        await failToken(trx, tenantId, tokenId, failure, now);
+        await failToken(trx, tenantId, tokenId, failure, now, notifier);
         await closeRun(trx, claim.runId, {
           outcome: 'failed',
           finished_at: dateToColumn(now),
@@ -235,6 +268,12 @@ export function createSyncRunOutcomes({ db }: SyncJobStoreOptions): SyncRunOutco
         });
         await trx.deleteFrom('sync_jobs').where('id', '=', claim.job.id).execute();
         await upsertSchedule(trx, tenantId, tokenId, nextSyncAt);
+        await appendEvent(trx, notifier, now, {
+          tenantId,
+          tokenId,
+          type: 'syncFailed',
+          payload: { kind: 'licenses', jobId: claim.job.id, runId: claim.runId, failureKind: failure.kind },
+        });
         return true;
       });
     },
