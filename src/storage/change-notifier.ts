@@ -23,6 +23,11 @@ export interface ChangeNotifier {
   notify(trx: Transaction<DatabaseSchema>, channel: string, payload: string): Promise<void>;
   /** Calls `listener` for each notification on `channel` until the returned function is called. */
   listen(channel: string, listener: ChangeListener): () => void;
+  /**
+   * Resolves once what is sent from now on reaches this process's listeners (PostgreSQL: the LISTEN
+   * connection is up, or its attempt to connect has ended). Nothing needs to wait for it but a test.
+   */
+  listening(): Promise<void>;
   /** Stops listening and closes what listening opened. */
   close(): Promise<void>;
 }

@@ -4,6 +4,7 @@ import type { AppleMdmInfo } from '../apple/apple-types.js';
 import type { Logger } from '../domain/logger.js';
 import type { SyncTrigger } from '../domain/sync-trigger.js';
 import type { StorageEngine } from '../storage/engine.js';
+import { eventsChannel, parseEventWake } from '../storage/event-store.js';
 import { createLicenseStore, type LicenseStore } from '../storage/license-store.js';
 import { loadInstallationId } from '../storage/sync-installation.js';
 import { createSyncJobStore, type SyncJobStore, type SyncRequestResult } from '../storage/sync-job-store.js';
@@ -197,6 +198,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
   };
 
   let stopping: Promise<void> | undefined;
+  let stopWakes: (() => void) | undefined;
   return {
     jobs,
     licenses,
@@ -222,11 +224,17 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       const ticking = createScheduler();
       ticking.start();
       createHistoryPruner().start();
+      // A sync requested by any process (PostgreSQL) or this one wakes the worker at once; it polls too.
+      stopWakes = storage.notifier.listen(eventsChannel, (payload) => {
+        const wake = parseEventWake(payload);
+        if (wake === undefined || wake.type === 'syncRequested') built.wake();
+      });
       started = { worker: built, scheduler: ticking };
       logger.info({ workerId, role, intervalMs: schedule.intervalMs }, 'sync worker and scheduler started');
     },
     stop() {
       stopping ??= (async () => {
+        stopWakes?.();
         await scheduler?.stop();
         await pruner?.stop();
         await (started.worker ?? worker)?.stop();

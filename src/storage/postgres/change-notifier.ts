@@ -22,6 +22,7 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Change
   let client: pg.Client | undefined;
   let connecting: Promise<void> | undefined;
   let retry: NodeJS.Timeout | undefined;
+  let pendingListen: Promise<void> | undefined;
   const listening = new Set<string>();
   let closed = false;
 
@@ -88,10 +89,14 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Change
         if (client === undefined) void ensureConnected(false);
         else if (!listening.has(channel)) {
           const connection = client;
-          listenOn(connection, channel).catch(() => lost(connection));
+          pendingListen = listenOn(connection, channel).catch(() => lost(connection));
         }
       }
       return remove;
+    },
+    async listening() {
+      await connecting;
+      await pendingListen;
     },
     async close() {
       closed = true;

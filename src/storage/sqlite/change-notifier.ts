@@ -15,6 +15,7 @@ export function createSqliteNotifier(): ChangeNotifier {
       setImmediate(() => listeners.dispatch(channel, payload));
     },
     listen: (channel, listener) => listeners.add(channel, listener),
+    listening: async () => undefined,
     async close() {
       closed = true;
       listeners.clear();
