@@ -154,10 +154,11 @@ export interface EventStore {
   /** The newest `seq` of the whole log (0 when empty). */
   newestSeq(): Promise<number>;
   /**
-   * Deletes at most `limit` events created before `before` with `seq` at or below `upTo`, oldest
+   * Deletes at most `limit` events created before `before` that every reader of the whole log has
+   * passed (at or below the lowest row of `event_cursors`; by age alone while there is none), oldest
    * first, never a tenant's newest event (its change stamp); answers how many.
    */
-  prune(before: Date, upTo: number, limit: number): Promise<number>;
+  prune(before: Date, limit: number): Promise<number>;
 }
 
 /** Builds the Kysely-backed event store. */
@@ -195,7 +196,12 @@ export function createEventStore({ storage }: { readonly storage: StorageEngine 
       return Number(row?.s ?? 0);
     },
 
-    async prune(before, upTo, limit) {
+    async prune(before, limit) {
+      const cursor = await db
+        .selectFrom('event_cursors')
+        .select((eb) => eb.fn.min('seq').as('s'))
+        .executeTakeFirst();
+      const upTo = cursor?.s === null || cursor?.s === undefined ? Number.MAX_SAFE_INTEGER : Number(cursor.s);
       const result = await db
         .deleteFrom('events')
         .where('seq', 'in', (eb) =>

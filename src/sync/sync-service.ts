@@ -4,7 +4,7 @@ import type { AppleMdmInfo } from '../apple/apple-types.js';
 import type { Logger } from '../domain/logger.js';
 import type { SyncTrigger } from '../domain/sync-trigger.js';
 import type { StorageEngine } from '../storage/engine.js';
-import { eventsChannel, parseEventWake } from '../storage/event-store.js';
+import { createEventStore, eventsChannel, parseEventWake } from '../storage/event-store.js';
 import { createLicenseStore, type LicenseStore } from '../storage/license-store.js';
 import { loadInstallationId } from '../storage/sync-installation.js';
 import { createSyncJobStore, type SyncJobStore, type SyncRequestResult } from '../storage/sync-job-store.js';
@@ -41,6 +41,8 @@ export interface SyncSettings {
   readonly maxSnapshotRestarts?: number;
   /** Sync history older than this is pruned (default 90 days; see HistoryPruner for what is kept). */
   readonly historyRetentionMs?: number;
+  /** How long events are kept once the alert scanner passed them (default 7 days). */
+  readonly eventRetentionMs?: number;
   /** How often the history is pruned and an idle WAL checkpointed (default 1 h). */
   readonly historyTickMs?: number;
 }
@@ -191,6 +193,10 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       clock,
       logger,
       retentionMs: settings.historyRetentionMs ?? 90 * 86_400_000,
+      events: {
+        store: createEventStore({ storage }),
+        retentionMs: settings.eventRetentionMs ?? 7 * 86_400_000,
+      },
       ...(settings.historyTickMs === undefined ? {} : { tickMs: settings.historyTickMs }),
       ...(options.lane === undefined ? {} : { lane: options.lane }),
     });
