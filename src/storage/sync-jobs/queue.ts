@@ -242,6 +242,7 @@ export function createSyncQueue({ db, storage, newId }: SyncJobStoreOptions): Sy
               .executeTakeFirst();
             if (Number(taken.numUpdatedRows) !== 1) return false;
             const failure = interruptedFailure(candidate.attempts);
+            let stateEvents: NewEvent[] = [];
             if (job.kind === 'licenseCounts') {
               await applyActionEvent(
                 trx,
@@ -259,15 +260,24 @@ export function createSyncQueue({ db, storage, newId }: SyncJobStoreOptions): Sy
                   ...failureColumns(failure),
                 });
               }
-              await failToken(trx, candidate.tenant_id, candidate.token_id, failure, options.now, notifier);
+              stateEvents = await failToken(
+                trx,
+                candidate.tenant_id,
+                candidate.token_id,
+                failure,
+                options.now,
+              );
             }
             await trx.deleteFrom('sync_jobs').where('id', '=', candidate.id).execute();
-            await appendEvent(trx, notifier, options.now, {
-              tenantId: candidate.tenant_id,
-              tokenId: candidate.token_id,
-              type: 'syncFailed',
-              payload: { kind: job.kind, jobId: candidate.id, runId: candidate.run_id, interrupted: true },
-            });
+            await appendEvents(trx, notifier, options.now, [
+              {
+                tenantId: candidate.tenant_id,
+                tokenId: candidate.token_id,
+                type: 'syncFailed',
+                payload: { kind: job.kind, jobId: candidate.id, runId: candidate.run_id, interrupted: true },
+              },
+              ...stateEvents,
+            ]);
             return true;
           });
           if (failed) {

@@ -12,9 +12,8 @@ import {
 } from '../../domain/sync-lifecycle.js';
 import { transitionTokenState } from '../../domain/token-state.js';
 import { actionResultFromRow, actionResultToRow, upsertActionResult } from '../action-result-rows.js';
-import type { ChangeNotifier } from '../change-notifier.js';
 import type { VppTokenActionResultRow } from '../database-schema.js';
-import { appendEvent, appendEvents, type NewEvent } from '../event-store.js';
+import { appendEvents, type NewEvent } from '../event-store.js';
 import { dateFromColumn, dateToColumn } from '../vpp-token-columns.js';
 import { closeRun, failureColumns } from './run-history.js';
 import { upsertSchedule } from './schedule.js';
@@ -115,8 +114,9 @@ const holdsLease = async (trx: Trx, claim: ClaimedSync, now: Date): Promise<bool
 };
 
 /**
- * Fails a token's sync inside a transaction (shared by fail and the interrupted path of claims); a
- * change of the token's state appends its `stateChanged` event (the caller appends `syncFailed`).
+ * Fails a token's sync inside a transaction (shared by fail and the interrupted path of claims).
+ * Answers the events to append last in the transaction (with the caller's `syncFailed`): the token's
+ * `stateChanged` when the failure changed its state; none when the token was not syncing.
  */
 export const failToken = async (
   trx: Trx,
@@ -124,18 +124,17 @@ export const failToken = async (
   tokenId: string,
   failure: SyncFailure,
   now: Date,
-  notifier: ChangeNotifier,
-): Promise<boolean> => {
+): Promise<NewEvent[]> => {
   const token = await trx
     .selectFrom('vpp_tokens')
     .select(['last_sync_status', 'state'])
     .where('tenant_id', '=', tenantId)
     .where('id', '=', tokenId)
     .executeTakeFirst();
-  if (!token) return false;
+  if (!token) return [];
   const from = vppTokenSyncStatus.fromValue(token.last_sync_status);
   // Only a sync in flight can fail; anything else means this job no longer owns the status.
-  if (from !== 'inProgress') return false;
+  if (from !== 'inProgress') return [];
   const transition = transitionSyncStatus(from, 'syncFailed');
   const state = transitionTokenState(vppTokenState.fromValue(token.state), {
     type: 'syncFailed',
@@ -151,17 +150,12 @@ export const failToken = async (
     .where('id', '=', tokenId)
     .where('last_sync_status', '=', inProgress)
     .executeTakeFirst();
-  if (Number(updated.numUpdatedRows) !== 1) return false;
+  if (Number(updated.numUpdatedRows) !== 1) return [];
   await applyActionEvent(trx, tenantId, tokenId, 'failed', now);
-  if (state !== vppTokenState.fromValue(token.state)) {
-    await appendEvent(trx, notifier, now, {
-      tenantId,
-      tokenId,
-      type: 'stateChanged',
-      payload: { from: vppTokenState.fromValue(token.state), to: state },
-    });
-  }
-  return true;
+  const before = vppTokenState.fromValue(token.state);
+  return state === before
+    ? []
+    : [{ tenantId, tokenId, type: 'stateChanged', payload: { from: before, to: state } }];
 };
 
 export function createSyncRunOutcomes({ db, storage }: SyncJobStoreOptions): SyncRunOutcomes {
@@ -260,7 +254,7 @@ export function createSyncRunOutcomes({ db, storage }: SyncJobStoreOptions): Syn
       const { tenantId, tokenId } = claim.job;
       return db.transaction().execute(async (trx) => {
         if (!(await holdsLease(trx, claim, now))) return false;
-        await failToken(trx, tenantId, tokenId, failure, now, notifier);
+        const stateEvents = await failToken(trx, tenantId, tokenId, failure, now);
         await closeRun(trx, claim.runId, {
           outcome: 'failed',
           finished_at: dateToColumn(now),
@@ -268,12 +262,15 @@ export function createSyncRunOutcomes({ db, storage }: SyncJobStoreOptions): Syn
         });
         await trx.deleteFrom('sync_jobs').where('id', '=', claim.job.id).execute();
         await upsertSchedule(trx, tenantId, tokenId, nextSyncAt);
-        await appendEvent(trx, notifier, now, {
-          tenantId,
-          tokenId,
-          type: 'syncFailed',
-          payload: { kind: 'licenses', jobId: claim.job.id, runId: claim.runId, failureKind: failure.kind },
-        });
+        await appendEvents(trx, notifier, now, [
+          {
+            tenantId,
+            tokenId,
+            type: 'syncFailed',
+            payload: { kind: 'licenses', jobId: claim.job.id, runId: claim.runId, failureKind: failure.kind },
+          },
+          ...stateEvents,
+        ]);
         return true;
       });
     },
