@@ -135,3 +135,51 @@ describe('the LISTEN connection on PostgreSQL', () => {
     }
   });
 });
+
+describe('wake-ups on SQLite (in-process)', () => {
+  it("an append in this process wakes the process's dashboard feed and worker", async () => {
+    const sim = await startAppleSim({ seed: 'events-wakeups-sqlite', rateLimit: false, pageSize: 100 });
+    const h = await createSyncHarness({
+      sharedSim: sim,
+      settings: { pollMs: tenMinutes, tickMs: tenMinutes, historyTickMs: tenMinutes },
+    });
+    const received: TokenFeedEvent[] = [];
+    const sqliteFeed = createTokenFeed({
+      load: createTokenSummaryLoader({
+        tokens: h.context.tokens,
+        jobs: h.context.sync.jobs,
+        progress: createSyncProgressStore({ storage: h.context.storage }),
+        clock: h.clock.now,
+      }),
+      changeStamp: createTenantChangeStamp(h.context.storage),
+      notifier: h.context.storage.notifier,
+      checkEveryMs: tenMinutes,
+      refreshEveryMs: tenMinutes,
+      logger: pino({ level: 'silent' }),
+    });
+    try {
+      await h.context.sync.start('worker');
+      await (await h.worker()).poll();
+      await sqliteFeed.subscribe(tenantA, (event) => received.push(event));
+      // Created and requested through the stores, not the sync service (whose requestSync also calls
+      // the worker's wake()): only the events' notifications can wake the feed and the worker.
+      const created = await h.context.tokenService.create(
+        tenantA,
+        { token: sim.tokenFor('small') },
+        { firstSync: false },
+      );
+      const id = created.id;
+      await h.context.sync.jobs.requestSync(tenantA, id, 'api', h.clock.now());
+      await until('the feed to push the new token', async () =>
+        received.find((e) => e.type === 'upsert' && e.tokens.some((t) => t.id === id)),
+      );
+      await until('the worker to run the sync', async () =>
+        (await h.token(id)).lastSyncStatus === 'completed' ? true : undefined,
+      );
+    } finally {
+      sqliteFeed.close();
+      await h.close();
+      await sim.close();
+    }
+  });
+});
