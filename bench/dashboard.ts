@@ -227,7 +227,7 @@ export async function run(args: string[]): Promise<void> {
     const load = createTokenSummaryLoader({
       tokens: context.tokens,
       jobs: context.sync.jobs,
-      progress: createSyncProgressStore({ db: context.db }),
+      progress: createSyncProgressStore({ storage: context.storage }),
       clock: () => new Date(),
     });
     const table = await load(tenantId);

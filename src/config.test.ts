@@ -166,6 +166,21 @@ describe('security settings', () => {
   });
 });
 
+describe('VPPD_EVENT_RETENTION', () => {
+  it('defaults to 7 days, reads the environment, and names itself when out of range', () => {
+    expect(parseConfig(minimal).sync.eventRetentionMs).toBe(7 * 86_400_000);
+    expect(
+      parseConfig(readEnv({ VPPD_ENCRYPTION_KEY: key, VPPD_JWT_SECRET: secret, VPPD_EVENT_RETENTION: '36h' }))
+        .sync.eventRetentionMs,
+    ).toBe(36 * 3_600_000);
+    for (const bad of ['10m', '400d', 'a week', '-1d']) {
+      expect(configError({ ...minimal, eventRetention: bad })).toBe(
+        'VPPD_EVENT_RETENTION: must be a duration between 1h and 365d, like 7d',
+      );
+    }
+  });
+});
+
 describe('parseDuration', () => {
   it('parses units and plain seconds', () => {
     expect(parseDuration('90')).toBe(90_000);

@@ -63,6 +63,8 @@ export interface RawSettings {
   readonly maxStreamsPerTenant?: string | undefined;
   /** How long sync history is kept (each token's last 50 runs, last success and failure always). */
   readonly historyRetention?: string | undefined;
+  /** How long the event log keeps events the alert scanner has passed (default 7d). */
+  readonly eventRetention?: string | undefined;
 }
 
 /** The name a user sees for each setting in error messages (env name, plus the flag where there is one). */
@@ -95,6 +97,7 @@ export const settingNames: Readonly<Record<keyof RawSettings, string>> = {
   jwtMaxLifetime: 'VPPD_JWT_MAX_LIFETIME',
   maxStreamsPerTenant: 'VPPD_MAX_STREAMS_PER_TENANT',
   historyRetention: 'VPPD_HISTORY_RETENTION',
+  eventRetention: 'VPPD_EVENT_RETENTION',
 };
 
 /** Reads the vppd settings from an environment (blank values count as unset). */
@@ -131,6 +134,7 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): RawS
     jwtMaxLifetime: get('VPPD_JWT_MAX_LIFETIME'),
     maxStreamsPerTenant: get('VPPD_MAX_STREAMS_PER_TENANT'),
     historyRetention: get('VPPD_HISTORY_RETENTION'),
+    eventRetention: get('VPPD_EVENT_RETENTION'),
   };
 }
 
@@ -170,13 +174,15 @@ export interface Config {
   readonly syncIntervalMs: number;
   /**
    * The sync machinery: role of this process, global concurrency, lease of a running sync, and how
-   * long sync history is kept (`VPPD_HISTORY_RETENTION`, default 90 days).
+   * long sync history is kept (`VPPD_HISTORY_RETENTION`, default 90 days) and events of the event log
+   * (`VPPD_EVENT_RETENTION`, default 7 days).
    */
   readonly sync: {
     readonly role: ProcessRole;
     readonly concurrency: number;
     readonly leaseMs: number;
     readonly historyRetentionMs: number;
+    readonly eventRetentionMs: number;
   };
   readonly demo: boolean;
   readonly auth: AuthConfig;
@@ -306,6 +312,13 @@ const fieldSchemas = {
     .transform((text) => parseDuration(text))
     .refine((ms) => ms !== undefined && ms >= 86_400_000 && ms <= 3650 * 86_400_000, {
       message: 'must be a duration between 1d and 3650d, like 90d',
+    })
+    .transform((ms) => ms as number),
+  eventRetention: z
+    .string()
+    .transform((text) => parseDuration(text))
+    .refine((ms) => ms !== undefined && ms >= 3_600_000 && ms <= 365 * 86_400_000, {
+      message: 'must be a duration between 1h and 365d, like 7d',
     })
     .transform((ms) => ms as number),
   databasePool: z
@@ -490,6 +503,8 @@ export function parseConfig(raw: RawSettings): Config {
       raw.historyRetention === undefined
         ? 90 * 86_400_000
         : parseField('historyRetention', raw.historyRetention),
+    eventRetentionMs:
+      raw.eventRetention === undefined ? 7 * 86_400_000 : parseField('eventRetention', raw.eventRetention),
   };
   const shutdownGraceMs =
     raw.shutdownGrace === undefined ? 20_000 : parseField('shutdownGrace', raw.shutdownGrace);

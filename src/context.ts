@@ -138,6 +138,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
       concurrency: config.sync.concurrency,
       leaseMs: config.sync.leaseMs,
       historyRetentionMs: config.sync.historyRetentionMs,
+      eventRetentionMs: config.sync.eventRetentionMs,
       ...overrides.sync,
     },
     ...(overrides.syncOnTokenWrite === undefined ? {} : { syncOnTokenWrite: overrides.syncOnTokenWrite }),

@@ -34,13 +34,31 @@ async function get(path: string, authorization: string, headers: Record<string, 
 }
 
 /** Runs SQL in a separate OS process on the same database file, as another vppd replica would. */
-function writeFromAnotherProcess(statement: string, ...parameters: string[]): void {
+/**
+ * Another vppd process writing: the change and its event (what every write path of vppd appends, in
+ * the same transaction; storage/event-store.ts) commit together on the same database file.
+ */
+function writeFromAnotherProcess(
+  statement: string,
+  event: { readonly tenantId: string; readonly tokenId: string; readonly type: string },
+  ...parameters: string[]
+): void {
   const script = `const Database = require('better-sqlite3');
-const db = new Database(process.argv[1], { timeout: 5000 });
-const changes = db.prepare(process.argv[2]).run(...process.argv.slice(3)).changes;
+const [file, statement, tenantId, tokenId, type, ...parameters] = process.argv.slice(1);
+const db = new Database(file, { timeout: 5000 });
+const changes = db.transaction(() => {
+  const n = db.prepare(statement).run(...parameters).changes;
+  db.prepare("insert into events (tenant_id, token_id, type, payload, created_at) values (?, ?, ?, '{}', ?)")
+    .run(tenantId, tokenId, type, new Date().toISOString());
+  return n;
+})();
 db.close();
 if (changes !== 1) { console.error('changed ' + changes + ' rows'); process.exit(1); }`;
-  execFileSync(process.execPath, ['-e', script, file, statement, ...parameters], { cwd: process.cwd() });
+  execFileSync(
+    process.execPath,
+    ['-e', script, file, statement, event.tenantId, event.tokenId, event.type, ...parameters],
+    { cwd: process.cwd() },
+  );
 }
 
 beforeAll(async () => {
@@ -122,6 +140,7 @@ describe('vppTokens reads from kept bytes', () => {
     await get(failedList, auth.a);
     writeFromAnotherProcess(
       'update vpp_tokens set display_name = ? where tenant_id = ? and id = ?',
+      { tenantId: tenantA, tokenId: target.id, type: 'tokenUpdated' },
       'renamed by another process',
       tenantA,
       target.id,
@@ -129,7 +148,12 @@ describe('vppTokens reads from kept bytes', () => {
     expect((await get(`${base}/${target.id}`, auth.a)).json().displayName).toBe('renamed by another process');
     expect(displayNames((await get(failedList, auth.a)).json())).toContain('renamed by another process');
 
-    writeFromAnotherProcess('delete from vpp_tokens where tenant_id = ? and id = ?', tenantA, target.id);
+    writeFromAnotherProcess(
+      'delete from vpp_tokens where tenant_id = ? and id = ?',
+      { tenantId: tenantA, tokenId: target.id, type: 'tokenDeleted' },
+      tenantA,
+      target.id,
+    );
     const gone = await get(`${base}/${target.id}`, auth.a);
     expect(gone.status).toBe(404);
     expect(gone.json().error.code).toBe('ResourceNotFound');

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { decodeChunk } from '../src/storage/assignment-chunks.js';
 import { createLicenseReadStore } from '../src/storage/license-read-store.js';
 import { syncJobKindsAndTurns } from '../src/storage/migrations/0007-sync-job-kinds-and-turns.js';
+import { events } from '../src/storage/migrations/0008-events.js';
 import { createMigrator, migrateToLatest } from '../src/storage/open-database.js';
 import { createSyncJobStore } from '../src/storage/sync-job-store.js';
 import { createTokenCipher } from '../src/storage/token-cipher.js';
@@ -43,9 +44,10 @@ describe.each(storageEngines)('migration 0006_license_assignment_chunks on %s', 
     try {
       const migrated = await createMigrator(storage).migrateTo('0005_alerts');
       expect(migrated.error).toBeUndefined();
-      // Today's job store claims through what migration 0007 adds: lend it for the old-schema writes,
-      // and take it back before the real migrations run.
+      // Today's job store claims through what migration 0007 adds and appends events to what 0008
+      // adds: lend them for the old-schema writes, and take them back before the real migrations run.
       await syncJobKindsAndTurns(storage.ddl).up(db as unknown as Kysely<unknown>);
+      await events(storage.ddl).up(db as unknown as Kysely<unknown>);
 
       // A token with a claimed sync: its run gets the old rows, committed as the current snapshot.
       const clock = createFakeClock();
@@ -135,6 +137,8 @@ describe.each(storageEngines)('migration 0006_license_assignment_chunks on %s', 
       await oldDb.insertInto('license_assignments').values(stagedRows).execute();
 
       await sql`drop table sync_tenant_turns`.execute(db);
+      for (const table of ['events', 'event_heads', 'event_cursors'])
+        await sql`drop table ${sql.table(table)}`.execute(db);
       await sql`alter table sync_jobs drop column kind`.execute(db);
       expect(await migrateToLatest(storage)).toContain('0006_license_assignment_chunks');
       const tables = await db.introspection.getTables();

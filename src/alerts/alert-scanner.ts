@@ -1,6 +1,7 @@
 import type { Transaction } from 'kysely';
 import { vppTokenActionFailureReason, vppTokenState } from '../domain/enums.js';
 import type { DatabaseSchema, SyncRunOutcomeColumn } from '../storage/database-schema.js';
+import { eventFromRow, type StoredEvent } from '../storage/event-store.js';
 import type { VppdDatabase } from '../storage/open-database.js';
 import {
   type AlertEvent,
@@ -26,8 +27,14 @@ export interface AlertScannerOptions {
   readonly newId: () => string;
   /** Called after the commit that recorded a run as scanned (exactly once per run across processes). */
   readonly onRunScanned?: (run: ScannedRun) => void;
-  /** Runs read per scan (default 200); the next scan continues. */
+  /** Events read per batch (default 500); each batch is one transaction. */
   readonly batchSize?: number;
+  /**
+   * How long a hole in the event sequence is waited for before it is taken as never coming (ms;
+   * default 30 s). A hole is an append still in flight (its `seq` taken, its commit not yet seen:
+   * PostgreSQL hands out `seq` before commit) or one rolled back (its `seq` is never used).
+   */
+  readonly gapGraceMs?: number;
 }
 
 /** What one scan did. */
@@ -40,25 +47,31 @@ export interface ScanResult {
 /** The settings key of the time alerting started: history before it never alerts. */
 export const alertsSinceKey = 'alerts_since';
 
-/**
- * Finished sync runs are re-read this far behind the newest one scanned: a run that committed late
- * (its finish time is the worker's clock, its commit a little later) is still seen. Runs already
- * scanned are skipped by their row in `alert_scanned_runs`.
- */
-const overlapMs = 60 * 60_000;
+/** The scanner's row in `event_cursors`: every event up to its `seq` has been turned into alerts. */
+export const alertCursorName = 'alerts';
+
+/** Batches read per scan at most; the next scan continues. */
+const maxBatchesPerScan = 20;
+
+/** Event types that end a sync run (payload `runId`). */
+const runEndingEvents: ReadonlySet<string> = new Set(['syncCompleted', 'syncFailed', 'syncInterrupted']);
 
 type Trx = Transaction<DatabaseSchema & AlertTables>;
 
 /**
  * Derives alerts from the database and queues them in the outbox: `syncFailed` / `syncRecovered`
- * from finished `sync_runs`, `stateChanged` from token state vs. the state last alerted,
- * `tokenExpiring` (30/14/5 days) and `tokenExpired` from expiry dates. Event ids are deterministic and
- * the outbox is unique per (endpoint, event), so scanning twice, or in two processes, queues nothing
- * twice; the bookkeeping commits with the events, so a crash loses none.
+ * from the event log (storage/event-store.ts), read after a durable cursor, `stateChanged` from token
+ * state vs. the state last alerted, `tokenExpiring` (30/14/5 days) and `tokenExpired` from expiry
+ * dates. Event ids are deterministic and the outbox is unique per (endpoint, event), so scanning
+ * twice, or in two processes, queues nothing twice; the cursor moves in the transaction that queues
+ * the alerts (compare-and-swap on its old value), so each event is handled exactly once across
+ * processes and a crash loses none.
  */
 export class AlertScanner {
   readonly #db: AlertsDatabase;
   readonly #o: AlertScannerOptions;
+  /** When this process first saw each hole in the sequence (by the first missing seq). */
+  readonly #holesSeenAt = new Map<number, number>();
 
   constructor(options: AlertScannerOptions) {
     this.#db = alertsDatabaseOf(options.db);
@@ -88,18 +101,11 @@ export class AlertScanner {
       .where('event_type', 'in', ['syncFailed', 'syncRecovered', 'stateChanged'])
       .where('created_at', '<', before)
       .executeTakeFirst();
-    const newest = await this.#db
-      .selectFrom('alert_scanned_runs')
-      .select((eb) => eb.fn.max('finished_at').as('max'))
-      .executeTakeFirst();
+    // Marks of the scanner that re-read sync_runs (before the event log); nothing writes them now.
     const weekAgo = new Date(now - 7 * 86_400_000).toISOString();
-    // Marks inside the re-read window behind the newest one must stay, or those runs would alert again.
-    const window =
-      newest?.max == null ? weekAgo : new Date(new Date(newest.max).getTime() - overlapMs).toISOString();
-    const keepFrom = window < weekAgo ? window : weekAgo;
     const marks = await this.#db
       .deleteFrom('alert_scanned_runs')
-      .where('finished_at', '<', keepFrom)
+      .where('finished_at', '<', weekAgo)
       .executeTakeFirst();
     return Number(outbox.numDeletedRows) + Number(marks.numDeletedRows);
   }
@@ -118,16 +124,101 @@ export class AlertScanner {
     return row.value;
   }
 
+  /**
+   * The cursor's position; created at 0 on the first pass. The event log starts empty when migration
+   * 0008 creates it, so what happened before it existed never alerts, and everything after does,
+   * whenever the first scan runs.
+   */
+  async #cursor(now: Date): Promise<number> {
+    await this.#db
+      .insertInto('event_cursors')
+      .values({ name: alertCursorName, seq: 0, updated_at: now.toISOString() })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .execute();
+    const row = await this.#db
+      .selectFrom('event_cursors')
+      .select('seq')
+      .where('name', '=', alertCursorName)
+      .executeTakeFirstOrThrow();
+    return Number(row.seq);
+  }
+
+  /**
+   * The events after `cursor` that may be handled now: the longest run without a hole, where a hole
+   * waited for `gapGraceMs` (by this process's clock, from when it first saw it) counts as filled.
+   */
+  #handleable(cursor: number, events: readonly StoredEvent[], now: Date): StoredEvent[] {
+    const grace = this.#o.gapGraceMs ?? 30_000;
+    const out: StoredEvent[] = [];
+    let expected = cursor + 1;
+    for (const event of events) {
+      if (event.seq !== expected) {
+        const seenAt = this.#holesSeenAt.get(expected);
+        if (seenAt === undefined) this.#holesSeenAt.set(expected, now.getTime());
+        if (seenAt === undefined || now.getTime() - seenAt < grace) break;
+      }
+      out.push(event);
+      expected = event.seq + 1;
+    }
+    for (const first of this.#holesSeenAt.keys()) if (first < expected) this.#holesSeenAt.delete(first);
+    return out;
+  }
+
   async #scanRuns(now: Date): Promise<ScanResult> {
-    const since = await this.#alertsSince(now);
-    const newest = await this.#db
-      .selectFrom('alert_scanned_runs')
-      .select((eb) => eb.fn.max('finished_at').as('max'))
-      .executeTakeFirst();
-    const behind =
-      newest?.max == null ? since : new Date(new Date(newest.max).getTime() - overlapMs).toISOString();
-    const watermark = behind > since ? behind : since;
-    const runs = await this.#db
+    await this.#alertsSince(now);
+    let runs = 0;
+    let queued = 0;
+    const batchSize = Math.max(1, this.#o.batchSize ?? 500);
+    for (let batch = 0; batch < maxBatchesPerScan; batch++) {
+      const cursor = await this.#cursor(now);
+      const rows = await this.#db
+        .selectFrom('events')
+        .selectAll()
+        .where('seq', '>', cursor)
+        .orderBy('seq')
+        .limit(batchSize)
+        .execute();
+      const events = this.#handleable(cursor, rows.map(eventFromRow), now);
+      const last = events.at(-1);
+      if (last === undefined) break;
+      const result = await this.#db.transaction().execute(async (trx) => {
+        // Compare-and-swap: another process that handled these events first moved the cursor already.
+        const moved = await trx
+          .updateTable('event_cursors')
+          .set({ seq: last.seq, updated_at: now.toISOString() })
+          .where('name', '=', alertCursorName)
+          .where('seq', '=', cursor)
+          .executeTakeFirst();
+        if (Number(moved.numUpdatedRows) !== 1) return undefined;
+        let created = 0;
+        const scanned: ScannedRun[] = [];
+        for (const event of events) {
+          if (!runEndingEvents.has(event.type)) continue;
+          const runId = event.payload.runId;
+          if (typeof runId !== 'string') continue;
+          const handled = await this.#handleRunEnd(trx, now, runId);
+          if (handled === undefined) continue;
+          created += handled.queued;
+          scanned.push(handled.run);
+        }
+        return { created, scanned };
+      });
+      if (result === undefined) continue;
+      queued += result.created;
+      runs += result.scanned.length;
+      for (const run of result.scanned) this.#o.onRunScanned?.(run);
+      if (rows.length < batchSize || events.length < rows.length) break;
+    }
+    return { runs, queued };
+  }
+
+  /** The alerts of a finished run (syncFailed, syncRecovered); undefined when the run or token is gone. */
+  async #handleRunEnd(
+    trx: Trx,
+    now: Date,
+    runId: string,
+  ): Promise<{ readonly queued: number; readonly run: ScannedRun } | undefined> {
+    const run = await trx
       .selectFrom('sync_runs as r')
       .innerJoin('vpp_tokens as t', (j) =>
         j.onRef('t.id', '=', 'r.token_id').onRef('t.tenant_id', '=', 'r.tenant_id'),
@@ -149,106 +240,78 @@ export class AlertScanner {
         't.display_name',
         't.organization_name',
       ])
+      .where('r.id', '=', runId)
       .where('r.outcome', 'in', ['completed', 'failed', 'interrupted'])
-      .where('r.finished_at', '>=', watermark)
-      .where(({ not, exists, selectFrom }) =>
-        not(
-          exists(selectFrom('alert_scanned_runs as s').select('s.run_id').whereRef('s.run_id', '=', 'r.id')),
-        ),
-      )
-      .orderBy('r.finished_at')
-      .orderBy('r.id')
-      .limit(this.#o.batchSize ?? 200)
-      .execute();
-
-    let queued = 0;
-    let scanned = 0;
-    for (const run of runs) {
-      const finishedAt = run.finished_at as string;
-      const label = tokenLabel({
-        id: run.token_id,
-        displayName: run.display_name,
-        organizationName: run.organization_name,
+      .executeTakeFirst();
+    if (run === undefined || run.finished_at === null) return undefined;
+    const finishedAt = run.finished_at;
+    const scanned: ScannedRun = {
+      runId: run.id,
+      tenantId: run.tenant_id,
+      tokenId: run.token_id,
+      outcome: run.outcome,
+      durationMs: Math.max(0, new Date(finishedAt).getTime() - new Date(run.started_at).getTime()),
+    };
+    const label = tokenLabel({
+      id: run.token_id,
+      displayName: run.display_name,
+      organizationName: run.organization_name,
+    });
+    const base = { tenantId: run.tenant_id, tokenId: run.token_id, occurredAt: new Date(finishedAt) };
+    if (run.outcome === 'failed') {
+      const reason = run.failure_kind ?? 'internal';
+      const graphReason =
+        run.failure_reason === null ? null : vppTokenActionFailureReason.fromValue(run.failure_reason);
+      const apple = run.apple_error_number === null ? '' : ` (Apple error ${run.apple_error_number})`;
+      const queued = await enqueue(trx, now, this.#o.newId, {
+        ...base,
+        eventId: `syncFailed:${run.id}`,
+        type: 'syncFailed',
+        text: `VPP token ${label} failed to sync: ${run.error_message ?? reason}${apple}.`,
+        data: {
+          runId: run.id,
+          reason,
+          failureReason: graphReason,
+          message: run.error_message,
+          appleErrorNumber: run.apple_error_number,
+          httpStatus: run.http_status,
+          startedAt: run.started_at,
+          finishedAt,
+        },
       });
-      const result = await this.#db.transaction().execute(async (trx) => {
-        const marked = await trx
-          .insertInto('alert_scanned_runs')
-          .values({
-            run_id: run.id,
-            tenant_id: run.tenant_id,
-            token_id: run.token_id,
-            finished_at: finishedAt,
-          })
-          .onConflict((oc) => oc.column('run_id').doNothing())
-          .executeTakeFirst();
-        // Another scanner (another process) got there first.
-        if (Number(marked.numInsertedOrUpdatedRows ?? 0n) !== 1) return undefined;
-        const base = { tenantId: run.tenant_id, tokenId: run.token_id, occurredAt: new Date(finishedAt) };
-        if (run.outcome === 'failed') {
-          const reason = run.failure_kind ?? 'internal';
-          const graphReason =
-            run.failure_reason === null ? null : vppTokenActionFailureReason.fromValue(run.failure_reason);
-          const apple = run.apple_error_number === null ? '' : ` (Apple error ${run.apple_error_number})`;
-          return enqueue(trx, now, this.#o.newId, {
-            ...base,
-            eventId: `syncFailed:${run.id}`,
-            type: 'syncFailed',
-            text: `VPP token ${label} failed to sync: ${run.error_message ?? reason}${apple}.`,
-            data: {
-              runId: run.id,
-              reason,
-              failureReason: graphReason,
-              message: run.error_message,
-              appleErrorNumber: run.apple_error_number,
-              httpStatus: run.http_status,
-              startedAt: run.started_at,
-              finishedAt,
-            },
-          });
-        }
-        if (run.outcome === 'completed') {
-          const previous = await trx
-            .selectFrom('sync_runs')
-            .select(['id', 'outcome'])
-            .where('token_id', '=', run.token_id)
-            .where('id', '!=', run.id)
-            .where('outcome', 'in', ['completed', 'failed'])
-            .where('finished_at', '<=', finishedAt)
-            .orderBy('finished_at', 'desc')
-            .orderBy('id', 'desc')
-            .limit(1)
-            .executeTakeFirst();
-          if (previous?.outcome === 'failed') {
-            return enqueue(trx, now, this.#o.newId, {
-              ...base,
-              eventId: `syncRecovered:${run.id}`,
-              type: 'syncRecovered',
-              text: `VPP token ${label} synced successfully again after a failed sync.`,
-              data: {
-                runId: run.id,
-                failedRunId: previous.id,
-                assets: run.asset_count,
-                assignments: run.assignment_count,
-                finishedAt,
-              },
-            });
-          }
-        }
-        // Interrupted runs are retried by the worker; they alert only through the state they leave.
-        return 0;
-      });
-      if (result === undefined) continue;
-      scanned++;
-      queued += result;
-      this.#o.onRunScanned?.({
-        runId: run.id,
-        tenantId: run.tenant_id,
-        tokenId: run.token_id,
-        outcome: run.outcome,
-        durationMs: Math.max(0, new Date(finishedAt).getTime() - new Date(run.started_at).getTime()),
-      });
+      return { queued, run: scanned };
     }
-    return { runs: scanned, queued };
+    if (run.outcome === 'completed') {
+      const previous = await trx
+        .selectFrom('sync_runs')
+        .select(['id', 'outcome'])
+        .where('token_id', '=', run.token_id)
+        .where('id', '!=', run.id)
+        .where('outcome', 'in', ['completed', 'failed'])
+        .where('finished_at', '<=', finishedAt)
+        .orderBy('finished_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      if (previous?.outcome === 'failed') {
+        const queued = await enqueue(trx, now, this.#o.newId, {
+          ...base,
+          eventId: `syncRecovered:${run.id}`,
+          type: 'syncRecovered',
+          text: `VPP token ${label} synced successfully again after a failed sync.`,
+          data: {
+            runId: run.id,
+            failedRunId: previous.id,
+            assets: run.asset_count,
+            assignments: run.assignment_count,
+            finishedAt,
+          },
+        });
+        return { queued, run: scanned };
+      }
+    }
+    // Interrupted runs are retried by the worker; they alert only through the state they leave.
+    return { queued: 0, run: scanned };
   }
 
   async #scanStates(now: Date): Promise<number> {

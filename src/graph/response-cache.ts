@@ -7,10 +7,10 @@ export interface ResponseCacheOptions {
 }
 
 /**
- * Serialized responses kept in memory, each tagged with the database change stamp it was read at
- * (storage/change-stamp.ts). An entry is served only while the stamp is unchanged, so any write by any
- * process invalidates it: the database, not this process, decides what is current. Keys must name
- * everything the value depends on (tenant first).
+ * Serialized responses kept in memory, each tagged with the change stamp it was read at (the caller's
+ * choice; the Graph routes use the tenant's, storage/change-stamp.ts). An entry is served only while the
+ * stamp is unchanged, so any write by any process that moves the stamp invalidates it: the database, not
+ * this process, decides what is current. Keys must name everything the value depends on (tenant first).
  */
 export interface ResponseCache<V> {
   /** The value stored under `key` at exactly this stamp, or undefined. */

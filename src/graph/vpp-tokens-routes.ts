@@ -14,7 +14,7 @@ import {
   principalOf,
   rawQueryOf,
 } from '../http/request.js';
-import { createChangeStamp } from '../storage/change-stamp.js';
+import { createTenantChangeStamp } from '../storage/change-stamp.js';
 import { buildNextLink } from './odata/next-link.js';
 import { type ListQueryOption, parseListQuery } from './odata/parse-list-query.js';
 import { createResponseCache } from './response-cache.js';
@@ -63,28 +63,25 @@ export function registerVppTokenRoutes(
       .type('application/json')
       .send({ '@odata.context': entityContext(request), ...present(request, token) });
 
-  // A read's bytes are kept while the database's change stamp stays the same: any write, by this
-  // process or another one on the database, changes the stamp and so retires every kept response.
+  // A read's bytes are kept while the tenant's change stamp (the seq of its newest event) stays the
+  // same: every write a read of the tenant can see, by this process or another one on the database,
+  // appends an event and so retires the tenant's kept responses; other tenants' writes leave them.
   // The key holds all the bytes depend on: tenant, `Prefer`, external base (links; behind a proxy it
   // varies with the forwarded headers) and URL (version, query).
-  const changeStamp = createChangeStamp(context.storage);
+  const changeStamp = createTenantChangeStamp(context.storage);
   const responses = createResponseCache<Buffer>();
   // Promise chains, not async functions: a hit (most reads under load) costs the handler one promise
   // and one continuation after the stamp, instead of three of each.
   const sendRead = (request: FastifyRequest, reply: FastifyReply, build: () => Promise<unknown>) => {
-    const key = JSON.stringify([
-      principalOf(request).tenantId,
-      includeUnknown(request),
-      externalBaseOf(request),
-      request.url,
-    ]);
-    return changeStamp().then((stamp) => {
-      const kept = stamp === undefined ? undefined : responses.get(key, stamp);
+    const { tenantId } = principalOf(request);
+    const key = JSON.stringify([tenantId, includeUnknown(request), externalBaseOf(request), request.url]);
+    return changeStamp(tenantId).then((stamp) => {
+      const kept = responses.get(key, stamp);
       if (kept !== undefined) return sendJsonBytes(reply, kept);
       // Read after the stamp, so the bytes are never older than the stamp they are kept under.
       return build().then((value) => {
         const body = Buffer.from(JSON.stringify(value));
-        if (stamp !== undefined) responses.set(key, stamp, body, body.length);
+        responses.set(key, stamp, body, body.length);
         return sendJsonBytes(reply, body);
       });
     });

@@ -31,3 +31,39 @@ export function createChangeStamp(storage: StorageEngine): ChangeStamp {
     return next;
   };
 }
+
+/**
+ * Reads a tenant's change stamp: the `seq` of its newest event, as text. It moves after every commit
+ * that changed something a reader of the tenant sees (storage/event-store.ts lists them) and never
+ * comes back; other tenants' writes leave it alone. Read it before the data it guards.
+ */
+export type TenantChangeStamp = (tenantId: string) => Promise<string>;
+
+/**
+ * The tenant change stamps of `storage`. Calls for one tenant in the same event-loop turn share one
+ * read, taken in the turn's check phase (after every I/O callback of the turn), as for
+ * {@link createChangeStamp}.
+ */
+export function createTenantChangeStamp(storage: StorageEngine): TenantChangeStamp {
+  const pending = new Map<string, Promise<string>>();
+  return (tenantId) => {
+    let next = pending.get(tenantId);
+    if (next === undefined) {
+      next = new Promise<string>((resolve, reject) => {
+        setImmediate(() => {
+          // Calls from now on wait for a later read: this one may already be too old for them.
+          pending.delete(tenantId);
+          try {
+            const read = storage.readTenantStamp(tenantId);
+            if (typeof read === 'number') resolve(String(read));
+            else read.then((seq) => resolve(String(seq)), reject);
+          } catch (error) {
+            reject(error);
+          }
+        });
+      });
+      pending.set(tenantId, next);
+    }
+    return next;
+  };
+}

@@ -25,6 +25,10 @@ export interface DatabaseSchema {
   license_runs: LicenseRunRow;
   license_assignment_chunks: LicenseAssignmentChunkRow;
   license_app_metadata: LicenseAppMetadataRow;
+  // The event log (migration 0008; storage/event-store.ts).
+  events: EventRow;
+  event_heads: EventHeadRow;
+  event_cursors: EventCursorRow;
 }
 
 export interface TenantRow {
@@ -248,4 +252,29 @@ export interface LicenseAppMetadataRow {
   platform: string;
   country: string;
   fetched_at: string;
+}
+
+/** One change a reader cares about (storage/event-store.ts); `seq` rises and is never reused. */
+export interface EventRow {
+  seq: Generated<number>;
+  tenant_id: string;
+  /** The token the change is about; null for changes of the tenant as a whole. */
+  token_id: string | null;
+  type: string;
+  /** JSON object text. */
+  payload: string;
+  created_at: string;
+}
+
+/** A tenant's append lock: upserted before each append, so the tenant's events commit in `seq` order. */
+export interface EventHeadRow {
+  tenant_id: string;
+  appended_at: string;
+}
+
+/** How far a reader of the whole event log has processed it. */
+export interface EventCursorRow {
+  name: string;
+  seq: number;
+  updated_at: string;
 }

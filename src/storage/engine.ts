@@ -5,6 +5,7 @@ import type {
   SelectQueryBuilder,
   Transaction,
 } from 'kysely';
+import type { ChangeNotifier } from './change-notifier.js';
 import type { DatabaseSchema } from './database-schema.js';
 
 /** A column type as Kysely's `addColumn` takes it (a name like `'integer'`, or raw SQL). */
@@ -30,6 +31,15 @@ export interface StorageEngine {
    * `storage/change-stamp.ts` coalesces calls made in one event-loop turn.
    */
   readChangeStamp(): string | undefined | Promise<string | undefined>;
+  /**
+   * A tenant's change stamp: the `seq` of its newest event (0 before any; storage/event-store.ts). Every
+   * change a reader of the tenant cares about appends an event in its own transaction, and a tenant's
+   * events commit in `seq` order, so the number moves after each such commit and never comes back.
+   * `storage/change-stamp.ts` shares one read per tenant and event-loop turn.
+   */
+  readTenantStamp(tenantId: string): number | Promise<number>;
+  /** Wake-ups between writers and readers, by channel (storage/change-notifier.ts). */
+  readonly notifier: ChangeNotifier;
   /** True when `error` is a unique-constraint (or primary-key) violation. */
   isUniqueViolation(error: unknown): boolean;
   /** True when `error` is a foreign-key violation. */

@@ -1,7 +1,8 @@
 import type { Selectable } from 'kysely';
 import { isSyncPhase, type SyncPhase, type SyncProgress } from '../domain/sync-phase.js';
 import type { SyncJobRow } from './database-schema.js';
-import type { VppdDatabase } from './open-database.js';
+import type { StorageEngine } from './engine.js';
+import { appendEvent } from './event-store.js';
 import { dateFromColumn, dateToColumn } from './vpp-token-columns.js';
 
 /** The progress columns migration 0004 adds to `sync_jobs`. */
@@ -39,22 +40,36 @@ export interface SyncProgressStore {
 }
 
 /** Builds the Kysely-backed progress store. */
-export function createSyncProgressStore(options: { readonly db: VppdDatabase }): SyncProgressStore {
+export function createSyncProgressStore(options: { readonly storage: StorageEngine }): SyncProgressStore {
+  const { notifier } = options.storage;
   // The columns of migration 0004, added to this store's view of the schema only.
-  const db = options.db.withTables<{ sync_jobs: SyncJobRow & SyncJobProgressColumns }>();
+  const db = options.storage.db.withTables<{ sync_jobs: SyncJobRow & SyncJobProgressColumns }>();
   return {
-    async record(jobId, runId, progress, at) {
-      await db
-        .updateTable('sync_jobs')
-        .set({
-          progress_phase: progress.phase,
-          progress_pages: progress.pages,
-          progress_records: progress.records,
-          progress_at: dateToColumn(at),
-        })
-        .where('id', '=', jobId)
-        .where('run_id', '=', runId)
-        .execute();
+    record(jobId, runId, progress, at) {
+      // One `syncProgressed` event per write, appended only when the job row took it; the row's
+      // tenant and token come back from the update itself (no read before it).
+      return options.storage.db.transaction().execute(async (trx) => {
+        const updated = await trx
+          .withTables<{ sync_jobs: SyncJobProgressColumns }>()
+          .updateTable('sync_jobs')
+          .set({
+            progress_phase: progress.phase,
+            progress_pages: progress.pages,
+            progress_records: progress.records,
+            progress_at: dateToColumn(at),
+          })
+          .where('id', '=', jobId)
+          .where('run_id', '=', runId)
+          .returning(['tenant_id', 'token_id'])
+          .executeTakeFirst();
+        if (updated === undefined) return;
+        await appendEvent(trx, notifier, at, {
+          tenantId: updated.tenant_id,
+          tokenId: updated.token_id,
+          type: 'syncProgressed',
+          payload: { runId, phase: progress.phase, pages: progress.pages, records: progress.records },
+        });
+      });
     },
 
     async live(tenantId, tokenId, now) {

@@ -1,5 +1,6 @@
 import { vppTokenState } from '../domain/enums.js';
-import type { VppdDatabase } from './open-database.js';
+import type { StorageEngine } from './engine.js';
+import { appendEvents } from './event-store.js';
 import { dateFromColumn, dateToColumn } from './vpp-token-columns.js';
 
 /**
@@ -20,24 +21,41 @@ export interface TokenExpiryStore {
 
 const expired = vppTokenState.toValue('expired');
 
-export function createTokenExpiryStore({ db }: { readonly db: VppdDatabase }): TokenExpiryStore {
+export function createTokenExpiryStore({ storage }: { readonly storage: StorageEngine }): TokenExpiryStore {
+  const { db } = storage;
   return {
-    async expireDue(now, limit) {
+    expireDue(now, limit) {
       const nowText = dateToColumn(now);
-      const result = await db
-        .updateTable('vpp_tokens')
-        .set({ state: expired })
-        .where('state', '!=', expired)
-        .where('id', 'in', (eb) =>
-          eb
-            .selectFrom('vpp_tokens')
-            .select('id')
-            .where('state', '!=', expired)
-            .where('expiration_date_time', '<=', nowText)
-            .limit(limit),
-        )
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows);
+      // Written first, read back with `returning`: the transaction takes SQLite's write lock with its
+      // first statement (a read first would fail with SQLITE_BUSY when another process wrote meanwhile).
+      return db.transaction().execute(async (trx) => {
+        const changed = await trx
+          .updateTable('vpp_tokens')
+          .set({ state: expired })
+          .where('state', '!=', expired)
+          .where('id', 'in', (eb) =>
+            eb
+              .selectFrom('vpp_tokens')
+              .select('id')
+              .where('state', '!=', expired)
+              .where('expiration_date_time', '<=', nowText)
+              .limit(limit),
+          )
+          .returning(['id', 'tenant_id'])
+          .execute();
+        await appendEvents(
+          trx,
+          storage.notifier,
+          now,
+          changed.map((t) => ({
+            tenantId: t.tenant_id,
+            tokenId: t.id,
+            type: 'stateChanged' as const,
+            payload: { to: 'expired', reason: 'expirationDateTime' },
+          })),
+        );
+        return changed.length;
+      });
     },
 
     async nextExpiry(now) {

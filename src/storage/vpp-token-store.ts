@@ -13,6 +13,7 @@ import type { VppToken } from '../domain/vpp-token.js';
 import { actionResultFromRow, actionResultToRow } from './action-result-rows.js';
 import type { DatabaseSchema, VppTokenRow } from './database-schema.js';
 import type { StorageEngine } from './engine.js';
+import { appendEvent, appendEvents, type NewEvent } from './event-store.js';
 import { countListRows, fetchListPage, type ListPage } from './list-query-compiler.js';
 import type { VppdDatabase } from './open-database.js';
 import type { TokenCipher } from './token-cipher.js';
@@ -208,6 +209,11 @@ export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStor
             } as VppTokenRow)
             .execute();
           await writeActionResults(trx, token.tenantId, token.id, token.tokenActionResults);
+          await appendEvent(trx, storage.notifier, clock(), {
+            tenantId: token.tenantId,
+            tokenId: token.id,
+            type: 'tokenCreated',
+          });
         });
       } catch (error) {
         if (storage.isUniqueViolation(error)) throw duplicateSToken();
@@ -246,13 +252,31 @@ export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStor
       }
       if (Object.keys(values).length > 0) {
         try {
-          const result = await db
-            .updateTable('vpp_tokens')
-            .set(values)
-            .where('tenant_id', '=', tenantId)
-            .where('id', '=', id)
-            .executeTakeFirst();
-          if (Number(result.numUpdatedRows) === 0) return undefined;
+          const found = await db.transaction().execute(async (trx) => {
+            const result = await trx
+              .updateTable('vpp_tokens')
+              .set(values)
+              .where('tenant_id', '=', tenantId)
+              .where('id', '=', id)
+              .executeTakeFirst();
+            if (Number(result.numUpdatedRows) === 0) return false;
+            const events: NewEvent[] = [
+              { tenantId, tokenId: id, type: renewed ? 'tokenRenewed' : 'tokenUpdated' },
+            ];
+            // A renewal sets the state (unknown until the sync, or expired); written first, as SQLite's
+            // write lock must be taken by a transaction's first statement, so the state left is not read.
+            if (values.state !== undefined) {
+              events.push({
+                tenantId,
+                tokenId: id,
+                type: 'stateChanged',
+                payload: { to: vppTokenState.fromValue(values.state) },
+              });
+            }
+            await appendEvents(trx, storage.notifier, clock(), events);
+            return true;
+          });
+          if (!found) return undefined;
         } catch (error) {
           if (storage.isUniqueViolation(error)) throw duplicateSToken();
           throw error;
@@ -261,13 +285,17 @@ export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStor
       return getWith(db, tenantId, id);
     },
 
-    async delete(tenantId, id) {
-      const result = await db
-        .deleteFrom('vpp_tokens')
-        .where('tenant_id', '=', tenantId)
-        .where('id', '=', id)
-        .executeTakeFirst();
-      return Number(result.numDeletedRows) > 0;
+    delete(tenantId, id) {
+      return db.transaction().execute(async (trx) => {
+        const result = await trx
+          .deleteFrom('vpp_tokens')
+          .where('tenant_id', '=', tenantId)
+          .where('id', '=', id)
+          .executeTakeFirst();
+        if (Number(result.numDeletedRows) === 0) return false;
+        await appendEvent(trx, storage.notifier, clock(), { tenantId, tokenId: id, type: 'tokenDeleted' });
+        return true;
+      });
     },
 
     async replaceActionResults(tenantId, id, results) {
@@ -285,6 +313,12 @@ export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStor
           .where('token_id', '=', id)
           .execute();
         await writeActionResults(trx, tenantId, id, results);
+        await appendEvent(trx, storage.notifier, clock(), {
+          tenantId,
+          tokenId: id,
+          type: 'actionChanged',
+          payload: { actions: results.map((r) => r.actionName) },
+        });
         return true;
       });
     },

@@ -1,4 +1,5 @@
 import type { Logger } from '../domain/logger.js';
+import type { EventStore } from '../storage/event-store.js';
 import type { SyncJobStore } from '../storage/sync-job-store.js';
 import { type BackgroundLane, noLane } from './background-lane.js';
 
@@ -18,11 +19,18 @@ export interface HistoryPrunerOptions {
   readonly idleMs?: number;
   /** Where each delete waits for its turn, so requests are answered first (default none). */
   readonly lane?: BackgroundLane;
+  /**
+   * The event log, pruned in the same pass: events older than `retentionMs` (`VPPD_EVENT_RETENTION`,
+   * default 7 days) that the alert scanner has passed, `batchRows` per delete.
+   */
+  readonly events?: { readonly store: EventStore; readonly retentionMs: number };
 }
 
 /** What one pass did. */
 export interface PruneResult {
   readonly deleted: number;
+  /** Events deleted from the event log. */
+  readonly eventsDeleted: number;
   readonly checkpointed: boolean;
 }
 
@@ -86,7 +94,7 @@ export class HistoryPruner {
       const tokenIds = await jobs.tokenIdsAfter(after, 200);
       for (const tokenId of tokenIds) {
         for (;;) {
-          if (this.#stopping) return { deleted, checkpointed: false };
+          if (this.#stopping) return { deleted, eventsDeleted: 0, checkpointed: false };
           await lane.turn();
           const n = await jobs.pruneRunsOf(tokenId, options);
           deleted += n;
@@ -97,7 +105,22 @@ export class HistoryPruner {
       after = tokenIds[tokenIds.length - 1] ?? null;
     }
     if (deleted > 0) logger.info({ deleted, before: before.toISOString() }, 'old sync history deleted');
+    let eventsDeleted = 0;
+    const events = this.#o.events;
+    if (events !== undefined) {
+      const eventsBefore = new Date(clock().getTime() - events.retentionMs);
+      for (;;) {
+        if (this.#stopping) return { deleted, eventsDeleted, checkpointed: false };
+        await lane.turn();
+        const n = await events.store.prune(eventsBefore, batchRows);
+        eventsDeleted += n;
+        if (n < batchRows) break;
+      }
+      if (eventsDeleted > 0) {
+        logger.info({ deleted: eventsDeleted, before: eventsBefore.toISOString() }, 'old events deleted');
+      }
+    }
     const checkpoint = await jobs.checkpointWhenIdle(clock(), this.#o.idleMs ?? 300_000);
-    return { deleted, checkpointed: checkpoint.ran };
+    return { deleted, eventsDeleted, checkpointed: checkpoint.ran };
   }
 }

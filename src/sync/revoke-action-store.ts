@@ -5,6 +5,7 @@ import { type ActionEvent, recordActionEvent, type TokenActionResult } from '../
 import { actionResultFromRow, actionResultToRow, upsertActionResult } from '../storage/action-result-rows.js';
 import type { DatabaseSchema } from '../storage/database-schema.js';
 import type { StorageEngine } from '../storage/engine.js';
+import { appendEvent } from '../storage/event-store.js';
 import type { VppdDatabase } from '../storage/open-database.js';
 import { dateFromColumn, dateToColumn } from '../storage/vpp-token-columns.js';
 
@@ -108,25 +109,40 @@ export function createRevokeActionStore(options: { readonly storage: StorageEngi
           position = max?.p === null || max?.p === undefined ? 0 : Number(max.p) + 1;
         }
         await upsertActionResult(trx, actionResultToRow(tenantId, tokenId, next, position));
+        await appendEvent(trx, storage.notifier, at, {
+          tenantId,
+          tokenId,
+          type: 'actionChanged',
+          payload: { action: revokeLicensesAction, state: next.actionState },
+        });
         return { result: next, coalesced: false };
       });
     },
 
-    async progress(tenantId, tokenId, at, counts) {
-      const result = await db
-        .updateTable('vpp_token_action_results')
-        .set({
-          last_updated_date_time: dateToColumn(at),
-          action_failure_reason: vppTokenActionFailureReason.toValue(counts.actionFailureReason),
-          total_licenses_count: counts.totalLicensesCount,
-          failed_licenses_count: counts.failedLicensesCount,
-        })
-        .where('tenant_id', '=', tenantId)
-        .where('token_id', '=', tokenId)
-        .where('action_name', '=', revokeLicensesAction)
-        .where('action_state', '=', actionState.toValue('active'))
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) > 0;
+    progress(tenantId, tokenId, at, counts) {
+      return db.transaction().execute(async (trx) => {
+        const result = await trx
+          .updateTable('vpp_token_action_results')
+          .set({
+            last_updated_date_time: dateToColumn(at),
+            action_failure_reason: vppTokenActionFailureReason.toValue(counts.actionFailureReason),
+            total_licenses_count: counts.totalLicensesCount,
+            failed_licenses_count: counts.failedLicensesCount,
+          })
+          .where('tenant_id', '=', tenantId)
+          .where('token_id', '=', tokenId)
+          .where('action_name', '=', revokeLicensesAction)
+          .where('action_state', '=', actionState.toValue('active'))
+          .executeTakeFirst();
+        if (Number(result.numUpdatedRows) === 0) return false;
+        await appendEvent(trx, storage.notifier, at, {
+          tenantId,
+          tokenId,
+          type: 'actionChanged',
+          payload: { action: revokeLicensesAction, state: 'active' },
+        });
+        return true;
+      });
     },
 
     async get(tenantId, tokenId) {

@@ -4,6 +4,7 @@ import type { AppleMdmInfo } from '../apple/apple-types.js';
 import type { Logger } from '../domain/logger.js';
 import type { SyncTrigger } from '../domain/sync-trigger.js';
 import type { StorageEngine } from '../storage/engine.js';
+import { createEventStore, eventsChannel, parseEventWake } from '../storage/event-store.js';
 import { createLicenseStore, type LicenseStore } from '../storage/license-store.js';
 import { loadInstallationId } from '../storage/sync-installation.js';
 import { createSyncJobStore, type SyncJobStore, type SyncRequestResult } from '../storage/sync-job-store.js';
@@ -40,6 +41,8 @@ export interface SyncSettings {
   readonly maxSnapshotRestarts?: number;
   /** Sync history older than this is pruned (default 90 days; see HistoryPruner for what is kept). */
   readonly historyRetentionMs?: number;
+  /** How long events are kept once the alert scanner passed them (default 7 days). */
+  readonly eventRetentionMs?: number;
   /** How often the history is pruned and an idle WAL checkpointed (default 1 h). */
   readonly historyTickMs?: number;
 }
@@ -156,7 +159,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       logger,
       schedule,
       workerId,
-      progress: createSyncProgressStore({ db }),
+      progress: createSyncProgressStore({ storage }),
       licenseCounts: async (claim, signal) => {
         const outcome = await counts.refreshToken(claim.job.tenantId, claim.job.tokenId, signal);
         return outcome.outcome !== 'failed';
@@ -174,7 +177,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
     scheduler ??= new SyncScheduler({
       jobs,
       licenses,
-      expiry: createTokenExpiryStore({ db }),
+      expiry: createTokenExpiryStore({ storage }),
       clock,
       logger,
       requestSync,
@@ -190,6 +193,10 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       clock,
       logger,
       retentionMs: settings.historyRetentionMs ?? 90 * 86_400_000,
+      events: {
+        store: createEventStore({ storage }),
+        retentionMs: settings.eventRetentionMs ?? 7 * 86_400_000,
+      },
       ...(settings.historyTickMs === undefined ? {} : { tickMs: settings.historyTickMs }),
       ...(options.lane === undefined ? {} : { lane: options.lane }),
     });
@@ -197,6 +204,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
   };
 
   let stopping: Promise<void> | undefined;
+  let stopWakes: (() => void) | undefined;
   return {
     jobs,
     licenses,
@@ -222,11 +230,17 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       const ticking = createScheduler();
       ticking.start();
       createHistoryPruner().start();
+      // A sync requested by any process (PostgreSQL) or this one wakes the worker at once; it polls too.
+      stopWakes = storage.notifier.listen(eventsChannel, (payload) => {
+        const wake = parseEventWake(payload);
+        if (wake === undefined || wake.type === 'syncRequested') built.wake();
+      });
       started = { worker: built, scheduler: ticking };
       logger.info({ workerId, role, intervalMs: schedule.intervalMs }, 'sync worker and scheduler started');
     },
     stop() {
       stopping ??= (async () => {
+        stopWakes?.();
         await scheduler?.stop();
         await pruner?.stop();
         await (started.worker ?? worker)?.stop();

@@ -49,8 +49,8 @@ function presentRun(run: SyncRun): RunBody {
  * reason. Same bearer tokens, permissions and tenant scoping as the Graph routes.
  */
 export function registerVppdSyncProgressRoutes(app: FastifyInstance, context: AppContext): void {
-  const { tokens, sync, clock, authenticator, db } = context;
-  const progress = createSyncProgressStore({ db });
+  const { tokens, sync, clock, authenticator } = context;
+  const progress = createSyncProgressStore({ storage: context.storage });
   const read = authorize(authenticator, 'read');
   const path = `${vppdApiPrefix}/tokens/:id/sync`;
 

@@ -4,7 +4,7 @@ import type { AppContext } from '../context.js';
 import { sendGraphError } from '../http/graph-error.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import { authorize, principalOf } from '../http/request.js';
-import { createChangeStamp } from '../storage/change-stamp.js';
+import { createTenantChangeStamp } from '../storage/change-stamp.js';
 import { createSyncProgressStore } from '../storage/sync-progress-store.js';
 import { vppdApiPrefix } from './prefix.js';
 import { createTokenFeed, type TokenFeedEvent } from './token-feed.js';
@@ -28,16 +28,17 @@ export function registerTokenEventRoutes(
   context: AppContext,
   options: TokenEventOptions = {},
 ): void {
-  const { tokens, sync, clock, authenticator, db, logger } = context;
+  const { tokens, sync, clock, authenticator, logger } = context;
   const loadSummaries = createTokenSummaryLoader({
     tokens,
     jobs: sync.jobs,
-    progress: createSyncProgressStore({ db }),
+    progress: createSyncProgressStore({ storage: context.storage }),
     clock,
   });
   const feed = createTokenFeed({
     load: loadSummaries,
-    changeStamp: createChangeStamp(context.storage),
+    changeStamp: createTenantChangeStamp(context.storage),
+    notifier: context.storage.notifier,
     checkEveryMs: options.checkEveryMs ?? 250,
     refreshEveryMs: options.refreshEveryMs ?? 30_000,
     logger: logger.child({ component: 'dashboard-feed' }),

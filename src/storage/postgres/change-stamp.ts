@@ -19,3 +19,17 @@ export function createPostgresStampReader(db: Kysely<unknown>): () => Promise<st
     return rows[0]?.s;
   };
 }
+
+/**
+ * A tenant's change stamp on PostgreSQL: its newest event's `seq` (0 before any), one index seek. A
+ * tenant's events commit in `seq` order (storage/event-store.ts takes the tenant's head row lock
+ * before its `seq`), so a reader that saw `seq` n has seen every change of the tenant up to n.
+ */
+export function createPostgresTenantStampReader(db: Kysely<unknown>): (tenantId: string) => Promise<number> {
+  return async (tenantId) => {
+    const { rows } = await sql<{
+      s: number | string;
+    }>`select coalesce(max(seq), 0) as s from events where tenant_id = ${tenantId}`.execute(db);
+    return Number(rows[0]?.s ?? 0);
+  };
+}

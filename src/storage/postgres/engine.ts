@@ -3,7 +3,8 @@ import type { DatabaseSchema } from '../database-schema.js';
 import type { StorageEngine } from '../engine.js';
 import { postgresBulkInsert } from './bulk-insert.js';
 import { describePostgresTables, resetPostgresSerialKey } from './catalog.js';
-import { createPostgresStampReader } from './change-stamp.js';
+import { createPostgresNotifier } from './change-notifier.js';
+import { createPostgresStampReader, createPostgresTenantStampReader } from './change-stamp.js';
 import type { PostgresDatabaseConfig } from './config.js';
 import { postgresDdl } from './ddl.js';
 import { createPostgresDialect } from './dialect.js';
@@ -20,11 +21,14 @@ export const migrationLockKey = '-1636603964838872890';
 export function createPostgresEngine(config: PostgresDatabaseConfig): StorageEngine {
   const { dialect, connect } = createPostgresDialect(config);
   const db = new Kysely<DatabaseSchema>({ dialect });
+  const notifier = createPostgresNotifier({ connect });
   return {
     kind: 'postgres',
     db,
     ddl: postgresDdl,
     readChangeStamp: createPostgresStampReader(db as unknown as Kysely<unknown>),
+    readTenantStamp: createPostgresTenantStampReader(db as unknown as Kysely<unknown>),
+    notifier,
     isUniqueViolation: isPostgresUniqueViolation,
     isForeignKeyViolation: isPostgresForeignKeyViolation,
     lockForUpdate: (query) => query.forUpdate() as typeof query,
@@ -46,7 +50,10 @@ export function createPostgresEngine(config: PostgresDatabaseConfig): StorageEng
     // The server's WAL is its own business (checkpoints, archiving): nothing for vppd to truncate.
     hasLocalWriteAheadLog: false,
     truncateWriteAheadLog: async () => true,
-    close: () => db.destroy(),
+    async close() {
+      await notifier.close();
+      await db.destroy();
+    },
     describeTables: (on = db) => describePostgresTables(on as unknown as Kysely<unknown>),
     readExclusively: (read) => readPostgresExclusively(db, read),
     resetSerialKey: resetPostgresSerialKey,

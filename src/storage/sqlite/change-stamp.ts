@@ -67,3 +67,36 @@ export function createSqliteStampReader(
     return version === undefined || changes === undefined ? undefined : `${version}:${changes}`;
   };
 }
+
+/**
+ * A tenant's change stamp on SQLite: its newest event's `seq` (0 before any), read the same way as the
+ * database stamp above: a prepared statement run synchronously outside any transaction or stream of
+ * the connection (the latest commit; one index seek, a few µs), through Kysely inside one (which
+ * waits for it to end). Prepared on first use: the table exists only once the migrations ran.
+ */
+export function createSqliteTenantStampReader(
+  db: Kysely<unknown>,
+  connection: Database.Database,
+): (tenantId: string) => number | Promise<number> {
+  const text = 'select coalesce(max(seq), 0) as s from events where tenant_id = ?';
+  const readThroughKysely = async (tenantId: string) => {
+    const { rows } = await sql<{
+      s: number | bigint;
+    }>`select coalesce(max(seq), 0) as s from events where tenant_id = ${tenantId}`.execute(db);
+    return Number(rows[0]?.s ?? 0);
+  };
+  let statement: Database.Statement | undefined;
+  let probe: Database.Statement | undefined;
+  return (tenantId) => {
+    if (connection.inTransaction) return readThroughKysely(tenantId);
+    statement ??= connection.prepare(text).pluck();
+    probe ??= connection.prepare('select 1').pluck();
+    try {
+      // better-sqlite3 refuses `run()` while a statement is being iterated (a Kysely stream).
+      probe.run();
+    } catch {
+      return readThroughKysely(tenantId);
+    }
+    return Number((statement.get(tenantId) as number | bigint | undefined) ?? 0);
+  };
+}

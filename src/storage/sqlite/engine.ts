@@ -4,7 +4,8 @@ import type { DatabaseSchema } from '../database-schema.js';
 import type { StorageEngine } from '../engine.js';
 import { sqliteBulkInsert } from './bulk-insert.js';
 import { describeSqliteTables } from './catalog.js';
-import { createSqliteStampReader } from './change-stamp.js';
+import { createSqliteNotifier } from './change-notifier.js';
+import { createSqliteStampReader, createSqliteTenantStampReader } from './change-stamp.js';
 import type { SqliteDatabaseConfig } from './config.js';
 import { sqliteDdl } from './ddl.js';
 import { createSqliteDialect } from './dialect.js';
@@ -31,12 +32,15 @@ export function createSqliteEngine(
   });
   const db = new Kysely<DatabaseSchema>({ dialect });
   const readChangeStamp = createSqliteStampReader(db as unknown as Kysely<unknown>, connection);
+  const notifier = createSqliteNotifier();
   return {
     kind: 'sqlite',
     db,
     connection,
     ddl: sqliteDdl,
     readChangeStamp,
+    readTenantStamp: createSqliteTenantStampReader(db as unknown as Kysely<unknown>, connection),
+    notifier,
     isUniqueViolation: isSqliteUniqueViolation,
     isForeignKeyViolation: isSqliteForeignKeyViolation,
     lockForUpdate: (query) => query,
@@ -50,7 +54,10 @@ export function createSqliteEngine(
       const row = result.rows[0];
       return row !== undefined && Number(row.busy) === 0;
     },
-    close: () => db.destroy(),
+    async close() {
+      await notifier.close();
+      await db.destroy();
+    },
     describeTables: (on = db) => describeSqliteTables(on as unknown as Kysely<unknown>),
     readExclusively: (read) => readSqliteExclusively(db, read),
     // AUTOINCREMENT keeps the largest key ever inserted in sqlite_sequence, given ones included.

@@ -5,6 +5,7 @@ import type { SyncFailure } from '../../domain/sync-failure.js';
 import { syncLicenseCountsAction, transitionSyncStatus } from '../../domain/sync-lifecycle.js';
 import { type SyncJobKind, type SyncTrigger, syncJobKinds, syncTriggers } from '../../domain/sync-trigger.js';
 import type { SyncJobRow } from '../database-schema.js';
+import { appendEvent, appendEvents, type NewEvent } from '../event-store.js';
 import { dateFromColumn, dateToColumn } from '../vpp-token-columns.js';
 import { closeRun, failureColumns } from './run-history.js';
 import { applyActionEvent, failToken } from './run-outcome.js';
@@ -65,7 +66,8 @@ export interface SyncQueue {
   jobOf(tenantId: string, tokenId: string): Promise<SyncJob | undefined>;
 }
 
-export function createSyncQueue({ db, newId }: SyncJobStoreOptions): SyncQueue {
+export function createSyncQueue({ db, storage, newId }: SyncJobStoreOptions): SyncQueue {
+  const { notifier } = storage;
   return {
     async requestSync(tenantId, tokenId, trigger, now) {
       // Compare-and-swap: compute the transition from the status read, apply it only if the status is
@@ -109,6 +111,12 @@ export function createSyncQueue({ db, newId }: SyncJobStoreOptions): SyncQueue {
             })
             .execute();
           await applyActionEvent(trx, tenantId, tokenId, 'requested', now);
+          await appendEvent(trx, notifier, now, {
+            tenantId,
+            tokenId,
+            type: 'syncRequested',
+            payload: { kind: 'licenses', jobId, trigger },
+          });
           return true;
         });
         if (won) return { effect: 'started', jobId };
@@ -145,9 +153,15 @@ export function createSyncQueue({ db, newId }: SyncJobStoreOptions): SyncQueue {
           })
           .onConflict((oc) => oc.column('token_id').doNothing())
           .executeTakeFirst();
-        return Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1
-          ? ({ effect: 'started', jobId } as const)
-          : ({ effect: 'coalesced' } as const);
+        const started = Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1;
+        // Coalesced too: the action result went (back) to pending.
+        await appendEvent(trx, notifier, now, {
+          tenantId,
+          tokenId,
+          type: 'syncRequested',
+          payload: { kind: 'licenseCounts', jobId: started ? jobId : null, trigger: 'api' },
+        });
+        return started ? ({ effect: 'started', jobId } as const) : ({ effect: 'coalesced' } as const);
       });
     },
 
@@ -169,6 +183,12 @@ export function createSyncQueue({ db, newId }: SyncJobStoreOptions): SyncQueue {
           now,
           syncLicenseCountsAction,
         );
+        await appendEvent(trx, notifier, now, {
+          tenantId,
+          tokenId,
+          type: succeeded ? 'syncCompleted' : 'syncFailed',
+          payload: { kind: 'licenseCounts', jobId: claim.job.id },
+        });
         return true;
       });
     },
@@ -222,6 +242,7 @@ export function createSyncQueue({ db, newId }: SyncJobStoreOptions): SyncQueue {
               .executeTakeFirst();
             if (Number(taken.numUpdatedRows) !== 1) return false;
             const failure = interruptedFailure(candidate.attempts);
+            let stateEvents: NewEvent[] = [];
             if (job.kind === 'licenseCounts') {
               await applyActionEvent(
                 trx,
@@ -239,9 +260,24 @@ export function createSyncQueue({ db, newId }: SyncJobStoreOptions): SyncQueue {
                   ...failureColumns(failure),
                 });
               }
-              await failToken(trx, candidate.tenant_id, candidate.token_id, failure, options.now);
+              stateEvents = await failToken(
+                trx,
+                candidate.tenant_id,
+                candidate.token_id,
+                failure,
+                options.now,
+              );
             }
             await trx.deleteFrom('sync_jobs').where('id', '=', candidate.id).execute();
+            await appendEvents(trx, notifier, options.now, [
+              {
+                tenantId: candidate.tenant_id,
+                tokenId: candidate.token_id,
+                type: 'syncFailed',
+                payload: { kind: job.kind, jobId: candidate.id, runId: candidate.run_id, interrupted: true },
+              },
+              ...stateEvents,
+            ]);
             return true;
           });
           if (failed) {
@@ -299,6 +335,12 @@ export function createSyncQueue({ db, newId }: SyncJobStoreOptions): SyncQueue {
               options.now,
               syncLicenseCountsAction,
             );
+            await appendEvent(trx, notifier, options.now, {
+              tenantId: candidate.tenant_id,
+              tokenId: candidate.token_id,
+              type: 'syncStarted',
+              payload: { kind: 'licenseCounts', jobId: candidate.id },
+            });
             return true;
           }
           if (candidate.run_id !== null) {
@@ -338,6 +380,20 @@ export function createSyncQueue({ db, newId }: SyncJobStoreOptions): SyncQueue {
             })
             .execute();
           await applyActionEvent(trx, candidate.tenant_id, candidate.token_id, 'started', options.now);
+          const started: NewEvent = {
+            tenantId: candidate.tenant_id,
+            tokenId: candidate.token_id,
+            type: 'syncStarted',
+            payload: { kind: 'licenses', jobId: candidate.id, runId, attempt: candidate.attempts + 1 },
+          };
+          await appendEvents(
+            trx,
+            notifier,
+            options.now,
+            candidate.run_id === null
+              ? [started]
+              : [{ ...started, type: 'syncInterrupted', payload: { runId: candidate.run_id } }, started],
+          );
           return true;
         });
         if (claimed) {
@@ -391,6 +447,12 @@ export function createSyncQueue({ db, newId }: SyncJobStoreOptions): SyncQueue {
             kind: 'interrupted',
             message: 'vppd was stopped during this sync; it runs again when a worker starts.',
           }),
+        });
+        await appendEvent(trx, notifier, now, {
+          tenantId: claim.job.tenantId,
+          tokenId: claim.job.tokenId,
+          type: 'syncInterrupted',
+          payload: { runId: claim.runId },
         });
       });
     },

@@ -13,6 +13,7 @@ import {
 import { transitionTokenState } from '../../domain/token-state.js';
 import { actionResultFromRow, actionResultToRow, upsertActionResult } from '../action-result-rows.js';
 import type { VppTokenActionResultRow } from '../database-schema.js';
+import { appendEvents, type NewEvent } from '../event-store.js';
 import { dateFromColumn, dateToColumn } from '../vpp-token-columns.js';
 import { closeRun, failureColumns } from './run-history.js';
 import { upsertSchedule } from './schedule.js';
@@ -112,24 +113,28 @@ const holdsLease = async (trx: Trx, claim: ClaimedSync, now: Date): Promise<bool
   return Number(result.numUpdatedRows) === 1;
 };
 
-/** Fails a token's sync inside a transaction (shared by fail and the interrupted path of claims). */
+/**
+ * Fails a token's sync inside a transaction (shared by fail and the interrupted path of claims).
+ * Answers the events to append last in the transaction (with the caller's `syncFailed`): the token's
+ * `stateChanged` when the failure changed its state; none when the token was not syncing.
+ */
 export const failToken = async (
   trx: Trx,
   tenantId: string,
   tokenId: string,
   failure: SyncFailure,
   now: Date,
-): Promise<boolean> => {
+): Promise<NewEvent[]> => {
   const token = await trx
     .selectFrom('vpp_tokens')
     .select(['last_sync_status', 'state'])
     .where('tenant_id', '=', tenantId)
     .where('id', '=', tokenId)
     .executeTakeFirst();
-  if (!token) return false;
+  if (!token) return [];
   const from = vppTokenSyncStatus.fromValue(token.last_sync_status);
   // Only a sync in flight can fail; anything else means this job no longer owns the status.
-  if (from !== 'inProgress') return false;
+  if (from !== 'inProgress') return [];
   const transition = transitionSyncStatus(from, 'syncFailed');
   const state = transitionTokenState(vppTokenState.fromValue(token.state), {
     type: 'syncFailed',
@@ -145,12 +150,16 @@ export const failToken = async (
     .where('id', '=', tokenId)
     .where('last_sync_status', '=', inProgress)
     .executeTakeFirst();
-  if (Number(updated.numUpdatedRows) !== 1) return false;
+  if (Number(updated.numUpdatedRows) !== 1) return [];
   await applyActionEvent(trx, tenantId, tokenId, 'failed', now);
-  return true;
+  const before = vppTokenState.fromValue(token.state);
+  return state === before
+    ? []
+    : [{ tenantId, tokenId, type: 'stateChanged', payload: { from: before, to: state } }];
 };
 
-export function createSyncRunOutcomes({ db }: SyncJobStoreOptions): SyncRunOutcomes {
+export function createSyncRunOutcomes({ db, storage }: SyncJobStoreOptions): SyncRunOutcomes {
+  const { notifier } = storage;
   return {
     async commit(claim, snapshot, now, nextSyncAt) {
       const { tenantId, tokenId } = claim.job;
@@ -219,6 +228,24 @@ export function createSyncRunOutcomes({ db }: SyncJobStoreOptions): SyncRunOutco
         });
         await trx.deleteFrom('sync_jobs').where('id', '=', claim.job.id).execute();
         await upsertSchedule(trx, tenantId, tokenId, nextSyncAt);
+        const events: NewEvent[] = [
+          {
+            tenantId,
+            tokenId,
+            type: 'syncCompleted',
+            payload: {
+              kind: 'licenses',
+              runId: claim.runId,
+              assets: snapshot.assetCount,
+              assignments: snapshot.assignmentCount,
+            },
+          },
+        ];
+        const stateBefore = vppTokenState.fromValue(token.state);
+        if (state !== stateBefore) {
+          events.push({ tenantId, tokenId, type: 'stateChanged', payload: { from: stateBefore, to: state } });
+        }
+        await appendEvents(trx, notifier, now, events);
         return { previousRunId: previous?.run_id ?? null };
       });
     },
@@ -227,7 +254,7 @@ export function createSyncRunOutcomes({ db }: SyncJobStoreOptions): SyncRunOutco
       const { tenantId, tokenId } = claim.job;
       return db.transaction().execute(async (trx) => {
         if (!(await holdsLease(trx, claim, now))) return false;
-        await failToken(trx, tenantId, tokenId, failure, now);
+        const stateEvents = await failToken(trx, tenantId, tokenId, failure, now);
         await closeRun(trx, claim.runId, {
           outcome: 'failed',
           finished_at: dateToColumn(now),
@@ -235,6 +262,15 @@ export function createSyncRunOutcomes({ db }: SyncJobStoreOptions): SyncRunOutco
         });
         await trx.deleteFrom('sync_jobs').where('id', '=', claim.job.id).execute();
         await upsertSchedule(trx, tenantId, tokenId, nextSyncAt);
+        await appendEvents(trx, notifier, now, [
+          {
+            tenantId,
+            tokenId,
+            type: 'syncFailed',
+            payload: { kind: 'licenses', jobId: claim.job.id, runId: claim.runId, failureKind: failure.kind },
+          },
+          ...stateEvents,
+        ]);
         return true;
       });
     },
