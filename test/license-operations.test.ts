@@ -287,6 +287,60 @@ describe.each(storageEngines)('license operations on %s', (engine) => {
     expect((await graphApp(asset)).usedLicenseCount).toBe(before.assignedCount + 2500);
   });
 
+  it('reclaims: the dry run plans exactly what the real run releases', async () => {
+    const asset = apps[2]!;
+    const scope = [{ adamId: asset.adamId, pricingParam: asset.pricingParam }];
+    const keep = serials('KILL', 2500).filter((_, i) => i % 10 === 0);
+    const path = `/vppd/v1/tokens/${tokenId}/reclaim`;
+    const dry = await f.call('POST', path, f.auth.a, { keepSerialNumbers: keep, apps: scope, dryRun: true });
+    expect(dry.status).toBe(200);
+    const plan = dry.body as { releaseCount: number; operations: Json[]; apps: Json[] };
+    expect(plan.operations).toEqual([]);
+    expect(plan.apps).toHaveLength(1);
+    const before = await appleAsset(asset);
+    expect(plan.apps[0]).toMatchObject({ heldCount: before.assignedCount, keptCount: 250 });
+    expect(plan.releaseCount).toBe(before.assignedCount - 250);
+    // The dry run changed nothing.
+    expect((await appleAsset(asset)).assignedCount).toBe(before.assignedCount);
+
+    const real = await f.call('POST', path, f.auth.a, { keepSerialNumbers: keep, apps: scope });
+    expect(real.status).toBe(202);
+    const run = real.body as { releaseCount: number; operations: Json[]; apps: Json[] };
+    expect(run.apps).toEqual(plan.apps);
+    let released = 0;
+    for (const op of run.operations) {
+      expect(op).toMatchObject({ kind: 'disassociate', source: 'reclaim', status: 'pending' });
+      const done = await runToEnd(op.id as string);
+      expect(done.status).toBe('completed');
+      released += done.completedCount as number;
+    }
+    expect(released).toBe(plan.releaseCount);
+    const after = await appleAsset(asset);
+    expect(after.assignedCount).toBe(250);
+    expect((await graphApp(asset)).usedLicenseCount).toBe(250);
+    const holders = await allRecords(
+      f.appleTruth.assignments(f.sim.tokenFor('fleet'), { adamId: asset.adamId }),
+    );
+    expect(new Set(holders.map((h) => h.serialNumber))).toEqual(new Set(keep));
+    await snapshotMatchesApple();
+    // Nothing is left to release.
+    const again = await f.call('POST', path, f.auth.a, {
+      keepSerialNumbers: keep,
+      apps: scope,
+      dryRun: true,
+    });
+    expect((again.body as Json).releaseCount).toBe(0);
+    // Bad input, other tenants and read-only callers change nothing.
+    expect((await f.call('POST', path, f.auth.a, { apps: scope })).status).toBe(400);
+    expect((await f.call('POST', path, f.auth.a, { keepSerialNumbers: 'A' })).status).toBe(400);
+    expect((await f.call('POST', path, f.auth.a, { keepSerialNumbers: [], dryRun: 'yes' })).status).toBe(400);
+    expect((await f.call('POST', path, f.auth.b, { keepSerialNumbers: [], dryRun: true })).status).toBe(404);
+    expect(
+      (await f.call('POST', path, f.auth.aReadOnly, { keepSerialNumbers: [], dryRun: true })).status,
+    ).toBe(403);
+    expect((await appleAsset(asset)).assignedCount).toBe(250);
+  });
+
   it('refuses bad requests with a clear error and records nothing', async () => {
     const ref = { adamId: apps[0]!.adamId, pricingParam: 'STDQ' };
     const bad: [unknown, RegExp][] = [

@@ -5,8 +5,10 @@ import { errors } from '../domain/errors.js';
 import {
   checkOperationSize,
   type LicenseOperationRequest,
+  maxOperationHolders,
   planBatches,
 } from '../domain/license-operation.js';
+import { planReclaim, type ReclaimPlan, type ReclaimRequest } from '../domain/license-reclaim.js';
 import type { Logger } from '../domain/logger.js';
 import { isTransientFailure } from '../domain/sync-failure.js';
 import type { LicenseAssignmentInput } from '../storage/assignment-chunks.js';
@@ -104,6 +106,16 @@ export interface LicenseOperationService {
     request: LicenseOperationRequest,
     options?: { readonly idempotencyKey?: string; readonly source?: LicenseOperationSource },
   ): Promise<{ operation: LicenseOperation; created: boolean }>;
+  /**
+   * Plans a reclaim from the token's current snapshot: every license of the apps in scope whose holder is
+   * not on the keep-list is released. Unless `dryRun`, records one disassociation per app and holder kind
+   * (source `reclaim`); the token must then be `valid`. 409 when the token has no snapshot yet.
+   */
+  reclaim(
+    tenantId: string,
+    tokenId: string,
+    request: ReclaimRequest,
+  ): Promise<{ plan: ReclaimPlan; operations: LicenseOperation[] }>;
   /** Claims one due operation and does what is due now; false when nothing was due. */
   runOnce(): Promise<boolean>;
   /** Starts the worker loop of this process. */
@@ -359,6 +371,18 @@ export function createLicenseOperationService(
     }
   };
 
+  const validToken = async (tenantId: string, tokenId: string) => {
+    const token = await tokens.get(tenantId, tokenId);
+    if (!token) throw errors.notFound('vppToken', tokenId);
+    if (token.state !== 'valid') {
+      throw errors.conflict(
+        `The token's state is '${token.state}': license operations need a valid token. Sync it (or renew its sToken) until its state is 'valid'.`,
+        { tokenId, state: token.state },
+      );
+    }
+    return token;
+  };
+
   const runOnce = async (): Promise<boolean> => {
     const claim = await claims.claimDue(workerId, clock(), settings.leaseMs);
     if (claim === undefined) return false;
@@ -376,14 +400,7 @@ export function createLicenseOperationService(
 
     async request(tenantId, tokenId, request, requestOptions = {}) {
       checkOperationSize(request);
-      const token = await tokens.get(tenantId, tokenId);
-      if (!token) throw errors.notFound('vppToken', tokenId);
-      if (token.state !== 'valid') {
-        throw errors.conflict(
-          `The token's state is '${token.state}': license operations need a valid token. Sync it (or renew its sToken) until its state is 'valid'.`,
-          { tokenId, state: token.state },
-        );
-      }
+      await validToken(tenantId, tokenId);
       const result = await store.create({
         tenantId,
         tokenId,
@@ -396,6 +413,53 @@ export function createLicenseOperationService(
       });
       if (result.created) wake?.();
       return result;
+    },
+
+    async reclaim(tenantId, tokenId, request) {
+      if (request.dryRun) {
+        if (!(await tokens.get(tenantId, tokenId))) throw errors.notFound('vppToken', tokenId);
+      } else {
+        await validToken(tenantId, tokenId);
+      }
+      const holders = await patches.holdersByAsset(tenantId, tokenId);
+      if (holders === undefined) {
+        throw errors.conflict('The token has no license snapshot yet: sync it before planning a reclaim.', {
+          tokenId,
+        });
+      }
+      const plan = planReclaim(holders, request);
+      const operations: LicenseOperation[] = [];
+      if (request.dryRun) return { plan, operations };
+      for (const app of plan.apps) {
+        const asset = { adamId: app.adamId, pricingParam: app.pricingParam };
+        const groups = [
+          ['serialNumber', app.releaseSerialNumbers],
+          ['clientUserId', app.releaseClientUserIds],
+        ] as const;
+        for (const [holderKind, list] of groups) {
+          for (let i = 0; i < list.length; i += maxOperationHolders) {
+            const { operation } = await store.create({
+              tenantId,
+              tokenId,
+              request: {
+                kind: 'disassociate',
+                assets: [asset],
+                holderKind,
+                holders: list.slice(i, i + maxOperationHolders),
+              },
+              source: 'reclaim',
+              now: clock(),
+            });
+            operations.push(operation);
+          }
+        }
+      }
+      logger.info(
+        { tokenId, tenantId, release: plan.release, operations: operations.length },
+        'reclaim recorded',
+      );
+      if (operations.length > 0) wake?.();
+      return { plan, operations };
     },
 
     runOnce,

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errors } from '../domain/errors.js';
 import { formatGraphDateTime } from '../domain/graph-date-time.js';
 import { type LicenseOperationKind, parseLicenseOperationRequest } from '../domain/license-operation.js';
+import { parseReclaimRequest } from '../domain/license-reclaim.js';
 import type { Authenticator } from '../http/auth/authenticator.js';
 import { authorize, externalBaseOf, principalOf } from '../http/request.js';
 import {
@@ -126,6 +127,36 @@ export function registerLicenseOperationRoutes(
     `${vppdApiPrefix}/tokens/:id/disassociations`,
     { onRequest: write },
     start('disassociate'),
+  );
+
+  // Reclaim: the plan (what is released, per app) and, unless dryRun, the operations that release it.
+  app.post<{ Params: { id: string } }>(
+    `${vppdApiPrefix}/tokens/:id/reclaim`,
+    { onRequest: write },
+    async (request, reply) => {
+      const { tenantId } = principalOf(request);
+      const parsed = parseReclaimRequest(request.body);
+      const { plan, operations } = await licenseOperations.reclaim(tenantId, request.params.id, parsed);
+      return reply
+        .status(parsed.dryRun ? 200 : 202)
+        .type('application/json')
+        .send({
+          tokenId: request.params.id,
+          dryRun: parsed.dryRun,
+          heldCount: plan.held,
+          releaseCount: plan.release,
+          apps: plan.apps.map((a) => ({
+            adamId: a.adamId,
+            pricingParam: a.pricingParam,
+            heldCount: a.held,
+            keptCount: a.kept,
+            releaseCount: a.releaseSerialNumbers.length + a.releaseClientUserIds.length,
+            releaseSerialNumbers: a.releaseSerialNumbers,
+            releaseClientUserIds: a.releaseClientUserIds,
+          })),
+          operations: operations.map((o) => presentOperation(o)),
+        });
+    },
   );
 
   app.get<{ Querystring: Record<string, string | undefined> }>(

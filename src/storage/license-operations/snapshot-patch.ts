@@ -21,7 +21,17 @@ export interface SnapshotPatchResult {
   readonly removed: number;
 }
 
+/** The holders of one asset in a snapshot. */
+export interface SnapshotAssetHolders {
+  readonly adamId: string;
+  readonly pricingParam: string;
+  readonly serialNumbers: string[];
+  readonly clientUserIds: string[];
+}
+
 export interface SnapshotPatches {
+  /** Every license of the token's current snapshot, by asset; undefined when it has none. */
+  holdersByAsset(tenantId: string, tokenId: string): Promise<SnapshotAssetHolders[] | undefined>;
   /** The token's current snapshot, if it has one. */
   pointer(tenantId: string, tokenId: string): Promise<SnapshotPointer | undefined>;
   /**
@@ -48,6 +58,48 @@ export function createSnapshotPatches(options: { readonly storage: StorageEngine
   const { storage } = options;
   const { db } = storage;
   return {
+    async holdersByAsset(tenantId, tokenId) {
+      const snapshot = await db
+        .selectFrom('license_snapshots as s')
+        .leftJoin('license_runs as r', 'r.run_id', 's.run_id')
+        .select(['s.run_id', 'r.run_key'])
+        .where('s.tenant_id', '=', tenantId)
+        .where('s.token_id', '=', tokenId)
+        .executeTakeFirst();
+      if (!snapshot) return undefined;
+      if (snapshot.run_key === null) return [];
+      const rows = await db
+        .selectFrom('license_assignment_chunks')
+        .select(['adam_id', 'pricing_param', 'seqs', 'holders'])
+        .where('run_key', '=', Number(snapshot.run_key))
+        .orderBy('adam_id')
+        .orderBy('pricing_param')
+        .orderBy('first_seq')
+        .execute();
+      const out: SnapshotAssetHolders[] = [];
+      let current: SnapshotAssetHolders | undefined;
+      for (const row of rows) {
+        if (
+          current === undefined ||
+          current.adamId !== row.adam_id ||
+          current.pricingParam !== row.pricing_param
+        ) {
+          current = {
+            adamId: row.adam_id,
+            pricingParam: row.pricing_param,
+            serialNumbers: [],
+            clientUserIds: [],
+          };
+          out.push(current);
+        }
+        for (const license of decodeChunk(row)) {
+          if (license.serialNumber !== null) current.serialNumbers.push(license.serialNumber);
+          else if (license.clientUserId !== null) current.clientUserIds.push(license.clientUserId);
+        }
+      }
+      return out;
+    },
+
     async pointer(tenantId, tokenId) {
       const row = await db
         .selectFrom('license_snapshots as s')
