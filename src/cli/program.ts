@@ -6,6 +6,7 @@ import { CliExit } from './cli-exit.js';
 import { registerEnumsCommand } from './enums-command.js';
 import type { CliIo } from './io.js';
 import { processIo } from './io.js';
+import { registerLicensesCommand } from './licenses-command.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerTokensCommand } from './tokens-command.js';
 
@@ -25,6 +26,7 @@ export function buildProgram(io: CliIo): Command {
   registerServeCommand(program, io);
   registerTokensCommand(program, io, { isTty: io === processIo && process.stdout.isTTY === true });
   registerAuthCommand(program, io);
+  registerLicensesCommand(program, io);
   return program;
 }
 
