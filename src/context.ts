@@ -186,6 +186,14 @@ export async function createContext(config: Config, overrides: ContextOverrides 
       await sync.requestSync(tenantId, tokenId, 'api');
     },
     ...(overrides.licenseOperations ? { settings: overrides.licenseOperations } : {}),
+    onOperationEnded: (operation, failures) =>
+      metrics.observeLicenseOperation({
+        kind: operation.kind,
+        status: operation.status,
+        completedCount: operation.completedCount,
+        failedCount: operation.failedCount,
+        failureErrorNumbers: failures.map((f) => f.errorNumber),
+      }),
   });
   const tokenService = createTokenService({ tokens, sync, clock, newId });
   let disposed: Promise<void> | undefined;

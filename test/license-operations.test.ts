@@ -208,6 +208,18 @@ describe.each(storageEngines)('license operations on %s', (engine) => {
     );
     const truth = await appleAsset(asset);
     expect((await graphApp(asset)).usedLicenseCount).toBe(truth.assignedCount);
+    // Metrics by outcome and Apple error number.
+    const metrics = await f.context.metrics.registry.metrics();
+    expect(metrics).toContain(
+      'vppd_license_operations_total{kind="disassociate",outcome="partiallyFailed"} 1',
+    );
+    expect(metrics).toContain(
+      'vppd_license_operation_failures_total{kind="disassociate",error_number="9716"} 1',
+    );
+    expect(metrics).toContain(
+      'vppd_license_operation_failures_total{kind="disassociate",error_number="9610"} 1',
+    );
+    expect(metrics).toMatch(/vppd_license_operation_items_total\{kind="associate",result="completed"\} \d+/);
     const snapshot = await snapshotMatchesApple();
     // BULK000000 still holds the two other apps' licenses; the disassociated one is gone from this app.
     const held = await allRecords(
