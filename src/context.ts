@@ -186,14 +186,20 @@ export async function createContext(config: Config, overrides: ContextOverrides 
       await sync.requestSync(tenantId, tokenId, 'api');
     },
     ...(overrides.licenseOperations ? { settings: overrides.licenseOperations } : {}),
-    onOperationEnded: (operation, failures) =>
-      metrics.observeLicenseOperation({
-        kind: operation.kind,
-        status: operation.status,
-        completedCount: operation.completedCount,
-        failedCount: operation.failedCount,
+    onOperationEnded: (operation, failures) => {
+      const facts = {
+        ...operation,
+        finishedAt: operation.finishedAt ?? clock(),
         failureErrorNumbers: failures.map((f) => f.errorNumber),
-      }),
+      };
+      metrics.observeLicenseOperation(facts);
+      alerts.queueOperationEnded(facts).catch((error: unknown) => {
+        logger.warn(
+          { err: error, operationId: operation.id },
+          'license operation: its alert could not be queued',
+        );
+      });
+    },
   });
   const tokenService = createTokenService({ tokens, sync, clock, newId });
   let disposed: Promise<void> | undefined;

@@ -34,6 +34,7 @@ describe.each(storageEngines)('license operations on %s', (engine) => {
   let f: SurfaceFixture;
   let tokenId: string;
   let apps: AppleAsset[];
+  const hooks: string[] = [];
 
   const opsPath = '/vppd/v1/operations';
   const assocPath = (id: string) => `/vppd/v1/tokens/${id}/associations`;
@@ -101,7 +102,27 @@ describe.each(storageEngines)('license operations on %s', (engine) => {
     const assets = await allRecords(f.appleTruth.assets(f.sim.tokenFor('fleet'), { deviceAssignable: true }));
     apps = assets.filter((a) => a.productType === 'App' && a.availableCount >= 5000).slice(0, 3);
     expect(apps).toHaveLength(3);
+    // Two alert endpoints: one with the default events, one that opted in to operation alerts.
+    for (const events of [undefined, ['operationFailed', 'operationCompleted']]) {
+      const hook = await f.call('POST', '/vppd/v1/alerts/webhooks', f.auth.a, {
+        url: 'https://93.184.215.14/vppd-alerts',
+        ...(events === undefined ? {} : { events }),
+      });
+      expect(hook.status, hook.text).toBe(201);
+      hooks.push((hook.body as Json).id as string);
+    }
   });
+
+  /** The operation alerts queued for an endpoint: `type:operationId`. */
+  const queuedAlerts = async (webhookId: string) => {
+    const rows = await f.context.db
+      .withTables<{ alert_outbox: { webhook_id: string; event_id: string; payload: string } }>()
+      .selectFrom('alert_outbox')
+      .select(['event_id', 'payload'])
+      .where('webhook_id', '=', webhookId)
+      .execute();
+    return rows.filter((r) => r.event_id.startsWith('operation'));
+  };
 
   afterAll(async () => {
     await f?.close();
@@ -220,6 +241,16 @@ describe.each(storageEngines)('license operations on %s', (engine) => {
       'vppd_license_operation_failures_total{kind="disassociate",error_number="9610"} 1',
     );
     expect(metrics).toMatch(/vppd_license_operation_items_total\{kind="associate",result="completed"\} \d+/);
+    // The opted-in endpoint got operationFailed with Apple's numbers; the default one got no operation alert.
+    const queued = await queuedAlerts(hooks[1]!);
+    const failedAlert = queued.find((r) => r.event_id === `operationFailed:${done.id as string}`);
+    expect(JSON.parse(failedAlert!.payload)).toMatchObject({
+      type: 'operationFailed',
+      tokenId,
+      data: { status: 'partiallyFailed', failedCount: 2, errorNumbers: { '9716': 1, '9610': 1 } },
+    });
+    expect(queued.some((r) => r.event_id.startsWith('operationCompleted:'))).toBe(true);
+    expect(await queuedAlerts(hooks[0]!)).toEqual([]);
     const snapshot = await snapshotMatchesApple();
     // BULK000000 still holds the two other apps' licenses; the disassociated one is gone from this app.
     const held = await allRecords(
