@@ -185,7 +185,8 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     requestFullSync: async (tenantId, tokenId) => {
       await sync.requestSync(tenantId, tokenId, 'api');
     },
-    ...(overrides.licenseOperations ? { settings: overrides.licenseOperations } : {}),
+    // Leased like syncs (VPPD_SYNC_LEASE): a dead worker's operation is taken over as soon as its sync would be.
+    settings: { leaseMs: config.sync.leaseMs, ...overrides.licenseOperations },
     onOperationEnded: (operation, failures) => {
       const facts = {
         ...operation,

@@ -247,7 +247,11 @@ export function createLicenseOperationService(
   };
 
   /** After an operation ended: the snapshot follows (delta of assignments, counts), or a full sync is asked. */
-  const updateSnapshot = async (claim: ClaimedOperation, sToken: string, done: LicenseOperation) => {
+  const updateSnapshot = async (
+    claim: ClaimedOperation,
+    sToken: string,
+    done: LicenseOperation,
+  ): Promise<SnapshotUpdate> => {
     const { tenantId, tokenId } = done;
     let update: SnapshotUpdate = 'failed';
     try {
@@ -290,7 +294,6 @@ export function createLicenseOperationService(
       );
       update = 'failed';
     }
-    await claims.setSnapshotUpdate(done.id, update, clock());
     return update;
   };
 
@@ -345,13 +348,17 @@ export function createLicenseOperationService(
         batch.status === 'pending' ? await submit(claim, sToken, batch) : await poll(claim, sToken, batch);
       if (!ours || !(await claims.renew(claim, clock(), settings.leaseMs))) return;
     }
-    const done = await claims.finish(claim, clock());
-    if (done === undefined) {
-      const reread = await claims.nextPollOf(claim);
-      await claims.release(claim, reread ?? at(settings.pollIntervalMs), clock());
+    if ((await claims.openBatches(claim)) > 0) {
+      const next = await claims.nextPollOf(claim);
+      await claims.release(claim, next ?? at(settings.pollIntervalMs), clock());
       return;
     }
-    const snapshotUpdate = await updateSnapshot(claim, sToken, done);
+    // Every batch ended: the snapshot follows before the operation is marked ended, so a caller who sees
+    // it ended reads current counts. A worker dying here leaves it to the next one (the patch is idempotent).
+    if (!(await claims.renew(claim, clock(), settings.leaseMs))) return;
+    const snapshotUpdate = await updateSnapshot(claim, sToken, operation);
+    const done = await claims.finish(claim, clock(), snapshotUpdate);
+    if (done === undefined) return;
     const failures = done.failedCount > 0 ? await store.failures(done.id, 1000) : [];
     logger.info(
       {
@@ -365,7 +372,7 @@ export function createLicenseOperationService(
       'license operation ended',
     );
     try {
-      options.onOperationEnded?.({ ...done, snapshotUpdate }, failures);
+      options.onOperationEnded?.(done, failures);
     } catch (error) {
       logger.warn({ err: error }, 'license operation: a listener failed');
     }

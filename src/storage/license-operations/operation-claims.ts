@@ -87,13 +87,17 @@ export interface OperationClaims {
    * When every batch has ended: the operation's final status (completed, failed, partiallyFailed), lease
    * dropped. Undefined while a batch is still open or when the lease was lost.
    */
-  finish(claim: ClaimedOperation, now: Date): Promise<LicenseOperation | undefined>;
+  finish(
+    claim: ClaimedOperation,
+    now: Date,
+    snapshotUpdate: SnapshotUpdate,
+  ): Promise<LicenseOperation | undefined>;
+  /** Batches of the operation not yet ended (pending or submitted). */
+  openBatches(claim: ClaimedOperation): Promise<number>;
   /** Gives the lease back; the operation is due again at `nextActionAt` (its earliest poll). */
   release(claim: ClaimedOperation, nextActionAt: Date, now: Date): Promise<void>;
   /** The earliest time a batch of the operation is due (a pending batch: now), if any is open. */
   nextPollOf(claim: ClaimedOperation): Promise<Date | undefined>;
-  /** Records how the snapshot followed a finished operation. */
-  setSnapshotUpdate(operationId: string, update: SnapshotUpdate, now: Date): Promise<void>;
 }
 
 export function createOperationClaims(options: { readonly storage: StorageEngine }): OperationClaims {
@@ -340,7 +344,17 @@ export function createOperationClaims(options: { readonly storage: StorageEngine
       });
     },
 
-    finish(claim, now) {
+    async openBatches(claim) {
+      const open = await db
+        .selectFrom('license_operation_batches')
+        .select(sql<number>`count(*)`.as('n'))
+        .where('operation_id', '=', claim.operation.id)
+        .where('status', 'in', ['pending', 'submitted'])
+        .executeTakeFirstOrThrow();
+      return Number(open.n);
+    },
+
+    finish(claim, now, snapshotUpdate) {
       return db.transaction().execute(async (trx) => {
         const open = await trx
           .selectFrom('license_operation_batches')
@@ -367,6 +381,7 @@ export function createOperationClaims(options: { readonly storage: StorageEngine
             next_action_at: null,
             lease_owner: null,
             lease_expires_at: null,
+            snapshot_update: snapshotUpdate,
           })
           .where('id', '=', claim.operation.id)
           .execute();
@@ -400,14 +415,6 @@ export function createOperationClaims(options: { readonly storage: StorageEngine
       return row?.next == null
         ? undefined
         : dateFromColumn(row.next === '0000-00-00T00:00:00.000Z' ? new Date(0).toISOString() : row.next);
-    },
-
-    async setSnapshotUpdate(operationId, update, now) {
-      await db
-        .updateTable('license_operations')
-        .set({ snapshot_update: update, updated_at: dateToColumn(now) })
-        .where('id', '=', operationId)
-        .execute();
     },
   };
 }
