@@ -159,6 +159,7 @@ describe('vppd licenses / operations (processes against a running server)', () =
     expect(real.stdout).toContain(`releasing ${planned?.[1]} of ${planned?.[2]} licenses`);
     const list = await vppd(['licenses', 'list', tokenId, '--app', app.adamId, '--json']);
     expect(JSON.parse(list.stdout)[0].used).toBe(1);
+    expect(JSON.parse(list.stdout)[0].holders).toEqual(['CLI-2']);
   });
 
   it('answers usage errors with exit 2 and server errors with one line and exit 1', async () => {

@@ -366,6 +366,26 @@ describe.each(storageEngines)('license operations on %s', (engine) => {
     );
     expect(new Set(holders.map((h) => h.serialNumber))).toEqual(new Set(keep));
     await snapshotMatchesApple();
+    // The holders, paged, as vppd's licenses route lists them.
+    const listed: string[] = [];
+    let next: string | undefined = `/vppd/v1/tokens/${tokenId}/licenses?adamId=${asset.adamId}&top=100`;
+    let pages = 0;
+    while (next !== undefined) {
+      const page = await f.call('GET', next, f.auth.aReadOnly);
+      expect(page.status, page.text).toBe(200);
+      const body = page.body as { count: number; value: { serialNumber?: string }[]; nextLink?: string };
+      expect(body.count).toBe(250);
+      listed.push(...body.value.map((v) => v.serialNumber ?? ''));
+      next = body.nextLink?.slice(f.origin.length);
+      pages += 1;
+    }
+    expect(pages).toBe(3);
+    expect(new Set(listed)).toEqual(new Set(keep));
+    expect(listed).toHaveLength(250);
+    expect(
+      (await f.call('GET', `/vppd/v1/tokens/${tokenId}/licenses?adamId=${asset.adamId}`, f.auth.b)).status,
+    ).toBe(404);
+    expect((await f.call('GET', `/vppd/v1/tokens/${tokenId}/licenses`, f.auth.a)).status).toBe(400);
     // Nothing is left to release.
     const again = await f.call('POST', path, f.auth.a, {
       keepSerialNumbers: keep,

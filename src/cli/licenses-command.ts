@@ -197,7 +197,24 @@ export function registerLicensesCommand(
           available: a.totalLicenseCount - a.usedLicenseCount,
         }))
         .filter((r) => options.app === undefined || r.adamId === options.app);
-      if (json) return printJson(rows);
+      // With --app, the holders too (vppd's licenses route; Graph's assignedLicenses has no serial numbers).
+      const holders: string[] = [];
+      if (options.app !== undefined && rows.length > 0) {
+        const params = new URLSearchParams({ adamId: options.app, top: '1000' });
+        let page: string | undefined =
+          `/vppd/v1/tokens/${encodeURIComponent(tokenId)}/licenses?${params.toString()}`;
+        while (page !== undefined) {
+          const body: { value: { serialNumber?: string; clientUserId?: string }[]; nextLink?: string } = (
+            await client.request<{
+              value: { serialNumber?: string; clientUserId?: string }[];
+              nextLink?: string;
+            }>('GET', page)
+          ).body;
+          holders.push(...body.value.map((h) => h.serialNumber ?? `user:${h.clientUserId ?? ''}`));
+          page = body.nextLink;
+        }
+      }
+      if (json) return printJson(options.app === undefined ? rows : rows.map((r) => ({ ...r, holders })));
       if (rows.length === 0) return io.stdout('no apps\n');
       const header = ['ADAMID', 'TOTAL', 'USED', 'AVAILABLE', 'NAME'];
       const cells = rows.map((r) => [r.adamId, String(r.total), String(r.used), String(r.available), r.name]);
@@ -205,6 +222,8 @@ export function registerLicensesCommand(
       const line = (c: readonly string[]) =>
         c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i] ?? 0))).join('  ');
       io.stdout(`${[line(header), ...cells.map(line)].join('\n')}\n`);
+      if (options.app !== undefined)
+        io.stdout(`holders (${holders.length}):\n${holders.map((h) => `  ${h}\n`).join('')}`);
     });
 
   for (const kind of ['associate', 'disassociate'] as const) {

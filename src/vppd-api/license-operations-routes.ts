@@ -10,6 +10,8 @@ import {
   type LicenseOperation,
   type LicenseOperationFailure,
 } from '../storage/license-operations/operation-store.js';
+import type { LicenseReadStore } from '../storage/license-read-store.js';
+import type { VppTokenStore } from '../storage/vpp-token-store.js';
 import type { LicenseOperationService } from '../sync/license-operations.js';
 import { vppdApiPrefix } from './prefix.js';
 
@@ -19,6 +21,8 @@ export const operationsPath = `${vppdApiPrefix}/operations`;
 export interface LicenseOperationRoutesContext {
   readonly authenticator: Authenticator;
   readonly licenseOperations: LicenseOperationService;
+  readonly licenseReads: LicenseReadStore;
+  readonly tokens: Pick<VppTokenStore, 'get'>;
 }
 
 /** Failures listed in one operation's answer; the counts always cover all of them. */
@@ -127,6 +131,65 @@ export function registerLicenseOperationRoutes(
     `${vppdApiPrefix}/tokens/:id/disassociations`,
     { onRequest: write },
     start('disassociate'),
+  );
+
+  // The holders of one app in the token's snapshot (Graph's assignedLicenses has no serial numbers).
+  app.get<{ Params: { id: string }; Querystring: Record<string, string | undefined> }>(
+    `${vppdApiPrefix}/tokens/:id/licenses`,
+    { onRequest: read },
+    async (request, reply) => {
+      const { tenantId } = principalOf(request);
+      const tokenId = request.params.id;
+      const query = request.query;
+      for (const name of Object.keys(query)) {
+        if (!['adamId', 'pricingParam', 'top', 'skiptoken'].includes(name)) {
+          throw errors.badRequest(
+            `Unknown query parameter '${name.slice(0, 100)}'; use adamId, pricingParam, top, skiptoken.`,
+          );
+        }
+      }
+      const adamId = query.adamId;
+      if (adamId === undefined || !/^\d{1,20}$/.test(adamId)) {
+        throw errors.badRequest("'adamId' is required: Apple's numeric id of the app.");
+      }
+      const pricingParam = query.pricingParam ?? 'STDQ';
+      if (!['STDQ', 'PLUS'].includes(pricingParam))
+        throw errors.badRequest("'pricingParam' must be STDQ or PLUS.");
+      const top = query.top === undefined ? 100 : Number(query.top);
+      if (!Number.isInteger(top) || top < 1 || top > 1000)
+        throw errors.badRequest("'top' must be an integer from 1 to 1000.");
+      const fromSeq = query.skiptoken === undefined ? 0 : Number(query.skiptoken);
+      if (!Number.isSafeInteger(fromSeq) || fromSeq < 0) {
+        throw errors.badRequest("The 'skiptoken' parameter is not one this API issued.");
+      }
+      if (!(await context.tokens.get(tenantId, tokenId))) throw errors.notFound('vppToken', tokenId);
+      const key = { tokenId, adamId, pricingParam };
+      const [page, count] = await Promise.all([
+        context.licenseReads.listAssignedLicenses(tenantId, key, { fromSeq, limit: top + 1 }),
+        context.licenseReads.countAssignedLicenses(tenantId, key),
+      ]);
+      const value = page.slice(0, top);
+      const body: Record<string, unknown> = {
+        tokenId,
+        adamId,
+        pricingParam,
+        count,
+        value: value.map((l) =>
+          l.serialNumber !== null ? { serialNumber: l.serialNumber } : { clientUserId: l.clientUserId },
+        ),
+      };
+      const next = page[top];
+      if (next !== undefined) {
+        const params = new URLSearchParams({
+          adamId,
+          pricingParam,
+          top: String(top),
+          skiptoken: String(next.seq),
+        });
+        body.nextLink = `${externalBaseOf(request)}${vppdApiPrefix}/tokens/${encodeURIComponent(tokenId)}/licenses?${params.toString()}`;
+      }
+      return reply.type('application/json').send(body);
+    },
   );
 
   // Reclaim: the plan (what is released, per app) and, unless dryRun, the operations that release it.
