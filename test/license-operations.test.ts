@@ -260,6 +260,36 @@ describe.each(storageEngines)('license operations on %s', (engine) => {
     expect(snapshot?.serialNumbers.get('BULK000001')).toBeGreaterThan(0);
   });
 
+  it('fails an operation Apple refuses, says why, and leaves the snapshot as Apple has it', async () => {
+    const asset = apps[0]!;
+    f.sim.faults.errorInBody('fleet', 9602, 1, 'assets/disassociate');
+    const post = await f.call('POST', disassocPath(tokenId), f.auth.a, {
+      assets: [{ adamId: asset.adamId, pricingParam: asset.pricingParam }],
+      serialNumbers: ['BULK000002', 'BULK000003'],
+    });
+    const done = await runToEnd((post.body as Json).id as string);
+    expect(done).toMatchObject({ status: 'failed', completedCount: 0, failedCount: 2, failures: [] });
+    expect(done.errorMessage).toMatch(/Apple refused the disassociate call: .*9602/);
+    const held = await allRecords(
+      f.appleTruth.assignments(f.sim.tokenFor('fleet'), { adamId: asset.adamId, serialNumber: 'BULK000002' }),
+    );
+    expect(held).toHaveLength(1);
+    await snapshotMatchesApple();
+    // Per app: the snapshot still lists BULK000002 as a holder of this app.
+    const listed: string[] = [];
+    let next: string | undefined = `/vppd/v1/tokens/${tokenId}/licenses?adamId=${asset.adamId}&top=1000`;
+    while (next !== undefined) {
+      const body = (await f.call('GET', next, f.auth.a)).body as {
+        value: { serialNumber?: string }[];
+        nextLink?: string;
+      };
+      listed.push(...body.value.map((v) => v.serialNumber ?? ''));
+      next = body.nextLink?.slice(f.origin.length);
+    }
+    expect(listed).toContain('BULK000002');
+    expect(listed).not.toContain('BULK000000');
+  });
+
   it('resubmits a batch Apple leaves PENDING for 10 minutes, polling no more often than every 30 s', async () => {
     const asset = apps[1]!;
     f.sim.faults.add('fleet', { type: 'eventPending', count: 1, endpoint: 'assets/associate' });

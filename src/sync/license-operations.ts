@@ -303,6 +303,11 @@ export function createLicenseOperationService(
     const failed = new Set(
       failures.map((f) => `${f.adamId}\u0000${f.pricingParam}\u0000${f.serialNumber ?? f.clientUserId}`),
     );
+    // A batch vppd gave up on lists no items, but none of them is known to be done.
+    for (const batch of await claims.givenUpBatches(claim)) {
+      for (const a of batch.assets)
+        for (const h of batch.holders) failed.add(`${a.adamId}\u0000${a.pricingParam}\u0000${h}`);
+    }
     const items: LicenseAssignmentInput[] = [];
     for (const asset of done.assets) {
       for (const holder of claim.holders) {

@@ -94,6 +94,8 @@ export interface OperationClaims {
   ): Promise<LicenseOperation | undefined>;
   /** Batches of the operation not yet ended (pending or submitted). */
   openBatches(claim: ClaimedOperation): Promise<number>;
+  /** Batches vppd gave up on (Apple refused the call or never finished it): nothing of them is known done. */
+  givenUpBatches(claim: ClaimedOperation): Promise<{ assets: AssetRef[]; holders: string[] }[]>;
   /** Gives the lease back; the operation is due again at `nextActionAt` (its earliest poll). */
   release(claim: ClaimedOperation, nextActionAt: Date, now: Date): Promise<void>;
   /** The earliest time a batch of the operation is due (a pending batch: now), if any is open. */
@@ -344,6 +346,20 @@ export function createOperationClaims(options: { readonly storage: StorageEngine
       });
     },
 
+    async givenUpBatches(claim) {
+      const rows = await db
+        .selectFrom('license_operation_batches')
+        .select(['assets', 'holders'])
+        .where('operation_id', '=', claim.operation.id)
+        .where('status', '=', 'failed')
+        .where('error_message', 'is not', null)
+        .execute();
+      return rows.map((r) => ({
+        assets: JSON.parse(r.assets) as AssetRef[],
+        holders: JSON.parse(r.holders) as string[],
+      }));
+    },
+
     async openBatches(claim) {
       const open = await db
         .selectFrom('license_operation_batches')
@@ -372,9 +388,19 @@ export function createOperationClaims(options: { readonly storage: StorageEngine
           .executeTakeFirst();
         if (!row) return undefined;
         const nowText = dateToColumn(now);
+        // The operation names why vppd gave up on a batch, if it did (the first such batch).
+        const givenUp = await trx
+          .selectFrom('license_operation_batches')
+          .select('error_message')
+          .where('operation_id', '=', claim.operation.id)
+          .where('error_message', 'is not', null)
+          .where('status', '=', 'failed')
+          .orderBy('batch_index')
+          .executeTakeFirst();
         await trx
           .updateTable('license_operations')
           .set({
+            error_message: givenUp?.error_message ?? null,
             status: finalStatus(row.completed_count, row.failed_count),
             finished_at: nowText,
             updated_at: nowText,
