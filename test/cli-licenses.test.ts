@@ -163,28 +163,23 @@ describe('vppd licenses / operations (processes against a running server)', () =
   });
 
   it('answers usage errors with exit 2 and server errors with one line and exit 1', async () => {
-    const both = await vppd(['licenses', 'associate', tokenId, '--app', '1', '--serial', 'A', '--user', 'B']);
+    // Independent processes: run them at once.
+    const [both, noKeep, missing, bad, unknown] = await Promise.all([
+      vppd(['licenses', 'associate', tokenId, '--app', '1', '--serial', 'A', '--user', 'B']),
+      vppd(['licenses', 'reclaim', tokenId]),
+      vppd(['licenses', 'associate', tokenId, '--app', '1', '--serials-file', join(dir, 'none.txt')]),
+      vppd(['licenses', 'associate', tokenId, '--app', 'abc', '--serial', 'A']),
+      vppd(['operations', 'show', 'nope']),
+    ]);
     expect(both.code).toBe(2);
     expect(both.stderr.trim()).toMatch(/exactly one of --serial/);
-    const noKeep = await vppd(['licenses', 'reclaim', tokenId]);
     expect(noKeep.code).toBe(2);
-    const missing = await vppd([
-      'licenses',
-      'associate',
-      tokenId,
-      '--app',
-      '1',
-      '--serials-file',
-      join(dir, 'none.txt'),
-    ]);
     expect(missing.code).toBe(2);
     expect(missing.stderr.trim()).toMatch(/cannot read .*none\.txt: ENOENT/);
-    const bad = await vppd(['licenses', 'associate', tokenId, '--app', 'abc', '--serial', 'A']);
     expect(bad.code).toBe(1);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     expect(bad.stderr).toMatch(/400 .*numeric id/);
     expect(bad.stderr).not.toContain(env.VPPD_TOKEN);
-    const unknown = await vppd(['operations', 'show', 'nope']);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/404/);
   });
