@@ -15,6 +15,11 @@ import { openStorage, type VppdDatabase } from './storage/open-database.js';
 import { createTokenCipher } from './storage/token-cipher.js';
 import { createVppTokenStore, type VppTokenStore } from './storage/vpp-token-store.js';
 import { type BackgroundLane, createBackgroundLane } from './sync/background-lane.js';
+import {
+  createLicenseOperationService,
+  type LicenseOperationService,
+  type LicenseOperationSettings,
+} from './sync/license-operations.js';
 import { createRevokeService, type RevokeService } from './sync/revoke-licenses.js';
 import { createSyncService, type SyncService, type SyncSettings } from './sync/sync-service.js';
 import { createTokenService, type TokenService } from './tokens/token-service.js';
@@ -40,6 +45,8 @@ export interface ContextOverrides {
   readonly syncOnTokenWrite?: boolean;
   /** Alert loop periods and delivery policy (short ones in tests). */
   readonly alerts?: Partial<AlertSettings>;
+  /** License-operation poll intervals and leases (short ones in tests). */
+  readonly licenseOperations?: Partial<LicenseOperationSettings>;
   /** Resolves webhook host names, at creation and at connect time (tests inject DNS answers). */
   readonly webhookLookup?: WebhookLookup;
 }
@@ -67,6 +74,8 @@ export interface AppContext {
   readonly sync: SyncService;
   /** Where sync work takes turns so requests are answered first; the API notes each request here. */
   readonly lane: BackgroundLane;
+  /** License operations (associate, disassociate) and their worker (started by `startServer`). */
+  readonly licenseOperations: LicenseOperationService;
   /** Prometheus metrics of this context (its own registry), served at `/metrics`. */
   readonly metrics: VppdMetrics;
   /** Webhook endpoints, the alert outbox and its scanner/deliverer loops (started by `startAlerts`). */
@@ -166,6 +175,34 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     onRunScanned: (run) => metrics.observeSyncRun(run),
     onDeliveryAttempt: (attempt) => metrics.observeAlertDelivery(attempt),
   });
+  const licenseOperations = createLicenseOperationService({
+    storage,
+    tokens,
+    apple,
+    clock,
+    newId,
+    logger: logger.child({ component: 'license-operations' }),
+    workerId: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+    requestFullSync: async (tenantId, tokenId) => {
+      await sync.requestSync(tenantId, tokenId, 'api');
+    },
+    // Leased like syncs (VPPD_SYNC_LEASE): a dead worker's operation is taken over as soon as its sync would be.
+    settings: { leaseMs: config.sync.leaseMs, ...overrides.licenseOperations },
+    onOperationEnded: (operation, failures) => {
+      const facts = {
+        ...operation,
+        finishedAt: operation.finishedAt ?? clock(),
+        failureErrorNumbers: failures.map((f) => f.errorNumber),
+      };
+      metrics.observeLicenseOperation(facts);
+      alerts.queueOperationEnded(facts).catch((error: unknown) => {
+        logger.warn(
+          { err: error, operationId: operation.id },
+          'license operation: its alert could not be queued',
+        );
+      });
+    },
+  });
   const tokenService = createTokenService({ tokens, sync, clock, newId });
   let disposed: Promise<void> | undefined;
   return {
@@ -183,11 +220,13 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     revokes,
     sync,
     lane,
+    licenseOperations,
     metrics,
     alerts,
     dispose() {
       disposed ??= (async () => {
         await alerts.stop();
+        await licenseOperations.stop();
         await webhookFetch.close();
         await sync.stop();
         await revokes.close();

@@ -308,9 +308,10 @@ describe('failure classification over HTTP', () => {
     const { client, logs, sleeps } = harness();
     const token = sim.tokenFor('main');
     const unknownEvent = await failureOf(client.getEventStatus(token, 'no-such-event'));
+    // An eventId Apple does not know is 9708 (see docs/apple.md).
     expect(unknownEvent.failure).toMatchObject({
       kind: 'badRequest',
-      appleErrorNumber: 9602,
+      appleErrorNumber: 9708,
       httpStatus: 400,
     });
     for (const errorNumber of [9634, 9705]) {

@@ -998,7 +998,7 @@ describe('apple-sim asynchronous events', () => {
     expect(revoke.status).toBe(400);
     expect(revoke.body.errorNumber).toBe(9602);
     const unknown = await call(sim, 'beta', 'status?eventId=does-not-exist');
-    expect(unknown.body.errorNumber).toBe(9602);
+    expect(unknown.body.errorNumber).toBe(9708);
   });
 });
 

@@ -259,6 +259,10 @@ describe('the dashboard in chromium', () => {
     await dialog.waitFor();
     await expect(page.locator('#detail-title').textContent()).resolves.toBe(names[0]);
     await page.locator('#history tr').first().waitFor();
+    // The token's license operations (none in the demo) load beside the history, without an error.
+    await page.locator('#operations tr').first().waitFor();
+    await expect(page.locator('#operations').textContent()).resolves.toBe('No license operation yet.');
+    await expect(page.locator('#detail-alert').isHidden()).resolves.toBe(true);
     await page.screenshot({ path: join(shots, 'details.png') });
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'detached' });

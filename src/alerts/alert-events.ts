@@ -8,8 +8,68 @@ export const alertEventTypes = [
   'stateChanged',
   'tokenExpiring',
   'tokenExpired',
+  'operationFailed',
+  'operationCompleted',
 ] as const;
 export type AlertEventType = (typeof alertEventTypes)[number];
+
+/** Sent only to endpoints that list them in `events` (a busy MDM ends many license operations). */
+export const optInAlertEventTypes: readonly AlertEventType[] = ['operationFailed', 'operationCompleted'];
+
+/** What an endpoint created without `events` receives. */
+export const defaultAlertEventTypes: readonly AlertEventType[] = alertEventTypes.filter(
+  (type) => !optInAlertEventTypes.includes(type),
+);
+
+/** What an ended license operation contributes to its alert. */
+export interface EndedOperationFacts {
+  readonly id: string;
+  readonly tenantId: string;
+  readonly tokenId: string;
+  readonly kind: string;
+  readonly status: string;
+  readonly requestedCount: number;
+  readonly completedCount: number;
+  readonly failedCount: number;
+  readonly finishedAt: Date;
+  /** Apple's error numbers of the listed failed items (null: Apple never answered for the item). */
+  readonly failureErrorNumbers: readonly (number | null)[];
+}
+
+/** `operationCompleted` for a completed operation, `operationFailed` for a failed or partially failed one. */
+export function operationAlertOf(operation: EndedOperationFacts): AlertEvent {
+  const type: AlertEventType = operation.status === 'completed' ? 'operationCompleted' : 'operationFailed';
+  const byNumber: Record<string, number> = {};
+  for (const n of operation.failureErrorNumbers) {
+    const key = n === null ? 'none' : String(n);
+    byNumber[key] = (byNumber[key] ?? 0) + 1;
+  }
+  const numbers = Object.entries(byNumber)
+    .map(([n, count]) => `${n} ×${count}`)
+    .join(', ');
+  const text =
+    type === 'operationCompleted'
+      ? `License ${operation.kind} ${operation.id} completed: ${operation.completedCount} of ${operation.requestedCount} items.`
+      : `License ${operation.kind} ${operation.id} ${operation.status === 'failed' ? 'failed' : 'partially failed'}: ` +
+        `${operation.failedCount} of ${operation.requestedCount} items failed${numbers ? ` (Apple errors ${numbers})` : ''}.`;
+  return {
+    eventId: `${type}:${operation.id}`,
+    type,
+    tenantId: operation.tenantId,
+    tokenId: operation.tokenId,
+    occurredAt: operation.finishedAt,
+    text,
+    data: {
+      operationId: operation.id,
+      kind: operation.kind,
+      status: operation.status,
+      requestedCount: operation.requestedCount,
+      completedCount: operation.completedCount,
+      failedCount: operation.failedCount,
+      errorNumbers: byNumber,
+    },
+  };
+}
 
 /** Days before expiry at which `tokenExpiring` fires, once per token, expiry date and threshold. */
 export const expiryThresholdDays = [30, 14, 5] as const;

@@ -445,7 +445,7 @@ export class AlertScanner {
 }
 
 /** Queues one event for every endpoint of its tenant subscribed to its type; answers rows created. */
-async function enqueue(trx: Trx, now: Date, newId: () => string, event: AlertEvent): Promise<number> {
+export async function enqueue(trx: Trx, now: Date, newId: () => string, event: AlertEvent): Promise<number> {
   const endpoints = await trx
     .selectFrom('alert_webhooks')
     .select(['id', 'events'])

@@ -3,7 +3,9 @@ import type { StorageEngine } from '../storage/engine.js';
 import type { VppdDatabase } from '../storage/open-database.js';
 import type { TokenCipher } from '../storage/token-cipher.js';
 import { AlertDeliverer, type DeliveryAttempt, type DeliveryPolicy } from './alert-deliverer.js';
-import { AlertScanner, type ScannedRun, type ScanResult } from './alert-scanner.js';
+import { type EndedOperationFacts, operationAlertOf } from './alert-events.js';
+import { AlertScanner, enqueue, type ScannedRun, type ScanResult } from './alert-scanner.js';
+import { alertsDatabaseOf } from './alert-tables.js';
 import type { WebhookAddressPolicy } from './webhook-address-policy.js';
 import type { WebhookLookup } from './webhook-fetch.js';
 import { createWebhookStore, type WebhookStore } from './webhook-store.js';
@@ -51,6 +53,11 @@ export interface AlertService {
   /** Deletes old delivered/failed alerts and scan marks (the scan loop does it hourly). */
   prune(retentionMs?: number): Promise<number>;
   deliverDue(): Promise<number>;
+  /**
+   * Queues `operationCompleted` or `operationFailed` for the tenant's endpoints that opted in; answers the
+   * outbox rows created (the event id is the operation's, so queueing twice changes nothing).
+   */
+  queueOperationEnded(operation: EndedOperationFacts): Promise<number>;
   start(): void;
   /** Stops the loops and waits for the pass in flight. Safe to call twice. */
   stop(): Promise<void>;
@@ -109,6 +116,12 @@ export function createAlertService(options: AlertServiceOptions): AlertService {
     scanOnce: () => scanner.scanOnce(),
     prune: (retentionMs) => scanner.prune(retentionMs),
     deliverDue: () => deliverer.deliverDue(controller?.signal),
+    queueOperationEnded(operation) {
+      const event = operationAlertOf(operation);
+      return alertsDatabaseOf(options.db)
+        .transaction()
+        .execute((trx) => enqueue(trx, options.clock(), options.newId, event));
+    },
     start() {
       if (controller !== undefined) return;
       controller = new AbortController();

@@ -1,4 +1,4 @@
-import type { BaseAsset } from './sim-base-data.js';
+import { routeAssetOperations, settleEvents } from './sim-asset-operations.js';
 import { catalogIndexOf, catalogItem, lookupRecord } from './sim-catalog.js';
 import {
   httpStatusForErrorNumber,
@@ -7,47 +7,23 @@ import {
   type SimErrorEntry,
   simErrors,
 } from './sim-errors.js';
-import type { CountedFault, PagedEndpoint, SimEndpoint } from './sim-faults.js';
-import type { JsonList, MdmInfo, SimEvent, SimEventFailure, SimLocation } from './sim-location.js';
+import type { CountedFault, PagedEndpoint } from './sim-faults.js';
+import type { JsonList, MdmInfo, SimLocation } from './sim-location.js';
+import {
+  invalid,
+  parseBody,
+  type SimRequest,
+  type SimResponse,
+  serviceLimits,
+  stringList,
+} from './sim-request.js';
 import { globalKey, type SimState } from './sim-state.js';
 import { readBearer } from './sim-token.js';
 
 // Apple's v2 endpoints as the simulator serves them. See docs/apple.md, "Calls".
 
-/** A response the HTTP layer writes as is. */
-export interface SimResponse {
-  readonly status: number;
-  readonly headers?: Readonly<Record<string, string>>;
-  readonly body: string;
-}
-
-/** The parts of a request the routes need. */
-export interface SimRequest {
-  readonly method: string;
-  readonly endpoint: SimEndpoint;
-  readonly query: URLSearchParams;
-  readonly authorization: string | undefined;
-  readonly contentType: string | undefined;
-  /** Raw request body (empty for GET). */
-  readonly body: string;
-}
-
-/** Service limits published by `service/config` (Apple's documented example values). */
-export function serviceLimits(rateLimit: number | false): Record<string, number> {
-  return {
-    maxAssets: 25,
-    maxClientUserIds: 1000,
-    maxMdmIdLength: 100,
-    maxMdmMetadataLength: 255,
-    maxMdmNameLength: 100,
-    // With the limiter switched off the simulator still advertises Apple's value.
-    maxRequestPerSecond: rateLimit === false ? 15 : rateLimit,
-    maxRevokeClientUserIds: 100,
-    maxRevokeSerialNumbers: 100,
-    maxSerialNumbers: 1000,
-    maxUsers: 100,
-  };
-}
+export type { SimRequest, SimResponse } from './sim-request.js';
+export { serviceLimits } from './sim-request.js';
 
 export const notificationTypes = ['ASSET_MANAGEMENT', 'ASSET_COUNT', 'USER_ASSOCIATED', 'USER_MANAGEMENT'];
 
@@ -218,6 +194,8 @@ async function serveLocation(
 
 function route(state: SimState, location: SimLocation, request: SimRequest, now: number): SimResponse {
   const { method, endpoint } = request;
+  const assetOperation = routeAssetOperations(state, location, request, now);
+  if (assetOperation !== undefined) return assetOperation;
   if (method === 'GET') {
     switch (endpoint) {
       case 'client/config':
@@ -226,8 +204,6 @@ function route(state: SimState, location: SimLocation, request: SimRequest, now:
       case 'assignments':
       case 'users':
         return paged(state, location, endpoint, request.query);
-      case 'status':
-        return status(state, location, request.query, now);
       default:
         break;
     }
@@ -236,10 +212,6 @@ function route(state: SimState, location: SimLocation, request: SimRequest, now:
     switch (endpoint) {
       case 'client/config':
         return json(setClientConfig(location, body));
-      case 'assets/associate':
-        return json(envelope(location, { eventId: associate(location, body, now, 'ASSOCIATE') }));
-      case 'assets/disassociate':
-        return json(envelope(location, { eventId: associate(location, body, now, 'DISASSOCIATE') }));
       case 'assets/revoke':
         return json(envelope(location, { eventId: revoke(location, body, now) }));
       default:
@@ -267,26 +239,6 @@ function clientConfig(location: SimLocation): Record<string, unknown> {
   if (location.notificationUrl !== undefined) config.notificationUrl = location.notificationUrl;
   if (location.notificationTypes !== undefined) config.notificationTypes = location.notificationTypes;
   return config;
-}
-
-function parseBody(request: SimRequest): Record<string, unknown> {
-  if (!/^application\/json\b/i.test(request.contentType ?? '')) {
-    throw new SimApiError(simErrors.unsupportedMediaType);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(request.body);
-  } catch {
-    throw new SimApiError(simErrors.invalidArgument, 'The request body is not valid JSON');
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new SimApiError(simErrors.invalidArgument, 'The request body must be a JSON object');
-  }
-  return parsed as Record<string, unknown>;
-}
-
-function invalid(message: string): SimApiError {
-  return new SimApiError(simErrors.invalidArgument, message);
 }
 
 function boundedString(value: unknown, name: string, max: number, optional = false): string | undefined {
@@ -401,92 +353,6 @@ function listFor(location: SimLocation, endpoint: PagedEndpoint, query: URLSearc
   }
 }
 
-function stringList(value: unknown, name: string, max: number): string[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string' && v.length > 0)) {
-    throw invalid(`${name} must be a list of non-empty strings`);
-  }
-  if (value.length > max) throw invalid(`${name} has more than ${max} entries`);
-  return [...new Set(value as string[])];
-}
-
-function associate(
-  location: SimLocation,
-  body: Record<string, unknown>,
-  now: number,
-  eventType: 'ASSOCIATE' | 'DISASSOCIATE',
-): string {
-  const limits = serviceLimits(15);
-  if (!Array.isArray(body.assets) || body.assets.length === 0)
-    throw invalid('assets must be a non-empty list');
-  if (body.assets.length > limits.maxAssets!)
-    throw invalid(`assets has more than ${limits.maxAssets} entries`);
-  const assets = body.assets.map((a: unknown) => {
-    const asset = a as Record<string, unknown> | null;
-    if (typeof asset?.adamId !== 'string' || typeof asset.pricingParam !== 'string') {
-      throw invalid('each asset needs adamId and pricingParam');
-    }
-    return { adamId: asset.adamId, pricingParam: asset.pricingParam };
-  });
-  const serialNumbers = stringList(body.serialNumbers, 'serialNumbers', limits.maxSerialNumbers!);
-  const clientUserIds = stringList(body.clientUserIds, 'clientUserIds', limits.maxClientUserIds!);
-  if (serialNumbers.length + clientUserIds.length === 0) {
-    throw invalid('serialNumbers or clientUserIds must list at least one entry');
-  }
-  const holders = [
-    ...serialNumbers.map((serialNumber) => ({ serialNumber })),
-    ...clientUserIds.map((clientUserId) => ({ clientUserId })),
-  ];
-  const event = location.createEvent(eventType, assets.length * holders.length, now, () => {
-    let completed = 0;
-    const failures: SimEventFailure[] = [];
-    for (const ref of assets) {
-      const asset = location.findAsset(ref.adamId, ref.pricingParam);
-      for (const holder of holders) {
-        const fail = (entry: SimErrorEntry) =>
-          failures.push({
-            ...ref,
-            ...holder,
-            errorNumber: entry.errorNumber,
-            errorMessage: entry.errorMessage,
-          });
-        if (asset === undefined) {
-          fail(simErrors.licenseNotFound);
-        } else if (eventType === 'DISASSOCIATE') {
-          if (location.removeAssignment(asset, holder)) completed++;
-          else fail(simErrors.licenseNotFound);
-        } else {
-          const problem = associationProblem(location, asset, holder);
-          if (problem !== undefined) fail(problem);
-          else {
-            location.addAssignment(asset, holder);
-            completed++;
-          }
-        }
-      }
-    }
-    return { completed, failures };
-  });
-  return event.eventId;
-}
-
-function associationProblem(
-  location: SimLocation,
-  asset: BaseAsset,
-  holder: { serialNumber?: string; clientUserId?: string },
-): SimErrorEntry | undefined {
-  // Assigning what is already assigned succeeds without using a license, as Apple does.
-  if (location.hasAssignment(asset, holder)) return undefined;
-  if (holder.serialNumber !== undefined && !asset.deviceAssignable) {
-    return { ...simErrors.invalidArgument, errorMessage: 'This asset cannot be assigned to a device' };
-  }
-  if (holder.clientUserId !== undefined && location.liveUser(holder.clientUserId) === undefined) {
-    return simErrors.userNotFound;
-  }
-  if (location.availableCount(asset) < 1) return simErrors.notEnoughLicenses;
-  return undefined;
-}
-
 function revoke(location: SimLocation, body: Record<string, unknown>, now: number): string {
   const limits = serviceLimits(15);
   const serialNumbers = stringList(body.serialNumbers, 'serialNumbers', limits.maxRevokeSerialNumbers!);
@@ -508,42 +374,4 @@ function revoke(location: SimLocation, body: Record<string, unknown>, now: numbe
     return { completed: holders.length, failures: [] };
   });
   return event.eventId;
-}
-
-/** Completes events whose time has come; bumps the versionId when their work changed data. */
-export function settleEvents(state: SimState, location: SimLocation, now: number): void {
-  for (const event of location.events.values()) {
-    if (event.eventStatus === 'PENDING' && now - event.createdAt >= state.eventDelayMs)
-      complete(location, event);
-  }
-}
-
-function complete(location: SimLocation, event: SimEvent): void {
-  const changesBefore = location.changeCount;
-  location.completeEvent(event);
-  // One new versionId per event that changed anything, as one batch of Apple's.
-  if (location.changeCount !== changesBefore) location.bumpVersion();
-}
-
-function status(state: SimState, location: SimLocation, query: URLSearchParams, now: number): SimResponse {
-  const eventId = stringParam(query, 'eventId');
-  if (eventId === undefined) throw invalid('eventId is required');
-  const event = location.events.get(eventId);
-  if (event === undefined) throw invalid('Unknown eventId');
-  if (event.eventStatus === 'PENDING') {
-    event.polls += 1;
-    // The first `eventPolls` polls see PENDING; the next one finds the work done.
-    if (event.polls > state.eventPolls || now - event.createdAt >= state.eventDelayMs)
-      complete(location, event);
-  }
-  return json(
-    envelope(location, {
-      eventId: event.eventId,
-      eventStatus: event.eventStatus,
-      eventType: event.eventType,
-      failures: event.failures,
-      numCompleted: event.numCompleted,
-      numRequested: event.numRequested,
-    }),
-  );
 }

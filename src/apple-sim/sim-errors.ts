@@ -15,6 +15,7 @@ export const simErrors = {
   serviceRemoved: { errorNumber: 9634, httpStatus: 410, errorMessage: 'This service has been removed' },
   tooManyRequests: { errorNumber: 9646, httpStatus: 429, errorMessage: 'Too many requests' },
   badPageIndex: { errorNumber: 9650, httpStatus: 400, errorMessage: 'Invalid page index' },
+  unknownEvent: { errorNumber: 9708, httpStatus: 400, errorMessage: 'Unknown eventId' },
   notEnoughLicenses: { errorNumber: 9709, httpStatus: 400, errorMessage: 'Not enough licenses' },
   badVersionId: { errorNumber: 9721, httpStatus: 400, errorMessage: 'Invalid sinceVersionId' },
   malformedAuthorization: {

@@ -8,6 +8,7 @@ export const simEndpoints = [
   'assignments',
   'users',
   'status',
+  'assets/eventStatus',
   'assets/associate',
   'assets/disassociate',
   'assets/revoke',
@@ -62,15 +63,40 @@ export type FaultSpec =
       readonly endpoint?: PagedEndpoint;
       /** How many times the change happens (each time that page is served), default 1. */
       readonly times?: number;
+    }
+  | {
+      /** Items of the next `count` events fail with `errorNumber` instead of being applied. */
+      readonly type: 'eventFailure';
+      readonly count: number;
+      readonly errorNumber: number;
+      readonly errorMessage?: string;
+      /** Only these holders fail (default: every item of the event). */
+      readonly serialNumbers?: readonly string[];
+      readonly clientUserIds?: readonly string[];
+      readonly endpoint?: EventEndpoint;
+    }
+  | {
+      /** The next `count` events stay PENDING whatever the polls and the delay (Apple's stuck events). */
+      readonly type: 'eventPending';
+      readonly count: number;
+      readonly endpoint?: EventEndpoint;
     };
 
-export type CountedFault = Extract<FaultSpec, { count: number }>;
+export type CountedFault = Extract<FaultSpec, { type: 'serverError' | 'rateLimitBurst' | 'errorInBody' }>;
+
+/** Endpoints whose events the `eventFailure` and `eventPending` faults script. */
+export const eventEndpoints = ['assets/associate', 'assets/disassociate'] as const;
+export type EventEndpoint = (typeof eventEndpoints)[number];
+
+/** A fault applied to the events of the next `count` associate/disassociate calls (see sim-asset-operations.ts). */
+export type EventFault = Extract<FaultSpec, { type: 'eventFailure' | 'eventPending' }>;
 
 /** The faults pending for one location (or for the unauthenticated endpoints). */
 export class FaultState {
   latencyMs = 0;
   private counted: { spec: CountedFault; remaining: number }[] = [];
   private changes: { page: number; endpoint: PagedEndpoint; remaining: number }[] = [];
+  private eventFaults: { spec: EventFault; remaining: number }[] = [];
 
   add(spec: FaultSpec): void {
     const checked = validateFault(spec);
@@ -89,6 +115,10 @@ export class FaultState {
       case 'rateLimitBurst':
       case 'errorInBody':
         this.counted.push({ spec: checked, remaining: checked.count });
+        return;
+      case 'eventFailure':
+      case 'eventPending':
+        this.eventFaults.push({ spec: checked, remaining: checked.count });
         return;
       default: {
         const never: never = checked;
@@ -109,6 +139,18 @@ export class FaultState {
     return fault.spec;
   }
 
+  /** Consumes one use of every event fault matching the endpoint; they all apply to the new event. */
+  takeEventFaults(endpoint: EventEndpoint): EventFault[] {
+    const taken: EventFault[] = [];
+    for (const fault of this.eventFaults) {
+      if (fault.spec.endpoint !== undefined && fault.spec.endpoint !== endpoint) continue;
+      taken.push(fault.spec);
+      fault.remaining -= 1;
+    }
+    this.eventFaults = this.eventFaults.filter((f) => f.remaining > 0);
+    return taken;
+  }
+
   /** True (and consumes one use) when serving `page` of `endpoint` must be followed by a data change. */
   takeChangeAfter(endpoint: PagedEndpoint, page: number): boolean {
     const index = this.changes.findIndex((c) => c.endpoint === endpoint && c.page === page);
@@ -123,6 +165,7 @@ export class FaultState {
     this.latencyMs = 0;
     this.counted = [];
     this.changes = [];
+    this.eventFaults = [];
   }
 
   /** What is pending, for the admin API. */
@@ -131,6 +174,7 @@ export class FaultState {
       latencyMs: this.latencyMs,
       pending: this.counted.map((f) => ({ ...f.spec, remaining: f.remaining })),
       dataChanges: this.changes.map((c) => ({ ...c })),
+      eventFaults: this.eventFaults.map((f) => ({ ...f.spec, remaining: f.remaining })),
     };
   }
 }
@@ -185,9 +229,27 @@ export function validateFault(input: unknown): FaultSpec {
       if (spec.times !== undefined) nonNegativeInteger(spec.times, 'times');
       optionalEndpoint(spec.endpoint, pagedEndpoints);
       return spec as FaultSpec;
+    case 'eventFailure':
+      nonNegativeInteger(spec.count, 'count');
+      nonNegativeInteger(spec.errorNumber, 'errorNumber');
+      if (spec.errorMessage !== undefined && typeof spec.errorMessage !== 'string') {
+        throw errors.badRequest('fault errorMessage must be a string');
+      }
+      for (const name of ['serialNumbers', 'clientUserIds'] as const) {
+        const list = spec[name];
+        if (list !== undefined && (!Array.isArray(list) || !list.every((v) => typeof v === 'string'))) {
+          throw errors.badRequest(`fault ${name} must be a list of strings`);
+        }
+      }
+      optionalEndpoint(spec.endpoint, eventEndpoints);
+      return spec as FaultSpec;
+    case 'eventPending':
+      nonNegativeInteger(spec.count, 'count');
+      optionalEndpoint(spec.endpoint, eventEndpoints);
+      return spec as FaultSpec;
     default:
       throw errors.badRequest(
-        'fault type must be one of: serverError, rateLimitBurst, errorInBody, latency, changeDataAfterPage',
+        'fault type must be one of: serverError, rateLimitBurst, errorInBody, latency, changeDataAfterPage, eventFailure, eventPending',
       );
   }
 }

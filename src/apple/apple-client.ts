@@ -164,6 +164,26 @@ export interface AppleRevokeInput {
   readonly clientUserIds?: readonly string[];
 }
 
+/** An asset as associate/disassociate name it: `(adamId, pricingParam)`. */
+export interface AppleAssetRef {
+  readonly adamId: string;
+  readonly pricingParam: string;
+}
+
+/** The body of `POST /assets/associate` and `/assets/disassociate`: exactly one holder list. */
+export interface AppleAssociationInput {
+  readonly assets: readonly AppleAssetRef[];
+  readonly serialNumbers?: readonly string[];
+  readonly clientUserIds?: readonly string[];
+}
+
+/** Apple's per-call limits of associate/disassociate (`service/config`, Apple's documented defaults). */
+export interface AppleAssociationLimits {
+  readonly maxAssets: number;
+  readonly maxSerialNumbers: number;
+  readonly maxClientUserIds: number;
+}
+
 export interface AppleMetadataOptions extends AppleCallOptions {
   /** The location's `defaultPlatform`, e.g. `volumestore` or `enterprisestore`. */
   readonly platform: string;
@@ -399,6 +419,91 @@ export class AppleClient {
         ...(clientUserIds.length > 0 ? { clientUserIds } : {}),
       },
       parse: parseEventId,
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * The associate/disassociate limits from `service/config` (read when none is cached or the cached one
+   * is older than the refresh interval; Apple's documented values when it lists none).
+   */
+  async associationLimits(options: AppleCallOptions = {}): Promise<AppleAssociationLimits> {
+    if (this.#serviceConfig === undefined || this.#now() >= this.#nextConfigRefresh) {
+      await this.getServiceConfig(options);
+    }
+    const limits = this.#serviceConfig?.limits ?? {};
+    return {
+      maxAssets: limits.maxAssets ?? 25,
+      maxSerialNumbers: limits.maxSerialNumbers ?? 1000,
+      maxClientUserIds: limits.maxClientUserIds ?? 1000,
+    };
+  }
+
+  /** `POST /assets/associate`: gives licenses of `assets` to the devices or users (asynchronous). */
+  associateAssets(sToken: string, input: AppleAssociationInput, options: AppleCallOptions = {}) {
+    return this.#associationCall(sToken, 'associate', input, options);
+  }
+
+  /** `POST /assets/disassociate`: takes licenses of `assets` back from the devices or users (asynchronous). */
+  disassociateAssets(sToken: string, input: AppleAssociationInput, options: AppleCallOptions = {}) {
+    return this.#associationCall(sToken, 'disassociate', input, options);
+  }
+
+  async #associationCall(
+    sToken: string,
+    verb: 'associate' | 'disassociate',
+    input: AppleAssociationInput,
+    options: AppleCallOptions,
+  ): Promise<AppleEventId> {
+    const serialNumbers = input.serialNumbers ?? [];
+    const clientUserIds = input.clientUserIds ?? [];
+    if ((serialNumbers.length === 0) === (clientUserIds.length === 0)) {
+      throw errors.badRequest(
+        `${verb}Assets needs serial numbers or client user ids, exactly one of the two.`,
+      );
+    }
+    const limits = await this.associationLimits(options);
+    if (
+      input.assets.length === 0 ||
+      input.assets.length > limits.maxAssets ||
+      serialNumbers.length > limits.maxSerialNumbers ||
+      clientUserIds.length > limits.maxClientUserIds
+    ) {
+      throw errors.badRequest(
+        `${verb}Assets accepts 1 to ${limits.maxAssets} assets and at most ${limits.maxSerialNumbers} serial numbers or ${limits.maxClientUserIds} client user ids per call.`,
+        {
+          assets: input.assets.length,
+          serialNumbers: serialNumbers.length,
+          clientUserIds: clientUserIds.length,
+        },
+      );
+    }
+    return this.#call({
+      ...this.#located(sToken),
+      method: 'POST',
+      url: new URL(`${this.baseUrl}/assets/${verb}`),
+      endpoint: `POST /assets/${verb}`,
+      body: {
+        assets: input.assets.map((a) => ({ adamId: a.adamId, pricingParam: a.pricingParam })),
+        ...(serialNumbers.length > 0 ? { serialNumbers } : { clientUserIds }),
+      },
+      parse: parseEventId,
+      signal: options.signal,
+    });
+  }
+
+  /** `GET /assets/eventStatus?eventId=`: the outcome of an associate or disassociate. */
+  getAssetEventStatus(
+    sToken: string,
+    eventId: string,
+    options: AppleCallOptions = {},
+  ): Promise<AppleEventStatus> {
+    return this.#call({
+      ...this.#located(sToken),
+      method: 'GET',
+      url: appendQuery(new URL(`${this.baseUrl}/assets/eventStatus`), { eventId }),
+      endpoint: 'GET /assets/eventStatus',
+      parse: parseEventStatus,
       signal: options.signal,
     });
   }

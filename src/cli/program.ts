@@ -7,6 +7,7 @@ import { registerDbCommand } from './db-command.js';
 import { registerEnumsCommand } from './enums-command.js';
 import type { CliIo } from './io.js';
 import { processIo } from './io.js';
+import { registerLicensesCommand } from './licenses-command.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerTokensCommand } from './tokens-command.js';
 
@@ -27,6 +28,7 @@ export function buildProgram(io: CliIo): Command {
   registerTokensCommand(program, io, { isTty: io === processIo && process.stdout.isTTY === true });
   registerAuthCommand(program, io);
   registerDbCommand(program, io);
+  registerLicensesCommand(program, io);
   return program;
 }
 

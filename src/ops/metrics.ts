@@ -32,6 +32,19 @@ export interface VppdMetrics {
   observeAlertDelivery(attempt: DeliveryAttempt): void;
   /** One Graph request refused with 429 by `VPPD_GRAPH_THROTTLING` (the limit it crossed). */
   observeThrottled(labels: { scope: 'tenant' | 'app'; kind: 'request' | 'write' }): void;
+  /** A license operation ended (reported once, by the worker that finished it). */
+  observeLicenseOperation(operation: EndedLicenseOperation): void;
+}
+
+/** What the metrics take of an ended license operation. */
+export interface EndedLicenseOperation {
+  readonly kind: string;
+  /** completed | failed | partiallyFailed. */
+  readonly status: string;
+  readonly completedCount: number;
+  readonly failedCount: number;
+  /** Apple's error number of each listed failed item (null: vppd gave up on the item itself). */
+  readonly failureErrorNumbers: readonly (number | null)[];
 }
 
 /** Builds the registry and every metric. */
@@ -188,6 +201,24 @@ export function createMetrics(options: MetricsOptions): VppdMetrics {
     labelNames: ['scope', 'kind'],
     registers: [registry],
   });
+  const licenseOperations = new Counter({
+    name: 'vppd_license_operations_total',
+    help: 'License operations (associate, disassociate) ended, by kind and outcome (completed, failed, partiallyFailed)',
+    labelNames: ['kind', 'outcome'],
+    registers: [registry],
+  });
+  const licenseOperationItems = new Counter({
+    name: 'vppd_license_operation_items_total',
+    help: 'Items (asset x holder) of ended license operations, by kind and result (completed, failed)',
+    labelNames: ['kind', 'result'],
+    registers: [registry],
+  });
+  const licenseOperationFailures = new Counter({
+    name: 'vppd_license_operation_failures_total',
+    help: "Failed items of license operations by kind and Apple's errorNumber (none: Apple never answered for it)",
+    labelNames: ['kind', 'error_number'],
+    registers: [registry],
+  });
   const alertDeliveries = new Counter({
     name: 'vppd_alert_delivery_attempts_total',
     help: 'Webhook delivery attempts by event type and result (delivered, retry, failed)',
@@ -222,6 +253,17 @@ export function createMetrics(options: MetricsOptions): VppdMetrics {
     },
     observeThrottled(labels) {
       throttled.inc(labels);
+    },
+    observeLicenseOperation(operation) {
+      const { kind } = operation;
+      licenseOperations.inc({ kind, outcome: operation.status });
+      if (operation.completedCount > 0)
+        licenseOperationItems.inc({ kind, result: 'completed' }, operation.completedCount);
+      if (operation.failedCount > 0)
+        licenseOperationItems.inc({ kind, result: 'failed' }, operation.failedCount);
+      for (const number of operation.failureErrorNumbers) {
+        licenseOperationFailures.inc({ kind, error_number: number === null ? 'none' : String(number) });
+      }
     },
   };
 }

@@ -39,6 +39,8 @@ export async function startServer(config: Config, options: StartServerOptions = 
     throw error;
   }
   if (options.runSync === true) await context.sync.start(config.sync.role);
+  // License operations run where syncs run: their leases are in the database too.
+  if (options.runSync === true && config.sync.role !== 'api') context.licenseOperations.start();
   // Alert scanning and delivery run beside syncs in every role: all their state is in the database.
   if (options.runSync === true) context.alerts.start();
   readiness.ready = true;
@@ -55,6 +57,7 @@ export async function startServer(config: Config, options: StartServerOptions = 
         readiness.ready = false;
         // Runs in flight are given back to the queue before the database closes.
         await context.sync.stop();
+        await context.licenseOperations.stop();
         await app.close();
         await context.dispose();
       })();

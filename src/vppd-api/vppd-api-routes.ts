@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.js';
 import { registerAlertRoutes } from './alerts-routes.js';
+import { registerLicenseOperationRoutes } from './license-operations-routes.js';
 import { registerVppdSyncProgressRoutes } from './sync-progress-routes.js';
 import { registerTokenEventRoutes, type TokenEventOptions } from './token-events-routes.js';
 
@@ -14,6 +15,7 @@ export function registerVppdApiRoutes(
   options: TokenEventOptions = {},
 ): void {
   registerAlertRoutes(app, context);
+  registerLicenseOperationRoutes(app, context);
   registerVppdSyncProgressRoutes(app, context);
   registerTokenEventRoutes(app, context, options);
 }

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { type AppleClient, createAppleClient } from '../../src/apple/apple-client.js';
 import { type AppleSim, type AppleSimOptions, startAppleSim } from '../../src/apple-sim/apple-sim.js';
-import { type AppContext, createContext } from '../../src/context.js';
+import { type AppContext, type ContextOverrides, createContext } from '../../src/context.js';
 import { buildApp } from '../../src/server/app.js';
 import type { SyncWorker } from '../../src/sync/sync-worker.js';
 import { createFakeClock, type FakeClock } from './fake-clock.js';
@@ -42,6 +42,8 @@ export interface SurfaceFixtureOptions {
   readonly sim?: AppleSimOptions;
   /** Database URL (default in-memory SQLite). */
   readonly database?: string;
+  /** License-operation timings (default: the product's; the fixture's clock is driven by hand). */
+  readonly licenseOperations?: ContextOverrides['licenseOperations'];
 }
 
 /** Starts the simulator and vppd (listening on a free port) with immediate sleeps and a fake clock. */
@@ -69,6 +71,7 @@ export async function startSurfaceFixture(options: SurfaceFixtureOptions = {}): 
     apple,
     sleep: immediate,
     sync: { pollMs: 20, leaseMs: 30_000, heartbeatMs: 50 },
+    ...(options.licenseOperations ? { licenseOperations: options.licenseOperations } : {}),
   });
   const app = buildApp(context);
   await app.listen({ port: 0, host: '127.0.0.1' });

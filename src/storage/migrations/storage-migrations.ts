@@ -8,6 +8,7 @@ import { alerts } from './0005-alerts.js';
 import { licenseAssignmentChunks } from './0006-license-assignment-chunks.js';
 import { syncJobKindsAndTurns } from './0007-sync-job-kinds-and-turns.js';
 import { events } from './0008-events.js';
+import { licenseOperations } from './0010-license-operations.js';
 
 /**
  * Every migration vppd knows, forward-only, applied in name order at start-up, with the column types
@@ -24,5 +25,6 @@ export function storageMigrations(ddl: EngineDdl): Readonly<Record<string, Migra
     '0006_license_assignment_chunks': licenseAssignmentChunks(ddl),
     '0007_sync_job_kinds_and_turns': syncJobKindsAndTurns(ddl),
     '0008_events': events(ddl),
+    '0010_license_operations': licenseOperations(ddl),
   };
 }

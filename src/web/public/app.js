@@ -686,7 +686,7 @@ async function openDetail(/** @type {string} */ id, /** @type {boolean} */ show)
   renderFacts(token);
   const dialog = /** @type {HTMLDialogElement} */ ($('detail'));
   if (show && !dialog.open) dialog.showModal();
-  await Promise.all([loadApps(id, null), loadHistory(id)]);
+  await Promise.all([loadApps(id, null), loadHistory(id), loadOperations(id)]);
 }
 
 function refreshDetail() {
@@ -701,6 +701,7 @@ function refreshDetail() {
   if (token.lastSyncStatus !== detail.lastStatus) {
     detail.lastStatus = token.lastSyncStatus;
     void loadHistory(id);
+    void loadOperations(id);
     if (token.lastSyncStatus === 'completed') void loadApps(id, null);
   }
 }
@@ -729,6 +730,15 @@ async function loadApps(/** @type {string} */ id, /** @type {string | null} */ n
         const td = document.createElement('td');
         td.textContent = value;
         if (i >= 2) td.className = 'num';
+        // Used of total as a bar (not for "unlimited" free apps, whose total means nothing).
+        if (i === 3 && total > 0 && total < unlimitedCount) {
+          const meter = document.createElement('meter');
+          meter.min = 0;
+          meter.max = total;
+          meter.value = Math.min(used, total);
+          meter.title = t('usedOf', { used: count(used), total: count(total) });
+          td.prepend(meter, ' ');
+        }
         tr.append(td);
       });
       return tr;
@@ -792,6 +802,55 @@ async function loadHistory(/** @type {string} */ id) {
     $('history').replaceChildren(...(trs.length > 0 ? trs : [messageRow(t('noHistory'), 5)]));
   } catch (error) {
     showError('detail-alert', error);
+  }
+}
+
+/** The token's recent license operations (vppd's `/vppd/v1/operations`), newest first. */
+async function loadOperations(/** @type {string} */ id) {
+  try {
+    const page = await call('GET', `/vppd/v1/operations?tokenId=${encodeURIComponent(id)}&top=10`);
+    if (detail.id !== id) return;
+    const trs = page.value.map((/** @type {any} */ op) => {
+      const tr = document.createElement('tr');
+      const kind = t(op.kind === 'associate' ? 'kindAssociate' : 'kindDisassociate');
+      const status = String(op.status);
+      const values = [
+        absolute(op.createdDateTime),
+        op.source === 'reclaim' ? t('fromReclaim', { kind }) : kind,
+        t(`op${status[0]?.toUpperCase()}${status.slice(1)}`),
+        `${count(op.requestedCount)} / ${count(op.completedCount)} / ${count(op.failedCount)}`,
+        op.errorMessage ?? '',
+      ];
+      values.forEach((value, i) => {
+        const td = document.createElement('td');
+        td.textContent = value;
+        if (i === 3) td.className = 'num';
+        tr.append(td);
+      });
+      if (op.failedCount > 0)
+        void loadOperationErrors(op.id, /** @type {HTMLTableCellElement} */ (tr.lastChild));
+      return tr;
+    });
+    $('operations').replaceChildren(...(trs.length > 0 ? trs : [messageRow(t('noOperations'), 5)]));
+  } catch (error) {
+    showError('detail-alert', error);
+  }
+}
+
+/** Apple's error numbers of a failed operation's items, with how many items each (e.g. "9610 ×2"). */
+async function loadOperationErrors(/** @type {string} */ opId, /** @type {HTMLTableCellElement} */ cell) {
+  try {
+    const op = await call('GET', `/vppd/v1/operations/${encodeURIComponent(opId)}`);
+    /** @type {Map<string, number>} */
+    const byNumber = new Map();
+    for (const f of op.failures ?? []) {
+      const key = f.errorNumber === null ? '—' : String(f.errorNumber);
+      byNumber.set(key, (byNumber.get(key) ?? 0) + 1);
+    }
+    const numbers = [...byNumber].map(([n, c]) => `${n} ×${c}`).join(', ');
+    cell.textContent = [numbers, cell.textContent].filter((x) => x).join(' · ');
+  } catch {
+    // the row keeps what it had; the table itself loaded
   }
 }
 
