@@ -7,6 +7,11 @@ import { createWebhookFetch, type WebhookLookup } from './alerts/webhook-fetch.j
 import { type AppleClient, createAppleClient, realSleep } from './apple/apple-client.js';
 import type { Config } from './config.js';
 import { type Authenticator, createAuthenticator } from './http/auth/authenticator.js';
+import {
+  createNotificationService,
+  type NotificationService,
+  type NotificationSettings,
+} from './notifications/notification-service.js';
 import { createLogger } from './ops/logging.js';
 import { createMetrics, type VppdMetrics } from './ops/metrics.js';
 import type { StorageEngine } from './storage/engine.js';
@@ -42,6 +47,8 @@ export interface ContextOverrides {
   readonly alerts?: Partial<AlertSettings>;
   /** Resolves webhook host names, at creation and at connect time (tests inject DNS answers). */
   readonly webhookLookup?: WebhookLookup;
+  /** Apple notification loop periods (short ones in tests). */
+  readonly notifications?: Partial<NotificationSettings>;
 }
 
 /** The composition root: every service built once from the configuration, disposed once. */
@@ -71,6 +78,8 @@ export interface AppContext {
   readonly metrics: VppdMetrics;
   /** Webhook endpoints, the alert outbox and its scanner/deliverer loops (started by `startAlerts`). */
   readonly alerts: AlertService;
+  /** Apple's notifications: registration (with VPPD_PUBLIC_URL), the receiver's store, the processor. */
+  readonly notifications: NotificationService;
   /** Closes the database and everything else the context opened; safe to call twice. */
   dispose(): Promise<void>;
 }
@@ -166,6 +175,18 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     onDeliveryAttempt: (attempt) => metrics.observeAlertDelivery(attempt),
   });
   const tokenService = createTokenService({ tokens, sync, clock, newId });
+  const notifications = createNotificationService({
+    storage,
+    tokens,
+    apple,
+    cipher,
+    publicUrl: config.externalUrl.publicUrl,
+    clock,
+    newId,
+    logger: logger.child({ component: 'apple-notifications' }),
+    requestSync: (tenantId, tokenId, trigger) => sync.requestSync(tenantId, tokenId, trigger),
+    ...(overrides.notifications ? { settings: overrides.notifications } : {}),
+  });
   let disposed: Promise<void> | undefined;
   return {
     config,
@@ -184,8 +205,10 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     lane,
     metrics,
     alerts,
+    notifications,
     dispose() {
       disposed ??= (async () => {
+        await notifications.stop();
         await alerts.stop();
         await webhookFetch.close();
         await sync.stop();
