@@ -36,6 +36,7 @@ export interface RegistrationPass {
   readonly registered: number;
   readonly failed: number;
   readonly skipped: number;
+  /** Registrations marked stale because their token is no longer valid. */
   readonly dropped: number;
 }
 
@@ -57,7 +58,7 @@ export class NotificationRegistrar {
   /** One pass over every token that needs (re)registering; failures are recorded, never thrown. */
   async registerPending(signal?: AbortSignal): Promise<RegistrationPass> {
     const { store, clock } = this.#options;
-    const dropped = await store.dropInvalidRegistrations();
+    const dropped = await store.markInvalidRegistrationsStale(clock());
     const candidates = await store.registrationCandidates(
       this.#base,
       clock(),

@@ -115,8 +115,16 @@ export function createNotificationService(options: NotificationServiceOptions): 
       drain();
       timers.push(setInterval(drain, settings.processorPollMs).unref());
       if (registrar !== undefined && role !== 'api') {
-        const register = () =>
-          run('registering for Apple notifications', () => registrar.registerPending(abort.signal));
+        // One pass at a time: two passes registering one token would race their bearer tokens.
+        let pass: Promise<unknown> | undefined;
+        const register = () => {
+          if (pass !== undefined) return;
+          pass = registrar.registerPending(abort.signal).finally(() => {
+            pass = undefined;
+          });
+          const current = pass;
+          run('registering for Apple notifications', () => current);
+        };
         register();
         timers.push(setInterval(register, settings.registrationTickMs).unref());
       }

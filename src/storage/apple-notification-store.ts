@@ -16,8 +16,12 @@ export interface RegistrationCandidate {
   readonly registrationId: string | undefined;
 }
 
-/** `pending` while the call to Apple runs (Apple's test notification arrives meanwhile). */
-export type RegistrationStatus = 'pending' | 'registered' | 'failed';
+/**
+ * `pending` while the call to Apple runs (Apple's test notification arrives meanwhile); `stale` once the
+ * token is no longer valid (renewed, expired, claimed by another MDM): registered again, at the same URL,
+ * as soon as it is valid again.
+ */
+export type RegistrationStatus = 'pending' | 'registered' | 'failed' | 'stale';
 
 /** A registration as the receiver needs it. */
 export interface NotificationRegistration {
@@ -90,8 +94,8 @@ export interface AppleNotificationStore {
     now: Date,
     retryFailedAfterMs: number,
   ): Promise<RegistrationCandidate[]>;
-  /** Deletes the registrations of tokens that are no longer valid (Apple would refuse them anyway). */
-  dropInvalidRegistrations(): Promise<number>;
+  /** Marks the registrations of tokens that are no longer valid `stale` (kept: their URL stays). */
+  markInvalidRegistrationsStale(now: Date): Promise<number>;
   /** Inserts or replaces the token's registration. */
   saveRegistration(record: RegistrationRecord, now: Date): Promise<void>;
   /** A registration by the id in its URL. */
@@ -164,7 +168,7 @@ export function createAppleNotificationStore(options: {
             row.registered_fingerprint === row.stoken_fingerprint &&
             row.registered_location === row.location_uid &&
             row.notification_url === `${notificationUrlBase}/${row.registration_id}`;
-          if (!same) return true;
+          if (!same || row.status === 'stale') return true;
           return row.status !== 'registered' && (row.updated_at ?? '') < retryBefore;
         })
         .map((row) => ({
@@ -176,9 +180,11 @@ export function createAppleNotificationStore(options: {
         }));
     },
 
-    async dropInvalidRegistrations() {
+    async markInvalidRegistrationsStale(now) {
       const result = await db
-        .deleteFrom('apple_notification_registrations')
+        .updateTable('apple_notification_registrations')
+        .set({ status: 'stale', updated_at: dateToColumn(now) })
+        .where('status', '!=', 'stale')
         .where((eb) =>
           eb.not(
             eb.exists(
@@ -191,7 +197,7 @@ export function createAppleNotificationStore(options: {
           ),
         )
         .executeTakeFirst();
-      return Number(result.numDeletedRows);
+      return Number(result.numUpdatedRows);
     },
 
     async saveRegistration(record, now) {
@@ -409,5 +415,5 @@ export function createAppleNotificationStore(options: {
 }
 
 function statusOf(text: string): RegistrationStatus {
-  return text === 'registered' || text === 'pending' ? text : 'failed';
+  return text === 'registered' || text === 'pending' || text === 'stale' ? text : 'failed';
 }
