@@ -8,8 +8,24 @@ export const alertEventTypes = [
   'stateChanged',
   'tokenExpiring',
   'tokenExpired',
+  // License alerts (license-alerts.ts): once per crossing of an app's available licenses.
+  'licensesLow',
+  'licensesExhausted',
+  'licensesAvailable',
 ] as const;
 export type AlertEventType = (typeof alertEventTypes)[number];
+
+/**
+ * What an endpoint created without `events` receives: the token alerts. License alerts are per app and
+ * can be many, so an endpoint asks for them by name.
+ */
+export const defaultAlertEventTypes: readonly AlertEventType[] = [
+  'syncFailed',
+  'syncRecovered',
+  'stateChanged',
+  'tokenExpiring',
+  'tokenExpired',
+];
 
 /** Days before expiry at which `tokenExpiring` fires, once per token, expiry date and threshold. */
 export const expiryThresholdDays = [30, 14, 5] as const;

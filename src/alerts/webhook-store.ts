@@ -3,7 +3,7 @@ import { errors } from '../domain/errors.js';
 import type { StorageEngine } from '../storage/engine.js';
 import type { VppdDatabase } from '../storage/open-database.js';
 import type { TokenCipher } from '../storage/token-cipher.js';
-import { type AlertEventType, alertEventTypes } from './alert-events.js';
+import { type AlertEventType, alertEventTypes, defaultAlertEventTypes } from './alert-events.js';
 import { type AlertsDatabase, type AlertWebhookRow, alertsDatabaseOf } from './alert-tables.js';
 import type { WebhookAddressPolicy } from './webhook-address-policy.js';
 import { systemLookup, type WebhookLookup } from './webhook-fetch.js';
@@ -114,7 +114,7 @@ async function checkResolved(url: URL, policy: WebhookAddressPolicy, lookup: Web
 }
 
 function validateEvents(input: unknown): AlertEventType[] {
-  if (input === undefined || input === null) return [...alertEventTypes];
+  if (input === undefined || input === null) return [...defaultAlertEventTypes];
   const known: readonly string[] = alertEventTypes;
   if (
     !Array.isArray(input) ||
