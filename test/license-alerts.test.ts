@@ -167,6 +167,36 @@ describe.each(storageEngines)('license alerts (%s)', (kind) => {
     const exhausted = await until('licensesExhausted', async () => ofType('licensesExhausted')[0]);
     expect(exhausted.data).toMatchObject({ availableLicenseCount: 0, usedLicenseCount: asset.assignedCount });
 
+    // A per-app threshold (a count) that the app is already at: it fires at the next scan.
+    const other = assets.find(
+      (a) =>
+        a.adamId !== asset.adamId &&
+        a.totalCount !== 2147483647 &&
+        a.availableCount > a.totalCount / 10 &&
+        !assets.some((b) => b.adamId === a.adamId && b.pricingParam !== a.pricingParam),
+    )!;
+    const put = await api('PUT', `/vppd/v1/tokens/${tokenId}/license-alerts`, {
+      threshold: { percent: 10 },
+      apps: { [other.adamId]: { count: other.availableCount } },
+    });
+    expect(put.status).toBe(200);
+    expect((await api('GET', `/vppd/v1/tokens/${tokenId}/license-alerts`)).body).toEqual({
+      threshold: { percent: 10 },
+      apps: { [other.adamId]: { count: other.availableCount } },
+    });
+    const otherLow = await until('licensesLow under the app threshold', async () =>
+      received.find((p) => p.type === 'licensesLow' && p.data.adamId === other.adamId),
+    );
+    expect(otherLow.text).toContain(`alert at ${other.availableCount})`);
+    const bad = await api('PUT', `/vppd/v1/tokens/${tokenId}/license-alerts`, {
+      threshold: { percent: 150 },
+    });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body)).toMatch(/percent/);
+    expect((await api('GET', `/vppd/v1/tokens/${tokenId}/license-alerts`)).body.apps).toEqual({
+      [other.adamId]: { count: other.availableCount },
+    });
+
     // A restart: nothing fires again for crossings already alerted.
     await server.close();
     server = await start();

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.js';
 import { registerAlertRoutes } from './alerts-routes.js';
+import { registerLicenseAlertRoutes } from './license-alert-routes.js';
 import { registerNotificationStatusRoutes } from './notification-status-routes.js';
 import { registerVppdSyncProgressRoutes } from './sync-progress-routes.js';
 import { registerTokenEventRoutes, type TokenEventOptions } from './token-events-routes.js';
@@ -18,4 +19,5 @@ export function registerVppdApiRoutes(
   registerVppdSyncProgressRoutes(app, context);
   registerTokenEventRoutes(app, context, options);
   registerNotificationStatusRoutes(app, context);
+  registerLicenseAlertRoutes(app, context);
 }
