@@ -100,7 +100,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
       ),
   });
   const { db } = storage;
-  const metrics = createMetrics({ db, clock });
+  const metrics = createMetrics({ db, clock, appLicenseSeries: config.metricsAppLicenses });
   const cipher = createTokenCipher(config.encryptionKey, overrides.randomBytes ?? randomBytes);
   const tokens = createVppTokenStore({ storage, cipher, clock });
   const authenticator = createAuthenticator(config.auth, {
