@@ -331,6 +331,36 @@ describe('the dashboard in chromium', () => {
     await page.screenshot({ path: join(shots, 'phone.png'), fullPage: true });
     await page.context().close();
   }, 60_000);
+
+  it('shows counts by sync status and state above the table; a count filters the table', async () => {
+    const page = await openPage();
+    const failedChip = page.locator('#overview-status .chip[data-value="failed"]');
+    await page.waitForFunction(
+      `document.querySelectorAll('#rows .status-badge[data-value="failed"]').length > 0`,
+      undefined,
+      { timeout: 45_000 },
+    );
+    const failedRows = await page.locator('#rows .status-badge[data-value="failed"]').count();
+    await expect(failedChip.textContent()).resolves.toMatch(new RegExp(` ${failedRows}$`));
+    await failedChip.click();
+    await expect(failedChip.getAttribute('aria-pressed')).resolves.toBe('true');
+    expect(await page.locator('#rows tr').count()).toBe(failedRows);
+    await expect(page.getByLabel('Sync status').inputValue()).resolves.toBe('failed');
+    await page.locator('#overview-state .chip[data-value="expired"]').click();
+    expect(await page.locator('#rows tr').count()).toBe(1);
+    await expect(page.locator('#overview-expiring').textContent()).resolves.toMatch(
+      /^Tokens expiring within 30 days: \d+$/,
+    );
+    await page.screenshot({ path: join(shots, 'overview-filtered.png') });
+    await failedChip.click();
+    await expect(page.getByLabel('Sync status').inputValue()).resolves.toBe('');
+    await page.locator('#lang').selectOption('ru');
+    await expect(page.locator('#overview-status-title').textContent()).resolves.toBe('По синхронизации');
+    await expect(page.locator('#overview-expiring').textContent()).resolves.toMatch(/^Токенов, истекающих/);
+    await page.screenshot({ path: join(shots, 'overview-russian.png') });
+    expect((page as Page & { errors?: string[] }).errors).toEqual([]);
+    await page.context().close();
+  }, 60_000);
 });
 
 describe('signing in outside demo mode', () => {

@@ -100,6 +100,12 @@ const ui = {
   reconnecting: { en: 'Reconnecting…', ru: 'Переподключение…' },
   filterStatus: { en: 'Sync status', ru: 'Статус синхронизации' },
   filterState: { en: 'Token state', ru: 'Состояние токена' },
+  overviewStatus: { en: 'Tokens by sync', ru: 'По синхронизации' },
+  overviewState: { en: 'Tokens by state', ru: 'По состоянию' },
+  expiringSoon: {
+    en: 'Tokens expiring within 30 days: {n}',
+    ru: 'Токенов, истекающих в ближайшие 30 дней: {n}',
+  },
   filterSearch: { en: 'Search', ru: 'Поиск' },
   all: { en: 'All', ru: 'Все' },
   upload: { en: 'Upload .vpptoken', ru: 'Загрузить .vpptoken' },

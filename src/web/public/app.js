@@ -439,9 +439,39 @@ function render() {
   }
   for (const id of rows.keys()) if (!tokens.has(id)) rows.delete(id);
   $('count').textContent = t('shown', { shown: list.length, total: tokens.size });
+  renderOverview();
   const empty = $('empty');
   empty.hidden = list.length > 0;
   empty.textContent = tokens.size === 0 ? t('noTokens') : t('empty');
+}
+
+/** Counts by sync status and by state (each a button that filters the table), and tokens expiring soon. */
+function renderOverview() {
+  const all = [...tokens.values()];
+  const chips = (/** @type {'status' | 'state'} */ kind, /** @type {string} */ selectId) =>
+    Object.entries(kind === 'status' ? words.status : words.state).map(([name, member]) => {
+      const n = all.filter((x) => (kind === 'status' ? x.lastSyncStatus : x.state) === name).length;
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'chip badge';
+      button.dataset.value = name;
+      button.textContent = `${member.label} ${n}`;
+      button.setAttribute('aria-pressed', String(view[kind] === name));
+      button.disabled = n === 0 && view[kind] !== name;
+      button.addEventListener('click', () => {
+        view[kind] = view[kind] === name ? '' : name;
+        /** @type {HTMLSelectElement} */ ($(selectId)).value = view[kind];
+        render();
+      });
+      return button;
+    });
+  $('overview-status').replaceChildren(...chips('status', 'filter-status'));
+  $('overview-state').replaceChildren(...chips('state', 'filter-state'));
+  const soon = all.filter((x) => {
+    const left = Date.parse(x.expirationDateTime) - Date.now();
+    return left > 0 && left <= 30 * dayMs;
+  }).length;
+  $('overview-expiring').textContent = t('expiringSoon', { n: soon });
 }
 
 function rowFor(/** @type {any} */ token) {
