@@ -259,6 +259,16 @@ describe('the dashboard in chromium', () => {
     await dialog.waitFor();
     await expect(page.locator('#detail-title').textContent()).resolves.toBe(names[0]);
     await page.locator('#history tr').first().waitFor();
+    // The history as a chart too: one bar per finished run, its outcome as its class, described in words.
+    await page.locator('#history-chart svg rect').first().waitFor();
+    const finished = await page
+      .locator('#history tr')
+      .evaluateAll((trs) => trs.filter((tr) => tr.children[1]?.textContent !== '…').length);
+    expect(await page.locator('#history-chart svg rect').count()).toBe(finished);
+    await expect(page.locator('#history-chart svg').getAttribute('aria-label')).resolves.toMatch(
+      /^Durations of the last \d+ syncs/,
+    );
+    await page.locator('#history-chart').screenshot({ path: join(shots, 'history-chart.png') });
     await page.screenshot({ path: join(shots, 'details.png') });
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'detached' });
@@ -358,6 +368,13 @@ describe('the dashboard in chromium', () => {
     await expect(page.locator('#overview-status-title').textContent()).resolves.toBe('По синхронизации');
     await expect(page.locator('#overview-expiring').textContent()).resolves.toMatch(/^Токенов, истекающих/);
     await page.screenshot({ path: join(shots, 'overview-russian.png') });
+    // The sync history chart in Russian (the expired token, still shown: its failed runs are red bars).
+    await rowOf(page, 'Ogdenville Library').locator('.name-button').click();
+    await page.locator('#history-chart svg rect').first().waitFor();
+    await expect(page.locator('#history-chart svg').getAttribute('aria-label')).resolves.toMatch(
+      /^Длительность последних синхронизаций/,
+    );
+    await page.locator('#history-chart').screenshot({ path: join(shots, 'history-chart-russian.png') });
     expect((page as Page & { errors?: string[] }).errors).toEqual([]);
     await page.context().close();
   }, 60_000);

@@ -178,6 +178,14 @@ const ui = {
   error: { en: 'Error', ru: 'Ошибка' },
   noHistory: { en: 'No sync has run yet.', ru: 'Синхронизаций ещё не было.' },
   outcomeRunning: { en: 'running', ru: 'выполняется' },
+  historyChart: {
+    en: 'Durations of the last {n} syncs, oldest first; {failed} failed; the longest took {longest}.',
+    ru: 'Длительность последних синхронизаций ({n}), старые слева; с ошибкой: {failed}; самая долгая: {longest}.',
+  },
+  historyChartAxis: {
+    en: 'bar height: duration (longest {longest})',
+    ru: 'высота: длительность (макс. {longest})',
+  },
   outcomeCompleted: { en: 'completed', ru: 'завершена' },
   outcomeFailed: { en: 'failed', ru: 'ошибка' },
   outcomeInterrupted: { en: 'interrupted', ru: 'прервана' },

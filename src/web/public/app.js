@@ -790,6 +790,65 @@ function duration(/** @type {string} */ start, /** @type {string | null} */ end)
     : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
 }
 
+const svgNs = 'http://www.w3.org/2000/svg';
+
+/**
+ * Sync durations and outcomes over time, oldest on the left: one bar per run, its height the duration
+ * (against the longest run shown), its colour the outcome; each bar's title tells start, duration and
+ * outcome. Plain SVG built through the DOM (no inline styles: the page's CSP allows none).
+ */
+function renderHistoryChart(/** @type {any[]} */ runs, /** @type {(o: string) => string} */ outcomeWord) {
+  const figure = $('history-chart');
+  const done = runs.filter((run) => run.finishedAt !== null).reverse();
+  if (done.length === 0) {
+    figure.replaceChildren();
+    figure.hidden = true;
+    return;
+  }
+  figure.hidden = false;
+  const seconds = done.map((run) =>
+    Math.max(0, (Date.parse(run.finishedAt) - Date.parse(run.startedAt)) / 1000),
+  );
+  const longest = Math.max(...seconds, 0.001);
+  const width = 320;
+  const height = 80;
+  const slot = width / Math.max(done.length, 10);
+  const svg = document.createElementNS(svgNs, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${width} ${height + 14}`);
+  svg.setAttribute('role', 'img');
+  const failed = done.filter((run) => run.outcome === 'failed').length;
+  svg.setAttribute(
+    'aria-label',
+    t('historyChart', {
+      n: done.length,
+      failed,
+      longest: duration('1970-01-01T00:00:00Z', new Date(longest * 1000).toISOString()),
+    }),
+  );
+  done.forEach((run, i) => {
+    const h = Math.max(2, (seconds[i] / longest) * height);
+    const bar = document.createElementNS(svgNs, 'rect');
+    bar.setAttribute('x', String(i * slot + 1));
+    bar.setAttribute('y', String(height - h));
+    bar.setAttribute('width', String(Math.max(1, slot - 2)));
+    bar.setAttribute('height', String(h));
+    bar.setAttribute('class', `bar bar-${run.outcome}`);
+    const title = document.createElementNS(svgNs, 'title');
+    title.textContent = `${absolute(run.startedAt)} · ${duration(run.startedAt, run.finishedAt)} · ${outcomeWord(run.outcome)}`;
+    bar.append(title);
+    svg.append(bar);
+  });
+  const axis = document.createElementNS(svgNs, 'text');
+  axis.setAttribute('x', '0');
+  axis.setAttribute('y', String(height + 12));
+  axis.setAttribute('class', 'axis');
+  axis.textContent = t('historyChartAxis', {
+    longest: duration('1970-01-01T00:00:00Z', new Date(longest * 1000).toISOString()),
+  });
+  svg.append(axis);
+  figure.replaceChildren(svg);
+}
+
 async function loadHistory(/** @type {string} */ id) {
   try {
     const history = await call('GET', `/vppd/v1/tokens/${encodeURIComponent(id)}/syncs?top=20`);
@@ -820,6 +879,7 @@ async function loadHistory(/** @type {string} */ id) {
       return tr;
     });
     $('history').replaceChildren(...(trs.length > 0 ? trs : [messageRow(t('noHistory'), 5)]));
+    renderHistoryChart(history.value, outcomeWord);
   } catch (error) {
     showError('detail-alert', error);
   }
