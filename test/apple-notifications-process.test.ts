@@ -168,6 +168,14 @@ describe('Apple notifications (vppd serve process + simulator)', () => {
       return a.totalLicenseCount === asset.totalCount + 5 ? a : undefined;
     });
     expect(app.totalLicenseCount).toBe(asset.totalCount + 5);
+    // The dashboard's utilization reads the same snapshot: the token's total moved by 5 as well.
+    const utilization = (await (
+      await fetch(`${vppd.url}/vppd/v1/licenses/utilization`, { headers: { authorization: bearer } })
+    ).json()) as { tokens: { tokenId: string; total: number }[] };
+    const limitedTotal = assets
+      .filter((a) => a.totalCount !== 2147483647)
+      .reduce((n, a) => n + a.totalCount, 0);
+    expect(utilization.tokens).toEqual([expect.objectContaining({ tokenId, total: limitedTotal + 5 })]);
     // No sync ran: vppd did not call Apple at all, and the history has no new run.
     expect(sim.requestCounts().live ?? {}).toEqual({});
     const runs = (

@@ -361,12 +361,21 @@ describe('the dashboard in chromium', () => {
     await expect(page.locator('#overview-expiring').textContent()).resolves.toMatch(
       /^Tokens expiring within 30 days: \d+$/,
     );
+    // License utilization: a bar per token with a snapshot, described in words, and the most used apps.
+    await page.locator('#utilization:not([hidden]) .utilization-row').first().waitFor();
+    await expect(
+      page.locator('#utilization .utilization-row svg').first().getAttribute('aria-label'),
+    ).resolves.toMatch(/^[\d,]+ of [\d,]+ assigned$/);
+    expect(await page.locator('#utilization-apps li').count()).toBeGreaterThan(0);
     await page.screenshot({ path: join(shots, 'overview-filtered.png') });
     await failedChip.click();
     await expect(page.getByLabel('Sync status').inputValue()).resolves.toBe('');
     await page.locator('#lang').selectOption('ru');
     await expect(page.locator('#overview-status-title').textContent()).resolves.toBe('По синхронизации');
     await expect(page.locator('#overview-expiring').textContent()).resolves.toMatch(/^Токенов, истекающих/);
+    await page.waitForFunction(
+      `document.querySelector('#utilization .utilization-value')?.textContent.startsWith('назначено')`,
+    );
     await page.screenshot({ path: join(shots, 'overview-russian.png') });
     // The sync history chart in Russian (the expired token, still shown: its failed runs are red bars).
     await rowOf(page, 'Ogdenville Library').locator('.name-button').click();

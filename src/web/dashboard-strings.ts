@@ -101,6 +101,12 @@ const ui = {
   filterStatus: { en: 'Sync status', ru: 'Статус синхронизации' },
   filterState: { en: 'Token state', ru: 'Состояние токена' },
   overviewStatus: { en: 'Tokens by sync', ru: 'По синхронизации' },
+  utilization: {
+    en: 'License utilization (assigned of total)',
+    ru: 'Использование лицензий (назначено из всего)',
+  },
+  utilizationOf: { en: '{assigned} of {total} assigned', ru: 'назначено {assigned} из {total}' },
+  topApps: { en: 'Most used apps', ru: 'Самые используемые приложения' },
   overviewState: { en: 'Tokens by state', ru: 'По состоянию' },
   expiringSoon: {
     en: 'Tokens expiring within 30 days: {n}',

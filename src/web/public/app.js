@@ -67,6 +67,7 @@ function applyLanguage(/** @type {string} */ next) {
   $('rows').replaceChildren();
   render();
   if (detail.id !== null && tokens.has(detail.id)) void openDetail(detail.id, false);
+  if (bearer !== null) scheduleUtilization(0);
 }
 
 function fillFilter(
@@ -311,6 +312,70 @@ function handleBlock(/** @type {string} */ block) {
   applyEvent(JSON.parse(data));
 }
 
+let utilizationTimer = 0;
+/** Reloads the utilization chart soon (coalesced: at most once a second), and again every 30 s. */
+function scheduleUtilization(/** @type {number} */ delay = 1000) {
+  clearTimeout(utilizationTimer);
+  utilizationTimer = window.setTimeout(() => void loadUtilization(), delay);
+}
+
+async function loadUtilization() {
+  if (bearer === null) return;
+  try {
+    const data = await call('GET', '/vppd/v1/licenses/utilization');
+    renderUtilization(data);
+  } catch (error) {
+    showError('alert', error);
+  }
+  scheduleUtilization(30_000);
+}
+
+/** Assigned of total licenses per token (horizontal SVG bars) and the most used apps. */
+function renderUtilization(/** @type {any} */ data) {
+  const figure = $('utilization');
+  figure.hidden = data.tokens.length === 0;
+  const width = 300;
+  const rowsOut = data.tokens.map((/** @type {any} */ u) => {
+    const token = tokens.get(u.tokenId);
+    const row = document.createElement('div');
+    row.className = 'utilization-row';
+    const label = document.createElement('span');
+    label.className = 'utilization-label';
+    label.textContent = token === undefined ? u.tokenId : nameOf(token);
+    const svg = document.createElementNS(svgNs, 'svg');
+    svg.setAttribute('viewBox', `0 0 ${width} 12`);
+    svg.setAttribute('role', 'img');
+    const summary = t('utilizationOf', { assigned: count(u.assigned), total: count(u.total) });
+    svg.setAttribute('aria-label', summary);
+    const back = document.createElementNS(svgNs, 'rect');
+    back.setAttribute('width', String(width));
+    back.setAttribute('height', '12');
+    back.setAttribute('class', 'utilization-total');
+    const used = document.createElementNS(svgNs, 'rect');
+    used.setAttribute('width', String(u.total > 0 ? (u.assigned / u.total) * width : 0));
+    used.setAttribute('height', '12');
+    used.setAttribute(
+      'class',
+      u.available === 0 && u.total > 0 ? 'utilization-used full' : 'utilization-used',
+    );
+    svg.append(back, used);
+    const value = document.createElement('span');
+    value.className = 'utilization-value';
+    value.textContent = summary;
+    row.append(label, svg, value);
+    return row;
+  });
+  $('utilization-tokens').replaceChildren(...rowsOut);
+  $('utilization-apps').replaceChildren(
+    ...data.apps.map((/** @type {any} */ a) => {
+      const li = document.createElement('li');
+      const token = tokens.get(a.tokenId);
+      li.textContent = `${a.name ?? a.adamId} — ${t('utilizationOf', { assigned: count(a.assigned), total: count(a.total) })}${token === undefined ? '' : ` (${nameOf(token)})`}`;
+      return li;
+    }),
+  );
+}
+
 function applyEvent(/** @type {any} */ event) {
   if (event.type === 'snapshot') {
     tokens.clear();
@@ -321,6 +386,7 @@ function applyEvent(/** @type {any} */ event) {
     for (const id of event.ids) tokens.delete(id);
   }
   scheduleRender();
+  scheduleUtilization();
   if (detail.id !== null) refreshDetail();
 }
 
