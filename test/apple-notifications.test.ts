@@ -208,6 +208,15 @@ describe.each(storageEngines)('Apple notifications in a serving process (%s)', (
     });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(/notificationId/);
+
+    // Two processes registering one token at once: only one claims it until its claim is stale.
+    const { store } = server.context.notifications;
+    const current = (await store.registrationOf(tenantA, id))!;
+    const claim = { ...current, status: 'pending' as const };
+    const at = new Date();
+    expect(await store.claimRegistration(claim, at, 60_000)).toBe(true);
+    expect(await store.claimRegistration(claim, at, 60_000)).toBe(false);
+    expect(await store.claimRegistration(claim, new Date(at.getTime() + 61_000), 60_000)).toBe(true);
   }, 60_000);
 });
 

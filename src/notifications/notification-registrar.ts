@@ -107,8 +107,10 @@ export class NotificationRegistrar {
         logger.warn({ tenantId, tokenId }, 'not registering notifications: another MDM manages the location');
         return 'skipped';
       }
-      // Written first: Apple delivers the TEST_NOTIFICATION before it answers this call.
-      await store.saveRegistration({ ...base, status: 'pending' }, clock());
+      // Written first: Apple delivers the TEST_NOTIFICATION before it answers this call. Another
+      // process registering this token right now keeps it (a pending row younger than 5 minutes).
+      if (!(await store.claimRegistration({ ...base, status: 'pending' }, clock(), 300_000)))
+        return 'skipped';
       await apple.setClientConfig(
         sToken,
         {

@@ -98,6 +98,12 @@ export interface AppleNotificationStore {
   markInvalidRegistrationsStale(now: Date): Promise<number>;
   /** Inserts or replaces the token's registration. */
   saveRegistration(record: RegistrationRecord, now: Date): Promise<void>;
+  /**
+   * Writes `record` as the token's `pending` registration unless another process is registering it
+   * (a `pending` row younger than `pendingForMs`); false then, and nothing changed. One statement, so
+   * two processes never register one token at once (their bearer tokens would race).
+   */
+  claimRegistration(record: RegistrationRecord, now: Date, pendingForMs: number): Promise<boolean>;
   /** A registration by the id in its URL. */
   findRegistration(id: string): Promise<NotificationRegistration | undefined>;
   /** A token's registration, for the operator's view. */
@@ -221,6 +227,41 @@ export function createAppleNotificationStore(options: {
         .values({ ...values, token_id: record.tokenId })
         .onConflict((oc) => oc.column('token_id').doUpdateSet(values))
         .execute();
+    },
+
+    async claimRegistration(record, now, pendingForMs) {
+      const values = {
+        id: record.id,
+        tenant_id: record.tenantId,
+        location_uid: record.locationUid,
+        notification_url: record.notificationUrl,
+        auth_token_hash: record.authTokenHash,
+        auth_token_ciphertext: record.sealedAuthToken.ciphertext,
+        auth_token_iv: record.sealedAuthToken.iv,
+        auth_token_tag: record.sealedAuthToken.tag,
+        stoken_fingerprint: record.stokenFingerprint,
+        status: 'pending',
+        failure_message: null,
+        apple_error_number: null,
+        updated_at: dateToColumn(now),
+      };
+      const busySince = dateToColumn(new Date(now.getTime() - pendingForMs));
+      const result = await db
+        .insertInto('apple_notification_registrations')
+        .values({ ...values, token_id: record.tokenId })
+        .onConflict((oc) =>
+          oc
+            .column('token_id')
+            .doUpdateSet(values)
+            .where((eb) =>
+              eb.or([
+                eb('apple_notification_registrations.status', '!=', 'pending'),
+                eb('apple_notification_registrations.updated_at', '<', busySince),
+              ]),
+            ),
+        )
+        .executeTakeFirst();
+      return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
     },
 
     async findRegistration(id) {
