@@ -44,6 +44,8 @@ export interface RawSettings {
   readonly shutdownGrace?: string | undefined;
   /** Bearer token `GET /metrics` requires; unset: /metrics answers loopback clients only. */
   readonly metricsToken?: string | undefined;
+  /** `off` (default) or the most apps `/metrics` reports per-app license series for. */
+  readonly metricsAppLicenses?: string | undefined;
   /** Proxy addresses or CIDRs (comma-separated) whose forwarded headers are believed. */
   readonly trustProxy?: string | undefined;
   /** The external base URL, pinned (wins over forwarded headers). */
@@ -88,6 +90,7 @@ export const settingNames: Readonly<Record<keyof RawSettings, string>> = {
   syncLease: 'VPPD_SYNC_LEASE',
   shutdownGrace: 'VPPD_SHUTDOWN_GRACE',
   metricsToken: 'VPPD_METRICS_TOKEN',
+  metricsAppLicenses: 'VPPD_METRICS_APP_LICENSES',
   trustProxy: 'VPPD_TRUST_PROXY (--trust-proxy)',
   publicUrl: 'VPPD_PUBLIC_URL (--public-url)',
   graphThrottling: 'VPPD_GRAPH_THROTTLING',
@@ -125,6 +128,7 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): RawS
     syncLease: get('VPPD_SYNC_LEASE'),
     shutdownGrace: get('VPPD_SHUTDOWN_GRACE'),
     metricsToken: get('VPPD_METRICS_TOKEN'),
+    metricsAppLicenses: get('VPPD_METRICS_APP_LICENSES'),
     trustProxy: get('VPPD_TRUST_PROXY'),
     publicUrl: get('VPPD_PUBLIC_URL'),
     graphThrottling: get('VPPD_GRAPH_THROTTLING'),
@@ -193,6 +197,8 @@ export interface Config {
   readonly shutdownGraceMs: number;
   /** Bearer token of `GET /metrics`; undefined: only loopback clients may scrape. */
   readonly metricsToken?: string | undefined;
+  /** Per-app license series on `/metrics`: 0 (off, the default) or the most apps reported (cardinality guard). */
+  readonly metricsAppLicenses: number;
   /** How absolute URLs (links, `Location`) are built behind a reverse proxy. */
   readonly externalUrl: {
     /** Peers whose `X-Forwarded-*` / `Forwarded` headers are believed (none by default). */
@@ -326,6 +332,11 @@ const fieldSchemas = {
     .regex(/^\d{1,4}$/, { message: 'must be a whole number 1-1000' })
     .transform(Number)
     .refine((n) => n >= 1 && n <= 1000, { message: 'must be a whole number 1-1000' }),
+  metricsAppLicenses: z
+    .string()
+    .regex(/^(off|\d{1,6})$/, { message: 'must be off or the most apps to report, 1-100000' })
+    .transform((text) => (text === 'off' ? 0 : Number(text)))
+    .refine((n) => n <= 100_000, { message: 'must be off or the most apps to report, 1-100000' }),
   metricsToken: z.string().refine((text) => Buffer.byteLength(text, 'utf8') >= 16, {
     message: 'must be at least 16 bytes',
   }),
@@ -521,6 +532,8 @@ export function parseConfig(raw: RawSettings): Config {
     logLevel,
     shutdownGraceMs,
     ...(raw.metricsToken === undefined ? {} : { metricsToken: parseField('metricsToken', raw.metricsToken) }),
+    metricsAppLicenses:
+      raw.metricsAppLicenses === undefined ? 0 : parseField('metricsAppLicenses', raw.metricsAppLicenses),
     externalUrl: {
       trustedProxies: raw.trustProxy === undefined ? [] : parseTrustedProxies(raw.trustProxy),
       publicUrl: raw.publicUrl === undefined ? undefined : parseField('publicUrl', raw.publicUrl),

@@ -7,6 +7,11 @@ import { createWebhookFetch, type WebhookLookup } from './alerts/webhook-fetch.j
 import { type AppleClient, createAppleClient, realSleep } from './apple/apple-client.js';
 import type { Config } from './config.js';
 import { type Authenticator, createAuthenticator } from './http/auth/authenticator.js';
+import {
+  createNotificationService,
+  type NotificationService,
+  type NotificationSettings,
+} from './notifications/notification-service.js';
 import { createLogger } from './ops/logging.js';
 import { createMetrics, type VppdMetrics } from './ops/metrics.js';
 import type { StorageEngine } from './storage/engine.js';
@@ -49,6 +54,8 @@ export interface ContextOverrides {
   readonly licenseOperations?: Partial<LicenseOperationSettings>;
   /** Resolves webhook host names, at creation and at connect time (tests inject DNS answers). */
   readonly webhookLookup?: WebhookLookup;
+  /** Apple notification loop periods (short ones in tests). */
+  readonly notifications?: Partial<NotificationSettings>;
 }
 
 /** The composition root: every service built once from the configuration, disposed once. */
@@ -80,6 +87,8 @@ export interface AppContext {
   readonly metrics: VppdMetrics;
   /** Webhook endpoints, the alert outbox and its scanner/deliverer loops (started by `startAlerts`). */
   readonly alerts: AlertService;
+  /** Apple's notifications: registration (with VPPD_PUBLIC_URL), the receiver's store, the processor. */
+  readonly notifications: NotificationService;
   /** Closes the database and everything else the context opened; safe to call twice. */
   dispose(): Promise<void>;
 }
@@ -100,7 +109,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
       ),
   });
   const { db } = storage;
-  const metrics = createMetrics({ db, clock });
+  const metrics = createMetrics({ db, clock, appLicenseSeries: config.metricsAppLicenses });
   const cipher = createTokenCipher(config.encryptionKey, overrides.randomBytes ?? randomBytes);
   const tokens = createVppTokenStore({ storage, cipher, clock });
   const authenticator = createAuthenticator(config.auth, {
@@ -204,6 +213,22 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     },
   });
   const tokenService = createTokenService({ tokens, sync, clock, newId });
+  const notifications = createNotificationService({
+    storage,
+    tokens,
+    apple,
+    cipher,
+    publicUrl: config.externalUrl.publicUrl,
+    clock,
+    newId,
+    logger: logger.child({ component: 'apple-notifications' }),
+    requestSync: (tenantId, tokenId, trigger) => sync.requestSync(tenantId, tokenId, trigger),
+    // Counts moved without a sync: license alerts look at that app now.
+    onCountsChanged: async (tenantId, tokenId, counts) => {
+      await alerts.licenses.evaluateApp(tenantId, tokenId, counts);
+    },
+    ...(overrides.notifications ? { settings: overrides.notifications } : {}),
+  });
   let disposed: Promise<void> | undefined;
   return {
     config,
@@ -223,8 +248,10 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     licenseOperations,
     metrics,
     alerts,
+    notifications,
     dispose() {
       disposed ??= (async () => {
+        await notifications.stop();
         await alerts.stop();
         await licenseOperations.stop();
         await webhookFetch.close();

@@ -117,4 +117,17 @@ describe('vppd apple-sim', () => {
     expect(err.join('').trim().split('\n')).toHaveLength(1);
     expect(err.join('')).toContain('--port');
   });
+
+  it('refuses a bad --notification-retry with one line', async () => {
+    for (const value of ['1,2,3', 'soon']) {
+      const err: string[] = [];
+      const code = await runCli(['node', 'vppd', 'apple-sim', '--port', '0', '--notification-retry', value], {
+        stdout: () => {},
+        stderr: (text) => err.push(text),
+      });
+      expect(code).toBe(1);
+      expect(err.join('').trim().split('\n')).toHaveLength(1);
+      expect(err.join('')).toContain('--notification-retry');
+    }
+  });
 });

@@ -228,7 +228,15 @@ describe('apple-sim endpoints', () => {
     const http = await call(sim, 'beta', 'client/config', {
       body: { mdmInfo: { id: 'a', name: 'b' }, notificationUrl: 'http://insecure.example/hook' },
     });
-    expect(http.body.errorNumber).toBe(9602);
+    expect(http.body.errorNumber).toBe(9710); // a URL needs its auth token
+    const insecure = await call(sim, 'beta', 'client/config', {
+      body: {
+        mdmInfo: { id: 'a', name: 'b' },
+        notificationUrl: 'http://insecure.example/hook',
+        notificationAuthToken: 'secret-1',
+      },
+    });
+    expect(insecure.body.errorNumber).toBe(9712);
     expect((await call(sim, 'beta', 'client/config')).body).toEqual(before);
     const noJson = await fetch(`${sim.baseUrl}/client/config`, {
       method: 'POST',

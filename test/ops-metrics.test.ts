@@ -28,7 +28,7 @@ let first: { context: AppContext; app: FastifyInstance; url: string };
 let auth: string;
 const ids: { small: string; revoked: string } = { small: '', revoked: '' };
 
-async function start(overrides: { metricsToken?: string } = {}) {
+async function start(overrides: { metricsToken?: string; metricsAppLicenses?: string } = {}) {
   const context = await createContext(testConfig({ appleUrl: sim.baseUrl, database, ...overrides }), {
     clock: clock.now,
     logger: silent,
@@ -190,6 +190,45 @@ describe('GET /metrics', () => {
       expect(ok.body).toContain('vppd_token_sync_status');
     } finally {
       await stop(guarded);
+    }
+  });
+});
+
+describe('license series', () => {
+  it('per-token totals (unlimited apps left out) and, opted in, per-app series under a cap', async () => {
+    const assets = (
+      (await (
+        await fetch(`${sim.baseUrl}/assets`, {
+          headers: { authorization: `Bearer ${sim.tokenFor('small')}` },
+        })
+      ).json()) as { assets: { totalCount: number; assignedCount: number; availableCount: number }[] }
+    ).assets.filter((a) => a.totalCount !== 2147483647);
+    const sum = (key: 'totalCount' | 'assignedCount' | 'availableCount') =>
+      assets.reduce((n, a) => n + a[key], 0);
+    const text = await (await fetch(`${first.url}/metrics`)).text();
+    expect(sample(text, 'vppd_token_licenses', { token_id: ids.small, kind: 'total' })).toBe(
+      sum('totalCount'),
+    );
+    expect(sample(text, 'vppd_token_licenses', { token_id: ids.small, kind: 'assigned' })).toBe(
+      sum('assignedCount'),
+    );
+    expect(sample(text, 'vppd_token_licenses', { token_id: ids.small, kind: 'available' })).toBe(
+      sum('availableCount'),
+    );
+    // The revoked token has no snapshot: no series. Per-app series are off by default.
+    expect(sample(text, 'vppd_token_licenses', { token_id: ids.revoked, kind: 'total' })).toBeUndefined();
+    expect(text).not.toContain('vppd_app_licenses{');
+
+    const capped = await start({ metricsAppLicenses: '3' });
+    try {
+      const appText = await (await fetch(`${capped.url}/metrics`)).text();
+      const lines = appText.split('\n').filter((l) => l.startsWith('vppd_app_licenses{'));
+      expect(lines).toHaveLength(9); // 3 apps x total, assigned, available
+      const mostAssigned = Math.max(...assets.map((a) => a.assignedCount));
+      expect(lines.some((l) => l.includes('kind="assigned"') && l.endsWith(` ${mostAssigned}`))).toBe(true);
+      expect(appText).toContain(`vppd_app_licenses_omitted ${assets.length - 3}`);
+    } finally {
+      await stop(capped);
     }
   });
 });

@@ -263,6 +263,16 @@ describe('the dashboard in chromium', () => {
     await page.locator('#operations tr').first().waitFor();
     await expect(page.locator('#operations').textContent()).resolves.toBe('No license operation yet.');
     await expect(page.locator('#detail-alert').isHidden()).resolves.toBe(true);
+    // The history as a chart too: one bar per finished run, its outcome as its class, described in words.
+    await page.locator('#history-chart svg rect').first().waitFor();
+    const finished = await page
+      .locator('#history tr')
+      .evaluateAll((trs) => trs.filter((tr) => tr.children[1]?.textContent !== '…').length);
+    expect(await page.locator('#history-chart svg rect').count()).toBe(finished);
+    await expect(page.locator('#history-chart svg').getAttribute('aria-label')).resolves.toMatch(
+      /^Durations of the last \d+ syncs/,
+    );
+    await page.locator('#history-chart').screenshot({ path: join(shots, 'history-chart.png') });
     await page.screenshot({ path: join(shots, 'details.png') });
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'detached' });
@@ -333,6 +343,52 @@ describe('the dashboard in chromium', () => {
     const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
     expect(overflow).toBeLessThanOrEqual(0);
     await page.screenshot({ path: join(shots, 'phone.png'), fullPage: true });
+    await page.context().close();
+  }, 60_000);
+
+  it('shows counts by sync status and state above the table; a count filters the table', async () => {
+    const page = await openPage();
+    const failedChip = page.locator('#overview-status .chip[data-value="failed"]');
+    await page.waitForFunction(
+      `document.querySelectorAll('#rows .status-badge[data-value="failed"]').length > 0`,
+      undefined,
+      { timeout: 45_000 },
+    );
+    const failedRows = await page.locator('#rows .status-badge[data-value="failed"]').count();
+    await expect(failedChip.textContent()).resolves.toMatch(new RegExp(` ${failedRows}$`));
+    await failedChip.click();
+    await expect(failedChip.getAttribute('aria-pressed')).resolves.toBe('true');
+    expect(await page.locator('#rows tr').count()).toBe(failedRows);
+    await expect(page.getByLabel('Sync status').inputValue()).resolves.toBe('failed');
+    await page.locator('#overview-state .chip[data-value="expired"]').click();
+    expect(await page.locator('#rows tr').count()).toBe(1);
+    await expect(page.locator('#overview-expiring').textContent()).resolves.toMatch(
+      /^Tokens expiring within 30 days: \d+$/,
+    );
+    // License utilization: a bar per token with a snapshot, described in words, and the most used apps.
+    await page.locator('#utilization:not([hidden]) .utilization-row').first().waitFor();
+    await expect(
+      page.locator('#utilization .utilization-row svg').first().getAttribute('aria-label'),
+    ).resolves.toMatch(/^[\d,]+ of [\d,]+ assigned$/);
+    expect(await page.locator('#utilization-apps li').count()).toBeGreaterThan(0);
+    await page.screenshot({ path: join(shots, 'overview-filtered.png') });
+    await failedChip.click();
+    await expect(page.getByLabel('Sync status').inputValue()).resolves.toBe('');
+    await page.locator('#lang').selectOption('ru');
+    await expect(page.locator('#overview-status-title').textContent()).resolves.toBe('По синхронизации');
+    await expect(page.locator('#overview-expiring').textContent()).resolves.toMatch(/^Токенов, истекающих/);
+    await page.waitForFunction(
+      `document.querySelector('#utilization .utilization-value')?.textContent.startsWith('назначено')`,
+    );
+    await page.screenshot({ path: join(shots, 'overview-russian.png') });
+    // The sync history chart in Russian (the expired token, still shown: its failed runs are red bars).
+    await rowOf(page, 'Ogdenville Library').locator('.name-button').click();
+    await page.locator('#history-chart svg rect').first().waitFor();
+    await expect(page.locator('#history-chart svg').getAttribute('aria-label')).resolves.toMatch(
+      /^Длительность последних синхронизаций/,
+    );
+    await page.locator('#history-chart').screenshot({ path: join(shots, 'history-chart-russian.png') });
+    expect((page as Page & { errors?: string[] }).errors).toEqual([]);
     await page.context().close();
   }, 60_000);
 });

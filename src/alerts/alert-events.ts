@@ -10,11 +10,24 @@ export const alertEventTypes = [
   'tokenExpired',
   'operationFailed',
   'operationCompleted',
+  // License alerts (license-alerts.ts): once per crossing of an app's available licenses.
+  'licensesLow',
+  'licensesExhausted',
+  'licensesAvailable',
 ] as const;
 export type AlertEventType = (typeof alertEventTypes)[number];
 
-/** Sent only to endpoints that list them in `events` (a busy MDM ends many license operations). */
-export const optInAlertEventTypes: readonly AlertEventType[] = ['operationFailed', 'operationCompleted'];
+/**
+ * Sent only to endpoints that list them in `events`: a busy MDM ends many license operations, and
+ * license alerts are per app and can be many.
+ */
+export const optInAlertEventTypes: readonly AlertEventType[] = [
+  'operationFailed',
+  'operationCompleted',
+  'licensesLow',
+  'licensesExhausted',
+  'licensesAvailable',
+];
 
 /** What an endpoint created without `events` receives. */
 export const defaultAlertEventTypes: readonly AlertEventType[] = alertEventTypes.filter(

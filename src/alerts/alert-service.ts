@@ -6,6 +6,7 @@ import { AlertDeliverer, type DeliveryAttempt, type DeliveryPolicy } from './ale
 import { type EndedOperationFacts, operationAlertOf } from './alert-events.js';
 import { AlertScanner, enqueue, type ScannedRun, type ScanResult } from './alert-scanner.js';
 import { alertsDatabaseOf } from './alert-tables.js';
+import { LicenseAlerts } from './license-alerts.js';
 import type { WebhookAddressPolicy } from './webhook-address-policy.js';
 import type { WebhookLookup } from './webhook-fetch.js';
 import { createWebhookStore, type WebhookStore } from './webhook-store.js';
@@ -49,6 +50,8 @@ export interface AlertServiceOptions {
  */
 export interface AlertService {
   readonly webhooks: WebhookStore;
+  /** licensesLow / licensesExhausted / licensesAvailable: thresholds and crossing detection. */
+  readonly licenses: LicenseAlerts;
   scanOnce(): Promise<ScanResult>;
   /** Deletes old delivered/failed alerts and scan marks (the scan loop does it hourly). */
   prune(retentionMs?: number): Promise<number>;
@@ -73,6 +76,12 @@ export function createAlertService(options: AlertServiceOptions): AlertService {
     newId: options.newId,
     ...(options.onRunScanned ? { onRunScanned: options.onRunScanned } : {}),
   });
+  const licenses = new LicenseAlerts({ db: options.db, clock: options.clock, newId: options.newId });
+  // One pass of the scan loop: the scanner's events, then license levels of changed snapshots.
+  const scanOnce = async (): Promise<ScanResult> => {
+    const result = await scanner.scanOnce();
+    return { ...result, queued: result.queued + (await licenses.scanSnapshots()) };
+  };
   const deliverer = new AlertDeliverer({
     db: options.db,
     webhooks,
@@ -113,7 +122,8 @@ export function createAlertService(options: AlertServiceOptions): AlertService {
 
   return {
     webhooks,
-    scanOnce: () => scanner.scanOnce(),
+    licenses,
+    scanOnce,
     prune: (retentionMs) => scanner.prune(retentionMs),
     deliverDue: () => deliverer.deliverDue(controller?.signal),
     queueOperationEnded(operation) {
@@ -131,7 +141,7 @@ export function createAlertService(options: AlertServiceOptions): AlertService {
           'scan',
           settings.scanMs,
           async () => {
-            await scanner.scanOnce();
+            await scanOnce();
             // Housekeeping about once an hour, in the same loop (never beside a sync).
             const now = options.clock().getTime();
             if (now - lastPrune >= 3_600_000) {

@@ -11,17 +11,27 @@ import {
   serverErrorResponse,
   serviceConfig,
 } from './sim-apple-routes.js';
+import {
+  type AssetCountChange,
+  type AssetCountResult,
+  purchaseLicenses,
+  refundLicenses,
+  transferLicenses,
+} from './sim-asset-counts.js';
 import { simErrors } from './sim-errors.js';
 import { type PagedEndpoint, type SimEndpoint, simEndpoints } from './sim-faults.js';
 import { createSimFaults, type SimFaults } from './sim-faults-api.js';
 import type { LocationSeed } from './sim-location.js';
+import type { SimNotificationOptions, SimNotificationRecord } from './sim-notifications.js';
 import { globalKey, SimState } from './sim-state.js';
 
 export { defaultSimLocations } from './default-sim-locations.js';
 export type { SimLocationInfo } from './sim-admin-routes.js';
+export type { AssetCountChange, AssetCountResult } from './sim-asset-counts.js';
 export type { FaultSpec, PagedEndpoint, SimEndpoint } from './sim-faults.js';
 export type { SimFaults } from './sim-faults-api.js';
 export type { LocationSeed, MdmInfo, SimLocationState, SimTokenState } from './sim-location.js';
+export type { SimNotificationOptions, SimNotificationRecord } from './sim-notifications.js';
 
 /** Options of {@link startAppleSim}. Everything has a default; `{}` starts the default scenario. */
 export interface AppleSimOptions {
@@ -52,6 +62,8 @@ export interface AppleSimOptions {
   readonly eventPolls?: number;
   /** Clock time after which an event completes even without polls (default 2000 ms). */
   readonly eventDelayMs?: number;
+  /** How notifications are delivered: retry schedule, duplicates, `http:` URLs (see SimNotificationOptions). */
+  readonly notifications?: SimNotificationOptions;
 }
 
 /** A running simulator. */
@@ -78,6 +90,19 @@ export interface AppleSim {
   resetRequestCounts(): void;
   /** Changes the per-location rate limit (false switches it off). */
   setRateLimit(limit: number | false): void;
+  /** Buys licenses of an asset the location holds: totalCount grows, an ASSET_COUNT notification is sent. */
+  purchase(locationId: string, change: AssetCountChange): AssetCountResult;
+  /** Refunds unassigned licenses: totalCount shrinks, an ASSET_COUNT notification is sent. */
+  refund(locationId: string, change: AssetCountChange): AssetCountResult;
+  /** Moves unassigned licenses to another location holding the asset: one ASSET_COUNT to each. */
+  transfer(
+    locationId: string,
+    change: AssetCountChange & { readonly to: string },
+  ): { readonly from: AssetCountResult; readonly to: AssetCountResult };
+  /** Every notification sent or being sent (TEST_NOTIFICATION included), oldest first. */
+  notifications(): readonly SimNotificationRecord[];
+  /** Resolves once no notification delivery is in flight or waiting for a retry. */
+  notificationsIdle(): Promise<void>;
   /** Back to the seeded state: data, token states, mdmInfo, events, faults and counters. */
   reset(): void;
   /** Stops listening and closes open connections. */
@@ -125,6 +150,7 @@ export async function startAppleSim(options: AppleSimOptions = {}): Promise<Appl
     eventPolls: options.eventPolls ?? 1,
     eventDelayMs: options.eventDelayMs ?? 2000,
     maxInFlight,
+    ...(options.notifications !== undefined ? { notifications: options.notifications } : {}),
   });
   const faults = createSimFaults(state);
   const urls = { url: '', baseUrl: '', metadataUrl: '' };
@@ -248,9 +274,15 @@ export async function startAppleSim(options: AppleSimOptions = {}): Promise<Appl
       state.rateLimit = limit;
       state.limiter.clear();
     },
+    purchase: (locationId, change) => purchaseLicenses(state, locationId, change),
+    refund: (locationId, change) => refundLicenses(state, locationId, change),
+    transfer: (locationId, change) => transferLicenses(state, locationId, change),
+    notifications: () => state.notifier.list(),
+    notificationsIdle: () => state.notifier.idle(),
     reset: () => state.reset(),
     close: () =>
       new Promise<void>((resolve, reject) => {
+        state.notifier.close();
         server.close((error) => (error ? reject(error) : resolve()));
         server.closeAllConnections();
       }),

@@ -1,5 +1,6 @@
 import { isVppdError } from '../domain/errors.js';
 import type { SimResponse } from './sim-apple-routes.js';
+import { serveAssetCountAdmin } from './sim-asset-count-routes.js';
 import type { SimFaults } from './sim-faults-api.js';
 import type { MdmInfo, SimLocation, SimTokenState } from './sim-location.js';
 import { globalKey, type SimState } from './sim-state.js';
@@ -156,7 +157,15 @@ function routeAdmin(
     case 'POST reset':
       state.reset();
       return reply(204);
-    default:
+    default: {
+      const answer = serveAssetCountAdmin(
+        state,
+        route,
+        id === undefined ? undefined : decodeURIComponent(id),
+        input,
+      );
+      if (answer !== undefined) return reply(answer.status, answer.value);
       return reply(404, { error: `no admin route ${method} /_sim/${parts.join('/')}` });
+    }
   }
 }

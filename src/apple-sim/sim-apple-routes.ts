@@ -1,4 +1,5 @@
 import { routeAssetOperations, settleEvents } from './sim-asset-operations.js';
+import { unlimitedTotalCount } from './sim-base-data.js';
 import { catalogIndexOf, catalogItem, lookupRecord } from './sim-catalog.js';
 import {
   httpStatusForErrorNumber,
@@ -9,6 +10,7 @@ import {
 } from './sim-errors.js';
 import type { CountedFault, PagedEndpoint } from './sim-faults.js';
 import type { JsonList, MdmInfo, SimLocation } from './sim-location.js';
+import { simNotificationErrors, simNotificationTypes } from './sim-notifications.js';
 import {
   invalid,
   parseBody,
@@ -25,7 +27,7 @@ import { readBearer } from './sim-token.js';
 export type { SimRequest, SimResponse } from './sim-request.js';
 export { serviceLimits } from './sim-request.js';
 
-export const notificationTypes = ['ASSET_MANAGEMENT', 'ASSET_COUNT', 'USER_ASSOCIATED', 'USER_MANAGEMENT'];
+export const notificationTypes: readonly string[] = simNotificationTypes;
 
 const jsonHeaders = { 'content-type': 'application/json;charset=UTF-8' };
 
@@ -184,7 +186,7 @@ async function serveLocation(
   }
   settleEvents(state, location, now.getTime());
   try {
-    return route(state, location, request, now.getTime());
+    return await route(state, location, request, now.getTime());
   } catch (error) {
     if (error instanceof SimApiError)
       return errorResponse(error.errorNumber, error.message, error.httpStatus);
@@ -192,7 +194,12 @@ async function serveLocation(
   }
 }
 
-function route(state: SimState, location: SimLocation, request: SimRequest, now: number): SimResponse {
+function route(
+  state: SimState,
+  location: SimLocation,
+  request: SimRequest,
+  now: number,
+): SimResponse | Promise<SimResponse> {
   const { method, endpoint } = request;
   const assetOperation = routeAssetOperations(state, location, request, now);
   if (assetOperation !== undefined) return assetOperation;
@@ -211,7 +218,7 @@ function route(state: SimState, location: SimLocation, request: SimRequest, now:
     const body = parseBody(request);
     switch (endpoint) {
       case 'client/config':
-        return json(setClientConfig(location, body));
+        return setClientConfig(state, location, body).then(json);
       case 'assets/revoke':
         return json(envelope(location, { eventId: revoke(location, body, now) }));
       default:
@@ -236,8 +243,12 @@ function clientConfig(location: SimLocation): Record<string, unknown> {
     websiteURL: seed.websiteURL ?? `https://${seed.id.toLowerCase()}.example.org`,
   };
   if (location.mdmInfo !== undefined) config.mdmInfo = location.mdmInfo;
+  // Apple reports the notification settings back under these names (docs/apple.md, "Notifications").
   if (location.notificationUrl !== undefined) config.notificationUrl = location.notificationUrl;
-  if (location.notificationTypes !== undefined) config.notificationTypes = location.notificationTypes;
+  if (location.notificationAuthToken !== undefined)
+    config.notificationAuthToken = location.notificationAuthToken;
+  if (location.notificationTypes !== undefined)
+    config.subscribedNotificationTypes = location.notificationTypes;
   return config;
 }
 
@@ -248,7 +259,11 @@ function boundedString(value: unknown, name: string, max: number, optional = fal
   return value;
 }
 
-function setClientConfig(location: SimLocation, body: Record<string, unknown>): Record<string, unknown> {
+async function setClientConfig(
+  state: SimState,
+  location: SimLocation,
+  body: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
   const limits = serviceLimits(15);
   let mdmInfo: MdmInfo | undefined;
   if (body.mdmInfo !== undefined) {
@@ -259,17 +274,38 @@ function setClientConfig(location: SimLocation, body: Record<string, unknown>): 
     const metadata = boundedString(info.metadata, 'mdmInfo.metadata', limits.maxMdmMetadataLength!, true);
     mdmInfo = metadata === undefined ? { id, name } : { id, name, metadata };
   }
-  let notificationUrl: string | undefined;
-  if (body.notificationUrl !== undefined) {
-    notificationUrl = boundedString(body.notificationUrl, 'notificationUrl', 2048)!;
-    let url: URL;
-    try {
-      url = new URL(notificationUrl);
-    } catch {
-      throw invalid('notificationUrl is not a URL');
-    }
-    if (url.protocol !== 'https:') throw invalid('notificationUrl must use HTTPS');
+  const notification = readNotificationSettings(state, body);
+  // Validate everything, and deliver the test notification, before changing anything.
+  if (notification.url !== undefined && notification.authToken !== undefined) {
+    await state.notifier.sendTest(location, notification.url, notification.authToken);
   }
+  if (mdmInfo !== undefined) location.mdmInfo = mdmInfo;
+  if (notification.url !== undefined) location.notificationUrl = notification.url;
+  if (notification.types !== undefined) location.notificationTypes = notification.types;
+  if (notification.authToken !== undefined) location.notificationAuthToken = notification.authToken;
+  return clientConfig(location);
+}
+
+function readNotificationSettings(
+  state: SimState,
+  body: Record<string, unknown>,
+): { url?: string; authToken?: string; types?: string[] } {
+  const tooLong = (name: string, value: unknown, max: number) => {
+    if (typeof value !== 'string' || value.length === 0) throw invalid(`${name} must be a non-empty string`);
+    if (value.length > max)
+      throw new SimApiError(simNotificationErrors.tooLong, `${name} is longer than ${max} characters`);
+    return value;
+  };
+  const url =
+    body.notificationUrl === undefined ? undefined : tooLong('notificationUrl', body.notificationUrl, 2048);
+  const authToken =
+    body.notificationAuthToken === undefined
+      ? undefined
+      : tooLong('notificationAuthToken', body.notificationAuthToken, 1024);
+  if ((url === undefined) !== (authToken === undefined)) {
+    throw new SimApiError(simNotificationErrors.urlAndTokenTogether);
+  }
+  if (url !== undefined) state.notifier.checkUrl(url);
   let types: string[] | undefined;
   if (body.notificationTypes !== undefined) {
     if (
@@ -278,21 +314,22 @@ function setClientConfig(location: SimLocation, body: Record<string, unknown>): 
     ) {
       throw invalid(`notificationTypes must be a list of: ${notificationTypes.join(', ')}`);
     }
-    types = body.notificationTypes as string[];
+    types = [...new Set(body.notificationTypes as string[])];
   }
-  const authToken = boundedString(body.notificationAuthToken, 'notificationAuthToken', 1024, true);
-  // Validate everything before changing anything.
-  if (mdmInfo !== undefined) location.mdmInfo = mdmInfo;
-  if (notificationUrl !== undefined) location.notificationUrl = notificationUrl;
-  if (types !== undefined) location.notificationTypes = types;
-  if (authToken !== undefined) location.notificationAuthToken = authToken;
-  return clientConfig(location);
+  return {
+    ...(url !== undefined ? { url } : {}),
+    ...(authToken !== undefined ? { authToken } : {}),
+    ...(types !== undefined ? { types } : {}),
+  };
 }
 
 function paged(state: SimState, location: SimLocation, endpoint: PagedEndpoint, query: URLSearchParams) {
   const rawIndex = query.get('pageIndex') ?? '0';
   if (!/^\d{1,9}$/.test(rawIndex)) throw new SimApiError(simErrors.badPageIndex);
   const pageIndex = Number(rawIndex);
+  if (endpoint === 'assets' && booleanParam(query, 'unlimited') === true) {
+    return unlimitedAssetsPage(state, location, query, pageIndex);
+  }
   const list = listFor(location, endpoint, query);
   const pageSize = state.pageSizes[endpoint];
   const totalPages = Math.ceil(list.length / pageSize);
@@ -306,6 +343,54 @@ function paged(state: SimState, location: SimLocation, endpoint: PagedEndpoint, 
     `"uId":"${location.uId}","versionId":"${location.versionId}"}`;
   if (state.faults(location.id).takeChangeAfter(endpoint, pageIndex)) location.simulateExternalChange();
   return { status: 200, headers: jsonHeaders, body };
+}
+
+/**
+ * `GET assets?unlimited=true`: unlimited licenses move from `assets` to `unlimitedAssets`, without
+ * `totalCount`, `availableCount` and `retiredCount` (Apple's UnlimitedResponseAsset); paged together.
+ */
+function unlimitedAssetsPage(
+  state: SimState,
+  location: SimLocation,
+  query: URLSearchParams,
+  pageIndex: number,
+): SimResponse {
+  const records = location.assets(assetFilter(query));
+  const pageSize = state.pageSizes.assets;
+  const totalPages = Math.ceil(records.length / pageSize);
+  if (pageIndex > 0 && pageIndex >= totalPages) throw new SimApiError(simErrors.badPageIndex);
+  const items = records.slice(pageIndex * pageSize, (pageIndex + 1) * pageSize);
+  const assets: Record<string, unknown>[] = [];
+  const unlimitedAssets: Record<string, unknown>[] = [];
+  for (const item of items) {
+    if (item.totalCount === unlimitedTotalCount) {
+      const { totalCount: _t, availableCount: _a, retiredCount: _r, ...rest } = item;
+      unlimitedAssets.push(rest);
+    } else {
+      assets.push(item);
+    }
+  }
+  return json({
+    assets,
+    unlimitedAssets,
+    currentPageIndex: pageIndex,
+    ...(pageIndex + 1 < totalPages ? { nextPageIndex: pageIndex + 1 } : {}),
+    size: items.length,
+    totalPages,
+    tokenExpirationDate: location.tokenExpirationDate,
+    uId: location.uId,
+    versionId: location.versionId,
+  });
+}
+
+function assetFilter(query: URLSearchParams) {
+  return {
+    adamId: stringParam(query, 'adamId'),
+    pricingParam: stringParam(query, 'pricingParam'),
+    productType: stringParam(query, 'productType'),
+    deviceAssignable: booleanParam(query, 'deviceAssignable'),
+    revocable: booleanParam(query, 'revocable'),
+  };
 }
 
 function stringParam(query: URLSearchParams, name: string): string | undefined {
@@ -324,14 +409,7 @@ function booleanParam(query: URLSearchParams, name: string): boolean | undefined
 function listFor(location: SimLocation, endpoint: PagedEndpoint, query: URLSearchParams): JsonList {
   switch (endpoint) {
     case 'assets': {
-      const filter = {
-        adamId: stringParam(query, 'adamId'),
-        pricingParam: stringParam(query, 'pricingParam'),
-        productType: stringParam(query, 'productType'),
-        deviceAssignable: booleanParam(query, 'deviceAssignable'),
-        revocable: booleanParam(query, 'revocable'),
-      };
-      const records = location.assets(filter).map((a) => JSON.stringify(a));
+      const records = location.assets(assetFilter(query)).map((a) => JSON.stringify(a));
       return { length: records.length, slice: (from, to) => records.slice(from, to) };
     }
     case 'assignments':

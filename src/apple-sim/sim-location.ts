@@ -117,6 +117,8 @@ export class SimLocation {
   private added: AddedAssignment[] = [];
   private readonly addedKeys = new Map<string, AddedAssignment>();
   private readonly assetDelta: Int32Array;
+  /** Licenses bought (+), refunded or transferred away (−) since seeding, per asset index. */
+  private readonly purchaseDelta: Int32Array;
   private readonly assetsByKey = new Map<string, BaseAsset>();
   private eventCounter = 0;
   private externalChanges = 0;
@@ -141,6 +143,7 @@ export class SimLocation {
     this.innerTokens = files.map((_, n) => innerTokenFor(seedValue, seed.id, n));
     this.tokenFiles = files.map((file) => file.content);
     this.assetDelta = new Int32Array(this.base.assets.length);
+    this.purchaseDelta = new Int32Array(this.base.assets.length);
     for (const asset of this.base.assets)
       this.assetsByKey.set(`${asset.adamId}|${asset.pricingParam}`, asset);
     this.resetState();
@@ -158,6 +161,7 @@ export class SimLocation {
     this.added = [];
     this.addedKeys.clear();
     this.assetDelta.fill(0);
+    this.purchaseDelta.fill(0);
     this.events.clear();
     this.eventCounter = 0;
     this.externalChanges = 0;
@@ -196,7 +200,12 @@ export class SimLocation {
   }
 
   totalCount(asset: BaseAsset): number {
-    return asset.unlimited ? unlimitedTotalCount : asset.purchasedCount;
+    return asset.unlimited ? unlimitedTotalCount : asset.purchasedCount + this.purchaseDelta[asset.index]!;
+  }
+
+  /** Licenses bought (count > 0), refunded or transferred away (count < 0); unlimited assets do not change. */
+  changePurchased(asset: BaseAsset, count: number): void {
+    if (!asset.unlimited) this.purchaseDelta[asset.index]! += count;
   }
 
   availableCount(asset: BaseAsset): number {

@@ -1,6 +1,7 @@
 import { errors } from '../domain/errors.js';
 import { FaultState, type PagedEndpoint, SlidingWindowLimiter } from './sim-faults.js';
 import { type LocationSeed, SimLocation } from './sim-location.js';
+import { type SimNotificationOptions, SimNotifier } from './sim-notifications.js';
 import { hashSeed } from './sim-random.js';
 
 /** Key of the fault state and request counters of the endpoints that carry no token. */
@@ -17,6 +18,7 @@ export interface SimStateOptions {
   readonly eventPolls: number;
   readonly eventDelayMs: number;
   readonly maxInFlight: number | false;
+  readonly notifications?: SimNotificationOptions;
 }
 
 /** Everything the simulator knows, shared by the Apple routes, the admin routes and the programmatic API. */
@@ -31,6 +33,8 @@ export class SimState {
   readonly eventPolls: number;
   readonly eventDelayMs: number;
   readonly limiter = new SlidingWindowLimiter();
+  /** Sends Apple's notifications to the URLs locations registered. */
+  readonly notifier: SimNotifier;
   rateLimit: number | false;
   maxInFlight: number | false;
   private readonly inFlight = new Map<string, number>();
@@ -51,6 +55,7 @@ export class SimState {
     this.eventDelayMs = options.eventDelayMs;
     this.rateLimit = options.rateLimit;
     this.maxInFlight = options.maxInFlight;
+    this.notifier = new SimNotifier(options.notifications);
     const now = options.clock();
     for (const seed of options.locations) {
       if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(seed.id)) {
@@ -140,6 +145,7 @@ export class SimState {
     for (const location of this.locations.values()) location.resetState();
     for (const state of this.faultStates.values()) state.clear();
     this.limiter.clear();
+    this.notifier.reset();
     this.resetRequestCounts();
   }
 }

@@ -206,7 +206,12 @@ export function parseClientConfig(body: unknown): AppleClientConfig {
     tokenExpirationDate: optStr(o, 'tokenExpirationDate'),
     mdmInfo: parseMdmInfo(o.mdmInfo),
     notificationUrl: optStr(o, 'notificationUrl'),
-    notificationTypes: Array.isArray(o.notificationTypes) ? strArray(o.notificationTypes) : undefined,
+    // Apple reports the subscription as `subscribedNotificationTypes` (the request names it `notificationTypes`).
+    notificationTypes: Array.isArray(o.subscribedNotificationTypes)
+      ? strArray(o.subscribedNotificationTypes)
+      : Array.isArray(o.notificationTypes)
+        ? strArray(o.notificationTypes)
+        : undefined,
   };
 }
 

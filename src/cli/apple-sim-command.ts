@@ -12,6 +12,10 @@ interface AppleSimCliOptions {
   readonly seed: string;
   readonly pageSize?: string;
   readonly maxInFlight?: string;
+  /** Deliver notifications to `http:` URLs too (a local vppd without TLS). */
+  readonly notificationsAllowHttp?: boolean;
+  /** Seconds between delivery tries of a notification, comma-separated (Apple: up to 3 tries over minutes). */
+  readonly notificationRetry?: string;
   /** A number string, or false from `--no-rate-limit`. */
   readonly rateLimit: string | boolean;
 }
@@ -61,6 +65,15 @@ export function registerAppleSimCommand(program: Command, io: CliIo): void {
       '--max-in-flight <n>',
       'answer 429 when a location has more requests than this at once (Apple: 5)',
     )
+    .option(
+      '--notifications-allow-http',
+      'also deliver notifications to http: URLs (a local vppd without TLS)',
+    )
+    .option(
+      '--notification-retry <seconds>',
+      'waits between the 3 tries of a notification, e.g. 60,180',
+      '60,180',
+    )
     .action(async (options: AppleSimCliOptions) => {
       const port = integerOption('--port', options.port, 0, 65535);
       const pageSize =
@@ -75,6 +88,10 @@ export function registerAppleSimCommand(program: Command, io: CliIo): void {
         options.maxInFlight === undefined
           ? undefined
           : integerOption('--max-in-flight', options.maxInFlight, 1, 1000);
+      const retryDelaysMs = (options.notificationRetry ?? '60,180')
+        .split(',')
+        .map((part) => integerOption('--notification-retry', part.trim(), 0, 3600) * 1000);
+      if (retryDelaysMs.length > 2) throw errors.config('--notification-retry', 'at most 2 waits (3 tries)');
       const stopped = untilSignal();
       const sim = await startAppleSim({
         port,
@@ -83,6 +100,7 @@ export function registerAppleSimCommand(program: Command, io: CliIo): void {
         rateLimit,
         ...(pageSize !== undefined ? { pageSize } : {}),
         ...(maxInFlight !== undefined ? { maxInFlight } : {}),
+        notifications: { allowHttp: options.notificationsAllowHttp === true, retryDelaysMs },
       });
       io.stdout(`${sim.baseUrl}\n`);
       io.stdout(`metadata lookup: ${sim.metadataUrl}\n`);

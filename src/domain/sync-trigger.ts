@@ -1,5 +1,5 @@
 /** Who asked for a sync. */
-export const syncTriggers = ['api', 'created', 'renewed', 'scheduled'] as const;
+export const syncTriggers = ['api', 'created', 'renewed', 'scheduled', 'notification'] as const;
 export type SyncTrigger = (typeof syncTriggers)[number];
 
 /** What a job does: a full sync of the token, or only a refresh of its asset counts (syncLicenseCounts). */

@@ -12,6 +12,8 @@ export const redactedLogPaths = [
   'sToken',
   '*.sToken',
   'body.token',
+  'notificationAuthToken',
+  '*.notificationAuthToken',
 ];
 
 /**

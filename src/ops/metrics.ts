@@ -12,6 +12,8 @@ import { droppedLogLines } from './log-destination.js';
 export interface MetricsOptions {
   readonly db: VppdDatabase;
   readonly clock: () => Date;
+  /** Per-app license series: 0 (off) or the most apps reported, most assigned first (cardinality guard). */
+  readonly appLicenseSeries?: number;
 }
 
 /**
@@ -144,6 +146,7 @@ export function createMetrics(options: MetricsOptions): VppdMetrics {
       }
     },
   });
+  registerLicenseGauges(registry, db, options.appLicenseSeries ?? 0);
   new Gauge({
     name: 'vppd_alert_outbox',
     help: 'Alert deliveries in the outbox by status (pending, delivered, failed)',
@@ -451,4 +454,98 @@ interface TokenMetricRow {
   state: number;
   last_sync_date_time: string;
   expiration_date_time: string;
+}
+
+/** Apple's "unlimited" totalCount: left out of the license sums (it would swamp them). */
+const unlimitedTotalCount = 2147483647;
+
+/**
+ * `vppd_token_licenses{tenant_id,token_id,kind}` (total, assigned, available of each token's current
+ * snapshot, unlimited apps left out) and, when `appSeries` > 0, `vppd_app_licenses{…,adam_id,
+ * pricing_param,kind}` for at most `appSeries` apps (the most assigned first), with
+ * `vppd_app_licenses_omitted` counting the apps left out so a capped scrape is visible.
+ */
+function registerLicenseGauges(registry: Registry, db: AlertsDatabase, appSeries: number): void {
+  const kinds = ['total', 'assigned', 'available'] as const;
+  new Gauge({
+    name: 'vppd_token_licenses',
+    help: "Licenses of the token's current snapshot by kind (total, assigned, available); unlimited apps are not counted",
+    labelNames: ['tenant_id', 'token_id', 'kind'],
+    registers: [registry],
+    async collect() {
+      const rows = await db
+        .selectFrom('license_snapshots as s')
+        .innerJoin('license_assets as a', 'a.run_id', 's.run_id')
+        .select((eb) => [
+          's.tenant_id',
+          's.token_id',
+          eb.fn.sum<number | string | bigint>('a.total_count').as('total'),
+          eb.fn.sum<number | string | bigint>('a.assigned_count').as('assigned'),
+          eb.fn.sum<number | string | bigint>('a.available_count').as('available'),
+        ])
+        .where('a.total_count', '<', unlimitedTotalCount)
+        .groupBy(['s.tenant_id', 's.token_id'])
+        .execute();
+      this.reset();
+      for (const row of rows) {
+        for (const kind of kinds) {
+          this.set({ tenant_id: row.tenant_id, token_id: row.token_id, kind }, Number(row[kind]));
+        }
+      }
+    },
+  });
+  if (appSeries <= 0) return;
+  new Gauge({
+    name: 'vppd_app_licenses',
+    help: `Licenses of each app (adamId x pricingParam) by kind; at most ${appSeries} apps, the most assigned first (VPPD_METRICS_APP_LICENSES)`,
+    labelNames: ['tenant_id', 'token_id', 'adam_id', 'pricing_param', 'kind'],
+    registers: [registry],
+    async collect() {
+      const rows = await db
+        .selectFrom('license_snapshots as s')
+        .innerJoin('license_assets as a', 'a.run_id', 's.run_id')
+        .select([
+          's.tenant_id',
+          's.token_id',
+          'a.adam_id',
+          'a.pricing_param',
+          'a.total_count',
+          'a.assigned_count',
+          'a.available_count',
+        ])
+        .where('a.total_count', '<', unlimitedTotalCount)
+        .orderBy('a.assigned_count', 'desc')
+        .orderBy('s.token_id')
+        .orderBy('a.adam_id')
+        .orderBy('a.pricing_param')
+        .limit(appSeries + 1)
+        .execute();
+      this.reset();
+      for (const row of rows.slice(0, appSeries)) {
+        const labels = {
+          tenant_id: row.tenant_id,
+          token_id: row.token_id,
+          adam_id: row.adam_id,
+          pricing_param: row.pricing_param,
+        };
+        this.set({ ...labels, kind: 'total' }, Number(row.total_count));
+        this.set({ ...labels, kind: 'assigned' }, Number(row.assigned_count));
+        this.set({ ...labels, kind: 'available' }, Number(row.available_count));
+      }
+    },
+  });
+  new Gauge({
+    name: 'vppd_app_licenses_omitted',
+    help: 'Apps left out of vppd_app_licenses by its cap (VPPD_METRICS_APP_LICENSES)',
+    registers: [registry],
+    async collect() {
+      const total = await db
+        .selectFrom('license_snapshots as s')
+        .innerJoin('license_assets as a', 'a.run_id', 's.run_id')
+        .select((eb) => eb.fn.countAll<number | string | bigint>().as('n'))
+        .where('a.total_count', '<', unlimitedTotalCount)
+        .executeTakeFirst();
+      this.set(Math.max(0, Number(total?.n ?? 0) - appSeries));
+    },
+  });
 }

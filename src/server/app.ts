@@ -13,6 +13,7 @@ import { clientRequestIdOf, handleError, sendGraphError } from '../http/graph-er
 import { createInnerRequests } from '../http/inner-requests.js';
 import { createSegmentIndex } from '../http/not-found.js';
 import { registerBodyParsers } from '../http/request-body.js';
+import { registerNotificationReceiverRoutes } from '../notifications/notification-receiver-routes.js';
 import { type Readiness, registerHealthRoutes } from '../ops/health.js';
 import { registerLogBindings, registerMetricsRoutes } from '../ops/metrics-routes.js';
 import { registerRequestLog } from '../ops/request-log.js';
@@ -168,6 +169,13 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
   registerLogBindings(app);
   registerRequestLog(app, context.logger);
   registerVppdApiRoutes(app, context);
+  registerNotificationReceiverRoutes(app, {
+    store: context.notifications.store,
+    cipher: context.notifications.cipher,
+    clock: context.clock,
+    logger: context.logger.child({ component: 'apple-notifications' }),
+    onStored: () => context.notifications.wake(),
+  });
   registerDashboardRoutes(app, context);
 
   registerGraphRoutes(app, context, { innerRequests });

@@ -43,6 +43,8 @@ export async function startServer(config: Config, options: StartServerOptions = 
   if (options.runSync === true && config.sync.role !== 'api') context.licenseOperations.start();
   // Alert scanning and delivery run beside syncs in every role: all their state is in the database.
   if (options.runSync === true) context.alerts.start();
+  // Apple's notifications: registered by workers (with VPPD_PUBLIC_URL), applied by every process.
+  if (options.runSync === true) context.notifications.start(config.sync.role);
   readiness.ready = true;
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
@@ -58,6 +60,7 @@ export async function startServer(config: Config, options: StartServerOptions = 
         // Runs in flight are given back to the queue before the database closes.
         await context.sync.stop();
         await context.licenseOperations.stop();
+        await context.notifications.stop();
         await app.close();
         await context.dispose();
       })();

@@ -29,6 +29,8 @@ export interface DatabaseSchema {
   events: EventRow;
   event_heads: EventHeadRow;
   event_cursors: EventCursorRow;
+  apple_notification_registrations: AppleNotificationRegistrationRow;
+  apple_notifications: AppleNotificationRow;
 }
 
 export interface TenantRow {
@@ -277,4 +279,33 @@ export interface EventCursorRow {
   name: string;
   seq: number;
   updated_at: string;
+}
+/** Where a token's location sends Apple's notifications (migration 0011). */
+export interface AppleNotificationRegistrationRow {
+  id: string;
+  tenant_id: string;
+  token_id: string;
+  location_uid: string;
+  notification_url: string;
+  auth_token_hash: string;
+  auth_token_ciphertext: string;
+  auth_token_iv: string;
+  auth_token_tag: string;
+  stoken_fingerprint: string;
+  status: string;
+  failure_message: string | null;
+  apple_error_number: number | null;
+  updated_at: string;
+}
+
+/** One notification Apple delivered, stored before it was acknowledged (migration 0011). */
+export interface AppleNotificationRow {
+  token_id: string;
+  notification_id: string;
+  tenant_id: string;
+  notification_type: string;
+  payload: string;
+  received_at: string;
+  processed_at: string | null;
+  outcome: string | null;
 }

@@ -1,7 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.js';
 import { registerAlertRoutes } from './alerts-routes.js';
+import { registerLicenseAlertRoutes } from './license-alert-routes.js';
 import { registerLicenseOperationRoutes } from './license-operations-routes.js';
+import { registerLicenseUtilizationRoutes } from './license-utilization-routes.js';
+import { registerNotificationStatusRoutes } from './notification-status-routes.js';
 import { registerVppdSyncProgressRoutes } from './sync-progress-routes.js';
 import { registerTokenEventRoutes, type TokenEventOptions } from './token-events-routes.js';
 
@@ -18,4 +21,7 @@ export function registerVppdApiRoutes(
   registerLicenseOperationRoutes(app, context);
   registerVppdSyncProgressRoutes(app, context);
   registerTokenEventRoutes(app, context, options);
+  registerNotificationStatusRoutes(app, context);
+  registerLicenseAlertRoutes(app, context);
+  registerLicenseUtilizationRoutes(app, context);
 }

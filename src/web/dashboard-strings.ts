@@ -100,6 +100,18 @@ const ui = {
   reconnecting: { en: 'Reconnecting…', ru: 'Переподключение…' },
   filterStatus: { en: 'Sync status', ru: 'Статус синхронизации' },
   filterState: { en: 'Token state', ru: 'Состояние токена' },
+  overviewStatus: { en: 'Tokens by sync', ru: 'По синхронизации' },
+  utilization: {
+    en: 'License utilization (assigned of total)',
+    ru: 'Использование лицензий (назначено из всего)',
+  },
+  utilizationOf: { en: '{assigned} of {total} assigned', ru: 'назначено {assigned} из {total}' },
+  topApps: { en: 'Most used apps', ru: 'Самые используемые приложения' },
+  overviewState: { en: 'Tokens by state', ru: 'По состоянию' },
+  expiringSoon: {
+    en: 'Tokens expiring within 30 days: {n}',
+    ru: 'Токенов, истекающих в ближайшие 30 дней: {n}',
+  },
   filterSearch: { en: 'Search', ru: 'Поиск' },
   all: { en: 'All', ru: 'Все' },
   upload: { en: 'Upload .vpptoken', ru: 'Загрузить .vpptoken' },
@@ -172,6 +184,14 @@ const ui = {
   error: { en: 'Error', ru: 'Ошибка' },
   noHistory: { en: 'No sync has run yet.', ru: 'Синхронизаций ещё не было.' },
   outcomeRunning: { en: 'running', ru: 'выполняется' },
+  historyChart: {
+    en: 'Durations of the last {n} syncs, oldest first; {failed} failed; the longest took {longest}.',
+    ru: 'Длительность последних синхронизаций ({n}), старые слева; с ошибкой: {failed}; самая долгая: {longest}.',
+  },
+  historyChartAxis: {
+    en: 'bar height: duration (longest {longest})',
+    ru: 'высота: длительность (макс. {longest})',
+  },
   outcomeCompleted: { en: 'completed', ru: 'завершена' },
   outcomeFailed: { en: 'failed', ru: 'ошибка' },
   outcomeInterrupted: { en: 'interrupted', ru: 'прервана' },

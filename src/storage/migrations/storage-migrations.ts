@@ -9,6 +9,7 @@ import { licenseAssignmentChunks } from './0006-license-assignment-chunks.js';
 import { syncJobKindsAndTurns } from './0007-sync-job-kinds-and-turns.js';
 import { events } from './0008-events.js';
 import { licenseOperations } from './0010-license-operations.js';
+import { appleNotifications } from './0011-apple-notifications.js';
 
 /**
  * Every migration vppd knows, forward-only, applied in name order at start-up, with the column types
@@ -26,5 +27,6 @@ export function storageMigrations(ddl: EngineDdl): Readonly<Record<string, Migra
     '0007_sync_job_kinds_and_turns': syncJobKindsAndTurns(ddl),
     '0008_events': events(ddl),
     '0010_license_operations': licenseOperations(ddl),
+    '0011_apple_notifications': appleNotifications(ddl),
   };
 }

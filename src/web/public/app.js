@@ -67,6 +67,7 @@ function applyLanguage(/** @type {string} */ next) {
   $('rows').replaceChildren();
   render();
   if (detail.id !== null && tokens.has(detail.id)) void openDetail(detail.id, false);
+  if (bearer !== null) scheduleUtilization(0);
 }
 
 function fillFilter(
@@ -311,6 +312,70 @@ function handleBlock(/** @type {string} */ block) {
   applyEvent(JSON.parse(data));
 }
 
+let utilizationTimer = 0;
+/** Reloads the utilization chart soon (coalesced: at most once a second), and again every 30 s. */
+function scheduleUtilization(/** @type {number} */ delay = 1000) {
+  clearTimeout(utilizationTimer);
+  utilizationTimer = window.setTimeout(() => void loadUtilization(), delay);
+}
+
+async function loadUtilization() {
+  if (bearer === null) return;
+  try {
+    const data = await call('GET', '/vppd/v1/licenses/utilization');
+    renderUtilization(data);
+  } catch (error) {
+    showError('alert', error);
+  }
+  scheduleUtilization(30_000);
+}
+
+/** Assigned of total licenses per token (horizontal SVG bars) and the most used apps. */
+function renderUtilization(/** @type {any} */ data) {
+  const figure = $('utilization');
+  figure.hidden = data.tokens.length === 0;
+  const width = 300;
+  const rowsOut = data.tokens.map((/** @type {any} */ u) => {
+    const token = tokens.get(u.tokenId);
+    const row = document.createElement('div');
+    row.className = 'utilization-row';
+    const label = document.createElement('span');
+    label.className = 'utilization-label';
+    label.textContent = token === undefined ? u.tokenId : nameOf(token);
+    const svg = document.createElementNS(svgNs, 'svg');
+    svg.setAttribute('viewBox', `0 0 ${width} 12`);
+    svg.setAttribute('role', 'img');
+    const summary = t('utilizationOf', { assigned: count(u.assigned), total: count(u.total) });
+    svg.setAttribute('aria-label', summary);
+    const back = document.createElementNS(svgNs, 'rect');
+    back.setAttribute('width', String(width));
+    back.setAttribute('height', '12');
+    back.setAttribute('class', 'utilization-total');
+    const used = document.createElementNS(svgNs, 'rect');
+    used.setAttribute('width', String(u.total > 0 ? (u.assigned / u.total) * width : 0));
+    used.setAttribute('height', '12');
+    used.setAttribute(
+      'class',
+      u.available === 0 && u.total > 0 ? 'utilization-used full' : 'utilization-used',
+    );
+    svg.append(back, used);
+    const value = document.createElement('span');
+    value.className = 'utilization-value';
+    value.textContent = summary;
+    row.append(label, svg, value);
+    return row;
+  });
+  $('utilization-tokens').replaceChildren(...rowsOut);
+  $('utilization-apps').replaceChildren(
+    ...data.apps.map((/** @type {any} */ a) => {
+      const li = document.createElement('li');
+      const token = tokens.get(a.tokenId);
+      li.textContent = `${a.name ?? a.adamId} — ${t('utilizationOf', { assigned: count(a.assigned), total: count(a.total) })}${token === undefined ? '' : ` (${nameOf(token)})`}`;
+      return li;
+    }),
+  );
+}
+
 function applyEvent(/** @type {any} */ event) {
   if (event.type === 'snapshot') {
     tokens.clear();
@@ -321,6 +386,7 @@ function applyEvent(/** @type {any} */ event) {
     for (const id of event.ids) tokens.delete(id);
   }
   scheduleRender();
+  scheduleUtilization();
   if (detail.id !== null) refreshDetail();
 }
 
@@ -439,9 +505,39 @@ function render() {
   }
   for (const id of rows.keys()) if (!tokens.has(id)) rows.delete(id);
   $('count').textContent = t('shown', { shown: list.length, total: tokens.size });
+  renderOverview();
   const empty = $('empty');
   empty.hidden = list.length > 0;
   empty.textContent = tokens.size === 0 ? t('noTokens') : t('empty');
+}
+
+/** Counts by sync status and by state (each a button that filters the table), and tokens expiring soon. */
+function renderOverview() {
+  const all = [...tokens.values()];
+  const chips = (/** @type {'status' | 'state'} */ kind, /** @type {string} */ selectId) =>
+    Object.entries(kind === 'status' ? words.status : words.state).map(([name, member]) => {
+      const n = all.filter((x) => (kind === 'status' ? x.lastSyncStatus : x.state) === name).length;
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'chip badge';
+      button.dataset.value = name;
+      button.textContent = `${member.label} ${n}`;
+      button.setAttribute('aria-pressed', String(view[kind] === name));
+      button.disabled = n === 0 && view[kind] !== name;
+      button.addEventListener('click', () => {
+        view[kind] = view[kind] === name ? '' : name;
+        /** @type {HTMLSelectElement} */ ($(selectId)).value = view[kind];
+        render();
+      });
+      return button;
+    });
+  $('overview-status').replaceChildren(...chips('status', 'filter-status'));
+  $('overview-state').replaceChildren(...chips('state', 'filter-state'));
+  const soon = all.filter((x) => {
+    const left = Date.parse(x.expirationDateTime) - Date.now();
+    return left > 0 && left <= 30 * dayMs;
+  }).length;
+  $('overview-expiring').textContent = t('expiringSoon', { n: soon });
 }
 
 function rowFor(/** @type {any} */ token) {
@@ -770,6 +866,65 @@ function duration(/** @type {string} */ start, /** @type {string | null} */ end)
     : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
 }
 
+const svgNs = 'http://www.w3.org/2000/svg';
+
+/**
+ * Sync durations and outcomes over time, oldest on the left: one bar per run, its height the duration
+ * (against the longest run shown), its colour the outcome; each bar's title tells start, duration and
+ * outcome. Plain SVG built through the DOM (no inline styles: the page's CSP allows none).
+ */
+function renderHistoryChart(/** @type {any[]} */ runs, /** @type {(o: string) => string} */ outcomeWord) {
+  const figure = $('history-chart');
+  const done = runs.filter((run) => run.finishedAt !== null).reverse();
+  if (done.length === 0) {
+    figure.replaceChildren();
+    figure.hidden = true;
+    return;
+  }
+  figure.hidden = false;
+  const seconds = done.map((run) =>
+    Math.max(0, (Date.parse(run.finishedAt) - Date.parse(run.startedAt)) / 1000),
+  );
+  const longest = Math.max(...seconds, 0.001);
+  const width = 320;
+  const height = 80;
+  const slot = width / Math.max(done.length, 10);
+  const svg = document.createElementNS(svgNs, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${width} ${height + 14}`);
+  svg.setAttribute('role', 'img');
+  const failed = done.filter((run) => run.outcome === 'failed').length;
+  svg.setAttribute(
+    'aria-label',
+    t('historyChart', {
+      n: done.length,
+      failed,
+      longest: duration('1970-01-01T00:00:00Z', new Date(longest * 1000).toISOString()),
+    }),
+  );
+  done.forEach((run, i) => {
+    const h = Math.max(2, (seconds[i] / longest) * height);
+    const bar = document.createElementNS(svgNs, 'rect');
+    bar.setAttribute('x', String(i * slot + 1));
+    bar.setAttribute('y', String(height - h));
+    bar.setAttribute('width', String(Math.max(1, slot - 2)));
+    bar.setAttribute('height', String(h));
+    bar.setAttribute('class', `bar bar-${run.outcome}`);
+    const title = document.createElementNS(svgNs, 'title');
+    title.textContent = `${absolute(run.startedAt)} · ${duration(run.startedAt, run.finishedAt)} · ${outcomeWord(run.outcome)}`;
+    bar.append(title);
+    svg.append(bar);
+  });
+  const axis = document.createElementNS(svgNs, 'text');
+  axis.setAttribute('x', '0');
+  axis.setAttribute('y', String(height + 12));
+  axis.setAttribute('class', 'axis');
+  axis.textContent = t('historyChartAxis', {
+    longest: duration('1970-01-01T00:00:00Z', new Date(longest * 1000).toISOString()),
+  });
+  svg.append(axis);
+  figure.replaceChildren(svg);
+}
+
 async function loadHistory(/** @type {string} */ id) {
   try {
     const history = await call('GET', `/vppd/v1/tokens/${encodeURIComponent(id)}/syncs?top=20`);
@@ -800,6 +955,7 @@ async function loadHistory(/** @type {string} */ id) {
       return tr;
     });
     $('history').replaceChildren(...(trs.length > 0 ? trs : [messageRow(t('noHistory'), 5)]));
+    renderHistoryChart(history.value, outcomeWord);
   } catch (error) {
     showError('detail-alert', error);
   }
