@@ -1,5 +1,6 @@
 import { vppTokenState } from '../domain/enums.js';
 import type { StorageEngine } from './engine.js';
+import { appendEvent } from './event-store.js';
 import type { SealedSecret } from './token-cipher.js';
 import { dateToColumn } from './vpp-token-columns.js';
 
@@ -449,6 +450,12 @@ export function createAppleNotificationStore(options: {
           .where('token_id', '=', pending.tokenId)
           .where('run_id', '=', snapshot.run_id)
           .execute();
+        await appendEvent(trx, storage.notifier, now, {
+          tenantId: pending.tenantId,
+          tokenId: pending.tokenId,
+          type: 'licensesChanged',
+          payload: { source: 'notification', notificationId: pending.notificationId },
+        });
         return last === undefined ? { kind: 'applied' } : { kind: 'applied', counts: last };
       });
     },

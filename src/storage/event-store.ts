@@ -15,7 +15,9 @@ import { dateFromColumn, dateToColumn } from './vpp-token-columns.js';
  * - `stateChanged` (payload `from`, `to`): a sync's outcome, a renewal, an expiry passing
  *   (storage/token-expiry-store.ts);
  * - `actionChanged` (payload `action`, `state`): a `tokenActionResults` entry written outside a sync
- *   (revokeLicenses, a replacement of the whole list).
+ *   (revokeLicenses, a replacement of the whole list);
+ * - `licensesChanged` (payload `source`: `operation` or `notification`): the current license snapshot
+ *   patched between syncs (storage/license-operations/snapshot-patch.ts, apple-notification-store.ts).
  */
 export const eventTypes = [
   'tokenCreated',
@@ -30,6 +32,7 @@ export const eventTypes = [
   'syncInterrupted',
   'stateChanged',
   'actionChanged',
+  'licensesChanged',
 ] as const;
 export type EventType = (typeof eventTypes)[number];
 

@@ -1,5 +1,6 @@
 import { AssignmentChunker, decodeChunk, type LicenseAssignmentInput } from '../assignment-chunks.js';
 import type { StorageEngine } from '../engine.js';
+import { appendEvent } from '../event-store.js';
 
 // Bringing a token's current license snapshot up to date after a license operation without a full sync:
 // the licenses Apple added (read as an assignments delta since the snapshot's versionId) and those a
@@ -220,6 +221,13 @@ export function createSnapshotPatches(options: { readonly storage: StorageEngine
           .where('token_id', '=', tokenId)
           .where('run_id', '=', pointer.runId)
           .execute();
+        // The patch has no clock of its own; the event's time only decides when it is pruned.
+        await appendEvent(trx, storage.notifier, new Date(), {
+          tenantId,
+          tokenId,
+          type: 'licensesChanged',
+          payload: { source: 'operation', added, removed },
+        });
         return { applied: true, added, removed };
       });
     },
