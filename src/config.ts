@@ -39,6 +39,8 @@ export interface RawSettings {
   /** Which parts run in this process: `all` (default), `api`, `worker`. */
   readonly role?: string | undefined;
   readonly syncConcurrency?: string | undefined;
+  /** Syncs running at once across every process on the database (default: the concurrency). */
+  readonly syncMaxActive?: string | undefined;
   readonly syncLease?: string | undefined;
   /** How long SIGTERM/SIGINT waits for running syncs before giving them back. */
   readonly shutdownGrace?: string | undefined;
@@ -83,6 +85,7 @@ export const settingNames: Readonly<Record<keyof RawSettings, string>> = {
   logLevel: 'VPPD_LOG_LEVEL',
   role: 'VPPD_ROLE (--role)',
   syncConcurrency: 'VPPD_SYNC_CONCURRENCY',
+  syncMaxActive: 'VPPD_SYNC_MAX_ACTIVE',
   syncLease: 'VPPD_SYNC_LEASE',
   shutdownGrace: 'VPPD_SHUTDOWN_GRACE',
   metricsToken: 'VPPD_METRICS_TOKEN',
@@ -119,6 +122,7 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): RawS
     logLevel: get('VPPD_LOG_LEVEL'),
     role: get('VPPD_ROLE'),
     syncConcurrency: get('VPPD_SYNC_CONCURRENCY'),
+    syncMaxActive: get('VPPD_SYNC_MAX_ACTIVE'),
     syncLease: get('VPPD_SYNC_LEASE'),
     shutdownGrace: get('VPPD_SHUTDOWN_GRACE'),
     metricsToken: get('VPPD_METRICS_TOKEN'),
@@ -174,7 +178,10 @@ export interface Config {
    */
   readonly sync: {
     readonly role: ProcessRole;
+    /** Syncs this process runs at once (`VPPD_SYNC_CONCURRENCY`). */
     readonly concurrency: number;
+    /** Syncs running at once across every process on the database (`VPPD_SYNC_MAX_ACTIVE`). */
+    readonly maxActive: number;
     readonly leaseMs: number;
     readonly historyRetentionMs: number;
   };
@@ -287,6 +294,11 @@ const fieldSchemas = {
     .regex(/^\d{1,3}$/, { message: 'must be a whole number 1-100' })
     .transform(Number)
     .refine((n) => n >= 1 && n <= 100, { message: 'must be a whole number 1-100' }),
+  syncMaxActive: z
+    .string()
+    .regex(/^\d{1,4}$/, { message: 'must be a whole number 1-1000' })
+    .transform(Number)
+    .refine((n) => n >= 1 && n <= 1000, { message: 'must be a whole number 1-1000' }),
   syncLease: z
     .string()
     .transform((text) => parseDuration(text))
@@ -482,9 +494,14 @@ export function parseConfig(raw: RawSettings): Config {
   const encryptionKey = parseField('encryptionKey', raw.encryptionKey);
   const auth = parseAuth(raw);
   const logLevel = raw.logLevel === undefined ? 'info' : parseField('logLevel', raw.logLevel);
+  const concurrency =
+    raw.syncConcurrency === undefined ? 4 : parseField('syncConcurrency', raw.syncConcurrency);
   const sync = {
     role: raw.role === undefined ? ('all' as const) : parseField('role', raw.role),
-    concurrency: raw.syncConcurrency === undefined ? 4 : parseField('syncConcurrency', raw.syncConcurrency),
+    concurrency,
+    // One process, or several sharing the limit as before: the cluster-wide limit defaults to the
+    // process's own. Replicas that should add up set it to replicas x concurrency (README).
+    maxActive: raw.syncMaxActive === undefined ? concurrency : parseField('syncMaxActive', raw.syncMaxActive),
     leaseMs: raw.syncLease === undefined ? 30_000 : parseField('syncLease', raw.syncLease),
     historyRetentionMs:
       raw.historyRetention === undefined

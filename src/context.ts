@@ -136,6 +136,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     settings: {
       intervalMs: config.syncIntervalMs,
       concurrency: config.sync.concurrency,
+      maxActive: config.sync.maxActive,
       leaseMs: config.sync.leaseMs,
       historyRetentionMs: config.sync.historyRetentionMs,
       ...overrides.sync,
