@@ -9,6 +9,7 @@ import type { Config } from './config.js';
 import { type Authenticator, createAuthenticator } from './http/auth/authenticator.js';
 import { createLogger } from './ops/logging.js';
 import { createMetrics, type VppdMetrics } from './ops/metrics.js';
+import { DatabaseRateLimiter } from './storage/apple-rate-store.js';
 import type { StorageEngine } from './storage/engine.js';
 import { createLicenseReadStore, type LicenseReadStore } from './storage/license-read-store.js';
 import { openStorage, type VppdDatabase } from './storage/open-database.js';
@@ -110,6 +111,11 @@ export async function createContext(config: Config, overrides: ContextOverrides 
       ...(config.apple.metadataUrl ? { metadataUrl: config.apple.metadataUrl } : {}),
       logger: logger.child({ component: 'apple' }),
       observer: metrics.apple,
+      // Replicas on other machines may share a database server: Apple's per-location rate is then kept
+      // in it, one budget for all; a local SQLite file keeps it in this process (README, PostgreSQL).
+      ...(storage.sharedAcrossHosts
+        ? { rateLimiter: new DatabaseRateLimiter({ storage, sleep: realSleep }) }
+        : {}),
     });
   const licenseReads = createLicenseReadStore({ db });
   const revokes = createRevokeService({

@@ -7,6 +7,7 @@ import { syncProgress } from './0004-sync-progress.js';
 import { alerts } from './0005-alerts.js';
 import { licenseAssignmentChunks } from './0006-license-assignment-chunks.js';
 import { syncJobKindsAndTurns } from './0007-sync-job-kinds-and-turns.js';
+import { appleRate } from './0009-apple-rate.js';
 
 /**
  * Every migration vppd knows, forward-only, applied in name order at start-up, with the column types
@@ -22,5 +23,6 @@ export function storageMigrations(ddl: EngineDdl): Readonly<Record<string, Migra
     '0005_alerts': alerts(ddl),
     '0006_license_assignment_chunks': licenseAssignmentChunks(ddl),
     '0007_sync_job_kinds_and_turns': syncJobKindsAndTurns(ddl),
+    '0009_apple_rate': appleRate(ddl),
   };
 }
