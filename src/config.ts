@@ -2,7 +2,12 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseWebhookAllow, type WebhookAllowEntry } from './alerts/webhook-address-policy.js';
 import { errors } from './domain/errors.js';
-import { type DatabaseConfig, parseDatabaseUrl as parseStorageUrl } from './storage/open-database.js';
+import {
+  type DatabaseConfig,
+  type MigrateMode,
+  migrateModes,
+  parseDatabaseUrl as parseStorageUrl,
+} from './storage/open-database.js';
 
 /**
  * Configuration of `vppd serve`: read raw strings (flags over env) with {@link readEnv}, validate them
@@ -26,6 +31,8 @@ export interface RawSettings {
   readonly database?: string | undefined;
   /** Connections of the PostgreSQL pool (ignored on SQLite). */
   readonly databasePool?: string | undefined;
+  /** `auto` (default): start-up applies pending migrations; `off`: it refuses a schema not current. */
+  readonly migrate?: string | undefined;
   readonly appleUrl?: string | undefined;
   readonly appleMetadataUrl?: string | undefined;
   readonly syncInterval?: string | undefined;
@@ -73,6 +80,7 @@ export const settingNames: Readonly<Record<keyof RawSettings, string>> = {
   host: 'VPPD_HOST (--host)',
   database: 'VPPD_DATABASE_URL (--database)',
   databasePool: 'VPPD_DATABASE_POOL',
+  migrate: 'VPPD_MIGRATE',
   appleUrl: 'VPPD_APPLE_URL (--apple-url)',
   appleMetadataUrl: 'VPPD_APPLE_METADATA_URL',
   syncInterval: 'VPPD_SYNC_INTERVAL (--sync-interval)',
@@ -111,6 +119,7 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): RawS
     host: get('VPPD_HOST'),
     database: get('VPPD_DATABASE_URL'),
     databasePool: get('VPPD_DATABASE_POOL'),
+    migrate: get('VPPD_MIGRATE'),
     appleUrl: get('VPPD_APPLE_URL'),
     appleMetadataUrl: get('VPPD_APPLE_METADATA_URL'),
     syncInterval: get('VPPD_SYNC_INTERVAL'),
@@ -170,6 +179,8 @@ export interface Config {
   readonly port: number;
   readonly host: string;
   readonly database: DatabaseConfig;
+  /** Whether start-up migrates the schema (`auto`) or refuses one that is not current (`off`). */
+  readonly migrate: MigrateMode;
   readonly apple: { readonly baseUrl: string; readonly metadataUrl: string | undefined };
   readonly syncIntervalMs: number;
   /**
@@ -288,6 +299,7 @@ const fieldSchemas = {
   jwtIssuer: z.string().min(1, { message: 'must not be empty' }),
   jwtAudience: z.string().min(1, { message: 'must not be empty' }),
   logLevel: z.enum(logLevels, { message: `must be one of ${logLevels.join(', ')}` }),
+  migrate: z.enum(migrateModes, { message: `must be one of ${migrateModes.join(', ')}` }),
   role: z.enum(processRoles, { message: `must be one of ${processRoles.join(', ')}` }),
   syncConcurrency: z
     .string()
@@ -514,6 +526,7 @@ export function parseConfig(raw: RawSettings): Config {
     port,
     host,
     database,
+    migrate: raw.migrate === undefined ? 'auto' : parseField('migrate', raw.migrate),
     apple: { baseUrl: baseUrl.replace(/\/+$/, ''), metadataUrl },
     syncIntervalMs,
     sync,

@@ -85,6 +85,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
   const newId = overrides.newId ?? randomUUID;
   const logger = overrides.logger ?? createLogger(config);
   const storage = await openStorage(config.database, {
+    migrate: config.migrate,
     onInsecureMode: (path, mode) =>
       logger.warn(
         { path, mode: `0${mode.toString(8)}` },

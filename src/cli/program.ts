@@ -6,6 +6,7 @@ import { CliExit } from './cli-exit.js';
 import { registerEnumsCommand } from './enums-command.js';
 import type { CliIo } from './io.js';
 import { processIo } from './io.js';
+import { registerMigrateCommand } from './migrate-command.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerTokensCommand } from './tokens-command.js';
 
@@ -23,6 +24,7 @@ export function buildProgram(io: CliIo): Command {
   registerEnumsCommand(program, io);
   registerAppleSimCommand(program, io);
   registerServeCommand(program, io);
+  registerMigrateCommand(program, io);
   registerTokensCommand(program, io, { isTty: io === processIo && process.stdout.isTTY === true });
   registerAuthCommand(program, io);
   return program;
