@@ -167,6 +167,12 @@ async function serveLocation(
   location: SimLocation,
   request: SimRequest,
 ): Promise<SimResponse> {
+  // Apple counts a request against the location's rate when it arrives, before any time spent on it.
+  const arrived = state.monotonicNow();
+  const admitted =
+    state.rateLimit === false || state.limiter.tryAcquire(location.id, arrived, state.rateLimit);
+  state.noteArrival(location.id, arrived, !admitted);
+  if (!admitted) return entryResponse(simErrors.tooManyRequests);
   const faults = state.faults(location.id);
   if (faults.latencyMs > 0) await state.sleep(faults.latencyMs);
 
@@ -179,12 +185,6 @@ async function serveLocation(
       429,
       fault.retryAfter !== undefined ? { 'retry-after': String(fault.retryAfter) } : {},
     );
-  }
-  if (
-    state.rateLimit !== false &&
-    !state.limiter.tryAcquire(location.id, state.monotonicNow(), state.rateLimit)
-  ) {
-    return entryResponse(simErrors.tooManyRequests);
   }
   switch (location.tokenState) {
     case 'invalid':
@@ -341,6 +341,7 @@ function paged(state: SimState, location: SimLocation, endpoint: PagedEndpoint, 
   const rawIndex = query.get('pageIndex') ?? '0';
   if (!/^\d{1,9}$/.test(rawIndex)) throw new SimApiError(simErrors.badPageIndex);
   const pageIndex = Number(rawIndex);
+  if (pageIndex === 0) state.noteFirstPage(location.id, endpoint);
   const list = listFor(location, endpoint, query);
   const pageSize = state.pageSizes[endpoint];
   const totalPages = Math.ceil(list.length / pageSize);
