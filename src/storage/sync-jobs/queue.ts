@@ -176,15 +176,27 @@ export function createSyncQueue({ db, storage, newId }: SyncJobStoreOptions): Sy
 
     async claimNext(options) {
       const nowText = dateToColumn(options.now);
-      return db.transaction().execute(async (trx): Promise<ClaimResult | undefined> => {
-        // Every claim of every process on the database, one at a time until this transaction ends: the
-        // count of live leases below and the lease taken with it then act as one step (on PostgreSQL an
-        // advisory lock; SQLite's claiming UPDATE holds its one write lock anyway).
-        await storage.serializeClaims(trx);
-        const exhausted = await takeExhausted(storage, trx, options, nowText);
-        if (exhausted !== undefined) return exhausted;
-        return takeNext(storage, trx, options, nowText);
-      });
+      const result = await db
+        .transaction()
+        .execute(
+          async (trx): Promise<LeaseTaken | Extract<ClaimResult, { kind: 'interrupted' }> | undefined> => {
+            // Every claim of every process on the database, one at a time until this transaction ends: the
+            // count of live leases below and the lease taken with it then act as one step (on PostgreSQL an
+            // advisory lock; SQLite's claiming UPDATE holds its one write lock anyway).
+            await storage.serializeClaims(trx);
+            const exhausted = await takeExhausted(storage, trx, options, nowText);
+            if (exhausted !== undefined) return exhausted;
+            return takeNext(storage, trx, options, nowText);
+          },
+        );
+      if (result === undefined || result.kind === 'interrupted') return result;
+      // The lease is held: the run's history row and the action's `active` state are written after the
+      // claim lock is released, so claims of other workers do not wait for them. A worker dying in
+      // between leaves a lease without its history row; the takeover records the retry as usual.
+      await db
+        .transaction()
+        .execute((trx) => recordClaimStart(trx, result.claim, result.previousRunId, options, nowText));
+      return { kind: 'claimed', claim: result.claim };
     },
 
     async heartbeat(claim, now, leaseMs) {
@@ -272,7 +284,7 @@ async function takeExhausted(
   trx: Trx,
   options: ClaimOptions,
   nowText: string,
-): Promise<ClaimResult | undefined> {
+): Promise<Extract<ClaimResult, { kind: 'interrupted' }> | undefined> {
   const pick = trx
     .selectFrom('sync_jobs as x')
     .select('x.id')
@@ -326,7 +338,7 @@ async function takeNext(
   trx: Trx,
   options: ClaimOptions,
   nowText: string,
-): Promise<ClaimResult | undefined> {
+): Promise<LeaseTaken | undefined> {
   const claimable = (alias: 'j' | 'c') =>
     sql<boolean>`(${sql.ref(`${alias}.lease_expires_at`)} is null or ${sql.ref(`${alias}.lease_expires_at`)} <= ${nowText}) and (${sql.ref(`${alias}.lease_owner`)} is null or ${sql.ref(`${alias}.attempts`)} < ${options.maxAttempts})`;
   const pick = trx
@@ -395,14 +407,44 @@ async function takeNext(
       })),
     )
     .execute();
-  const claimed: ClaimResult = {
-    kind: 'claimed',
+  return {
+    kind: 'leased',
+    previousRunId: candidate.run_id,
     claim: {
       job: { ...job, attempts: candidate.attempts + 1, leaseOwner: options.workerId, runId },
       runId,
       attempt: candidate.attempts + 1,
       workerId: options.workerId,
     },
+  };
+}
+
+/** A lease just taken by {@link takeNext}, with the run of the attempt before (if one was interrupted). */
+interface LeaseTaken {
+  readonly kind: 'leased';
+  readonly claim: ClaimedSync;
+  readonly previousRunId: string | null;
+}
+
+/**
+ * What a claim records besides the lease: the interrupted previous run closed, the new run in the
+ * history, the action `active`. A count refresh has no history row and leaves the sync status alone.
+ */
+async function recordClaimStart(
+  trx: Trx,
+  claim: ClaimedSync,
+  previousRunId: string | null,
+  options: ClaimOptions,
+  nowText: string,
+): Promise<void> {
+  const { job, runId } = claim;
+  const candidate = {
+    tenant_id: job.tenantId,
+    token_id: job.tokenId,
+    id: job.id,
+    trigger: job.trigger,
+    attempts: claim.attempt - 1,
+    run_id: previousRunId,
   };
   if (job.kind === 'licenseCounts') {
     // A count refresh has no history row and leaves the token's sync status alone.
@@ -414,7 +456,7 @@ async function takeNext(
       options.now,
       syncLicenseCountsAction,
     );
-    return claimed;
+    return;
   }
   if (candidate.run_id !== null) {
     await closeRun(trx, candidate.run_id, {
@@ -453,5 +495,4 @@ async function takeNext(
     })
     .execute();
   await applyActionEvent(trx, candidate.tenant_id, candidate.token_id, 'started', options.now);
-  return claimed;
 }
