@@ -250,10 +250,9 @@ async function syncOnce(
 ): Promise<SyncMeasure> {
   const database = benchDb;
   const dir = mkdtempSync(join(tmpdir(), 'vppd-bench-sync-'));
-  const apple = createAppleClient({
-    baseUrl: sim.baseUrl,
-    ...(rateLimited ? {} : { rateLimiter: null }),
-  });
+  // Rate limited: the context's own client, paced as in production (in memory on SQLite, in the database on
+  // PostgreSQL: StorageEngine.sharedAcrossHosts). Unlimited: a client without a limiter.
+  const apple = rateLimited ? undefined : createAppleClient({ baseUrl: sim.baseUrl, rateLimiter: null });
   const config = parseConfig({
     database: await database.fresh(dir),
     encryptionKey: Buffer.alloc(32, 1).toString('base64'),
@@ -263,7 +262,7 @@ async function syncOnce(
   });
   let context: AppContext | undefined;
   try {
-    context = await createContext(config, { apple, logger: pino({ level: 'silent' }) });
+    context = await createContext(config, { ...(apple ? { apple } : {}), logger: pino({ level: 'silent' }) });
     if (options.walAutocheckpoint !== undefined) {
       // An experiment, not vppd's configuration: see --wal-autocheckpoint.
       await sql
@@ -314,7 +313,7 @@ async function syncOnce(
     };
   } finally {
     await context?.dispose();
-    await apple.close();
+    await apple?.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

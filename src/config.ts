@@ -2,7 +2,12 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseWebhookAllow, type WebhookAllowEntry } from './alerts/webhook-address-policy.js';
 import { errors } from './domain/errors.js';
-import { type DatabaseConfig, parseDatabaseUrl as parseStorageUrl } from './storage/open-database.js';
+import {
+  type DatabaseConfig,
+  type MigrateMode,
+  migrateModes,
+  parseDatabaseUrl as parseStorageUrl,
+} from './storage/open-database.js';
 
 /**
  * Configuration of `vppd serve`: read raw strings (flags over env) with {@link readEnv}, validate them
@@ -26,6 +31,8 @@ export interface RawSettings {
   readonly database?: string | undefined;
   /** Connections of the PostgreSQL pool (ignored on SQLite). */
   readonly databasePool?: string | undefined;
+  /** `auto` (default): start-up applies pending migrations; `off`: it refuses a schema not current. */
+  readonly migrate?: string | undefined;
   readonly appleUrl?: string | undefined;
   readonly appleMetadataUrl?: string | undefined;
   readonly syncInterval?: string | undefined;
@@ -39,6 +46,8 @@ export interface RawSettings {
   /** Which parts run in this process: `all` (default), `api`, `worker`. */
   readonly role?: string | undefined;
   readonly syncConcurrency?: string | undefined;
+  /** Syncs running at once across every process on the database (default: the concurrency). */
+  readonly syncMaxActive?: string | undefined;
   readonly syncLease?: string | undefined;
   /** How long SIGTERM/SIGINT waits for running syncs before giving them back. */
   readonly shutdownGrace?: string | undefined;
@@ -75,6 +84,7 @@ export const settingNames: Readonly<Record<keyof RawSettings, string>> = {
   host: 'VPPD_HOST (--host)',
   database: 'VPPD_DATABASE_URL (--database)',
   databasePool: 'VPPD_DATABASE_POOL',
+  migrate: 'VPPD_MIGRATE',
   appleUrl: 'VPPD_APPLE_URL (--apple-url)',
   appleMetadataUrl: 'VPPD_APPLE_METADATA_URL',
   syncInterval: 'VPPD_SYNC_INTERVAL (--sync-interval)',
@@ -87,6 +97,7 @@ export const settingNames: Readonly<Record<keyof RawSettings, string>> = {
   logLevel: 'VPPD_LOG_LEVEL',
   role: 'VPPD_ROLE (--role)',
   syncConcurrency: 'VPPD_SYNC_CONCURRENCY',
+  syncMaxActive: 'VPPD_SYNC_MAX_ACTIVE',
   syncLease: 'VPPD_SYNC_LEASE',
   shutdownGrace: 'VPPD_SHUTDOWN_GRACE',
   metricsToken: 'VPPD_METRICS_TOKEN',
@@ -114,6 +125,7 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): RawS
     host: get('VPPD_HOST'),
     database: get('VPPD_DATABASE_URL'),
     databasePool: get('VPPD_DATABASE_POOL'),
+    migrate: get('VPPD_MIGRATE'),
     appleUrl: get('VPPD_APPLE_URL'),
     appleMetadataUrl: get('VPPD_APPLE_METADATA_URL'),
     syncInterval: get('VPPD_SYNC_INTERVAL'),
@@ -125,6 +137,7 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): RawS
     logLevel: get('VPPD_LOG_LEVEL'),
     role: get('VPPD_ROLE'),
     syncConcurrency: get('VPPD_SYNC_CONCURRENCY'),
+    syncMaxActive: get('VPPD_SYNC_MAX_ACTIVE'),
     syncLease: get('VPPD_SYNC_LEASE'),
     shutdownGrace: get('VPPD_SHUTDOWN_GRACE'),
     metricsToken: get('VPPD_METRICS_TOKEN'),
@@ -174,6 +187,8 @@ export interface Config {
   readonly port: number;
   readonly host: string;
   readonly database: DatabaseConfig;
+  /** Whether start-up migrates the schema (`auto`) or refuses one that is not current (`off`). */
+  readonly migrate: MigrateMode;
   readonly apple: { readonly baseUrl: string; readonly metadataUrl: string | undefined };
   readonly syncIntervalMs: number;
   /**
@@ -183,7 +198,10 @@ export interface Config {
    */
   readonly sync: {
     readonly role: ProcessRole;
+    /** Syncs this process runs at once (`VPPD_SYNC_CONCURRENCY`). */
     readonly concurrency: number;
+    /** Syncs running at once across every process on the database (`VPPD_SYNC_MAX_ACTIVE`). */
+    readonly maxActive: number;
     readonly leaseMs: number;
     readonly historyRetentionMs: number;
     readonly eventRetentionMs: number;
@@ -293,12 +311,18 @@ const fieldSchemas = {
   jwtIssuer: z.string().min(1, { message: 'must not be empty' }),
   jwtAudience: z.string().min(1, { message: 'must not be empty' }),
   logLevel: z.enum(logLevels, { message: `must be one of ${logLevels.join(', ')}` }),
+  migrate: z.enum(migrateModes, { message: `must be one of ${migrateModes.join(', ')}` }),
   role: z.enum(processRoles, { message: `must be one of ${processRoles.join(', ')}` }),
   syncConcurrency: z
     .string()
     .regex(/^\d{1,3}$/, { message: 'must be a whole number 1-100' })
     .transform(Number)
     .refine((n) => n >= 1 && n <= 100, { message: 'must be a whole number 1-100' }),
+  syncMaxActive: z
+    .string()
+    .regex(/^\d{1,4}$/, { message: 'must be a whole number 1-1000' })
+    .transform(Number)
+    .refine((n) => n >= 1 && n <= 1000, { message: 'must be a whole number 1-1000' }),
   syncLease: z
     .string()
     .transform((text) => parseDuration(text))
@@ -506,9 +530,14 @@ export function parseConfig(raw: RawSettings): Config {
   const encryptionKey = parseField('encryptionKey', raw.encryptionKey);
   const auth = parseAuth(raw);
   const logLevel = raw.logLevel === undefined ? 'info' : parseField('logLevel', raw.logLevel);
+  const concurrency =
+    raw.syncConcurrency === undefined ? 4 : parseField('syncConcurrency', raw.syncConcurrency);
   const sync = {
     role: raw.role === undefined ? ('all' as const) : parseField('role', raw.role),
-    concurrency: raw.syncConcurrency === undefined ? 4 : parseField('syncConcurrency', raw.syncConcurrency),
+    concurrency,
+    // One process, or several sharing the limit as before: the cluster-wide limit defaults to the
+    // process's own. Replicas that should add up set it to replicas x concurrency (README).
+    maxActive: raw.syncMaxActive === undefined ? concurrency : parseField('syncMaxActive', raw.syncMaxActive),
     leaseMs: raw.syncLease === undefined ? 30_000 : parseField('syncLease', raw.syncLease),
     historyRetentionMs:
       raw.historyRetention === undefined
@@ -523,6 +552,7 @@ export function parseConfig(raw: RawSettings): Config {
     port,
     host,
     database,
+    migrate: raw.migrate === undefined ? 'auto' : parseField('migrate', raw.migrate),
     apple: { baseUrl: baseUrl.replace(/\/+$/, ''), metadataUrl },
     syncIntervalMs,
     sync,

@@ -14,6 +14,7 @@ import {
 } from './notifications/notification-service.js';
 import { createLogger } from './ops/logging.js';
 import { createMetrics, type VppdMetrics } from './ops/metrics.js';
+import { DatabaseRateLimiter } from './storage/apple-rate-store.js';
 import type { StorageEngine } from './storage/engine.js';
 import { createLicenseReadStore, type LicenseReadStore } from './storage/license-read-store.js';
 import { openStorage, type VppdDatabase } from './storage/open-database.js';
@@ -102,6 +103,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
   const newId = overrides.newId ?? randomUUID;
   const logger = overrides.logger ?? createLogger(config);
   const storage = await openStorage(config.database, {
+    migrate: config.migrate,
     onInsecureMode: (path, mode) =>
       logger.warn(
         { path, mode: `0${mode.toString(8)}` },
@@ -128,6 +130,11 @@ export async function createContext(config: Config, overrides: ContextOverrides 
       ...(config.apple.metadataUrl ? { metadataUrl: config.apple.metadataUrl } : {}),
       logger: logger.child({ component: 'apple' }),
       observer: metrics.apple,
+      // Replicas on other machines may share a database server: Apple's per-location rate is then kept
+      // in it, one budget for all; a local SQLite file keeps it in this process (README, PostgreSQL).
+      ...(storage.sharedAcrossHosts
+        ? { rateLimiter: new DatabaseRateLimiter({ storage, sleep: realSleep }) }
+        : {}),
     });
   const licenseReads = createLicenseReadStore({ db });
   const revokes = createRevokeService({
@@ -154,6 +161,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     settings: {
       intervalMs: config.syncIntervalMs,
       concurrency: config.sync.concurrency,
+      maxActive: config.sync.maxActive,
       leaseMs: config.sync.leaseMs,
       historyRetentionMs: config.sync.historyRetentionMs,
       eventRetentionMs: config.sync.eventRetentionMs,

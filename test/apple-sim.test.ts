@@ -598,6 +598,36 @@ describe('apple-sim rate limit', () => {
       await sim.close();
     }
   });
+
+  it('reports per location the busiest second of arrivals, the 429s of the limit and first pages', async () => {
+    let monotonic = 5000;
+    const sim = await startAppleSim({
+      seed: 'rate-stats',
+      locations: testLocations,
+      rateLimit: 3,
+      pageSize: 2,
+      monotonicNow: () => monotonic,
+      clock: () => fixedNow,
+    });
+    try {
+      // Five arrivals in one instant: three admitted, two refused; all five count as arrivals.
+      for (let i = 0; i < 5; i++) await call(sim, 'alpha', 'client/config');
+      monotonic += 1000;
+      expect((await call(sim, 'alpha', 'assignments')).status).toBe(200);
+      expect((await call(sim, 'alpha', 'assignments?pageIndex=1')).status).toBe(200);
+      expect((await call(sim, 'beta', 'assets')).status).toBe(200);
+      const expected = {
+        alpha: { busiestSecond: 5, rateLimited: 2, firstPages: { assignments: 1 } },
+        beta: { busiestSecond: 1, rateLimited: 0, firstPages: { assets: 1 } },
+      };
+      expect(sim.rateStats()).toEqual(expected);
+      expect(await (await fetch(`${sim.adminUrl}/rate`)).json()).toEqual(expected);
+      sim.resetRequestCounts();
+      expect(sim.rateStats()).toEqual({});
+    } finally {
+      await sim.close();
+    }
+  });
 });
 
 describe('apple-sim concurrency', () => {

@@ -2,21 +2,24 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { StorageEngine } from '../src/storage/engine.js';
-import { openStorage, type VppdDatabase } from '../src/storage/open-database.js';
+import type { StorageEngine, StorageEngineKind } from '../src/storage/engine.js';
+import { openStorage, parseDatabaseUrl, type VppdDatabase } from '../src/storage/open-database.js';
 import { type ClaimedSync, createSyncJobStore, type SyncJobStore } from '../src/storage/sync-job-store.js';
 import { createTokenCipher } from '../src/storage/token-cipher.js';
 import { createVppTokenStore } from '../src/storage/vpp-token-store.js';
 import { createFakeClock, createSequentialIds } from './helpers/fake-clock.js';
 import { seedTokens } from './helpers/seed-tokens.js';
+import { storageEngines, testDatabaseUrl } from './helpers/storage-engines.js';
 
 // Issue 18: claims are round-robin by tenant. One tenant requests 200 syncs first, then ten tenants
 // request 10 each. Asserted: every small tenant's first sync is claimed before the big tenant's
 // second (k = 1), every tenant's syncs start oldest first, and no job is claimed twice — with one
-// claimer, and with two processes (two connections on one database file) claiming in turns.
+// claimer, and with two processes (two connections, or two pools on PostgreSQL) claiming in turns; and
+// claimers racing on separate connections never hold more leases than the global limit.
 
 const dirs: string[] = [];
 const opened: VppdDatabase[] = [];
+const dbs = opened;
 afterAll(async () => {
   for (const db of opened) await db.destroy();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
@@ -28,16 +31,16 @@ const small = Array.from(
   (_, i) => `5a000000-0000-4000-8000-0000000000${String(i).padStart(2, '0')}`,
 );
 
-async function queued(): Promise<{
-  file: string;
+async function queued(kind: StorageEngineKind): Promise<{
+  url: string;
   db: VppdDatabase;
   storage: StorageEngine;
   order: Map<string, string[]>;
 }> {
   const dir = mkdtempSync(join(tmpdir(), 'vppd-fairness-'));
   dirs.push(dir);
-  const file = join(dir, 'vppd.db');
-  const dbStorage = await openStorage({ kind: 'sqlite', url: `sqlite:${file}`, filename: file });
+  const url = await testDatabaseUrl(kind, `sqlite:${join(dir, 'vppd.db')}`);
+  const dbStorage = await openStorage(parseDatabaseUrl(url));
   const db = dbStorage.db;
   opened.push(db);
   const clock = createFakeClock();
@@ -62,7 +65,7 @@ async function queued(): Promise<{
   };
   await request(big, 200);
   for (const tenant of small) await request(tenant, 10);
-  return { file, db, storage: dbStorage, order };
+  return { url, db, storage: dbStorage, order };
 }
 
 /** Claims every job one at a time, ending each claim before the next (concurrency 1). */
@@ -105,9 +108,9 @@ function assertFair(claimed: readonly ClaimedSync[], order: Map<string, string[]
   expect(tenants.slice(0, 11 * 10).filter((t) => t === big)).toHaveLength(10);
 }
 
-describe('fair claims across tenants', () => {
+describe.each(storageEngines)('fair claims across tenants (%s)', (kind) => {
   it('starts each waiting tenant’s first sync before a busy tenant’s second', async () => {
-    const { storage, order } = await queued();
+    const { storage, order } = await queued(kind);
     const claimed = await claimAll(
       [createSyncJobStore({ storage, newId: () => crypto.randomUUID() })],
       ['w1'],
@@ -116,8 +119,8 @@ describe('fair claims across tenants', () => {
   });
 
   it('keeps the order and the global limit with two processes claiming in turns', async () => {
-    const { file, storage, order } = await queued();
-    const otherStorage = await openStorage({ kind: 'sqlite', url: `sqlite:${file}`, filename: file });
+    const { url, storage, order } = await queued(kind);
+    const otherStorage = await openStorage(parseDatabaseUrl(url));
     const other = otherStorage.db;
     opened.push(other);
     const stores = [storage, otherStorage].map((d) =>
@@ -139,5 +142,45 @@ describe('fair claims across tenants', () => {
       await stores[0]?.fail(first.claim, { kind: 'appleUnavailable', message: 'x' }, now, now);
     const rest = await claimAll(stores, ['w1', 'w2']);
     assertFair(first?.kind === 'claimed' ? [first.claim, ...rest] : rest, order);
+  });
+});
+
+// Racing claimers need connections that wait for each other without blocking this process: PostgreSQL's
+// pools. (Several SQLite connections in one process block its event loop while one waits for the
+// file's write lock; the claims' single writer there is covered in turns above and by
+// test/sync-recovery.test.ts.)
+describe('claims racing on PostgreSQL', () => {
+  it('never holds more leases than the limit while claimers race on separate connections', async () => {
+    const { url, order } = await queued('postgres');
+    const claimers = [];
+    for (let i = 0; i < 4; i++) {
+      const opened = await openStorage(parseDatabaseUrl(url));
+      claimers.push(opened);
+      // Closed with the rest (afterAll): each claimer is its own pool, as another process would be.
+      const db = opened.db;
+      dbs.push(db);
+    }
+    const now = new Date('2026-03-02T00:00:00.000Z');
+    const results = await Promise.all(
+      claimers.flatMap((engine, i) =>
+        Array.from({ length: 8 }, () =>
+          createSyncJobStore({ storage: engine, newId: () => crypto.randomUUID() }).claimNext({
+            workerId: `w${i}`,
+            now,
+            leaseMs: 30_000,
+            maxActive: 3,
+            maxAttempts: 2,
+            newRunId: () => crypto.randomUUID(),
+          }),
+        ),
+      ),
+    );
+    const claimed = results.filter((r) => r?.kind === 'claimed');
+    expect(claimed).toHaveLength(3);
+    // Three different jobs, the first three of the round-robin: the big tenant's first, then two tenants'.
+    const ids = claimed.map((r) => (r?.kind === 'claimed' ? r.claim.job.tokenId : ''));
+    expect(new Set(ids).size).toBe(3);
+    const firsts = [...order.values()].map((tokens) => tokens[0]);
+    for (const id of ids) expect(firsts).toContain(id);
   });
 });

@@ -23,7 +23,7 @@ import { type PagedEndpoint, type SimEndpoint, simEndpoints } from './sim-faults
 import { createSimFaults, type SimFaults } from './sim-faults-api.js';
 import type { LocationSeed } from './sim-location.js';
 import type { SimNotificationOptions, SimNotificationRecord } from './sim-notifications.js';
-import { globalKey, SimState } from './sim-state.js';
+import { globalKey, type SimRateStats, SimState } from './sim-state.js';
 
 export { defaultSimLocations } from './default-sim-locations.js';
 export type { SimLocationInfo } from './sim-admin-routes.js';
@@ -86,7 +86,12 @@ export interface AppleSim {
   requestCounts(): Record<string, Record<string, number>>;
   /** Most requests of each location in flight at once since the counters were last reset. */
   peakInFlight(): Record<string, number>;
-  /** Zeroes the request counters and the in-flight peaks. */
+  /**
+   * Per location since the counters were last reset: the busiest one-second window of requests reaching
+   * the rate check, how many the rate limit answered 429, and page-0 requests per paged endpoint.
+   */
+  rateStats(): Record<string, SimRateStats>;
+  /** Zeroes the request counters, the in-flight peaks and the rate statistics. */
   resetRequestCounts(): void;
   /** Changes the per-location rate limit (false switches it off). */
   setRateLimit(limit: number | false): void;
@@ -266,6 +271,7 @@ export async function startAppleSim(options: AppleSimOptions = {}): Promise<Appl
     faults,
     requestCounts: () => state.requestCounts(),
     peakInFlight: () => state.peakInFlight(),
+    rateStats: () => state.rateStats(),
     resetRequestCounts: () => state.resetRequestCounts(),
     setRateLimit(limit) {
       if (limit !== false && (!Number.isInteger(limit) || limit < 1)) {

@@ -142,6 +142,8 @@ function routeAdmin(
       return reply(200, state.requestCounts());
     case 'GET in-flight':
       return reply(200, state.peakInFlight());
+    case 'GET rate':
+      return reply(200, state.rateStats());
     case 'DELETE requests':
       state.resetRequestCounts();
       return reply(204);

@@ -145,6 +145,12 @@ async function serveLocation(
   location: SimLocation,
   request: SimRequest,
 ): Promise<SimResponse> {
+  // Apple counts a request against the location's rate when it arrives, before any time spent on it.
+  const arrived = state.monotonicNow();
+  const admitted =
+    state.rateLimit === false || state.limiter.tryAcquire(location.id, arrived, state.rateLimit);
+  state.noteArrival(location.id, arrived, !admitted);
+  if (!admitted) return entryResponse(simErrors.tooManyRequests);
   const faults = state.faults(location.id);
   if (faults.latencyMs > 0) await state.sleep(faults.latencyMs);
 
@@ -157,12 +163,6 @@ async function serveLocation(
       429,
       fault.retryAfter !== undefined ? { 'retry-after': String(fault.retryAfter) } : {},
     );
-  }
-  if (
-    state.rateLimit !== false &&
-    !state.limiter.tryAcquire(location.id, state.monotonicNow(), state.rateLimit)
-  ) {
-    return entryResponse(simErrors.tooManyRequests);
   }
   switch (location.tokenState) {
     case 'invalid':
@@ -327,6 +327,7 @@ function paged(state: SimState, location: SimLocation, endpoint: PagedEndpoint, 
   const rawIndex = query.get('pageIndex') ?? '0';
   if (!/^\d{1,9}$/.test(rawIndex)) throw new SimApiError(simErrors.badPageIndex);
   const pageIndex = Number(rawIndex);
+  if (pageIndex === 0) state.noteFirstPage(location.id, endpoint);
   if (endpoint === 'assets' && booleanParam(query, 'unlimited') === true) {
     return unlimitedAssetsPage(state, location, query, pageIndex);
   }

@@ -21,6 +21,23 @@ export interface SimStateOptions {
   readonly notifications?: SimNotificationOptions;
 }
 
+/** What {@link SimState.rateStats} reports per location. */
+export interface SimRateStats {
+  /** Most requests that reached the rate check within any one-second window (admitted or not). */
+  readonly busiestSecond: number;
+  /** Requests answered 429 / 9646 because the location's rate limit was exceeded. */
+  readonly rateLimited: number;
+  /** Page-0 requests served per paged endpoint (`assignments`, `assets`, `users`). */
+  readonly firstPages: Readonly<Record<string, number>>;
+}
+
+interface RateTrack {
+  readonly window: number[];
+  busiestSecond: number;
+  rateLimited: number;
+  readonly firstPages: Record<string, number>;
+}
+
 /** Everything the simulator knows, shared by the Apple routes, the admin routes and the programmatic API. */
 export class SimState {
   readonly seed: string | number;
@@ -43,6 +60,7 @@ export class SimState {
   private readonly catalogInUse = new Set<number>();
   private readonly faultStates = new Map<string, FaultState>();
   private counts = new Map<string, Map<string, number>>();
+  private rates = new Map<string, RateTrack>();
 
   constructor(options: SimStateOptions) {
     this.seed = options.seed;
@@ -120,6 +138,47 @@ export class SimState {
   resetRequestCounts(): void {
     this.counts = new Map();
     this.peaks = new Map();
+    this.rates = new Map();
+  }
+
+  /**
+   * Notes a request of the location reaching the rate check at `now` (monotonic ms), whether it was
+   * admitted or not: the busiest one-second window of arrivals is what Apple's limit is about.
+   */
+  noteArrival(locationId: string, now: number, rateLimited: boolean): void {
+    const track = this.#rateTrack(locationId);
+    while (track.window.length > 0 && (track.window[0] as number) <= now - 1000) track.window.shift();
+    track.window.push(now);
+    track.busiestSecond = Math.max(track.busiestSecond, track.window.length);
+    if (rateLimited) track.rateLimited++;
+  }
+
+  /** Notes page 0 of a paged endpoint served (one per full read: a sync reads assignments once). */
+  noteFirstPage(locationId: string, endpoint: string): void {
+    const track = this.#rateTrack(locationId);
+    track.firstPages[endpoint] = (track.firstPages[endpoint] ?? 0) + 1;
+  }
+
+  /** Per location since the counters were last reset: busiest second, 429s of the rate limit, first pages. */
+  rateStats(): Record<string, SimRateStats> {
+    const out: Record<string, SimRateStats> = {};
+    for (const [key, track] of this.rates) {
+      out[key] = {
+        busiestSecond: track.busiestSecond,
+        rateLimited: track.rateLimited,
+        firstPages: { ...track.firstPages },
+      };
+    }
+    return out;
+  }
+
+  #rateTrack(locationId: string): RateTrack {
+    let track = this.rates.get(locationId);
+    if (track === undefined) {
+      track = { window: [], busiestSecond: 0, rateLimited: 0, firstPages: {} };
+      this.rates.set(locationId, track);
+    }
+    return track;
   }
 
   /** A request of the location starts; returns how many are now in flight (this one included). */

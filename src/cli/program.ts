@@ -8,6 +8,7 @@ import { registerEnumsCommand } from './enums-command.js';
 import type { CliIo } from './io.js';
 import { processIo } from './io.js';
 import { registerLicensesCommand } from './licenses-command.js';
+import { registerMigrateCommand } from './migrate-command.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerTokensCommand } from './tokens-command.js';
 
@@ -25,6 +26,7 @@ export function buildProgram(io: CliIo): Command {
   registerEnumsCommand(program, io);
   registerAppleSimCommand(program, io);
   registerServeCommand(program, io);
+  registerMigrateCommand(program, io);
   registerTokensCommand(program, io, { isTty: io === processIo && process.stdout.isTTY === true });
   registerAuthCommand(program, io);
   registerDbCommand(program, io);

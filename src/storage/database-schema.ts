@@ -31,6 +31,16 @@ export interface DatabaseSchema {
   event_cursors: EventCursorRow;
   apple_notification_registrations: AppleNotificationRegistrationRow;
   apple_notifications: AppleNotificationRow;
+  // Apple's request rate per location, shared by processes (migration 0009).
+  apple_rate_windows: AppleRateWindowRow;
+}
+
+/** The grants of one Apple location's last window (migration 0009; storage/apple-rate-store.ts). */
+export interface AppleRateWindowRow {
+  /** The location's rate-limit key: a short hash of its sToken, never the sToken. */
+  location_key: string;
+  /** JSON array of grant times, database clock in whole milliseconds, oldest first. */
+  grants: string;
 }
 
 export interface TenantRow {

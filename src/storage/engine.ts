@@ -2,6 +2,7 @@ import type {
   ColumnDefinitionBuilder,
   CreateTableBuilder,
   Kysely,
+  RawBuilder,
   SelectQueryBuilder,
   Transaction,
 } from 'kysely';
@@ -51,6 +52,31 @@ export interface StorageEngine {
    */
   // biome-ignore lint/suspicious/noExplicitAny: any select of any table.
   lockForUpdate<Q extends SelectQueryBuilder<any, any, any>>(query: Q): Q;
+  /**
+   * Makes a select inside a transaction lock the rows of table `of` it returns and pass over rows another
+   * transaction holds (`for update of … skip locked` on PostgreSQL), so several workers picking queue rows
+   * at once each get different ones instead of waiting for each other; unchanged on SQLite.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: any select of any table.
+  lockSkippingLocked<Q extends SelectQueryBuilder<any, any, any>>(query: Q, of: string): Q;
+  /**
+   * Serializes the sync-job claims of every process on the database until `trx` ends, so a claim's
+   * count of running syncs and its taking of a lease act as one step against the global limit: a
+   * transaction-scoped advisory lock on PostgreSQL (READ COMMITTED would let two claims each count the
+   * other's slot as free); nothing on SQLite, where the claiming UPDATE itself holds the one write lock.
+   */
+  serializeClaims(trx: Transaction<DatabaseSchema>): Promise<void>;
+  /**
+   * The database server's clock as whole milliseconds since the epoch, for state that processes on
+   * several machines compare (Apple's per-location request rate): one clock for all, whatever their own.
+   */
+  readonly nowMs: RawBuilder<number>;
+  /**
+   * True when processes on other machines may share the database (a server: PostgreSQL); false when
+   * it is a local file only processes of this machine open (SQLite). vppd keeps Apple's request rate in
+   * the database when it is true (storage/apple-rate-store.ts), in process memory otherwise.
+   */
+  readonly sharedAcrossHosts: boolean;
   /** A multi-row insert (or upsert) of `spec`'s table, tuned for the engine; see {@link BulkInsert}. */
   bulkInsert(spec: BulkInsertSpec): BulkInsert;
   /**

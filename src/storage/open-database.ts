@@ -1,4 +1,4 @@
-import { type Kysely, Migrator } from 'kysely';
+import { type Kysely, Migrator, sql } from 'kysely';
 import { errors } from '../domain/errors.js';
 import type { DatabaseSchema } from './database-schema.js';
 import type { StorageEngine } from './engine.js';
@@ -33,6 +33,61 @@ export function parseDatabaseUrl(url: string, options: { readonly poolSize?: num
 export interface OpenStorageOptions {
   /** Told about an existing data directory or database file that group or others may access (SQLite). */
   readonly onInsecureMode?: (path: string, mode: number) => void;
+  /**
+   * `auto` (default): apply pending migrations. `off` (`VPPD_MIGRATE=off`): apply none, and refuse a
+   * schema that is not exactly this vppd's (see {@link assertSchemaCurrent}); `vppd migrate` upgrades.
+   */
+  readonly migrate?: MigrateMode;
+}
+
+/** Whether opening the database applies pending migrations (`VPPD_MIGRATE`). */
+export const migrateModes = ['auto', 'off'] as const;
+export type MigrateMode = (typeof migrateModes)[number];
+
+/** How the database's schema compares with this vppd's migrations. */
+export interface SchemaStatus {
+  /** Migrations of this vppd not applied yet, in order. */
+  readonly pending: readonly string[];
+  /** Migrations applied to the database that this vppd does not know: the schema is newer. */
+  readonly unknown: readonly string[];
+}
+
+/** Reads which migrations the database has, against the ones this vppd knows; changes nothing. */
+export async function readSchemaStatus(storage: StorageEngine): Promise<SchemaStatus> {
+  const known = Object.keys(storageMigrations(storage.ddl)).sort();
+  const tables = await storage.db.introspection.getTables();
+  // No bookkeeping table: an empty database, every migration pending.
+  const applied = tables.some((t) => t.name === 'vppd_migrations')
+    ? (await sql<{ name: string }>`select name from vppd_migrations`.execute(storage.db)).rows.map(
+        (r) => r.name,
+      )
+    : [];
+  const appliedSet = new Set(applied);
+  const knownSet = new Set(known);
+  return {
+    pending: known.filter((name) => !appliedSet.has(name)),
+    unknown: applied.filter((name) => !knownSet.has(name)).sort(),
+  };
+}
+
+/**
+ * Throws a one-line `VPPD_MIGRATE` error when the schema is behind (naming the pending migrations) or
+ * ahead of this vppd (naming the migrations it does not know); resolves when it is exactly current.
+ */
+export async function assertSchemaCurrent(storage: StorageEngine): Promise<void> {
+  const { pending, unknown } = await readSchemaStatus(storage);
+  if (unknown.length > 0) {
+    throw errors.config(
+      'VPPD_MIGRATE=off',
+      `the database schema is newer than this vppd (migrations it does not know: ${unknown.join(', ')}); run the vppd version that applied them`,
+    );
+  }
+  if (pending.length > 0) {
+    throw errors.config(
+      'VPPD_MIGRATE=off',
+      `the database schema is behind (pending migrations: ${pending.join(', ')}); run \`vppd migrate\` first`,
+    );
+  }
 }
 
 /** Connects to the database of `config` (its schema as it is: see {@link openStorage}). */
@@ -89,7 +144,8 @@ export async function openStorage(
 ): Promise<StorageEngine> {
   const storage = createStorageEngine(config, options);
   try {
-    await migrateToLatest(storage);
+    if (options.migrate === 'off') await assertSchemaCurrent(storage);
+    else await migrateToLatest(storage);
   } catch (error) {
     await storage.close();
     throw error;

@@ -27,8 +27,10 @@ export type SyncRole = (typeof syncRoles)[number];
 export interface SyncSettings {
   /** Automatic sync interval (`--sync-interval`, default 12 h). */
   readonly intervalMs: number;
-  /** Syncs at once across every process on the database (default 4). */
+  /** Syncs this process runs at once (default 4). */
   readonly concurrency?: number;
+  /** Syncs running at once across every process on the database (default: `concurrency`). */
+  readonly maxActive?: number;
   /** Lease of a running sync (default 30 s) and its heartbeat (default a third of it). */
   readonly leaseMs?: number;
   readonly heartbeatMs?: number;
@@ -168,6 +170,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       ...(settings.leaseMs === undefined ? {} : { leaseMs: settings.leaseMs }),
       ...(settings.heartbeatMs === undefined ? {} : { heartbeatMs: settings.heartbeatMs }),
       ...(settings.concurrency === undefined ? {} : { concurrency: settings.concurrency }),
+      ...(settings.maxActive === undefined ? {} : { maxActive: settings.maxActive }),
       ...(settings.pollMs === undefined ? {} : { pollMs: settings.pollMs }),
     });
     return worker;

@@ -24,8 +24,13 @@ export interface SyncWorkerOptions {
   readonly leaseMs?: number;
   /** Heartbeat period (default a third of the lease). */
   readonly heartbeatMs?: number;
-  /** Syncs running at once, across every process on the database (default 4). */
+  /** Syncs this worker runs at once (default 4). */
   readonly concurrency?: number;
+  /**
+   * Syncs running at once across every process on the database (default: `concurrency`, so processes
+   * that all keep the default share one limit of 4).
+   */
+  readonly maxActive?: number;
   /** How often the queue is polled when nothing wakes the worker (default 1 s). */
   readonly pollMs?: number;
   /** Claims per job: the first run plus one retry after an interruption (default 2). */
@@ -60,6 +65,7 @@ export class SyncWorker {
   readonly #leaseMs: number;
   readonly #heartbeatMs: number;
   readonly #concurrency: number;
+  readonly #maxActive: number;
   readonly #pollMs: number;
   readonly #maxAttempts: number;
   readonly #progressMs: number;
@@ -75,6 +81,7 @@ export class SyncWorker {
     this.#leaseMs = options.leaseMs ?? 30_000;
     this.#heartbeatMs = options.heartbeatMs ?? Math.max(10, Math.floor(this.#leaseMs / 3));
     this.#concurrency = Math.max(1, options.concurrency ?? 4);
+    this.#maxActive = Math.max(1, options.maxActive ?? this.#concurrency);
     this.#pollMs = options.pollMs ?? 1000;
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? 2);
     this.#progressMs = Math.max(10, options.progressMs ?? 1000);
@@ -178,7 +185,7 @@ export class SyncWorker {
         workerId: this.workerId,
         now: this.#o.clock(),
         leaseMs: this.#leaseMs,
-        maxActive: this.#concurrency,
+        maxActive: this.#maxActive,
         maxAttempts: this.#maxAttempts,
         newRunId: this.#o.newId,
       });

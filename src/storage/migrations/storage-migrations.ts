@@ -8,6 +8,7 @@ import { alerts } from './0005-alerts.js';
 import { licenseAssignmentChunks } from './0006-license-assignment-chunks.js';
 import { syncJobKindsAndTurns } from './0007-sync-job-kinds-and-turns.js';
 import { events } from './0008-events.js';
+import { appleRate } from './0009-apple-rate.js';
 import { licenseOperations } from './0010-license-operations.js';
 import { appleNotifications } from './0011-apple-notifications.js';
 
@@ -26,6 +27,7 @@ export function storageMigrations(ddl: EngineDdl): Readonly<Record<string, Migra
     '0006_license_assignment_chunks': licenseAssignmentChunks(ddl),
     '0007_sync_job_kinds_and_turns': syncJobKindsAndTurns(ddl),
     '0008_events': events(ddl),
+    '0009_apple_rate': appleRate(ddl),
     '0010_license_operations': licenseOperations(ddl),
     '0011_apple_notifications': appleNotifications(ddl),
   };

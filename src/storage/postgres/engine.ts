@@ -1,4 +1,4 @@
-import { Kysely } from 'kysely';
+import { Kysely, sql } from 'kysely';
 import type { DatabaseSchema } from '../database-schema.js';
 import type { StorageEngine } from '../engine.js';
 import { postgresBulkInsert } from './bulk-insert.js';
@@ -17,6 +17,12 @@ import { readPostgresExclusively } from './exclusive-read.js';
  */
 export const migrationLockKey = '-1636603964838872890';
 
+/**
+ * The key of the transaction-scoped advisory lock sync-job claims take (`serializeClaims`): the first
+ * 8 bytes of sha256("vppd sync claims"), as a signed int8.
+ */
+export const claimLockKey = '2881462824469879980';
+
 /** vppd's storage on PostgreSQL: a `pg` pool (`VPPD_DATABASE_POOL` connections) under Kysely. */
 export function createPostgresEngine(config: PostgresDatabaseConfig): StorageEngine {
   const { dialect, connect } = createPostgresDialect(config);
@@ -32,6 +38,12 @@ export function createPostgresEngine(config: PostgresDatabaseConfig): StorageEng
     isUniqueViolation: isPostgresUniqueViolation,
     isForeignKeyViolation: isPostgresForeignKeyViolation,
     lockForUpdate: (query) => query.forUpdate() as typeof query,
+    lockSkippingLocked: (query, of) => query.forUpdate(of).skipLocked() as typeof query,
+    async serializeClaims(trx) {
+      await sql`select pg_advisory_xact_lock(${sql.raw(claimLockKey)})`.execute(trx);
+    },
+    nowMs: sql<number>`(floor(extract(epoch from clock_timestamp()) * 1000))::int8`,
+    sharedAcrossHosts: true,
     bulkInsert: (spec) => postgresBulkInsert(spec),
     async withMigrationLock(migrate) {
       // A session lock held on a connection of its own (outside the pool, which may have one

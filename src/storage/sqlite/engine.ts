@@ -44,6 +44,11 @@ export function createSqliteEngine(
     isUniqueViolation: isSqliteUniqueViolation,
     isForeignKeyViolation: isSqliteForeignKeyViolation,
     lockForUpdate: (query) => query,
+    lockSkippingLocked: (query) => query,
+    serializeClaims: async () => {},
+    // julianday('now') keeps milliseconds; the same machine's clock as every process on the file.
+    nowMs: sql<number>`cast(round((julianday('now') - 2440587.5) * 86400000) as integer)`,
+    sharedAcrossHosts: false,
     bulkInsert: sqliteBulkInsert,
     // One connection per process, and a migration's transaction takes SQLite's write lock: a second
     // process waits (busy timeout) and then finds the migrations applied.

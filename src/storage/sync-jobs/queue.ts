@@ -5,6 +5,7 @@ import type { SyncFailure } from '../../domain/sync-failure.js';
 import { syncLicenseCountsAction, transitionSyncStatus } from '../../domain/sync-lifecycle.js';
 import { type SyncJobKind, type SyncTrigger, syncJobKinds, syncTriggers } from '../../domain/sync-trigger.js';
 import type { SyncJobRow } from '../database-schema.js';
+import type { StorageEngine } from '../engine.js';
 import { appendEvent, appendEvents, type NewEvent } from '../event-store.js';
 import { dateFromColumn, dateToColumn } from '../vpp-token-columns.js';
 import { closeRun, failureColumns } from './run-history.js';
@@ -195,220 +196,29 @@ export function createSyncQueue({ db, storage, newId }: SyncJobStoreOptions): Sy
 
     async claimNext(options) {
       const nowText = dateToColumn(options.now);
-      const claimable = sql<boolean>`(j.lease_expires_at is null or j.lease_expires_at <= ${nowText})`;
-      // Round-robin by tenant: rank each tenant's waiting jobs oldest first, then take rank 1 of the
-      // tenant served longest ago (never served: first). One statement, read in the claim's snapshot;
-      // the lease itself is still taken by the compare-and-swap below, so several processes stay safe.
-      const candidates = await db
-        .with('waiting', (qb) =>
-          qb
-            .selectFrom('sync_jobs as j')
-            .selectAll('j')
-            .select(
-              sql<number>`row_number() over (partition by j.tenant_id order by j.requested_at, j.id)`.as(
-                'tenant_rank',
-              ),
-            )
-            .where(claimable),
-        )
-        .selectFrom('waiting as w')
-        .leftJoin('sync_tenant_turns as t', 't.tenant_id', 'w.tenant_id')
-        .selectAll('w')
-        .orderBy('w.tenant_rank')
-        .orderBy(sql`coalesce(t.last_turn, 0)`)
-        .orderBy('w.requested_at')
-        .orderBy('w.id')
-        .limit(20)
-        .execute();
-      for (const candidate of candidates) {
-        const job = jobFromRow(candidate);
-        const expiredLease = candidate.lease_owner !== null;
-        const sameAsSeen = (trx: Trx) => {
-          let query = trx
-            .updateTable('sync_jobs')
-            .where('id', '=', candidate.id)
-            .where('attempts', '=', candidate.attempts);
-          query =
-            candidate.lease_expires_at === null
-              ? query.where('lease_expires_at', 'is', null)
-              : query.where('lease_expires_at', '=', candidate.lease_expires_at);
-          return query;
-        };
-        if (expiredLease && candidate.attempts >= options.maxAttempts) {
-          // The retry died too: fail the sync as interrupted instead of running it a third time.
-          const failed = await db.transaction().execute(async (trx) => {
-            const taken = await sameAsSeen(trx)
-              .set({ lease_owner: options.workerId, lease_expires_at: nowText })
-              .executeTakeFirst();
-            if (Number(taken.numUpdatedRows) !== 1) return false;
-            const failure = interruptedFailure(candidate.attempts);
-            let stateEvents: NewEvent[] = [];
-            if (job.kind === 'licenseCounts') {
-              await applyActionEvent(
-                trx,
-                candidate.tenant_id,
-                candidate.token_id,
-                'failed',
-                options.now,
-                syncLicenseCountsAction,
-              );
-            } else {
-              if (candidate.run_id !== null) {
-                await closeRun(trx, candidate.run_id, {
-                  outcome: 'interrupted',
-                  finished_at: nowText,
-                  ...failureColumns(failure),
-                });
-              }
-              stateEvents = await failToken(
-                trx,
-                candidate.tenant_id,
-                candidate.token_id,
-                failure,
-                options.now,
-              );
-            }
-            await trx.deleteFrom('sync_jobs').where('id', '=', candidate.id).execute();
-            await appendEvents(trx, notifier, options.now, [
-              {
-                tenantId: candidate.tenant_id,
-                tokenId: candidate.token_id,
-                type: 'syncFailed',
-                payload: { kind: job.kind, jobId: candidate.id, runId: candidate.run_id, interrupted: true },
-              },
-              ...stateEvents,
-            ]);
-            return true;
-          });
-          if (failed) {
-            return { kind: 'interrupted', job, runId: job.kind === 'licenses' ? candidate.run_id : null };
-          }
-          continue;
-        }
-        const runId = options.newRunId();
-        const claimed = await db.transaction().execute(async (trx) => {
-          // The global limit is checked in the same statement that takes the lease, so two processes
-          // cannot both take the last slot (SQLite serializes writers).
-          const taken = await sameAsSeen(trx)
-            .set({
-              lease_owner: options.workerId,
-              lease_expires_at: dateToColumn(new Date(options.now.getTime() + options.leaseMs)),
-              heartbeat_at: nowText,
-              attempts: candidate.attempts + 1,
-              run_id: runId,
-            })
-            .where((eb) =>
-              eb(
-                eb
-                  .selectFrom('sync_jobs as a')
-                  .select((e) => e.fn.countAll<number>().as('n'))
-                  .where('a.lease_expires_at', '>', nowText),
-                '<',
-                options.maxActive,
-              ),
-            )
-            .executeTakeFirst();
-          if (Number(taken.numUpdatedRows) !== 1) return false;
-          await trx
-            .insertInto('sync_tenant_turns')
-            .values((eb) => ({
-              tenant_id: candidate.tenant_id,
-              last_turn: eb
-                .selectFrom('sync_tenant_turns')
-                .select(sql<number>`coalesce(max(last_turn), 0) + 1`.as('next')),
-            }))
-            .onConflict((oc) =>
-              oc.column('tenant_id').doUpdateSet((eb) => ({
-                last_turn: eb
-                  .selectFrom('sync_tenant_turns')
-                  .select(sql<number>`coalesce(max(last_turn), 0) + 1`.as('next')),
-              })),
-            )
-            .execute();
-          if (job.kind === 'licenseCounts') {
-            // A count refresh has no history row and leaves the token's sync status alone.
-            await applyActionEvent(
-              trx,
-              candidate.tenant_id,
-              candidate.token_id,
-              'started',
-              options.now,
-              syncLicenseCountsAction,
-            );
-            await appendEvent(trx, notifier, options.now, {
-              tenantId: candidate.tenant_id,
-              tokenId: candidate.token_id,
-              type: 'syncStarted',
-              payload: { kind: 'licenseCounts', jobId: candidate.id },
-            });
-            return true;
-          }
-          if (candidate.run_id !== null) {
-            await closeRun(trx, candidate.run_id, {
-              outcome: 'interrupted',
-              finished_at: nowText,
-              ...failureColumns({
-                kind: 'interrupted',
-                message: 'The worker running this sync stopped before it finished; the sync was retried.',
-              }),
-            });
-          }
-          await trx
-            .insertInto('sync_runs')
-            .values({
-              id: runId,
-              tenant_id: candidate.tenant_id,
-              token_id: candidate.token_id,
-              job_id: candidate.id,
-              trigger: candidate.trigger,
-              attempt: candidate.attempts + 1,
-              worker_id: options.workerId,
-              started_at: nowText,
-              finished_at: null,
-              outcome: 'running',
-              failure_kind: null,
-              failure_reason: null,
-              error_message: null,
-              apple_error_number: null,
-              http_status: null,
-              location_uid: null,
-              version_id: null,
-              asset_count: null,
-              assignment_count: null,
-              page_count: null,
-              staging_cleared: 0,
-            })
-            .execute();
-          await applyActionEvent(trx, candidate.tenant_id, candidate.token_id, 'started', options.now);
-          const started: NewEvent = {
-            tenantId: candidate.tenant_id,
-            tokenId: candidate.token_id,
-            type: 'syncStarted',
-            payload: { kind: 'licenses', jobId: candidate.id, runId, attempt: candidate.attempts + 1 },
-          };
-          await appendEvents(
-            trx,
-            notifier,
-            options.now,
-            candidate.run_id === null
-              ? [started]
-              : [{ ...started, type: 'syncInterrupted', payload: { runId: candidate.run_id } }, started],
-          );
-          return true;
-        });
-        if (claimed) {
-          return {
-            kind: 'claimed',
-            claim: {
-              job: { ...job, attempts: candidate.attempts + 1, leaseOwner: options.workerId, runId },
-              runId,
-              attempt: candidate.attempts + 1,
-              workerId: options.workerId,
-            },
-          };
-        }
-      }
-      return undefined;
+      const result = await db
+        .transaction()
+        .execute(
+          async (trx): Promise<LeaseTaken | Extract<ClaimResult, { kind: 'interrupted' }> | undefined> => {
+            // Every claim of every process on the database, one at a time until this transaction ends: the
+            // count of live leases below and the lease taken with it then act as one step (on PostgreSQL an
+            // advisory lock; SQLite's claiming UPDATE holds its one write lock anyway).
+            await storage.serializeClaims(trx);
+            const exhausted = await takeExhausted(storage, trx, options, nowText);
+            if (exhausted !== undefined) return exhausted;
+            return takeNext(storage, trx, options, nowText);
+          },
+        );
+      if (result === undefined || result.kind === 'interrupted') return result;
+      // The lease is held: the run's history row and the action's `active` state are written after the
+      // claim lock is released, so claims of other workers do not wait for them. A worker dying in
+      // between leaves a lease without its history row; the takeover records the retry as usual.
+      await db
+        .transaction()
+        .execute((trx) =>
+          recordClaimStart(storage, trx, result.claim, result.previousRunId, options, nowText),
+        );
+      return { kind: 'claimed', claim: result.claim };
     },
 
     async heartbeat(claim, now, leaseMs) {
@@ -490,4 +300,258 @@ function jobFromRow(row: Selectable<SyncJobRow>): SyncJob {
     leaseExpiresAt: row.lease_expires_at === null ? null : dateFromColumn(row.lease_expires_at),
     runId: row.run_id,
   };
+}
+
+/**
+ * Fails, as interrupted, one job whose lease expired after its last allowed attempt (its worker died on
+ * the first run and on the retry), instead of running it a third time. The job is taken by a
+ * conditional UPDATE first, so two claimers never both fail it.
+ */
+async function takeExhausted(
+  storage: StorageEngine,
+  trx: Trx,
+  options: ClaimOptions,
+  nowText: string,
+): Promise<Extract<ClaimResult, { kind: 'interrupted' }> | undefined> {
+  const pick = trx
+    .selectFrom('sync_jobs as x')
+    .select('x.id')
+    .where('x.lease_owner', 'is not', null)
+    .where('x.lease_expires_at', '<=', nowText)
+    .where('x.attempts', '>=', options.maxAttempts)
+    .orderBy('x.requested_at')
+    .orderBy('x.id')
+    .limit(1);
+  const taken = await trx
+    .updateTable('sync_jobs')
+    .set({ lease_owner: options.workerId, lease_expires_at: nowText })
+    .where('id', '=', (eb) => eb.selectFrom(storage.lockSkippingLocked(pick, 'x').as('p')).select('p.id'))
+    .returningAll()
+    .executeTakeFirst();
+  if (taken === undefined) return undefined;
+  const job = jobFromRow(taken);
+  const failure = interruptedFailure(taken.attempts);
+  let stateEvents: NewEvent[] = [];
+  if (job.kind === 'licenseCounts') {
+    await applyActionEvent(
+      trx,
+      taken.tenant_id,
+      taken.token_id,
+      'failed',
+      options.now,
+      syncLicenseCountsAction,
+    );
+  } else {
+    if (taken.run_id !== null) {
+      await closeRun(trx, taken.run_id, {
+        outcome: 'interrupted',
+        finished_at: nowText,
+        ...failureColumns(failure),
+      });
+    }
+    stateEvents = await failToken(trx, taken.tenant_id, taken.token_id, failure, options.now);
+  }
+  await trx.deleteFrom('sync_jobs').where('id', '=', taken.id).execute();
+  await appendEvents(trx, storage.notifier, options.now, [
+    {
+      tenantId: taken.tenant_id,
+      tokenId: taken.token_id,
+      type: 'syncFailed',
+      payload: { kind: job.kind, jobId: taken.id, runId: taken.run_id, interrupted: true },
+    },
+    ...stateEvents,
+  ]);
+  return { kind: 'interrupted', job, runId: job.kind === 'licenses' ? taken.run_id : null };
+}
+
+/**
+ * Claims the next job round-robin by tenant: rank each tenant's waiting jobs oldest first, then take
+ * rank 1 of the tenant served longest ago (never served: first). The pick locks its row and passes over
+ * rows other transactions hold (`for update skip locked`); the lease is then taken only while fewer than
+ * `maxActive` leases are live, counted by the same UPDATE. Under {@link StorageEngine.serializeClaims}
+ * no other claim runs between the count and the lease, on any process.
+ */
+async function takeNext(
+  storage: StorageEngine,
+  trx: Trx,
+  options: ClaimOptions,
+  nowText: string,
+): Promise<LeaseTaken | undefined> {
+  const claimable = (alias: 'j' | 'c') =>
+    sql<boolean>`(${sql.ref(`${alias}.lease_expires_at`)} is null or ${sql.ref(`${alias}.lease_expires_at`)} <= ${nowText}) and (${sql.ref(`${alias}.lease_owner`)} is null or ${sql.ref(`${alias}.attempts`)} < ${options.maxAttempts})`;
+  const pick = trx
+    .with('waiting', (qb) =>
+      qb
+        .selectFrom('sync_jobs as j')
+        .select(['j.id'])
+        .select(
+          sql<number>`row_number() over (partition by j.tenant_id order by j.requested_at, j.id)`.as(
+            'tenant_rank',
+          ),
+        )
+        .where(claimable('j')),
+    )
+    .selectFrom('sync_jobs as c')
+    .innerJoin('waiting as w', 'w.id', 'c.id')
+    .leftJoin('sync_tenant_turns as t', 't.tenant_id', 'c.tenant_id')
+    .selectAll('c')
+    // Checked again on the row as locked: a claim that committed meanwhile has changed it.
+    .where(claimable('c'))
+    .orderBy('w.tenant_rank')
+    .orderBy(sql`coalesce(t.last_turn, 0)`)
+    .orderBy('c.requested_at')
+    .orderBy('c.id')
+    .limit(1);
+  const candidate = await storage.lockSkippingLocked(pick, 'c').executeTakeFirst();
+  if (candidate === undefined) return undefined;
+  const job = jobFromRow(candidate);
+  const runId = options.newRunId();
+  const taken = await trx
+    .updateTable('sync_jobs')
+    .set({
+      lease_owner: options.workerId,
+      lease_expires_at: dateToColumn(new Date(options.now.getTime() + options.leaseMs)),
+      heartbeat_at: nowText,
+      attempts: candidate.attempts + 1,
+      run_id: runId,
+    })
+    .where('id', '=', candidate.id)
+    .where((eb) =>
+      eb(
+        eb
+          .selectFrom('sync_jobs as a')
+          .select((e) => e.fn.countAll<number>().as('n'))
+          .where('a.lease_expires_at', '>', nowText),
+        '<',
+        options.maxActive,
+      ),
+    )
+    .executeTakeFirst();
+  // Every slot is taken: nothing to claim until a running sync ends.
+  if (Number(taken.numUpdatedRows) !== 1) return undefined;
+  await trx
+    .insertInto('sync_tenant_turns')
+    .values((eb) => ({
+      tenant_id: candidate.tenant_id,
+      last_turn: eb
+        .selectFrom('sync_tenant_turns')
+        .select(sql<number>`coalesce(max(last_turn), 0) + 1`.as('next')),
+    }))
+    .onConflict((oc) =>
+      oc.column('tenant_id').doUpdateSet((eb) => ({
+        last_turn: eb
+          .selectFrom('sync_tenant_turns')
+          .select(sql<number>`coalesce(max(last_turn), 0) + 1`.as('next')),
+      })),
+    )
+    .execute();
+  return {
+    kind: 'leased',
+    previousRunId: candidate.run_id,
+    claim: {
+      job: { ...job, attempts: candidate.attempts + 1, leaseOwner: options.workerId, runId },
+      runId,
+      attempt: candidate.attempts + 1,
+      workerId: options.workerId,
+    },
+  };
+}
+
+/** A lease just taken by {@link takeNext}, with the run of the attempt before (if one was interrupted). */
+interface LeaseTaken {
+  readonly kind: 'leased';
+  readonly claim: ClaimedSync;
+  readonly previousRunId: string | null;
+}
+
+/**
+ * What a claim records besides the lease: the interrupted previous run closed, the new run in the
+ * history, the action `active`. A count refresh has no history row and leaves the sync status alone.
+ */
+async function recordClaimStart(
+  storage: StorageEngine,
+  trx: Trx,
+  claim: ClaimedSync,
+  previousRunId: string | null,
+  options: ClaimOptions,
+  nowText: string,
+): Promise<void> {
+  const { job, runId } = claim;
+  const candidate = {
+    tenant_id: job.tenantId,
+    token_id: job.tokenId,
+    id: job.id,
+    trigger: job.trigger,
+    attempts: claim.attempt - 1,
+    run_id: previousRunId,
+  };
+  if (job.kind === 'licenseCounts') {
+    // A count refresh has no history row and leaves the token's sync status alone.
+    await applyActionEvent(
+      trx,
+      candidate.tenant_id,
+      candidate.token_id,
+      'started',
+      options.now,
+      syncLicenseCountsAction,
+    );
+    await appendEvent(trx, storage.notifier, options.now, {
+      tenantId: candidate.tenant_id,
+      tokenId: candidate.token_id,
+      type: 'syncStarted',
+      payload: { kind: 'licenseCounts', jobId: candidate.id },
+    });
+    return;
+  }
+  if (candidate.run_id !== null) {
+    await closeRun(trx, candidate.run_id, {
+      outcome: 'interrupted',
+      finished_at: nowText,
+      ...failureColumns({
+        kind: 'interrupted',
+        message: 'The worker running this sync stopped before it finished; the sync was retried.',
+      }),
+    });
+  }
+  await trx
+    .insertInto('sync_runs')
+    .values({
+      id: runId,
+      tenant_id: candidate.tenant_id,
+      token_id: candidate.token_id,
+      job_id: candidate.id,
+      trigger: candidate.trigger,
+      attempt: candidate.attempts + 1,
+      worker_id: options.workerId,
+      started_at: nowText,
+      finished_at: null,
+      outcome: 'running',
+      failure_kind: null,
+      failure_reason: null,
+      error_message: null,
+      apple_error_number: null,
+      http_status: null,
+      location_uid: null,
+      version_id: null,
+      asset_count: null,
+      assignment_count: null,
+      page_count: null,
+      staging_cleared: 0,
+    })
+    .execute();
+  await applyActionEvent(trx, candidate.tenant_id, candidate.token_id, 'started', options.now);
+  const started: NewEvent = {
+    tenantId: candidate.tenant_id,
+    tokenId: candidate.token_id,
+    type: 'syncStarted',
+    payload: { kind: 'licenses', jobId: candidate.id, runId, attempt: candidate.attempts + 1 },
+  };
+  await appendEvents(
+    trx,
+    storage.notifier,
+    options.now,
+    candidate.run_id === null
+      ? [started]
+      : [{ ...started, type: 'syncInterrupted', payload: { runId: candidate.run_id } }, started],
+  );
 }
