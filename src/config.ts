@@ -40,6 +40,8 @@ export interface RawSettings {
   readonly role?: string | undefined;
   readonly syncConcurrency?: string | undefined;
   readonly syncLease?: string | undefined;
+  /** `1`: syncs run in a worker thread of their own (the default); `0`: in the request thread. */
+  readonly syncThreads?: string | undefined;
   /** How long SIGTERM/SIGINT waits for running syncs before giving them back. */
   readonly shutdownGrace?: string | undefined;
   /** Bearer token `GET /metrics` requires; unset: /metrics answers loopback clients only. */
@@ -84,6 +86,7 @@ export const settingNames: Readonly<Record<keyof RawSettings, string>> = {
   role: 'VPPD_ROLE (--role)',
   syncConcurrency: 'VPPD_SYNC_CONCURRENCY',
   syncLease: 'VPPD_SYNC_LEASE',
+  syncThreads: 'VPPD_SYNC_THREADS',
   shutdownGrace: 'VPPD_SHUTDOWN_GRACE',
   metricsToken: 'VPPD_METRICS_TOKEN',
   trustProxy: 'VPPD_TRUST_PROXY (--trust-proxy)',
@@ -120,6 +123,7 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): RawS
     role: get('VPPD_ROLE'),
     syncConcurrency: get('VPPD_SYNC_CONCURRENCY'),
     syncLease: get('VPPD_SYNC_LEASE'),
+    syncThreads: get('VPPD_SYNC_THREADS'),
     shutdownGrace: get('VPPD_SHUTDOWN_GRACE'),
     metricsToken: get('VPPD_METRICS_TOKEN'),
     trustProxy: get('VPPD_TRUST_PROXY'),
@@ -177,6 +181,12 @@ export interface Config {
     readonly concurrency: number;
     readonly leaseMs: number;
     readonly historyRetentionMs: number;
+    /**
+     * Sync threads (`VPPD_SYNC_THREADS`): 1 (default) runs the worker in a worker thread of its own,
+     * so its GC and SQLite statements never hold up requests; 0 runs it in the request thread. An
+     * in-memory database cannot be shared with another thread: its syncs always run in-thread.
+     */
+    readonly threads: 0 | 1;
   };
   readonly demo: boolean;
   readonly auth: AuthConfig;
@@ -287,6 +297,11 @@ const fieldSchemas = {
     .regex(/^\d{1,3}$/, { message: 'must be a whole number 1-100' })
     .transform(Number)
     .refine((n) => n >= 1 && n <= 100, { message: 'must be a whole number 1-100' }),
+  syncThreads: z
+    .enum(['0', '1'], {
+      message: 'must be 0 (syncs run in the request thread) or 1 (in a worker thread of their own)',
+    })
+    .transform((text) => (text === '1' ? 1 : 0) as 0 | 1),
   syncLease: z
     .string()
     .transform((text) => parseDuration(text))
@@ -486,6 +501,7 @@ export function parseConfig(raw: RawSettings): Config {
     role: raw.role === undefined ? ('all' as const) : parseField('role', raw.role),
     concurrency: raw.syncConcurrency === undefined ? 4 : parseField('syncConcurrency', raw.syncConcurrency),
     leaseMs: raw.syncLease === undefined ? 30_000 : parseField('syncLease', raw.syncLease),
+    threads: raw.syncThreads === undefined ? (1 as const) : parseField('syncThreads', raw.syncThreads),
     historyRetentionMs:
       raw.historyRetention === undefined
         ? 90 * 86_400_000

@@ -17,6 +17,7 @@ import { createVppTokenStore, type VppTokenStore } from './storage/vpp-token-sto
 import { type BackgroundLane, createBackgroundLane } from './sync/background-lane.js';
 import { createRevokeService, type RevokeService } from './sync/revoke-licenses.js';
 import { createSyncService, type SyncService, type SyncSettings } from './sync/sync-service.js';
+import { startSyncThread } from './sync/sync-thread.js';
 import { createTokenService, type TokenService } from './tokens/token-service.js';
 
 /** Everything that varies between production and tests comes in here. */
@@ -125,6 +126,22 @@ export async function createContext(config: Config, overrides: ContextOverrides 
       await sync.requestSync(tenantId, tokenId, 'api');
     },
   });
+  const syncSettings: SyncSettings = {
+    intervalMs: config.syncIntervalMs,
+    concurrency: config.sync.concurrency,
+    leaseMs: config.sync.leaseMs,
+    historyRetentionMs: config.sync.historyRetentionMs,
+    ...overrides.sync,
+  };
+  // Syncs run in a thread of their own (VPPD_SYNC_THREADS=1) unless the database lives in this
+  // thread's memory or a test injected what cannot cross threads (a clock, ids, randomness, Apple).
+  const syncThread =
+    config.sync.threads === 1 &&
+    config.database.kind !== 'sqlite-memory' &&
+    overrides.apple === undefined &&
+    overrides.clock === undefined &&
+    overrides.newId === undefined &&
+    overrides.random === undefined;
   const sync = createSyncService({
     storage,
     tokens,
@@ -133,15 +150,31 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     newId,
     ...(overrides.random ? { random: overrides.random } : {}),
     logger: logger.child({ component: 'sync' }),
-    settings: {
-      intervalMs: config.syncIntervalMs,
-      concurrency: config.sync.concurrency,
-      leaseMs: config.sync.leaseMs,
-      historyRetentionMs: config.sync.historyRetentionMs,
-      ...overrides.sync,
-    },
+    settings: syncSettings,
     ...(overrides.syncOnTokenWrite === undefined ? {} : { syncOnTokenWrite: overrides.syncOnTokenWrite }),
     lane,
+    ...(syncThread
+      ? {
+          startThread: (workerId: string) =>
+            startSyncThread({
+              data: {
+                database: config.database,
+                encryptionKey: config.encryptionKey,
+                apple: {
+                  baseUrl: config.apple.baseUrl,
+                  metadataUrl: config.apple.metadataUrl,
+                  connections: appleConnections(syncSettings.concurrency ?? config.sync.concurrency),
+                },
+                settings: syncSettings,
+                workerId,
+                logLevel: logger.level,
+                nice: 10,
+              },
+              logger,
+              observer: metrics.apple,
+            }),
+        }
+      : {}),
   });
   // Deliveries reach public addresses only (plus VPPD_WEBHOOK_ALLOW), checked at connect time.
   const addressPolicy = createWebhookAddressPolicy(config.security.webhookAllow);
