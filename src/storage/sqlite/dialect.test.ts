@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../open-database.js';
@@ -34,6 +35,30 @@ describe('the SQLite connection vppd opens', () => {
       expect(await pragma(db, 'foreign_keys')).toBe(1);
       expect(await pragma(db, 'journal_mode')).toBe('memory');
     } finally {
+      await db.destroy();
+    }
+  });
+
+  it('begins transactions IMMEDIATE: a read-then-write never fails because another connection wrote in between', async () => {
+    const filename = join(dir, 'immediate.db');
+    const db = await openDatabase({ kind: 'sqlite', url: `sqlite:${filename}`, filename });
+    // Another connection to the file (the sync thread's, another process's) that does not wait.
+    const other = new Database(filename, { timeout: 0 });
+    try {
+      await sql`create table counter (n integer not null)`.execute(db);
+      await sql`insert into counter (n) values (0)`.execute(db);
+      const written = await db.transaction().execute(async (trx) => {
+        const { rows } = await sql<{ n: number }>`select n from counter`.execute(trx);
+        // The other writer comes in between the read and the write: the lock is already taken.
+        expect(() => other.prepare('update counter set n = 100').run()).toThrow(/database is locked/);
+        await sql`update counter set n = ${(rows[0]?.n ?? 0) + 1}`.execute(trx);
+        return (rows[0]?.n ?? 0) + 1;
+      });
+      expect(written).toBe(1);
+      other.prepare('update counter set n = n + 10').run();
+      expect(other.prepare('select n from counter').pluck().get()).toBe(11);
+    } finally {
+      other.close();
       await db.destroy();
     }
   });

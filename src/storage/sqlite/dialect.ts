@@ -1,7 +1,15 @@
 import { chmodSync, closeSync, constants, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { type SqliteDatabase, SqliteDialect } from 'kysely';
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  type SqliteDatabase,
+  SqliteDialect,
+  type SqliteDialectConfig,
+  SqliteDriver,
+} from 'kysely';
 import { mkdirPrivateSync } from '../private-directory.js';
 
 export interface SqliteDialectOptions {
@@ -91,7 +99,36 @@ export function createSqliteDialect(options: SqliteDialectOptions): SqliteConnec
     database.pragma('wal_autocheckpoint = 8000');
     database.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
   }
-  return { dialect: new SqliteDialect({ database: withStatementCache(database) }), connection: database };
+  return {
+    dialect: new ImmediateSqliteDialect({ database: withStatementCache(database) }),
+    connection: database,
+  };
+}
+
+/**
+ * Transactions begin IMMEDIATE: they take the write lock at `begin`, waiting (busy timeout) for
+ * another connection's write to end. A deferred transaction that read first fails its first write
+ * at once with SQLITE_BUSY when another connection committed since its read (WAL cannot move its
+ * snapshot forward), and another connection commits all the time here: the sync thread's own
+ * connection, or another process on the same file.
+ */
+class ImmediateSqliteDialect extends SqliteDialect {
+  readonly #config: SqliteDialectConfig;
+
+  constructor(config: SqliteDialectConfig) {
+    super(config);
+    this.#config = config;
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.#config);
+  }
+}
+
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
 }
 
 /** Prepared statements kept per SQL text; preparing a sync's 1,000-row insert each time cost ~1.5 ms. */
