@@ -106,6 +106,8 @@ interface Phase {
   /** Event-loop delay of the vppd thread during the phase (p99 and max, ms). */
   readonly loopP99: number;
   readonly loopMax: number;
+  /** Share of the event-loop delay samples over 10 ms (the long tasks a request may queue behind). */
+  readonly loopOver10: number;
   /** Share of the phase the vppd thread was busy. */
   readonly utilization: number;
   /** Garbage-collection pauses during the phase: total and longest, ms. */
@@ -231,6 +233,7 @@ async function apiPart(
         meanRunning: samples === 0 ? 0 : runningSum / samples,
         loopP99: delay.percentile(99) / 1e6,
         loopMax: delay.max / 1e6,
+        loopOver10: shareAbove(delay, 10),
         utilization,
         gcMs,
         gcMaxMs,
@@ -253,7 +256,7 @@ async function apiPart(
       `max ${r.latency.max.toFixed(0).padStart(4)} ms  (${r.requests.total} req)`;
     const loop = (p: Phase) =>
       `vppd thread busy ${(p.utilization * 100).toFixed(0)} %, event-loop delay p99 ${p.loopP99.toFixed(1)} ms, ` +
-      `max ${p.loopMax.toFixed(0)} ms, GC ${p.gcMs.toFixed(0)} ms (longest ${p.gcMaxMs.toFixed(0)} ms)`;
+      `max ${p.loopMax.toFixed(0)} ms, > 10 ms ${(p.loopOver10 * 100).toFixed(1)} %, GC ${p.gcMs.toFixed(0)} ms (longest ${p.gcMaxMs.toFixed(0)} ms)`;
     for (let round = 0; round < rounds; round++) {
       const i = await phase(false);
       idle.push(i);
@@ -292,6 +295,15 @@ async function apiPart(
     await rm(dir, { recursive: true, force: true });
   }
   return missed;
+}
+
+/** Share of an event-loop delay histogram's samples above `ms`, from its percentile table. */
+function shareAbove(histogram: ReturnType<typeof monitorEventLoopDelay>, ms: number): number {
+  let below = 0;
+  for (const [percentile, value] of histogram.percentiles) {
+    if (value / 1e6 <= ms) below = Math.max(below, percentile);
+  }
+  return Math.max(0, 100 - below) / 100;
 }
 
 function median(values: readonly number[]): number {
