@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type AppleSim, defaultSimLocations, startAppleSim } from '../src/apple-sim/apple-sim.js';
 import { createContext } from '../src/context.js';
 import { type RunningServer, startServer } from '../src/server/start-server.js';
+import { startSyncThread } from '../src/sync/sync-thread.js';
 import { SyncWorker } from '../src/sync/sync-worker.js';
 import { tenantA, testConfig } from './helpers/graph-test-app.js';
 import { mintToken, roles } from './helpers/jwt.js';
@@ -194,5 +195,40 @@ describe('VPPD_SYNC_THREADS', () => {
       await context.dispose();
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('a sync thread that cannot open the database fails its start with the reason, and is gone', async () => {
+    const logged: string[] = [];
+    const logger = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          logged.push(chunk.toString('utf8'));
+          done();
+        },
+      }),
+    );
+    // The database's directory is a file: the thread cannot open it.
+    const dir = await mkdtemp(join(tmpdir(), 'vppd-sync-thread-'));
+    const notADirectory = join(dir, 'a-file');
+    await writeFile(notADirectory, '');
+    const filename = join(notADirectory, 'vppd.db');
+    await expect(
+      startSyncThread({
+        data: {
+          database: { kind: 'sqlite', url: `sqlite:${filename}`, filename },
+          encryptionKey: new Uint8Array(32),
+          apple: { baseUrl: 'http://127.0.0.1:9/mdm/v2', metadataUrl: undefined, connections: 16 },
+          settings: { intervalMs: 3_600_000 },
+          workerId: 'test:1:abcd',
+          logLevel: 'info',
+          nice: 10,
+        },
+        logger,
+      }),
+    ).rejects.toThrow(/^the sync thread did not start: .*a-file/);
+    // A start that failed is no unexpected stop: nothing claims syncs are off until a restart.
+    expect(logged.join('')).not.toContain('stopped unexpectedly');
+    await rm(dir, { recursive: true, force: true });
   });
 });

@@ -30,11 +30,13 @@ export async function startSyncThread(options: SyncThreadOptions): Promise<SyncR
   let active = 0;
   let nextId = 1;
   let exited = false;
+  let running = false;
   const pending = new Map<number, (value: number) => void>();
   const ready = new Promise<void>((resolve, reject) => {
     worker.on('message', (event: SyncThreadEvent) => {
       switch (event.type) {
         case 'ready':
+          running = true;
           resolve();
           return;
         case 'startFailed':
@@ -66,7 +68,8 @@ export async function startSyncThread(options: SyncThreadOptions): Promise<SyncR
       // Whatever was asked of a thread that is gone is over: nothing of it still runs here.
       for (const settle of pending.values()) settle(0);
       pending.clear();
-      if (closing === undefined) {
+      // A thread that never started was reported by its start; one closed on purpose is no news.
+      if (running && closing === undefined) {
         logger.error(
           { exitCode: code },
           'the sync thread stopped unexpectedly: this process runs no syncs until it restarts (their leases expire and other workers take them over)',
