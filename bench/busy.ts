@@ -1,9 +1,11 @@
 // `npm run bench -- busy [--part api|pool|both] [--rounds N] [--duration S] [--locations N]
 //                         [--assignments N] [--concurrency N] [--rate N]
-//                         [--pool-tokens N] [--pool-latency MS] [--threads 0|1|0,1]`
+//                         [--pool-tokens N] [--pool-latency MS] [--threads 0|1|0,1]
+//                         [--database sqlite|postgres|URL]`
 //
 // A busy node (issue 18). The Apple simulator runs in its own process (bench/sync.ts's child), as
-// Apple is a remote service; vppd runs in this process on a SQLite file with logging off.
+// Apple is a remote service; vppd runs in this process with logging off, on a SQLite file or, for the api
+// part, `--database postgres` (bench/database.ts).
 // (api)  The Graph API while syncs run: 300 tokens in one tenant, `--locations` of them (default 48)
 //        real simulator locations of `--assignments` licenses (default 3,000). autocannon, in a worker
 //        thread, sends `GET vppTokens?$top=100` and `GET vppTokens/{id}` at `--rate` req/s each
@@ -33,6 +35,7 @@ import { decodeSToken } from '../src/domain/stoken.js';
 import { createVppToken } from '../src/domain/vpp-token.js';
 import { type RunningServer, startServer } from '../src/server/start-server.js';
 import { seedTokens } from '../test/helpers/seed-tokens.js';
+import { type BenchDatabase, benchDatabase } from './database.js';
 import { type BenchSim, childProcessSim, location } from './sync.js';
 
 interface Histogram {
@@ -65,11 +68,12 @@ function benchConfig(
   concurrency: number,
   jwtSecret: string,
   threads = '1',
+  database = `sqlite:${join(dir, 'vppd.db')}`,
 ): Config {
   return parseConfig({
     port: '0',
     host: '127.0.0.1',
-    database: `sqlite:${join(dir, 'vppd.db')}`,
+    database,
     encryptionKey: randomBytes(32).toString('base64'),
     jwtSecret,
     appleUrl: sim.baseUrl,
@@ -118,6 +122,7 @@ interface Phase {
 async function apiPart(
   values: Record<string, string | boolean | undefined>,
   threads: string,
+  db: BenchDatabase,
 ): Promise<string[]> {
   const locations = Number(values.locations);
   const assignments = Number(values.assignments);
@@ -137,7 +142,7 @@ async function apiPart(
   let server: RunningServer | undefined;
   const missed: string[] = [];
   try {
-    server = await startServer(benchConfig(dir, sim, concurrency, jwtSecret, threads), {
+    server = await startServer(benchConfig(dir, sim, concurrency, jwtSecret, threads, await db.fresh(dir)), {
       logger: pino({ level: 'silent' }),
     });
     const { context } = server;
@@ -242,7 +247,7 @@ async function apiPart(
 
     out(
       `busy benchmark (api) — node ${process.version}, 300 tokens in one tenant, ${locations} of them simulator ` +
-        `locations of ${assignments} licenses (simulator in its own process), file SQLite, logging off; ` +
+        `locations of ${assignments} licenses (simulator in its own process), ${db.label}, logging off; ` +
         `syncs ${threads === '1' ? 'in a worker thread (VPPD_SYNC_THREADS=1)' : 'in the request thread (VPPD_SYNC_THREADS=0)'}; ` +
         `${rate} req/s of list and of get for ${duration} s per phase; sync concurrency ${concurrency}; ` +
         `load average ${load()}`,
@@ -413,13 +418,19 @@ export async function run(args: string[]): Promise<void> {
       'pool-tokens': { type: 'string', default: '96' },
       'pool-latency': { type: 'string', default: '200' },
       threads: { type: 'string', default: '1' },
+      database: { type: 'string' },
     },
   });
   const missed: string[] = [];
   if (values.part === 'api' || values.part === 'both') {
-    for (const threads of String(values.threads).split(',')) {
-      if (threads !== '0' && threads !== '1') throw new Error('--threads takes 0, 1 or 0,1');
-      missed.push(...(await apiPart(values, threads)));
+    const db = await benchDatabase(values.database);
+    try {
+      for (const threads of String(values.threads).split(',')) {
+        if (threads !== '0' && threads !== '1') throw new Error('--threads takes 0, 1 or 0,1');
+        missed.push(...(await apiPart(values, threads, db)));
+      }
+    } finally {
+      await db.close();
     }
   }
   if (values.part === 'pool' || values.part === 'both') missed.push(...(await poolPart(values)));
