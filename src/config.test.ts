@@ -66,6 +66,17 @@ describe('parseConfig', () => {
     expect(config.syncIntervalMs).toBe(30 * 60_000);
   });
 
+  it('runs syncs in a thread of their own unless VPPD_SYNC_THREADS is 0; anything else is refused', () => {
+    expect(parseConfig(minimal).sync.threads).toBe(1);
+    expect(parseConfig({ ...readEnv({ VPPD_SYNC_THREADS: '0' }), ...minimal }).sync.threads).toBe(0);
+    expect(parseConfig({ ...readEnv({ VPPD_SYNC_THREADS: '1' }), ...minimal }).sync.threads).toBe(1);
+    for (const bad of ['2', 'yes', '-1']) {
+      expect(configError({ ...minimal, syncThreads: bad })).toBe(
+        'VPPD_SYNC_THREADS: must be 0 (syncs run in the request thread) or 1 (in a worker thread of their own)',
+      );
+    }
+  });
+
   it('lets flags win over the environment', () => {
     const merged = mergeSettings({ ...minimal, port: '1' }, { port: '2', host: undefined });
     expect(parseConfig(merged).port).toBe(2);

@@ -49,6 +49,8 @@ export interface RawSettings {
   /** Syncs running at once across every process on the database (default: the concurrency). */
   readonly syncMaxActive?: string | undefined;
   readonly syncLease?: string | undefined;
+  /** `1`: syncs run in a worker thread of their own (the default); `0`: in the request thread. */
+  readonly syncThreads?: string | undefined;
   /** How long SIGTERM/SIGINT waits for running syncs before giving them back. */
   readonly shutdownGrace?: string | undefined;
   /** Bearer token `GET /metrics` requires; unset: /metrics answers loopback clients only. */
@@ -99,6 +101,7 @@ export const settingNames: Readonly<Record<keyof RawSettings, string>> = {
   syncConcurrency: 'VPPD_SYNC_CONCURRENCY',
   syncMaxActive: 'VPPD_SYNC_MAX_ACTIVE',
   syncLease: 'VPPD_SYNC_LEASE',
+  syncThreads: 'VPPD_SYNC_THREADS',
   shutdownGrace: 'VPPD_SHUTDOWN_GRACE',
   metricsToken: 'VPPD_METRICS_TOKEN',
   metricsAppLicenses: 'VPPD_METRICS_APP_LICENSES',
@@ -139,6 +142,7 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): RawS
     syncConcurrency: get('VPPD_SYNC_CONCURRENCY'),
     syncMaxActive: get('VPPD_SYNC_MAX_ACTIVE'),
     syncLease: get('VPPD_SYNC_LEASE'),
+    syncThreads: get('VPPD_SYNC_THREADS'),
     shutdownGrace: get('VPPD_SHUTDOWN_GRACE'),
     metricsToken: get('VPPD_METRICS_TOKEN'),
     metricsAppLicenses: get('VPPD_METRICS_APP_LICENSES'),
@@ -205,6 +209,12 @@ export interface Config {
     readonly leaseMs: number;
     readonly historyRetentionMs: number;
     readonly eventRetentionMs: number;
+    /**
+     * Sync threads (`VPPD_SYNC_THREADS`): 1 (default) runs the worker in a worker thread of its own,
+     * so its GC and SQLite statements never hold up requests; 0 runs it in the request thread. An
+     * in-memory database cannot be shared with another thread: its syncs always run in-thread.
+     */
+    readonly threads: 0 | 1;
   };
   readonly demo: boolean;
   readonly auth: AuthConfig;
@@ -323,6 +333,11 @@ const fieldSchemas = {
     .regex(/^\d{1,4}$/, { message: 'must be a whole number 1-1000' })
     .transform(Number)
     .refine((n) => n >= 1 && n <= 1000, { message: 'must be a whole number 1-1000' }),
+  syncThreads: z
+    .enum(['0', '1'], {
+      message: 'must be 0 (syncs run in the request thread) or 1 (in a worker thread of their own)',
+    })
+    .transform((text) => (text === '1' ? 1 : 0) as 0 | 1),
   syncLease: z
     .string()
     .transform((text) => parseDuration(text))
@@ -539,6 +554,7 @@ export function parseConfig(raw: RawSettings): Config {
     // process's own. Replicas that should add up set it to replicas x concurrency (README).
     maxActive: raw.syncMaxActive === undefined ? concurrency : parseField('syncMaxActive', raw.syncMaxActive),
     leaseMs: raw.syncLease === undefined ? 30_000 : parseField('syncLease', raw.syncLease),
+    threads: raw.syncThreads === undefined ? (1 as const) : parseField('syncThreads', raw.syncThreads),
     historyRetentionMs:
       raw.historyRetention === undefined
         ? 90 * 86_400_000

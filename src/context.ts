@@ -28,6 +28,7 @@ import {
 } from './sync/license-operations.js';
 import { createRevokeService, type RevokeService } from './sync/revoke-licenses.js';
 import { createSyncService, type SyncService, type SyncSettings } from './sync/sync-service.js';
+import { startSyncThread } from './sync/sync-thread.js';
 import { createTokenService, type TokenService } from './tokens/token-service.js';
 
 /** Everything that varies between production and tests comes in here. */
@@ -119,6 +120,19 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     maxLifetimeSeconds: config.security.jwtMaxLifetimeSeconds,
     ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
   });
+  // Syncs run in a thread of their own (VPPD_SYNC_THREADS=1) unless the database lives in this
+  // thread's memory or a test injected what cannot cross threads (a clock, ids, randomness, Apple).
+  const syncThread =
+    config.sync.threads === 1 &&
+    config.database.kind !== 'sqlite-memory' &&
+    overrides.apple === undefined &&
+    overrides.clock === undefined &&
+    overrides.newId === undefined &&
+    overrides.random === undefined;
+  // Apple's per-location rate is one budget for everything that calls Apple: kept in the database when
+  // replicas on other machines share it, or when this process's sync thread calls Apple beside the
+  // request thread's revokes and license operations; in this process's memory otherwise.
+  const sharedAppleRate = storage.sharedAcrossHosts || syncThread;
   // Sync work (page parsing, staging, commits) takes turns here so requests are answered first.
   const lane = createBackgroundLane();
   const apple =
@@ -130,11 +144,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
       ...(config.apple.metadataUrl ? { metadataUrl: config.apple.metadataUrl } : {}),
       logger: logger.child({ component: 'apple' }),
       observer: metrics.apple,
-      // Replicas on other machines may share a database server: Apple's per-location rate is then kept
-      // in it, one budget for all; a local SQLite file keeps it in this process (README, PostgreSQL).
-      ...(storage.sharedAcrossHosts
-        ? { rateLimiter: new DatabaseRateLimiter({ storage, sleep: realSleep }) }
-        : {}),
+      ...(sharedAppleRate ? { rateLimiter: new DatabaseRateLimiter({ storage, sleep: realSleep }) } : {}),
     });
   const licenseReads = createLicenseReadStore({ db });
   const revokes = createRevokeService({
@@ -150,6 +160,15 @@ export async function createContext(config: Config, overrides: ContextOverrides 
       await sync.requestSync(tenantId, tokenId, 'api');
     },
   });
+  const syncSettings: SyncSettings = {
+    intervalMs: config.syncIntervalMs,
+    concurrency: config.sync.concurrency,
+    maxActive: config.sync.maxActive,
+    leaseMs: config.sync.leaseMs,
+    historyRetentionMs: config.sync.historyRetentionMs,
+    eventRetentionMs: config.sync.eventRetentionMs,
+    ...overrides.sync,
+  };
   const sync = createSyncService({
     storage,
     tokens,
@@ -158,17 +177,32 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     newId,
     ...(overrides.random ? { random: overrides.random } : {}),
     logger: logger.child({ component: 'sync' }),
-    settings: {
-      intervalMs: config.syncIntervalMs,
-      concurrency: config.sync.concurrency,
-      maxActive: config.sync.maxActive,
-      leaseMs: config.sync.leaseMs,
-      historyRetentionMs: config.sync.historyRetentionMs,
-      eventRetentionMs: config.sync.eventRetentionMs,
-      ...overrides.sync,
-    },
+    settings: syncSettings,
     ...(overrides.syncOnTokenWrite === undefined ? {} : { syncOnTokenWrite: overrides.syncOnTokenWrite }),
     lane,
+    ...(syncThread
+      ? {
+          startThread: (workerId: string) =>
+            startSyncThread({
+              data: {
+                database: config.database,
+                encryptionKey: config.encryptionKey,
+                apple: {
+                  baseUrl: config.apple.baseUrl,
+                  metadataUrl: config.apple.metadataUrl,
+                  connections: appleConnections(syncSettings.concurrency ?? config.sync.concurrency),
+                  sharedRate: sharedAppleRate,
+                },
+                settings: syncSettings,
+                workerId,
+                logLevel: logger.level,
+                nice: 10,
+              },
+              logger,
+              observer: metrics.apple,
+            }),
+        }
+      : {}),
   });
   // Deliveries reach public addresses only (plus VPPD_WEBHOOK_ALLOW), checked at connect time.
   const addressPolicy = createWebhookAddressPolicy(config.security.webhookAllow);

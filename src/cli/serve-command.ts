@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { RawSettings } from '../config.js';
 import type { RunningServer } from '../server/start-server.js';
-import type { SyncWorker } from '../sync/sync-worker.js';
+import type { SyncRunner } from '../sync/sync-worker.js';
 import type { CliIo } from './io.js';
 
 interface ServeFlags {
@@ -170,7 +170,7 @@ async function shutDown(
 
 /** Waits for the worker's runs up to `graceMs`, or until `hurry` aborts; resolves with how many still run. */
 async function drainUnless(
-  worker: SyncWorker,
+  worker: SyncRunner,
   graceMs: number,
   hurry: AbortSignal | undefined,
 ): Promise<number> {

@@ -17,7 +17,7 @@ import { createLicenseCountsSync } from './license-counts-sync.js';
 import { createSyncEngine, type SyncEngineOptions } from './sync-engine.js';
 import { defaultSchedulePolicy, type SchedulePolicy } from './sync-schedule-policy.js';
 import { SyncScheduler } from './sync-scheduler.js';
-import { SyncWorker } from './sync-worker.js';
+import { type SyncRunner, SyncWorker } from './sync-worker.js';
 
 /** Which parts of the sync machinery a process runs (`--role`): the API only records jobs. */
 export const syncRoles = ['all', 'api', 'worker'] as const;
@@ -65,6 +65,13 @@ export interface SyncServiceOptions {
   readonly syncOnTokenWrite?: boolean;
   /** Where sync work waits for its turn so requests are answered first (default: it never waits). */
   readonly lane?: BackgroundLane;
+  /**
+   * Runs the worker somewhere else (sync-thread.ts: a worker thread of its own); `start` then starts
+   * that runner instead of an in-thread {@link SyncWorker}, and the history pruner runs there too.
+   */
+  readonly startThread?: (workerId: string) => Promise<SyncRunner>;
+  /** Told how many runs the in-thread worker has in flight each time one starts or ends. */
+  readonly onActiveChange?: (active: number) => void;
 }
 
 /**
@@ -86,11 +93,13 @@ export interface SyncService {
   requestLicenseCounts(tenantId: string, tokenId: string): Promise<SyncRequestResult>;
   /** Starts the worker and/or scheduler of `role` (`api` starts nothing). */
   start(role?: SyncRole): Promise<void>;
-  /** The running worker and scheduler (undefined before start or for role api). */
-  readonly worker: SyncWorker | undefined;
+  /** The worker (in this thread or a sync thread) and scheduler (undefined before start or for role api). */
+  readonly worker: SyncRunner | undefined;
   readonly scheduler: SyncScheduler | undefined;
-  /** Builds (once) the worker without starting it: tests drive `poll()` and `idle()` by hand. */
+  /** Builds (once) the in-thread worker without starting it: tests drive `poll()` and `idle()` by hand. */
   createWorker(): Promise<SyncWorker>;
+  /** Builds (once) what `start` starts: the sync thread when configured, else {@link createWorker}'s worker. */
+  createRunner(): Promise<SyncRunner>;
   /** Builds (once) the scheduler without starting it. */
   createScheduler(): SyncScheduler;
   /** Builds (once) the history pruner without starting it (started with the worker). */
@@ -110,21 +119,24 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
   const workerId = options.workerId ?? `${hostname()}:${process.pid}:${newId().slice(0, 8)}`;
   let worker: SyncWorker | undefined;
   let workerBuilt: Promise<SyncWorker> | undefined;
+  let runner: SyncRunner | undefined;
+  let runnerBuilt: Promise<SyncRunner> | undefined;
   let scheduler: SyncScheduler | undefined;
-  let started: { worker?: SyncWorker; scheduler?: SyncScheduler } = {};
+  let started: { worker?: SyncRunner; scheduler?: SyncScheduler } = {};
+  const wake = () => (runner ?? worker)?.wake();
 
   const requestSync = async (tenantId: string, tokenId: string, trigger: SyncTrigger) => {
     const result = await jobs.requestSync(tenantId, tokenId, trigger, clock());
     if (result.effect === 'started') {
       logger.info({ tenantId, tokenId, trigger, jobId: result.jobId }, 'sync requested');
-      worker?.wake();
+      wake();
     }
     return result;
   };
 
   const requestLicenseCounts = async (tenantId: string, tokenId: string) => {
     const result = await jobs.requestLicenseCounts(tenantId, tokenId, clock());
-    if (result.effect === 'started') worker?.wake();
+    if (result.effect === 'started') wake();
     return result;
   };
 
@@ -167,6 +179,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
         return outcome.outcome !== 'failed';
       },
       ...(options.lane === undefined ? {} : { lane: options.lane }),
+      ...(options.onActiveChange === undefined ? {} : { onActiveChange: options.onActiveChange }),
       ...(settings.leaseMs === undefined ? {} : { leaseMs: settings.leaseMs }),
       ...(settings.heartbeatMs === undefined ? {} : { heartbeatMs: settings.heartbeatMs }),
       ...(settings.concurrency === undefined ? {} : { concurrency: settings.concurrency }),
@@ -215,7 +228,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
     requestSync,
     requestLicenseCounts,
     get worker() {
-      return worker;
+      return runner ?? worker;
     },
     get scheduler() {
       return scheduler;
@@ -224,15 +237,26 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       workerBuilt ??= buildWorker();
       return workerBuilt;
     },
+    createRunner() {
+      const { startThread } = options;
+      runnerBuilt ??= (startThread === undefined ? this.createWorker() : startThread(workerId)).then(
+        (built) => {
+          runner = built;
+          return built;
+        },
+      );
+      return runnerBuilt;
+    },
     createScheduler,
     createHistoryPruner,
     async start(role = 'all') {
       if (role === 'api') return;
-      const built = await this.createWorker();
+      const built = await this.createRunner();
       built.start();
       const ticking = createScheduler();
       ticking.start();
-      createHistoryPruner().start();
+      // A sync thread prunes the history itself, beside its worker.
+      if (options.startThread === undefined) createHistoryPruner().start();
       // A sync requested by any process (PostgreSQL) or this one wakes the worker at once; it polls too.
       stopWakes = storage.notifier.listen(eventsChannel, (payload) => {
         const wake = parseEventWake(payload);
@@ -246,7 +270,9 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
         stopWakes?.();
         await scheduler?.stop();
         await pruner?.stop();
-        await (started.worker ?? worker)?.stop();
+        const stopped = started.worker ?? runner ?? worker;
+        await stopped?.stop();
+        await runner?.close?.();
       })();
       return stopping;
     },

@@ -46,6 +46,27 @@ export interface SyncWorkerOptions {
    * refreshed (or there was no snapshot to refresh), false when it failed. Absent: such jobs fail.
    */
   readonly licenseCounts?: (claim: ClaimedSync, signal: AbortSignal) => Promise<boolean>;
+  /** Told how many runs are in flight each time one starts or ends (a sync thread reports it). */
+  readonly onActiveChange?: (active: number) => void;
+}
+
+/**
+ * What runs sync jobs for a process: a {@link SyncWorker} in the request thread, or a sync thread
+ * (sync-thread.ts) running one in a worker thread of its own.
+ */
+export interface SyncRunner {
+  /** Runs in flight now. */
+  readonly active: number;
+  /** Starts claiming jobs until {@link stop}. */
+  start(): void;
+  /** Polls now (a sync was just requested in this process). */
+  wake(): void;
+  /** Claims nothing more and waits up to `graceMs` for the runs in flight; resolves with how many still run. */
+  drain(graceMs: number): Promise<number>;
+  /** Stops claiming, aborts the runs in flight and gives their jobs back. */
+  stop(): Promise<void>;
+  /** Releases what the runner holds beyond {@link stop} (a thread, its connections); absent when nothing. */
+  close?(): Promise<void>;
 }
 
 /** What stopped a run on purpose. */
@@ -59,7 +80,7 @@ class WorkerStopping extends Error {
  * run in one transaction. A lease that expires (its worker died) is taken over by any worker: retried
  * once, then failed as interrupted. Every piece of state is in the database, none only in memory.
  */
-export class SyncWorker {
+export class SyncWorker implements SyncRunner {
   readonly workerId: string;
   readonly #o: SyncWorkerOptions;
   readonly #leaseMs: number;
@@ -208,10 +229,12 @@ export class SyncWorker {
     const controller = new AbortController();
     const done = this.#run(claim, controller).finally(() => {
       this.#running.delete(claim.job.id);
+      this.#o.onActiveChange?.(this.#running.size);
       // A slot is free: look for the next job now rather than at the next period.
       if (!this.#stopping) this.wake();
     });
     this.#running.set(claim.job.id, { controller, done });
+    this.#o.onActiveChange?.(this.#running.size);
   }
 
   async #run(claim: ClaimedSync, controller: AbortController): Promise<void> {

@@ -167,10 +167,14 @@ describe('createChangeStamp while this process is inside a transaction or a stre
     const before = await stamp();
     const entered = gate();
     const release = gate();
-    const reading = db.transaction().execute(async (trx) => {
-      await trx.selectFrom('tenants').select('id').execute();
+    // A deferred read transaction, begun by hand: vppd's own transactions begin IMMEDIATE (they all
+    // write), so another process's commit would wait for them instead of landing mid-transaction.
+    const reading = db.connection().execute(async (conn) => {
+      await sql`begin`.execute(conn);
+      await conn.selectFrom('tenants').select('id').execute();
       entered.open();
       await release.promise;
+      await sql`commit`.execute(conn);
     });
     await entered.promise;
     const versionInSnapshot = raw();

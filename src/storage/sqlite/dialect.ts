@@ -1,13 +1,25 @@
 import { chmodSync, closeSync, constants, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
-import { type SqliteDatabase, SqliteDialect } from 'kysely';
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  type SqliteDatabase,
+  SqliteDialect,
+  type SqliteDialectConfig,
+  SqliteDriver,
+} from 'kysely';
 import { mkdirPrivateSync } from '../private-directory.js';
 
 export interface SqliteDialectOptions {
   /** A file path, or `:memory:`. */
   readonly filename: string;
-  /** How long a writer waits for another process's lock before failing, in ms. */
+  /**
+   * How long a statement waits for another connection's write lock before failing, in ms (default
+   * 5,000). It waits on timers, never blocking the thread (see {@link waitingWhenBusy}).
+   */
   readonly busyTimeoutMs?: number;
   /** Told about an existing data directory or database file that others than its owner may read. */
   readonly onInsecureMode?: (path: string, mode: number) => void;
@@ -69,14 +81,17 @@ export interface SqliteConnection {
 export function createSqliteDialect(options: SqliteDialectOptions): SqliteConnection {
   const memory = options.filename === ':memory:';
   if (!memory) prepareDatabaseFile(options.filename, options.onInsecureMode ?? (() => undefined));
-  const database = new Database(options.filename, { timeout: options.busyTimeoutMs ?? 5000 });
+  const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+  // SQLite's own busy handler would sleep in this thread, holding up every request; busy statements
+  // are retried on timers instead (waitingWhenBusy), so SQLite itself never waits.
+  const database = new Database(options.filename, { timeout: 0 });
   // WAL lets readers run while a sync writes; in-memory databases have no journal file to switch.
   if (!memory) {
     database.pragma('journal_mode = WAL');
     privateWalFiles(options.filename);
   }
   database.pragma('foreign_keys = ON');
-  database.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`);
+  database.pragma('busy_timeout = 0');
   // NORMAL with WAL: a commit is atomic and survives a crash of the process (the snapshot swap
   // included); only a power loss may roll back the last commits, never corrupt the file. FULL (an
   // fsync per commit) cost a sync ~100 ms here across its ~20 small commits and would slow every API
@@ -91,7 +106,79 @@ export function createSqliteDialect(options: SqliteDialectOptions): SqliteConnec
     database.pragma('wal_autocheckpoint = 8000');
     database.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
   }
-  return { dialect: new SqliteDialect({ database: withStatementCache(database) }), connection: database };
+  return {
+    dialect: new ImmediateSqliteDialect({ database: withStatementCache(database) }, busyTimeoutMs),
+    connection: database,
+  };
+}
+
+/**
+ * Transactions begin IMMEDIATE: they take the write lock at `begin`, waiting (busy timeout) for
+ * another connection's write to end. A deferred transaction that read first fails its first write
+ * at once with SQLITE_BUSY when another connection committed since its read (WAL cannot move its
+ * snapshot forward), and another connection commits all the time here: the sync thread's own
+ * connection, or another process on the same file.
+ */
+class ImmediateSqliteDialect extends SqliteDialect {
+  readonly #config: SqliteDialectConfig;
+  readonly #busyTimeoutMs: number;
+
+  constructor(config: SqliteDialectConfig, busyTimeoutMs: number) {
+    super(config);
+    this.#config = config;
+    this.#busyTimeoutMs = busyTimeoutMs;
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.#config, this.#busyTimeoutMs);
+  }
+}
+
+class ImmediateSqliteDriver extends SqliteDriver {
+  readonly #busyTimeoutMs: number;
+  #waiting: DatabaseConnection | undefined;
+
+  constructor(config: SqliteDialectConfig, busyTimeoutMs: number) {
+    super(config);
+    this.#busyTimeoutMs = busyTimeoutMs;
+  }
+
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    // Kysely's SQLite driver hands out its one connection; wrapped once.
+    const connection = await super.acquireConnection();
+    this.#waiting ??= waitingWhenBusy(connection, this.#busyTimeoutMs);
+    return this.#waiting;
+  }
+
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+/**
+ * A statement that finds another connection holding the write lock (SQLITE_BUSY: it did nothing) is
+ * run again after 1, 2, 4, then every 10 ms, for up to `timeoutMs`, on timers. SQLite's busy handler
+ * would sleep in the thread instead, and a request thread waiting there for the sync thread's
+ * commit answers nothing meanwhile. Inside a transaction nothing is busy: `begin immediate` took
+ * the lock.
+ */
+function waitingWhenBusy(connection: DatabaseConnection, timeoutMs: number): DatabaseConnection {
+  return {
+    async executeQuery(query) {
+      const deadline = performance.now() + timeoutMs;
+      for (let wait = 1; ; wait = Math.min(wait * 2, 10)) {
+        try {
+          return await connection.executeQuery(query);
+        } catch (error) {
+          if ((error as { code?: unknown }).code !== 'SQLITE_BUSY' || performance.now() + wait > deadline) {
+            throw error;
+          }
+          await new Promise((resolve) => setTimeout(resolve, wait));
+        }
+      }
+    },
+    streamQuery: (query, chunkSize) => connection.streamQuery(query, chunkSize),
+  };
 }
 
 /** Prepared statements kept per SQL text; preparing a sync's 1,000-row insert each time cost ~1.5 ms. */

@@ -1,0 +1,239 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { type AppleSim, defaultSimLocations, startAppleSim } from '../src/apple-sim/apple-sim.js';
+import { createContext } from '../src/context.js';
+import { type RunningServer, startServer } from '../src/server/start-server.js';
+import { startSyncThread } from '../src/sync/sync-thread.js';
+import { SyncWorker } from '../src/sync/sync-worker.js';
+import { tenantA, testConfig } from './helpers/graph-test-app.js';
+import { mintToken, roles } from './helpers/jwt.js';
+import { storageEngines, testDatabaseUrl } from './helpers/storage-engines.js';
+import { tokensPath } from './helpers/sync-harness.js';
+
+// VPPD_SYNC_THREADS=1: the sync worker runs in a worker thread of its own with its own database
+// connection, as `vppd serve` runs it. Real sockets, a real Apple simulator, a SQLite file or a
+// PostgreSQL database; the tests wait for what they can observe (the API, the database, the logs).
+
+/** Polls `probe` until it returns a value; fails naming `what` after `timeoutMs`. */
+function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  return vi.waitFor(
+    async () => {
+      const value = await probe();
+      if (value === undefined) throw new Error(`timed out waiting for ${what}`);
+      return value;
+    },
+    { timeout: timeoutMs, interval: 25 },
+  );
+}
+
+describe.each(storageEngines)('syncs in a sync thread (%s)', (engine) => {
+  let sim: AppleSim;
+  let server: RunningServer;
+  let dir: string;
+  let auth: string;
+  const lines: string[] = [];
+
+  const api = async (method: string, path: string, body?: unknown) => {
+    const response = await fetch(`${server.url}${path}`, {
+      method,
+      headers: { authorization: auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await response.text();
+    return {
+      status: response.status,
+      body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>),
+    };
+  };
+  const upload = async (locationId: string) => {
+    const created = await api('POST', tokensPath, { token: sim.tokenFor(locationId) });
+    expect(created.status).toBe(201);
+    return String(created.body.id);
+  };
+  const syncStatus = async (id: string) =>
+    String((await api('GET', `${tokensPath}/${id}`)).body.lastSyncStatus);
+  const logged = () => lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+
+  beforeAll(async () => {
+    sim = await startAppleSim({
+      seed: `sync-thread-${engine}`,
+      rateLimit: false,
+      pageSize: 100,
+      locations: [
+        ...defaultSimLocations(),
+        {
+          id: 'slow',
+          name: 'Slow Annex',
+          orgName: 'Slow County',
+          countryCode: 'US',
+          assets: 10,
+          assignments: 300,
+          users: 50,
+        },
+      ],
+    });
+    dir = await mkdtemp(join(tmpdir(), 'vppd-sync-thread-'));
+    const database = await testDatabaseUrl(engine, `sqlite:${join(dir, 'vppd.db')}`);
+    const logger = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+          done();
+        },
+      }),
+    );
+    server = await startServer(
+      testConfig({
+        port: '0',
+        database,
+        appleUrl: sim.baseUrl,
+        appleMetadataUrl: sim.metadataUrl,
+        syncThreads: '1',
+      }),
+      { runSync: true, syncOnTokenWrite: true, logger, sync: { pollMs: 50, heartbeatMs: 200 } },
+    );
+    auth = `Bearer ${await mintToken({ tenantId: tenantA, roles: [roles.readWrite] })}`;
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    await sim?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('runs an uploaded token’s sync to completed off the request thread; history, logs and Apple metrics come back', async () => {
+    expect(server.context.sync.worker).toBeDefined();
+    expect(server.context.sync.worker).not.toBeInstanceOf(SyncWorker);
+    const id = await upload('small');
+    await until('the sync to complete', async () =>
+      (await syncStatus(id)) === 'completed' ? true : undefined,
+    );
+
+    const token = await api('GET', `${tokensPath}/${id}`);
+    expect(token.body).toMatchObject({ state: 'valid', lastSyncStatus: 'completed' });
+    const history = await api('GET', `/vppd/v1/tokens/${id}/syncs?top=5`);
+    expect(history.status).toBe(200);
+    const runs = history.body.value as Record<string, unknown>[];
+    expect(runs[0]).toMatchObject({ outcome: 'completed', assets: 40, assignments: 600 });
+
+    // The thread's log records reach the process's logger, with their component, never the sToken.
+    const completed = await until('the completion log line', async () =>
+      logged().find((l) => l.msg === 'sync completed' && l.tokenId === id),
+    );
+    expect(completed).toMatchObject({ component: 'sync', assignments: 600, level: 30 });
+    expect(lines.join('\n')).not.toContain(sim.tokenFor('small'));
+
+    // Apple requests the thread made are counted in this process's /metrics.
+    const metrics = await until('Apple requests in /metrics', async () => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      const line = text
+        .split('\n')
+        .find((l) => l.startsWith('vppd_apple_requests_total{') && l.includes('endpoint="GET /assignments"'));
+      return line !== undefined && Number(line.slice(line.lastIndexOf(' ') + 1)) >= 6 ? line : undefined;
+    });
+    expect(metrics).toContain('status="200"');
+  });
+
+  it('a graceful stop gives a running sync back to the queue; the next start runs it to completed', async () => {
+    const runner = server.context.sync.worker;
+    if (runner === undefined) throw new Error('no sync runner');
+    sim.faults.latency('slow', 300);
+    const id = await upload('slow');
+    await until('the sync to run in the thread', async () => (runner.active === 1 ? true : undefined));
+
+    const left = await runner.drain(0);
+    expect(left).toBe(1);
+    await runner.stop();
+    expect(runner.active).toBe(0);
+    const job = await server.context.db
+      .selectFrom('sync_jobs')
+      .select(['lease_owner', 'attempts'])
+      .where('token_id', '=', id)
+      .executeTakeFirstOrThrow();
+    // Given back: no lease, the attempt not counted; the token still shows the sync in progress.
+    expect(job).toEqual({ lease_owner: null, attempts: 0 });
+    expect(await syncStatus(id)).toBe('inProgress');
+    expect(logged().some((l) => l.msg === 'sync stopped with vppd; it runs again when a worker starts')).toBe(
+      true,
+    );
+
+    sim.faults.clear('slow');
+    runner.start();
+    await until('the sync to complete after the restart', async () =>
+      (await syncStatus(id)) === 'completed' ? true : undefined,
+    );
+  });
+});
+
+describe('VPPD_SYNC_THREADS', () => {
+  it('an in-memory database syncs in the request thread (a thread cannot open it)', async () => {
+    const context = await createContext(testConfig({ syncThreads: '1' }), {
+      logger: pino({ level: 'silent' }),
+    });
+    try {
+      expect(context.config.sync.threads).toBe(1);
+      expect(await context.sync.createRunner()).toBeInstanceOf(SyncWorker);
+    } finally {
+      await context.dispose();
+    }
+  });
+
+  it('0 runs the worker in the request thread on a file database too', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vppd-sync-thread-'));
+    const context = await createContext(
+      testConfig({ syncThreads: '0', database: `sqlite:${join(dir, 'vppd.db')}` }),
+      { logger: pino({ level: 'silent' }) },
+    );
+    try {
+      expect(await context.sync.createRunner()).toBeInstanceOf(SyncWorker);
+    } finally {
+      await context.dispose();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a sync thread that cannot open the database fails its start with the reason, and is gone', async () => {
+    const logged: string[] = [];
+    const logger = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          logged.push(chunk.toString('utf8'));
+          done();
+        },
+      }),
+    );
+    // The database's directory is a file: the thread cannot open it.
+    const dir = await mkdtemp(join(tmpdir(), 'vppd-sync-thread-'));
+    const notADirectory = join(dir, 'a-file');
+    await writeFile(notADirectory, '');
+    const filename = join(notADirectory, 'vppd.db');
+    await expect(
+      startSyncThread({
+        data: {
+          database: { kind: 'sqlite', url: `sqlite:${filename}`, filename },
+          encryptionKey: new Uint8Array(32),
+          apple: {
+            baseUrl: 'http://127.0.0.1:9/mdm/v2',
+            metadataUrl: undefined,
+            connections: 16,
+            sharedRate: true,
+          },
+          settings: { intervalMs: 3_600_000 },
+          workerId: 'test:1:abcd',
+          logLevel: 'info',
+          nice: 10,
+        },
+        logger,
+      }),
+    ).rejects.toThrow(/^the sync thread did not start: .*a-file/);
+    // A start that failed is no unexpected stop: nothing claims syncs are off until a restart.
+    expect(logged.join('')).not.toContain('stopped unexpectedly');
+    await rm(dir, { recursive: true, force: true });
+  });
+});
