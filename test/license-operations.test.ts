@@ -412,6 +412,32 @@ describe.each(storageEngines)('license operations on %s', (engine) => {
     expect(pages).toBe(3);
     expect(new Set(listed)).toEqual(new Set(keep));
     expect(listed).toHaveLength(250);
+    // The same holders by Graph's id of the app (what the dashboard has), which names the pricing param too.
+    const appId = (await graphApp(asset)).id as string;
+    const byAppId = await f.call(
+      'GET',
+      `/vppd/v1/tokens/${tokenId}/licenses?appId=${appId}&top=1000`,
+      f.auth.aReadOnly,
+    );
+    expect(byAppId.status, byAppId.text).toBe(200);
+    const byApp = byAppId.body as { adamId: string; pricingParam: string; count: number; value: Json[] };
+    expect(byApp).toMatchObject({ adamId: asset.adamId, pricingParam: asset.pricingParam, count: 250 });
+    expect(new Set(byApp.value.map((v) => v.serialNumber))).toEqual(new Set(keep));
+    const unknownApp = await f.call(
+      'GET',
+      `/vppd/v1/tokens/${tokenId}/licenses?appId=00000000-0000-5000-8000-000000000000`,
+      f.auth.a,
+    );
+    expect(unknownApp.status).toBe(404);
+    const both = await f.call(
+      'GET',
+      `/vppd/v1/tokens/${tokenId}/licenses?appId=${appId}&adamId=${asset.adamId}`,
+      f.auth.a,
+    );
+    expect(both.status).toBe(400);
+    expect((both.body as { error: { message: string } }).error.message).toContain(
+      "either 'appId' or 'adamId'",
+    );
     expect(
       (await f.call('GET', `/vppd/v1/tokens/${tokenId}/licenses?adamId=${asset.adamId}`, f.auth.b)).status,
     ).toBe(404);

@@ -3,6 +3,7 @@ import { errors } from '../domain/errors.js';
 import { formatGraphDateTime } from '../domain/graph-date-time.js';
 import { type LicenseOperationKind, parseLicenseOperationRequest } from '../domain/license-operation.js';
 import { parseReclaimRequest } from '../domain/license-reclaim.js';
+import { vppAppId } from '../graph/vpp-app-presenter.js';
 import type { Authenticator } from '../http/auth/authenticator.js';
 import { authorize, externalBaseOf, principalOf } from '../http/request.js';
 import {
@@ -142,17 +143,30 @@ export function registerLicenseOperationRoutes(
       const tokenId = request.params.id;
       const query = request.query;
       for (const name of Object.keys(query)) {
-        if (!['adamId', 'pricingParam', 'top', 'skiptoken'].includes(name)) {
+        if (!['adamId', 'pricingParam', 'appId', 'top', 'skiptoken'].includes(name)) {
           throw errors.badRequest(
-            `Unknown query parameter '${name.slice(0, 100)}'; use adamId, pricingParam, top, skiptoken.`,
+            `Unknown query parameter '${name.slice(0, 100)}'; use adamId, pricingParam, appId, top, skiptoken.`,
           );
         }
       }
-      const adamId = query.adamId;
-      if (adamId === undefined || !/^\d{1,20}$/.test(adamId)) {
-        throw errors.badRequest("'adamId' is required: Apple's numeric id of the app.");
+      let adamId = query.adamId;
+      let pricingParam = query.pricingParam ?? 'STDQ';
+      if (query.appId !== undefined) {
+        // Graph's id of the app (what a Graph client has): it names the adamId and the pricing param.
+        if (query.adamId !== undefined || query.pricingParam !== undefined) {
+          throw errors.badRequest("Give either 'appId' or 'adamId' (with 'pricingParam'), not both.");
+        }
+        const wanted = query.appId.toLowerCase();
+        const app = (await context.licenseReads.appKeys(tenantId, tokenId)).find(
+          (k) => vppAppId(k) === wanted,
+        );
+        if (app === undefined) throw errors.notFound('mobileApp', query.appId.slice(0, 100));
+        adamId = app.adamId;
+        pricingParam = app.pricingParam;
       }
-      const pricingParam = query.pricingParam ?? 'STDQ';
+      if (adamId === undefined || !/^\d{1,20}$/.test(adamId)) {
+        throw errors.badRequest("'adamId' (Apple's numeric id of the app) or 'appId' is required.");
+      }
       if (!['STDQ', 'PLUS'].includes(pricingParam))
         throw errors.badRequest("'pricingParam' must be STDQ or PLUS.");
       const top = query.top === undefined ? 100 : Number(query.top);
