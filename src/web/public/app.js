@@ -7,6 +7,8 @@ const graph = '/beta/deviceAppManagement';
 const tokenKey = 'vppd.dashboard.token';
 const langKey = 'vppd.dashboard.lang';
 const unlimitedCount = 2147483647;
+/** Holders listed per page in a token's details (the API pages with its own nextLink). */
+const holdersPageSize = 20;
 
 /** @type {Record<string, any>} */
 let allStrings = {};
@@ -21,8 +23,13 @@ const tokens = new Map();
 /** @type {Map<string, { tr: HTMLTableRowElement, key: string }>} */
 const rows = new Map();
 const view = { sortKey: 'name', sortDir: 1, status: '', state: '', search: '' };
-/** @type {{ id: string | null, appsNext: string | null, lastStatus: string | null }} */
-const detail = { id: null, appsNext: null, lastStatus: null };
+/**
+ * The open token's details; `holders` is the app whose holders are shown (one at a time), kept across
+ * reloads of the apps table so a release refreshes it in place.
+ * @type {{ id: string | null, appsNext: string | null, lastStatus: string | null,
+ *   holders: { appId: string, name: string } | null }}
+ */
+const detail = { id: null, appsNext: null, lastStatus: null, holders: null };
 /** @type {AbortController | null} */
 let stream = null;
 let renderQueued = false;
@@ -201,6 +208,31 @@ function tenantOf(/** @type {string} */ jwt) {
     return JSON.parse(json).tid ?? '';
   } catch {
     return '';
+  }
+}
+
+/** Graph's permissions that allow writes (the server checks them again; this only hides what would be refused). */
+const writePermissions = [
+  'DeviceManagementServiceConfig.ReadWrite.All',
+  'DeviceManagementApps.ReadWrite.All',
+];
+
+/**
+ * Whether the bearer token carries a write permission (`roles` or `scp`). A token the page cannot read
+ * counts as writable: the server's 403 message is shown then.
+ */
+function canWrite() {
+  if (bearer === null) return false;
+  try {
+    const part = bearer.split('.')[1] ?? '';
+    const claims = JSON.parse(atob(part.replace(/-/g, '+').replace(/_/g, '/')));
+    const granted = [
+      ...(Array.isArray(claims.roles) ? claims.roles : []),
+      ...(typeof claims.scp === 'string' ? claims.scp.split(' ') : []),
+    ];
+    return granted.some((p) => writePermissions.includes(p));
+  } catch {
+    return true;
   }
 }
 
@@ -781,7 +813,10 @@ async function openDetail(/** @type {string} */ id, /** @type {boolean} */ show)
   clearError('detail-alert');
   renderFacts(token);
   const dialog = /** @type {HTMLDialogElement} */ ($('detail'));
-  if (show && !dialog.open) dialog.showModal();
+  if (show && !dialog.open) {
+    detail.holders = null;
+    dialog.showModal();
+  }
   await Promise.all([loadApps(id, null), loadHistory(id), loadOperations(id)]);
 }
 
@@ -837,16 +872,219 @@ async function loadApps(/** @type {string} */ id, /** @type {string | null} */ n
         }
         tr.append(td);
       });
+      tr.append(holdersCell(app));
       return tr;
     });
     if (next === null) body.replaceChildren(...trs);
     else body.append(...trs);
-    if (body.children.length === 0) body.replaceChildren(messageRow(t('noApps'), 5));
+    if (body.children.length === 0) body.replaceChildren(messageRow(t('noApps'), 6));
+    // The holders that were open stay open (after a release the apps reload with new counts).
+    const open = detail.holders;
+    if (open !== null && next === null) {
+      const button = /** @type {HTMLButtonElement | null} */ (
+        body.querySelector(`button[data-app-id="${CSS.escape(open.appId)}"]`)
+      );
+      if (button !== null) void toggleHolders(button, open.name, true);
+    }
     detail.appsNext = page['@odata.nextLink'] ?? null;
     $('more-apps').hidden = detail.appsNext === null;
   } catch (error) {
     showError('detail-alert', error);
   }
+}
+
+/** The app row's button that shows (and hides) its holders under it. */
+function holdersCell(/** @type {any} */ app) {
+  const td = document.createElement('td');
+  const appId = String(app.id);
+  const name = app.displayName || app.bundleId || appId;
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'holders-button';
+  button.textContent = t('holders');
+  button.dataset.appId = appId;
+  button.setAttribute('aria-expanded', 'false');
+  button.setAttribute('aria-label', t('holdersOf', { app: name }));
+  button.addEventListener('click', () => void toggleHolders(button, name, false));
+  td.append(button);
+  return td;
+}
+
+/** Opens the holders of the button's app in a row under it (or closes them); `reload` reopens in place. */
+async function toggleHolders(
+  /** @type {HTMLButtonElement} */ button,
+  /** @type {string} */ name,
+  /** @type {boolean} */ reload,
+) {
+  const appId = button.dataset.appId ?? '';
+  const tr = /** @type {HTMLTableRowElement} */ (button.closest('tr'));
+  const panelId = `holders-${appId}`;
+  const existing = document.getElementById(panelId);
+  if (existing !== null && !reload) {
+    existing.remove();
+    button.setAttribute('aria-expanded', 'false');
+    detail.holders = null;
+    return;
+  }
+  // One app's holders at a time.
+  for (const other of $('apps').querySelectorAll('.holders-panel')) other.remove();
+  for (const b of $('apps').querySelectorAll('.holders-button')) b.setAttribute('aria-expanded', 'false');
+  const panel = document.createElement('tr');
+  panel.id = panelId;
+  panel.className = 'holders-panel';
+  const td = document.createElement('td');
+  td.colSpan = 6;
+  const heading = document.createElement('p');
+  heading.className = 'holders-count';
+  heading.textContent = t('loading');
+  const list = document.createElement('ul');
+  list.setAttribute('aria-label', t('holdersOf', { app: name }));
+  const more = document.createElement('button');
+  more.type = 'button';
+  more.className = 'more-holders';
+  more.textContent = t('moreHolders');
+  more.hidden = true;
+  td.append(heading, list, more);
+  panel.append(td);
+  tr.after(panel);
+  button.setAttribute('aria-controls', panelId);
+  button.setAttribute('aria-expanded', 'true');
+  detail.holders = { appId, name };
+  const id = detail.id;
+  if (id === null) return;
+  /** @type {string | null} */
+  let next = null;
+  const loadPage = async () => {
+    const url =
+      next ??
+      `/vppd/v1/tokens/${encodeURIComponent(id)}/licenses?${new URLSearchParams({ appId, top: String(holdersPageSize) })}`;
+    try {
+      const page = await call('GET', url);
+      if (detail.id !== id || !panel.isConnected) return;
+      heading.textContent = t('holdersCount', { n: count(page.count) });
+      list.append(
+        ...page.value.map((/** @type {any} */ holder) =>
+          holderItem(id, { adamId: page.adamId, pricingParam: page.pricingParam }, name, holder),
+        ),
+      );
+      if (list.children.length === 0) heading.textContent = t('noHolders');
+      next = page.nextLink ?? null;
+      more.hidden = next === null;
+    } catch (error) {
+      heading.textContent = '';
+      showError('detail-alert', error);
+    }
+  };
+  more.addEventListener('click', async () => {
+    const first = list.children.length;
+    await loadPage();
+    // The focus goes to the first new holder (its Release button when it has one), not back to the top.
+    const item = /** @type {HTMLElement | undefined} */ (list.children[first]);
+    (item?.querySelector('button') ?? item)?.focus();
+  });
+  await loadPage();
+}
+
+/** One holder: its serial number or client user id, and (with write permission) a release button. */
+function holderItem(
+  /** @type {string} */ tokenId,
+  /** @type {{ adamId: string, pricingParam: string }} */ asset,
+  /** @type {string} */ appName,
+  /** @type {any} */ holder,
+) {
+  const li = document.createElement('li');
+  li.tabIndex = -1;
+  const serial = holder.serialNumber !== undefined;
+  const value = String(serial ? holder.serialNumber : holder.clientUserId);
+  const label = t(serial ? 'holderSerial' : 'holderUser', { id: value });
+  const text = document.createElement('span');
+  text.className = 'holder-id';
+  text.textContent = label;
+  li.append(text);
+  if (canWrite()) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'danger release-button';
+    button.textContent = t('release');
+    button.setAttribute('aria-label', t('releaseOf', { holder: label }));
+    button.addEventListener('click', () =>
+      askRelease({
+        tokenId,
+        asset,
+        appName,
+        label,
+        ...(serial ? { serialNumber: value } : { clientUserId: value }),
+      }),
+    );
+    li.append(button);
+  }
+  return li;
+}
+
+/**
+ * The release waiting for its confirmation, with the Idempotency-Key of that one confirmation: a second
+ * click (or a retried request) answers the same operation instead of releasing twice.
+ * @type {{ tokenId: string, asset: { adamId: string, pricingParam: string }, appName: string, label: string, serialNumber?: string,
+ *   clientUserId?: string, key: string } | null}
+ */
+let pendingRelease = null;
+
+/** A fresh random key (crypto.randomUUID needs a secure context; a dashboard on plain http is not one). */
+function idempotencyKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return `dashboard-${[...bytes].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
+
+function askRelease(
+  /** @type {{ tokenId: string, asset: { adamId: string, pricingParam: string }, appName: string, label: string, serialNumber?: string, clientUserId?: string }} */ what,
+) {
+  pendingRelease = { ...what, key: idempotencyKey() };
+  $('release-text').textContent = t('releaseConfirm', { app: what.appName, holder: what.label });
+  const dialog = /** @type {HTMLDialogElement} */ ($('release-dialog'));
+  dialog.returnValue = '';
+  dialog.showModal();
+}
+
+async function onReleaseClosed() {
+  const dialog = /** @type {HTMLDialogElement} */ ($('release-dialog'));
+  const what = pendingRelease;
+  pendingRelease = null;
+  if (dialog.returnValue !== 'release' || what === null) return;
+  clearError('detail-alert');
+  const body = {
+    assets: [what.asset],
+    ...(what.serialNumber !== undefined
+      ? { serialNumbers: [what.serialNumber] }
+      : { clientUserIds: [what.clientUserId] }),
+  };
+  try {
+    let op = await call('POST', `/vppd/v1/tokens/${encodeURIComponent(what.tokenId)}/disassociations`, body, {
+      'idempotency-key': what.key,
+    });
+    notice(t('releaseStarted', { holder: what.label }));
+    void loadOperations(what.tokenId);
+    // The operation runs in vppd's worker: ask until it ends (it ends only after the snapshot followed).
+    for (
+      let wait = 250;
+      op.status === 'pending' || op.status === 'running';
+      wait = Math.min(wait * 2, 2000)
+    ) {
+      await new Promise((resolve) => window.setTimeout(resolve, wait));
+      op = await call('GET', `/vppd/v1/operations/${encodeURIComponent(op.id)}`);
+    }
+    const status = String(op.status);
+    const outcome = t(`op${status[0]?.toUpperCase()}${status.slice(1)}`);
+    if (status === 'completed') notice(t('releaseDone', { holder: what.label, outcome }));
+    else {
+      const message = op.failures?.[0]?.errorMessage ?? op.errorMessage ?? '';
+      showError('detail-alert', new Error(t('releaseFailed', { holder: what.label, outcome, message })));
+    }
+  } catch (error) {
+    showError('detail-alert', error);
+  }
+  if (detail.id !== what.tokenId) return;
+  void loadOperations(what.tokenId);
+  await loadApps(what.tokenId, null);
 }
 
 function messageRow(/** @type {string} */ text, /** @type {number} */ span) {
@@ -1123,6 +1361,7 @@ function wire() {
   $('renew-file').addEventListener('change', () => void renewToken());
   $('detail-delete').addEventListener('click', askDelete);
   $('delete-dialog').addEventListener('close', () => void onDeleteClosed());
+  $('release-dialog').addEventListener('close', () => void onReleaseClosed());
   $('more-apps').addEventListener('click', () => {
     if (detail.id !== null && detail.appsNext !== null) void loadApps(detail.id, detail.appsNext);
   });
