@@ -22,6 +22,7 @@ const cwd = mkdtempSync(join(tmpdir(), 'vppd-holders-'));
 const jwtSecret = randomBytes(48).toString('base64url');
 const pageSize = 20;
 let server: ServeProcess;
+let simAdmin: string;
 let browser: Browser;
 
 const healthy = demoTokens.find((d) => d.locationId === 'small')?.displayName ?? '';
@@ -37,6 +38,9 @@ beforeAll(async () => {
     }),
     cwd,
   });
+  const sim = /^demo: Apple simulator (http:\/\/\S+)\/mdm\/v2$/m.exec(server.stdout())?.[1];
+  if (sim === undefined) throw new Error(`no simulator line in: ${server.stdout()}`);
+  simAdmin = `${sim}/_sim`;
   browser = await chromium.launch({
     executablePath: chromiumPath,
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
@@ -200,6 +204,48 @@ describe('license holders in the dashboard', () => {
     expect(page.errors).toEqual([]);
     await page.context().close();
   }, 90_000);
+
+  it('shows Apple’s message when a release fails, and the count stays', async () => {
+    const page = await openPage();
+    const { app, name, used } = await openBusiestApp(page);
+    await app.getByRole('button', { name: `Holders: ${name}` }).click();
+    const panel = page.locator('#apps .holders-panel');
+    await panel.locator('.holders-count', { hasText: `${used} licenses assigned` }).waitFor();
+    const first = (await panel.locator('.holder-id').first().textContent()) ?? '';
+    const [kind, holder] = first.split(' ');
+    // Apple refuses this one holder in the next event.
+    const fault = await fetch(`${simAdmin}/locations/small/faults`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        type: 'eventFailure',
+        count: 1,
+        errorNumber: 9610,
+        errorMessage: 'License not found for this holder',
+        [kind === 'device' ? 'serialNumbers' : 'clientUserIds']: [holder],
+      }),
+    });
+    expect(fault.status).toBe(200);
+    try {
+      await panel.getByRole('button', { name: `Release: ${first}` }).click();
+      await page.locator('dialog#release-dialog[open]').getByRole('button', { name: 'Release' }).click();
+      const alert = page.locator('#detail-alert', { hasText: 'License not found for this holder' });
+      await alert.waitFor({ timeout: 30_000 });
+      await expect(alert.textContent()).resolves.toBe(
+        `The release of ${first} did not complete (failed): License not found for this holder`,
+      );
+      await page.locator('#operations tr').first().filter({ hasText: 'failed' }).waitFor();
+      await expect(page.locator('#operations tr').first().textContent()).resolves.toContain('9610 ×1');
+      await panel.locator('.holders-count', { hasText: `${used} licenses assigned` }).waitFor();
+      expect(await usedOf(page, name)).toBe(used);
+      await alert.scrollIntoViewIfNeeded();
+      await page.screenshot({ path: join(shots, 'release-failed.png') });
+      expect(page.errors).toEqual([]);
+    } finally {
+      await fetch(`${simAdmin}/locations/small/faults`, { method: 'DELETE' });
+      await page.context().close();
+    }
+  }, 60_000);
 
   it('speaks Russian in the holders and the confirmation', async () => {
     const page = await openPage({ locale: 'ru-RU' });

@@ -224,8 +224,8 @@ const ui = {
   releaseStarted: { en: 'Releasing {holder}…', ru: 'Освобождение: {holder}…' },
   releaseDone: { en: 'Released: {holder} ({outcome}).', ru: 'Освобождено: {holder} ({outcome}).' },
   releaseFailed: {
-    en: 'The release of {holder} ended {outcome}: {message}',
-    ru: 'Освобождение ({holder}) завершилось: {outcome}: {message}',
+    en: 'The release of {holder} did not complete ({outcome}): {message}',
+    ru: 'Освобождение ({holder}) не выполнено ({outcome}): {message}',
   },
   usedOf: { en: '{used} of {total} used', ru: 'использовано {used} из {total}' },
   loading: { en: 'Loading…', ru: 'Загрузка…' },

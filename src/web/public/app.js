@@ -1077,7 +1077,9 @@ async function onReleaseClosed() {
     if (status === 'completed') notice(t('releaseDone', { holder: what.label, outcome }));
     else {
       const message = op.failures?.[0]?.errorMessage ?? op.errorMessage ?? '';
-      showError('detail-alert', new Error(t('releaseFailed', { holder: what.label, outcome, message })));
+      const box = $('detail-alert');
+      box.textContent = t('releaseFailed', { holder: what.label, outcome, message });
+      box.hidden = false;
     }
   } catch (error) {
     showError('detail-alert', error);
