@@ -14,7 +14,7 @@ import {
 } from './notifications/notification-service.js';
 import { createLogger } from './ops/logging.js';
 import { createMetrics, type VppdMetrics } from './ops/metrics.js';
-import { DatabaseRateLimiter } from './storage/apple-rate-store.js';
+import { createDatabaseRateLimiter } from './storage/apple-rate-store.js';
 import type { StorageEngine } from './storage/engine.js';
 import { createLicenseReadStore, type LicenseReadStore } from './storage/license-read-store.js';
 import { openStorage, type VppdDatabase } from './storage/open-database.js';
@@ -144,7 +144,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
       ...(config.apple.metadataUrl ? { metadataUrl: config.apple.metadataUrl } : {}),
       logger: logger.child({ component: 'apple' }),
       observer: metrics.apple,
-      ...(sharedAppleRate ? { rateLimiter: new DatabaseRateLimiter({ storage, sleep: realSleep }) } : {}),
+      ...(sharedAppleRate ? { rateLimiter: createDatabaseRateLimiter(storage, realSleep) } : {}),
     });
   const licenseReads = createLicenseReadStore({ db });
   const revokes = createRevokeService({

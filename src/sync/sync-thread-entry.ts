@@ -6,7 +6,7 @@ import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { type AppleRequestObservation, createAppleClient, realSleep } from '../apple/apple-client.js';
 import type { Logger } from '../domain/logger.js';
-import { DatabaseRateLimiter } from '../storage/apple-rate-store.js';
+import { createDatabaseRateLimiter } from '../storage/apple-rate-store.js';
 import { openStorage } from '../storage/open-database.js';
 import { createTokenCipher } from '../storage/token-cipher.js';
 import { createVppTokenStore } from '../storage/vpp-token-store.js';
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     baseUrl: data.apple.baseUrl,
     connections: data.apple.connections,
     beforeParse: lane.turn,
-    ...(data.apple.sharedRate ? { rateLimiter: new DatabaseRateLimiter({ storage, sleep: realSleep }) } : {}),
+    ...(data.apple.sharedRate ? { rateLimiter: createDatabaseRateLimiter(storage, realSleep) } : {}),
     ...(data.apple.metadataUrl ? { metadataUrl: data.apple.metadataUrl } : {}),
     logger: logger.child({ component: 'apple' }),
     observer: {
