@@ -1,7 +1,8 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { DatabaseSchema } from '../storage/database-schema.js';
 import type { VppdDatabase } from '../storage/open-database.js';
-import { type AlertEvent, type AlertEventType, alertPayloadOf, tokenLabel } from './alert-events.js';
+import { type AlertEvent, type AlertEventType, tokenLabel } from './alert-events.js';
+import { enqueue } from './alert-scanner.js';
 import type { AlertTables } from './alert-tables.js';
 
 /** Apple's "unlimited" totalCount: such apps never run out. */
@@ -309,8 +310,9 @@ export class LicenseAlerts {
           .execute();
         if (change.alert === undefined) continue;
         const name = await appNameOf(trx, change.app.adamId);
-        queued += await enqueueAlert(
-          trx,
+        queued += await enqueue(
+          // The outbox insert reads and writes only the alert tables, which this transaction has too.
+          trx as unknown as Transaction<DatabaseSchema & AlertTables>,
           now,
           this.#o.newId,
           licenseEvent(change.alert, {
@@ -380,43 +382,4 @@ export function licenseEvent(
       threshold: c.threshold,
     },
   };
-}
-
-/** Queues one event for every endpoint of its tenant subscribed to its type; answers rows created. */
-async function enqueueAlert(trx: Trx, now: Date, newId: () => string, event: AlertEvent): Promise<number> {
-  const endpoints = await trx
-    .selectFrom('alert_webhooks')
-    .select(['id', 'events'])
-    .where('tenant_id', '=', event.tenantId)
-    .execute();
-  const subscribed = endpoints.filter((e) => (JSON.parse(e.events) as AlertEventType[]).includes(event.type));
-  const payload = JSON.stringify(alertPayloadOf(event));
-  const nowText = now.toISOString();
-  let created = 0;
-  for (const endpoint of subscribed) {
-    const result = await trx
-      .insertInto('alert_outbox')
-      .values({
-        id: newId(),
-        event_id: event.eventId,
-        tenant_id: event.tenantId,
-        webhook_id: endpoint.id,
-        event_type: event.type,
-        token_id: event.tokenId,
-        payload,
-        status: 'pending',
-        attempts: 0,
-        created_at: nowText,
-        next_attempt_at: nowText,
-        lease_owner: null,
-        lease_expires_at: null,
-        delivered_at: null,
-        last_status: null,
-        last_error: null,
-      })
-      .onConflict((oc) => oc.columns(['webhook_id', 'event_id']).doNothing())
-      .executeTakeFirst();
-    created += Number(result.numInsertedOrUpdatedRows ?? 0n);
-  }
-  return created;
 }
