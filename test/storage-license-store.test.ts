@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { StorageEngine, StorageEngineKind } from '../src/storage/engine.js';
 import { createLicenseReadStore } from '../src/storage/license-read-store.js';
@@ -163,6 +164,33 @@ async function readAll(f: Fixture, query: { adamId?: string; pricingParam?: stri
   }
 }
 
+/**
+ * Keeps chunk writes of `f`'s run from landing until `release()`: a transaction that holds the table
+ * (PostgreSQL: a share lock, which inserts wait for; SQLite: the one connection every transaction of
+ * the store queues for). `done` answers the licenses the run had when the hold ended, read inside it.
+ */
+async function holdChunkWrites(
+  f: Fixture,
+  engine: StorageEngineKind,
+): Promise<{ release(): void; readonly done: Promise<number> }> {
+  let release = () => {};
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let held = () => {};
+  const holding = new Promise<void>((resolve) => {
+    held = resolve;
+  });
+  const done = f.db.transaction().execute(async (trx) => {
+    if (engine === 'postgres') await sql`lock table license_assignment_chunks in share mode`.execute(trx);
+    held();
+    await released;
+    return (await countRunRows(trx, f.claim.runId)).assignments;
+  });
+  await holding;
+  return { release, done };
+}
+
 describe.each(storageEngines)('LicenseStore staging on %s', (engine) => {
   it('stages a multi-batch run in random order: every record once, with its Apple position', async () => {
     const f = await fixture('file', engine);
@@ -202,6 +230,47 @@ describe.each(storageEngines)('LicenseStore staging on %s', (engine) => {
     await commit(onFile, rows);
     await commit(inMemory, rows);
     expect(await readAll(inMemory)).toEqual(await readAll(onFile));
+  });
+
+  it('a batch is written while the caller goes on; close waits for every batch', async () => {
+    const f = await fixture('file', engine);
+    // 8 assets: ~375 licenses each, so full chunks (128) and a batch of at least 400 during the writes.
+    const rows = assignments(3000, 21);
+    const writer = f.licenses.assignmentWriter(f.claim.runId, { flushRows: 400 });
+    const hold = await holdChunkWrites(f, engine);
+    // The batch cannot land while the table is held: write returning proves it did not wait for it.
+    await writer.write(rows.slice(0, 2000));
+    let closed = false;
+    const closing = writer.write(rows.slice(2000)).then(async () => {
+      await writer.close();
+      closed = true;
+    });
+    expect(closed).toBe(false);
+    hold.release();
+    expect(await hold.done).toBe(0);
+    await closing;
+    expect(await countRunRows(f.db, f.claim.runId)).toEqual({ assets: 0, assignments: 3000 });
+    await f.licenses.insertAssets({ runId: f.claim.runId, tenantId, tokenId: f.claim.job.tokenId }, assets);
+    await commit(f, rows);
+    expect(await readAll(f)).toEqual(rows.map((a, seq) => ({ seq, key: keyOf(a) })));
+  });
+
+  it('discard waits for the batch in flight, so clearRun after it leaves nothing behind', async () => {
+    const f = await fixture('file', engine);
+    const rows = assignments(3000, 22);
+    const writer = f.licenses.assignmentWriter(f.claim.runId, { flushRows: 400 });
+    const hold = await holdChunkWrites(f, engine);
+    await writer.write(rows);
+    const discarding = writer.discard();
+    hold.release();
+    expect(await hold.done).toBe(0);
+    await discarding;
+    // The batch in flight landed (at least 400 licenses in full chunks); what was buffered did not.
+    const landed = (await countRunRows(f.db, f.claim.runId)).assignments;
+    expect(landed).toBeGreaterThanOrEqual(400);
+    expect(landed).toBeLessThan(3000);
+    await f.licenses.clearRun(f.claim.runId);
+    expect(await countRunRows(f.db, f.claim.runId)).toEqual({ assets: 0, assignments: 0 });
   });
 
   it('a run deleted mid-staging (token deleted) fails the writer with a foreign-key violation', async () => {

@@ -352,6 +352,24 @@ describe.each(storageEngines)('sync engine on %s', (engine) => {
       expect(sim.requestCounts().small?.['GET assignments']).toBeGreaterThanOrEqual(3);
     });
 
+    it('a large read that keeps moving: batches staged before each restart are cleared, none lands after', async () => {
+      // 50,000 licenses in pages of 100: past page 164 the writer has ~16,000 licenses in chunks and starts a
+      // batch while it goes on fetching; the data moves after page 200, each of the three reads.
+      const created = await h.upload('large');
+      sim.faults.changeDataAfterPage('large', 200, { endpoint: 'assignments', times: 10 });
+      await h.syncNow();
+      const [run] = await h.context.sync.jobs.listRuns(tenantA, id(created), 1);
+      expect(run?.failure).toMatchObject({ kind: 'snapshotMoved' });
+      expect(sim.requestCounts().large?.['GET assignments']).toBeGreaterThanOrEqual(3 * 201);
+      expect(await countRunRows(h.context.db, run?.id as string)).toEqual({ assets: 0, assignments: 0 });
+      const left = await h.context.db
+        .selectFrom('license_assignment_chunks')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .executeTakeFirstOrThrow();
+      expect(Number(left.n)).toBe(0);
+      expect(await h.context.db.selectFrom('license_runs').selectAll().execute()).toEqual([]);
+    });
+
     it('deleting a token during its sync: the sync stops, nothing of it remains', async () => {
       const created = await h.upload('large');
       sim.faults.latency('large', 30);

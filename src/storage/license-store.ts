@@ -31,10 +31,20 @@ export interface AppMetadataInput {
 }
 
 export interface AssignmentWriter {
-  /** Adds the next records in Apple's order; writes a batch once enough licenses are in full chunks. */
+  /**
+   * Adds the next records in Apple's order. Once enough licenses are in full chunks it starts writing
+   * them as a batch and returns without waiting for it, so the caller fetches and parses the next pages
+   * while the database writes; one batch at a time: the next one waits for it. A failed batch fails
+   * the next `write` or `close`.
+   */
   write(assignments: readonly LicenseAssignmentInput[]): Promise<void>;
-  /** Writes what is still buffered (partial chunks included). */
+  /** Writes what is still buffered (partial chunks included) and waits for every batch. */
   close(): Promise<void>;
+  /**
+   * Waits for the batch being written, whatever its outcome, and drops what is buffered: the caller
+   * stops staging (a failed fetch) and may then clear the run without a batch landing after it.
+   */
+  discard(): Promise<void>;
 }
 
 export interface AssignmentWriterOptions {
@@ -199,11 +209,18 @@ export function createLicenseStore(options: { readonly storage: StorageEngine })
     return row === undefined ? undefined : Number(row.run_key);
   };
 
-  /** Writes a run's chunks in one transaction (its run key is created on first use). */
-  const writeChunks = async (runId: string, chunks: readonly AssignmentChunk[]): Promise<void> => {
-    if (chunks.length === 0) return;
-    await db.transaction().execute(async (trx) => {
-      const runKey = await stagingKey(trx, runId);
+  /**
+   * Writes a run's chunks in one transaction (its run key is created on first use) and answers the
+   * run key; a writer passes it back (`knownKey`) to save a lookup per batch.
+   */
+  const writeChunks = async (
+    runId: string,
+    chunks: readonly AssignmentChunk[],
+    knownKey?: number,
+  ): Promise<number | undefined> => {
+    if (chunks.length === 0) return knownKey;
+    return db.transaction().execute(async (trx) => {
+      const runKey = knownKey ?? (await stagingKey(trx, runId));
       const width = chunkInsert.columns.length;
       const values = new Array<unknown>(chunks.length * width);
       let k = 0;
@@ -218,6 +235,7 @@ export function createLicenseStore(options: { readonly storage: StorageEngine })
         values[k++] = c.holders;
       }
       await insertChunks(trx, values);
+      return runKey;
     });
   };
 
@@ -258,16 +276,26 @@ export function createLicenseStore(options: { readonly storage: StorageEngine })
       const flushRows = Math.max(1, writerOptions.flushRows ?? defaultFlushRows);
       let nextSeq = writerOptions.firstSeq ?? 0;
       const chunker = new AssignmentChunker();
+      let runKey: number | undefined;
+      const batches = batchPipeline(async (chunks) => {
+        runKey = await writeChunks(runId, chunks, runKey);
+      });
       return {
         async write(assignments) {
           for (let i = 0; i < assignments.length; i++) {
             chunker.add(assignments[i] as LicenseAssignmentInput, nextSeq++);
           }
-          if (chunker.readyCount >= flushRows) await writeChunks(runId, chunker.takeReady());
+          if (chunker.readyCount >= flushRows) await batches.start(chunker.takeReady());
         },
         async close() {
           chunker.closeAll();
-          await writeChunks(runId, chunker.takeReady());
+          await batches.start(chunker.takeReady());
+          await batches.finish();
+        },
+        async discard() {
+          chunker.closeAll();
+          chunker.takeReady();
+          await batches.settled();
         },
       };
     },
@@ -336,5 +364,40 @@ export function createLicenseStore(options: { readonly storage: StorageEngine })
       }
       await db.transaction().execute((trx) => upsertMetadata(trx, values));
     },
+  };
+}
+
+/**
+ * Batches of a writer, written one after the other while the caller goes on: `start` waits for the
+ * batch before (so at most one is written and one more held), then starts this one without waiting
+ * for it. A batch's failure is kept and thrown by the next `start` or by `finish`; nothing after a
+ * failed batch is written.
+ *
+ * Why (PostgreSQL, `npm run bench -- sync --database postgres`, docs/architecture.md "Staging while
+ * fetching"): waiting for each batch left the event loop idle while the server ran the COPY, and
+ * the Apple client's read-ahead (10 pages) is shorter than a batch (~15 pages), so fetching stopped
+ * too.
+ */
+function batchPipeline(write: (chunks: readonly AssignmentChunk[]) => Promise<void>): {
+  start(chunks: readonly AssignmentChunk[]): Promise<void>;
+  finish(): Promise<void>;
+  settled(): Promise<void>;
+} {
+  let inFlight: Promise<void> = Promise.resolve();
+  let failure: { readonly error: unknown } | undefined;
+  const finish = async () => {
+    await inFlight;
+    if (failure !== undefined) throw failure.error;
+  };
+  return {
+    async start(chunks) {
+      await finish();
+      if (chunks.length === 0) return;
+      inFlight = write(chunks).then(undefined, (error: unknown) => {
+        failure = { error };
+      });
+    },
+    finish,
+    settled: () => inFlight,
   };
 }

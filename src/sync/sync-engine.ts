@@ -193,6 +193,8 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
       await staging.close();
     } catch (error) {
       lookup.abort(error);
+      // A batch still being written must land before the caller clears the run.
+      await staging.discard();
       await metadata;
       throw error;
     }
