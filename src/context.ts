@@ -269,6 +269,8 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     onCountsChanged: async (tenantId, tokenId, counts) => {
       await alerts.licenses.evaluateApp(tenantId, tokenId, counts);
     },
+    // Apple told how an operation's event ended: the worker finishes it now instead of at its next poll.
+    onOperationDue: () => licenseOperations.wake(),
     ...(overrides.notifications ? { settings: overrides.notifications } : {}),
   });
   let disposed: Promise<void> | undefined;

@@ -36,6 +36,8 @@ export interface NotificationServiceOptions {
   readonly requestSync: (tenantId: string, tokenId: string, trigger: SyncTrigger) => Promise<unknown>;
   readonly settings?: Partial<NotificationSettings>;
   readonly onCountsChanged?: (tenantId: string, tokenId: string, counts: AppliedCounts) => Promise<void>;
+  /** An ASSET_MANAGEMENT notification made a license operation due: wake this process's operation worker. */
+  readonly onOperationDue?: () => void;
 }
 
 /** Apple's notifications in one process: the registrar (worker role), the receiver's store, the processor. */
@@ -91,6 +93,7 @@ export function createNotificationService(options: NotificationServiceOptions): 
     logger,
     requestSync: options.requestSync,
     ...(options.onCountsChanged === undefined ? {} : { onCountsChanged: options.onCountsChanged }),
+    ...(options.onOperationDue === undefined ? {} : { onOperationDue: options.onOperationDue }),
   });
 
   const timers: NodeJS.Timeout[] = [];

@@ -1,6 +1,12 @@
 import { vppTokenState } from '../domain/enums.js';
 import type { StorageEngine } from './engine.js';
 import { appendEvent } from './event-store.js';
+import {
+  applyEventToBatch,
+  type EventBatch,
+  type EventResult,
+  type EventVerdict,
+} from './license-operations/event-outcome.js';
 import type { SealedSecret } from './token-cipher.js';
 import { dateToColumn } from './vpp-token-columns.js';
 
@@ -84,6 +90,8 @@ export interface AppliedCounts {
   readonly availableCount: number;
 }
 
+export type { EventBatch, EventResult, EventVerdict };
+
 /** Registrations of locations for Apple's notifications, and the notifications received. */
 export interface AppleNotificationStore {
   /**
@@ -135,6 +143,18 @@ export interface AppleNotificationStore {
     deltas: readonly AssetCountDelta[],
     now: Date,
   ): Promise<NotificationOutcome>;
+  /**
+   * In one transaction: claims the notification (exactly once) and, when `eventId` belongs to a batch of
+   * the token's license operations still waiting for Apple, ends that batch with what `verdict` reads
+   * from the notification (or makes it due for a poll now). `duplicate` when already processed; the
+   * outcome written names what happened.
+   */
+  applyAssetManagement(
+    pending: PendingNotification,
+    eventId: string,
+    verdict: (batch: EventBatch) => EventVerdict,
+    now: Date,
+  ): Promise<EventResult | { readonly kind: 'duplicate' }>;
 }
 
 /** Builds the store on an engine. */
@@ -459,8 +479,60 @@ export function createAppleNotificationStore(options: {
         return last === undefined ? { kind: 'applied' } : { kind: 'applied', counts: last };
       });
     },
+
+    applyAssetManagement(pending, eventId, verdict, now) {
+      return db
+        .transaction()
+        .execute(async (trx) => {
+          const result = await applyEventToBatch(
+            trx,
+            storage,
+            { tenantId: pending.tenantId, tokenId: pending.tokenId, eventId },
+            verdict,
+            now,
+          );
+          // Marked last, conditioned on still being unprocessed: a second process that got here first
+          // makes this one roll back whatever it wrote above.
+          const claimed = await trx
+            .updateTable('apple_notifications')
+            .set({ processed_at: dateToColumn(now), outcome: eventOutcomeText(eventId, result) })
+            .where('token_id', '=', pending.tokenId)
+            .where('notification_id', '=', pending.notificationId)
+            .where('processed_at', 'is', null)
+            .executeTakeFirst();
+          if (Number(claimed.numUpdatedRows) !== 1) throw new AlreadyProcessed();
+          return result;
+        })
+        .catch((error: unknown) => {
+          if (error instanceof AlreadyProcessed) return { kind: 'duplicate' as const };
+          throw error;
+        });
+    },
   };
 }
+
+/** The notification's outcome text for what it did to an operation batch. */
+function eventOutcomeText(eventId: string, result: EventResult): string {
+  switch (result.kind) {
+    case 'unknownEvent':
+      return `ignored: no license operation of this token is waiting for event ${eventId}`;
+    case 'alreadyEnded':
+      return `ignored: batch ${result.batch.batchIndex} of operation ${result.batch.operationId} had already ended`;
+    case 'ignored':
+      return `ignored: ${result.reason}`;
+    case 'ended':
+      return `applied: ended batch ${result.batch.batchIndex} of operation ${result.batch.operationId}`;
+    case 'pollNow':
+      return `applied: batch ${result.batch.batchIndex} of operation ${result.batch.operationId} is polled now (${result.reason})`;
+    default: {
+      const never: never = result;
+      throw new Error(`unknown result ${String(never)}`);
+    }
+  }
+}
+
+/** Thrown inside a transaction to roll it back: another process processed the notification first. */
+class AlreadyProcessed extends Error {}
 
 function statusOf(text: string): RegistrationStatus {
   return text === 'registered' || text === 'pending' || text === 'stale' ? text : 'failed';

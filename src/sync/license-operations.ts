@@ -116,6 +116,11 @@ export interface LicenseOperationService {
     tokenId: string,
     request: ReclaimRequest,
   ): Promise<{ plan: ReclaimPlan; operations: LicenseOperation[] }>;
+  /**
+   * An operation became due now (Apple's ASSET_MANAGEMENT notification ended its batch): an idle worker
+   * of this process looks at once instead of after `idleMs`.
+   */
+  wake(): void;
   /** Claims one due operation and does what is due now; false when nothing was due. */
   runOnce(): Promise<boolean>;
   /** Starts the worker loop of this process. */
@@ -136,6 +141,8 @@ export function createLicenseOperationService(
   let loop: Promise<void> | undefined;
   let stopping = false;
   let wake: (() => void) | undefined;
+  /** Set by wake() while the worker is busy: it looks again before idling. */
+  let woken = false;
 
   const at = (ms: number) => new Date(clock().getTime() + ms);
 
@@ -355,7 +362,8 @@ export function createLicenseOperationService(
     }
     if ((await claims.openBatches(claim)) > 0) {
       const next = await claims.nextPollOf(claim);
-      await claims.release(claim, next ?? at(settings.pollIntervalMs), clock());
+      // No open batch left (a notification ended the last one meanwhile): due now, to finish it.
+      await claims.release(claim, next ?? clock(), clock());
       return;
     }
     // Every batch ended: the snapshot follows before the operation is marked ended, so a caller who sees
@@ -476,6 +484,11 @@ export function createLicenseOperationService(
 
     runOnce,
 
+    wake() {
+      woken = true;
+      wake?.();
+    },
+
     start() {
       if (loop !== undefined) return;
       stopping = false;
@@ -488,6 +501,10 @@ export function createLicenseOperationService(
             logger.error({ err: error }, 'license operation worker: claim failed');
           }
           if (worked || stopping) continue;
+          if (woken) {
+            woken = false;
+            continue;
+          }
           await new Promise<void>((resolve) => {
             const timer = setTimeout(resolve, settings.idleMs);
             timer.unref();
