@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { StorageEngine } from '../storage/engine.js';
+import { appendEvent } from '../storage/event-store.js';
 
 /** Apple's counts of one asset (`GET /assets`). */
 export interface AssetCounts {
@@ -102,6 +103,13 @@ export function createLicenseCountsStore(options: { readonly storage: StorageEng
           .where('token_id', '=', tokenId)
           .where('run_id', '=', runId)
           .execute();
+        // Readers of the log (the read cache, license alerts) learn that the counts moved.
+        await appendEvent(trx, storage.notifier, new Date(), {
+          tenantId,
+          tokenId,
+          type: 'licensesChanged',
+          payload: { source: 'licenseCounts', runId },
+        });
         return { applied: true, updated, unknown: counts.length - updated };
       });
     },
