@@ -16,6 +16,11 @@ export interface NotificationProcessorOptions {
   readonly logger: Logger;
   /** Asks for a sync of the token when a notification cannot be applied consistently. */
   readonly requestSync: (tenantId: string, tokenId: string, trigger: SyncTrigger) => Promise<unknown>;
+  /**
+   * Asks for a refresh of the token's asset counts (a `licenseCounts` job) after a notification was
+   * applied that the counts' own read may already have seen. Without it, a full sync is requested.
+   */
+  readonly requestCounts?: (tenantId: string, tokenId: string) => Promise<unknown>;
   /** Told after counts moved (license alerts listen here). */
   readonly onCountsChanged?: (tenantId: string, tokenId: string, counts: AppliedCounts) => Promise<void>;
   /** Told after an ASSET_MANAGEMENT notification made a license operation due (wakes the operation worker). */
@@ -28,6 +33,10 @@ export interface ProcessedCounts {
   ignored: number;
   syncRequested: number;
   duplicate: number;
+  /** ASSET_COUNT already counted by the snapshot's read of Apple's assets. */
+  superseded: number;
+  /** Left pending: a sync or count refresh of the token was running. */
+  deferred: number;
 }
 
 const batchSize = 100;
@@ -37,7 +46,10 @@ const batchSize = 100;
  * transaction as its effect, so two processes or a restart never apply one twice):
  * - `ASSET_COUNT` `{adamId, pricingParam, countDelta}`: the asset's totalCount and availableCount in the
  *   token's current snapshot, and the snapshot's sums. Deltas commute, so order does not matter. An
- *   unknown asset or counts that no longer add up request a sync instead.
+ *   unknown asset or counts that no longer add up request a sync instead. Placed against the read of
+ *   Apple's assets the snapshot's counts came from: received before it began, it is already counted
+ *   (superseded); while it ran, it is applied and the counts are re-read (`requestCounts`); while a
+ *   read of the token runs now, it waits.
  * - `ASSET_MANAGEMENT` `{eventId, type, result, error, assignments}` of an associate/disassociate call:
  *   the license operation batch that sent it ends (see {@link assetManagementVerdict}) and its operation
  *   is due at once, so the worker finishes it without its next eventStatus poll. REVOKE events and
@@ -60,14 +72,27 @@ export class NotificationProcessor {
       return this.#running;
     }
     this.#running = (async () => {
-      const total: ProcessedCounts = { applied: 0, ignored: 0, syncRequested: 0, duplicate: 0 };
+      const total: ProcessedCounts = {
+        applied: 0,
+        ignored: 0,
+        syncRequested: 0,
+        duplicate: 0,
+        superseded: 0,
+        deferred: 0,
+      };
       try {
         do {
           this.#again = false;
           for (;;) {
-            const pending = await this.#options.store.pendingNotifications(batchSize);
-            for (const notification of pending) total[await this.#process(notification)] += 1;
-            if (pending.length < batchSize) break;
+            const pending = await this.#options.store.pendingNotifications(batchSize, this.#options.clock());
+            let done = 0;
+            for (const notification of pending) {
+              const outcome = await this.#process(notification);
+              total[outcome] += 1;
+              if (outcome !== 'deferred') done += 1;
+            }
+            // A full batch that only waits (a read began meanwhile) is read again at the next drain.
+            if (pending.length < batchSize || done === 0) break;
           }
         } while (this.#again);
       } finally {
@@ -94,10 +119,24 @@ export class NotificationProcessor {
         const outcome = await store.applyAssetCount(notification, [delta], clock());
         switch (outcome.kind) {
           case 'applied':
-            logger.info({ tenantId, tokenId, notificationId, ...delta }, 'Apple ASSET_COUNT applied');
+            logger.info(
+              { tenantId, tokenId, notificationId, ...delta, recount: outcome.recount },
+              'Apple ASSET_COUNT applied',
+            );
+            if (outcome.recount) {
+              // The snapshot's counts were being read when it arrived: re-read them to be exact again.
+              if (this.#options.requestCounts !== undefined)
+                await this.#options.requestCounts(tenantId, tokenId);
+              else await this.#options.requestSync(tenantId, tokenId, 'notification');
+            }
             if (outcome.counts !== undefined)
               await this.#options.onCountsChanged?.(tenantId, tokenId, outcome.counts);
             return 'applied';
+          case 'superseded':
+            logger.info({ tenantId, tokenId, notificationId }, 'Apple ASSET_COUNT already in the snapshot');
+            return 'superseded';
+          case 'deferred':
+            return 'deferred';
           case 'inconsistent':
             logger.info(
               { tenantId, tokenId, notificationId, reason: outcome.reason },

@@ -34,6 +34,8 @@ export interface NotificationServiceOptions {
   readonly newId: () => string;
   readonly logger: Logger;
   readonly requestSync: (tenantId: string, tokenId: string, trigger: SyncTrigger) => Promise<unknown>;
+  /** Queues a refresh of the token's asset counts (a `licenseCounts` job). */
+  readonly requestCounts?: (tenantId: string, tokenId: string) => Promise<unknown>;
   readonly settings?: Partial<NotificationSettings>;
   readonly onCountsChanged?: (tenantId: string, tokenId: string, counts: AppliedCounts) => Promise<void>;
   /** An ASSET_MANAGEMENT notification made a license operation due: wake this process's operation worker. */
@@ -92,6 +94,7 @@ export function createNotificationService(options: NotificationServiceOptions): 
     clock,
     logger,
     requestSync: options.requestSync,
+    ...(options.requestCounts === undefined ? {} : { requestCounts: options.requestCounts }),
     ...(options.onCountsChanged === undefined ? {} : { onCountsChanged: options.onCountsChanged }),
     ...(options.onOperationDue === undefined ? {} : { onOperationDue: options.onOperationDue }),
   });

@@ -137,7 +137,7 @@ export function createLicenseOperationService(
   const store = createLicenseOperationStore({ storage, newId });
   const claims = createOperationClaims({ storage });
   const patches = createSnapshotPatches({ storage });
-  const counts = createLicenseCountsSync({ storage, tokens, apple, logger });
+  const counts = createLicenseCountsSync({ storage, tokens, apple, logger, clock });
   let loop: Promise<void> | undefined;
   let stopping = false;
   let wake: (() => void) | undefined;
