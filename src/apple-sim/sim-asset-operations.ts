@@ -45,7 +45,10 @@ export function routeAssetOperations(
     const faults = state.faults(location.id).takeEventFaults(endpoint);
     const eventId = submit(location, body, now, endpoint, faults);
     if (location.notificationTypes?.includes('ASSET_MANAGEMENT')) {
-      state.notifier.after(state.eventDelayMs, () => settleEvents(state, location, state.clock().getTime()));
+      // A few ms late: a timer may fire a millisecond before the clock shows the delay has passed.
+      state.notifier.after(state.eventDelayMs + 5, () =>
+        settleEvents(state, location, state.clock().getTime()),
+      );
     }
     return json(envelope(location, { eventId }));
   }
