@@ -361,9 +361,8 @@ export function createLicenseOperationService(
       if (!ours || !(await claims.renew(claim, clock(), settings.leaseMs))) return;
     }
     if ((await claims.openBatches(claim)) > 0) {
-      const next = await claims.nextPollOf(claim);
-      // No open batch left (a notification ended the last one meanwhile): due now, to finish it.
-      await claims.release(claim, next ?? clock(), clock());
+      // Due at the next poll, or now when a notification ended the last open batch meanwhile.
+      await claims.releaseUntilNextPoll(claim, clock());
       return;
     }
     // Every batch ended: the snapshot follows before the operation is marked ended, so a caller who sees

@@ -98,8 +98,12 @@ export interface OperationClaims {
   givenUpBatches(claim: ClaimedOperation): Promise<{ assets: AssetRef[]; holders: string[] }[]>;
   /** Gives the lease back; the operation is due again at `nextActionAt` (its earliest poll). */
   release(claim: ClaimedOperation, nextActionAt: Date, now: Date): Promise<void>;
-  /** The earliest time a batch of the operation is due (a pending batch: now), if any is open. */
-  nextPollOf(claim: ClaimedOperation): Promise<Date | undefined>;
+  /**
+   * Gives the lease back with the operation due at its earliest open batch's poll (now when none is
+   * open), read after the operation's row is locked: a notification that ended a batch meanwhile (it
+   * locks the same row) is seen, so its "due now" is never overwritten with a later poll.
+   */
+  releaseUntilNextPoll(claim: ClaimedOperation, now: Date): Promise<void>;
 }
 
 export function createOperationClaims(options: { readonly storage: StorageEngine }): OperationClaims {
@@ -379,16 +383,26 @@ export function createOperationClaims(options: { readonly storage: StorageEngine
         .execute();
     },
 
-    async nextPollOf(claim) {
-      const row = await db
-        .selectFrom('license_operation_batches')
-        .select(sql<string | null>`min(coalesce(next_poll_at, '0000-00-00T00:00:00.000Z'))`.as('next'))
-        .where('operation_id', '=', claim.operation.id)
-        .where('status', 'in', ['pending', 'submitted'])
-        .executeTakeFirst();
-      return row?.next == null
-        ? undefined
-        : dateFromColumn(row.next === '0000-00-00T00:00:00.000Z' ? new Date(0).toISOString() : row.next);
+    async releaseUntilNextPoll(claim, now) {
+      await db.transaction().execute(async (trx) => {
+        if (!(await holdsLease(trx, claim, now))) return;
+        const row = await trx
+          .selectFrom('license_operation_batches')
+          .select(sql<string | null>`min(coalesce(next_poll_at, ${dateToColumn(now)}))`.as('next'))
+          .where('operation_id', '=', claim.operation.id)
+          .where('status', 'in', ['pending', 'submitted'])
+          .executeTakeFirst();
+        await trx
+          .updateTable('license_operations')
+          .set({
+            lease_owner: null,
+            lease_expires_at: null,
+            next_action_at: row?.next ?? dateToColumn(now),
+            updated_at: dateToColumn(now),
+          })
+          .where('id', '=', claim.operation.id)
+          .execute();
+      });
     },
   };
 }
