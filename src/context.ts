@@ -265,10 +265,13 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     newId,
     logger: logger.child({ component: 'apple-notifications' }),
     requestSync: (tenantId, tokenId, trigger) => sync.requestSync(tenantId, tokenId, trigger),
+    requestCounts: (tenantId, tokenId) => sync.requestLicenseCounts(tenantId, tokenId),
     // Counts moved without a sync: license alerts look at that app now.
     onCountsChanged: async (tenantId, tokenId, counts) => {
       await alerts.licenses.evaluateApp(tenantId, tokenId, counts);
     },
+    // Apple told how an operation's event ended: the worker finishes it now instead of at its next poll.
+    onOperationDue: () => licenseOperations.wake(),
     ...(overrides.notifications ? { settings: overrides.notifications } : {}),
   });
   let disposed: Promise<void> | undefined;

@@ -12,7 +12,8 @@ import { cleanEnv, type ServeProcess, startServeProcess } from './helpers/serve-
 // VPPD_PUBLIC_URL registers the simulator's location after the first sync, the simulator delivers its
 // TEST_NOTIFICATION and, after a purchase, an ASSET_COUNT that Graph's totalLicenseCount shows without
 // any sync. Duplicates and out-of-order deliveries change nothing twice; a wrong notification token is
-// refused and logged without any secret.
+// refused and logged without any secret. A license operation ends by Apple's ASSET_MANAGEMENT
+// notification before the worker's first eventStatus poll would be due (5 s): Apple sees no poll.
 
 const dir = mkdtempSync(join(tmpdir(), 'vppd-notify-'));
 const tenantId = 'notify-tenant';
@@ -69,6 +70,8 @@ beforeAll(async () => {
       },
     ],
     rateLimit: false,
+    // Events complete (and notify) 100 ms after they are sent: well before vppd's first poll at 5 s.
+    eventDelayMs: 100,
     // vppd listens on plain HTTP here; retries a few ms apart; duplicates only where the test sends them.
     notifications: { allowHttp: true, retryDelaysMs: [20, 20], duplicateEvery: 0 },
   });
@@ -250,4 +253,38 @@ describe('Apple notifications (vppd serve process + simulator)', () => {
       asset.totalCount + 7,
     );
   });
+
+  it('ends a license operation from Apple’s ASSET_MANAGEMENT, without polling the event', async () => {
+    sim.resetRequestCounts();
+    const posted = await fetch(`${vppd.url}/vppd/v1/tokens/${tokenId}/associations`, {
+      method: 'POST',
+      headers: { authorization: bearer, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        assets: [{ adamId: asset.adamId, pricingParam: asset.pricingParam }],
+        serialNumbers: ['PROCESS00001', 'PROCESS00002'],
+      }),
+    });
+    expect(posted.status).toBe(202);
+    const operationId = ((await posted.json()) as { id: string }).id;
+    const done = await until('the operation to end', async () => {
+      const response = await fetch(`${vppd.url}/vppd/v1/operations/${operationId}`, {
+        headers: { authorization: bearer },
+      });
+      const op = (await response.json()) as Record<string, unknown>;
+      return op.status === 'pending' || op.status === 'running' ? undefined : op;
+    });
+    expect(done).toMatchObject({ status: 'completed', completedCount: 2, failedCount: 0 });
+    const notified = sim.notifications().filter((n) => n.notificationType === 'ASSET_MANAGEMENT');
+    expect(notified).toEqual([
+      expect.objectContaining({
+        status: 'delivered',
+        notification: expect.objectContaining({ type: 'ASSOCIATE', result: 'SUCCESS' }),
+      }),
+    ]);
+    // The batch's poll count is 0: vppd never asked Apple for the event's status.
+    const calls = sim.requestCounts().live ?? {};
+    expect(calls['POST assets/associate']).toBe(1);
+    expect(calls['GET assets/eventStatus']).toBeUndefined();
+    expect(calls['GET status']).toBeUndefined();
+  }, 30_000);
 });

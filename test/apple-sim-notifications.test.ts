@@ -1,11 +1,12 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type AppleSim, type LocationSeed, startAppleSim } from '../src/apple-sim/apple-sim.js';
 
 // The simulator's notifications over real HTTP: a test receiver stands in for an MDM's notification URL.
 // Registration with a TEST_NOTIFICATION (9728 when it fails), ASSET_COUNT on purchases, refunds and
-// transfers, Apple's retries and duplicates, and `GET assets?unlimited=true`.
+// transfers, ASSET_MANAGEMENT when an associate event completes on its own, Apple's retries and
+// duplicates, and `GET assets?unlimited=true`.
 
 const locations: LocationSeed[] = [
   {
@@ -145,6 +146,38 @@ describe('apple-sim notifications', () => {
     expect(config.notificationTypes).toBeUndefined();
     expect(config.notificationUrl).toBe(receiver.url);
     expect(config.mdmInfo).toEqual(mdmInfo);
+  });
+
+  it('sends ASSET_MANAGEMENT when an associate event completes, without any poll', async () => {
+    await subscribe('north');
+    const assets = (await apple(sim, 'north', 'assets')).body.assets as {
+      adamId: string;
+      pricingParam: string;
+      deviceAssignable: boolean;
+      availableCount: number;
+    }[];
+    const asset = assets.find((a) => a.deviceAssignable && a.availableCount > 2)!;
+    const ref = { adamId: asset.adamId, pricingParam: asset.pricingParam };
+    const ok = await apple(sim, 'north', 'assets/associate', { assets: [ref], serialNumbers: ['SIMAM1'] });
+    sim.faults.add('north', { type: 'eventFailure', count: 1, errorNumber: 9616, serialNumbers: ['SIMAM3'] });
+    const partly = await apple(sim, 'north', 'assets/associate', {
+      assets: [ref],
+      serialNumbers: ['SIMAM2', 'SIMAM3'],
+    });
+    const managed = () => receiver.deliveries.filter((d) => d.body.notificationType === 'ASSET_MANAGEMENT');
+    await sim.notificationsIdle();
+    await vi.waitFor(() => expect(managed()).toHaveLength(2), { timeout: 10_000, interval: 20 });
+    expect(managed().map((d) => d.body.notification)).toEqual([
+      { eventId: ok.body.eventId, type: 'ASSOCIATE', result: 'SUCCESS' },
+      {
+        eventId: partly.body.eventId,
+        type: 'ASSOCIATE',
+        result: 'FAILURE',
+        error: { errorNumber: 9616, errorMessage: 'Error 9616' },
+        assignments: [{ ...ref, serialNumber: 'SIMAM3', errorNumber: 9616, errorMessage: 'Error 9616' }],
+      },
+    ]);
+    expect(sim.requestCounts().north?.['GET assets/eventStatus']).toBeUndefined();
   });
 
   it('refuses the config with 9728 when the test notification fails, and changes nothing', async () => {

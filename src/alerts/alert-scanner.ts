@@ -1,7 +1,7 @@
 import type { Transaction } from 'kysely';
 import { vppTokenActionFailureReason, vppTokenState } from '../domain/enums.js';
 import type { DatabaseSchema, SyncRunOutcomeColumn } from '../storage/database-schema.js';
-import { eventFromRow, type StoredEvent } from '../storage/event-store.js';
+import { eventFromRow } from '../storage/event-store.js';
 import type { VppdDatabase } from '../storage/open-database.js';
 import {
   type AlertEvent,
@@ -11,6 +11,7 @@ import {
   tokenLabel,
 } from './alert-events.js';
 import { type AlertsDatabase, type AlertTables, alertsDatabaseOf } from './alert-tables.js';
+import { EventHoles } from './event-holes.js';
 
 /** A finished sync run, reported once across all processes when the scanner turns it into events. */
 export interface ScannedRun {
@@ -70,12 +71,12 @@ type Trx = Transaction<DatabaseSchema & AlertTables>;
 export class AlertScanner {
   readonly #db: AlertsDatabase;
   readonly #o: AlertScannerOptions;
-  /** When this process first saw each hole in the sequence (by the first missing seq). */
-  readonly #holesSeenAt = new Map<number, number>();
+  readonly #holes: EventHoles;
 
   constructor(options: AlertScannerOptions) {
     this.#db = alertsDatabaseOf(options.db);
     this.#o = options;
+    this.#holes = new EventHoles(options.gapGraceMs ?? 30_000);
   }
 
   /** One pass over runs, token states and expiry dates. */
@@ -143,27 +144,6 @@ export class AlertScanner {
     return Number(row.seq);
   }
 
-  /**
-   * The events after `cursor` that may be handled now: the longest run without a hole, where a hole
-   * waited for `gapGraceMs` (by this process's clock, from when it first saw it) counts as filled.
-   */
-  #handleable(cursor: number, events: readonly StoredEvent[], now: Date): StoredEvent[] {
-    const grace = this.#o.gapGraceMs ?? 30_000;
-    const out: StoredEvent[] = [];
-    let expected = cursor + 1;
-    for (const event of events) {
-      if (event.seq !== expected) {
-        const seenAt = this.#holesSeenAt.get(expected);
-        if (seenAt === undefined) this.#holesSeenAt.set(expected, now.getTime());
-        if (seenAt === undefined || now.getTime() - seenAt < grace) break;
-      }
-      out.push(event);
-      expected = event.seq + 1;
-    }
-    for (const first of this.#holesSeenAt.keys()) if (first < expected) this.#holesSeenAt.delete(first);
-    return out;
-  }
-
   async #scanRuns(now: Date): Promise<ScanResult> {
     await this.#alertsSince(now);
     let runs = 0;
@@ -178,7 +158,7 @@ export class AlertScanner {
         .orderBy('seq')
         .limit(batchSize)
         .execute();
-      const events = this.#handleable(cursor, rows.map(eventFromRow), now);
+      const events = this.#holes.handleable(cursor, rows.map(eventFromRow), now);
       const last = events.at(-1);
       if (last === undefined) break;
       const result = await this.#db.transaction().execute(async (trx) => {

@@ -1,9 +1,17 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { DatabaseSchema } from '../storage/database-schema.js';
+import { eventFromRow } from '../storage/event-store.js';
 import type { VppdDatabase } from '../storage/open-database.js';
 import { type AlertEvent, type AlertEventType, tokenLabel } from './alert-events.js';
 import { enqueue } from './alert-scanner.js';
 import type { AlertTables } from './alert-tables.js';
+import { EventHoles } from './event-holes.js';
+
+/** License alerts' row in `event_cursors`: every event up to its `seq` has been looked at. */
+export const licenseAlertCursorName = 'licenseAlerts';
+
+/** Events after which a token's counts may have moved: a sync's new snapshot, or a patched one. */
+const countEvents: ReadonlySet<string> = new Set(['syncCompleted', 'licensesChanged']);
 
 /** Apple's "unlimited" totalCount: such apps never run out. */
 const unlimitedTotalCount = 2147483647;
@@ -100,13 +108,6 @@ export type LicenseAlertTables = {
     seq: number;
     updated_at: string;
   };
-  alert_license_snapshots: {
-    token_id: string;
-    tenant_id: string;
-    run_id: string;
-    total_license_count: number | string | bigint;
-    available_license_count: number | string | bigint;
-  };
 };
 
 type Db = Kysely<DatabaseSchema & AlertTables & LicenseAlertTables>;
@@ -122,60 +123,121 @@ export interface LicenseAlertsOptions {
   readonly db: VppdDatabase;
   readonly clock: () => Date;
   readonly newId: () => string;
+  /** Events read per batch (default 500). */
+  readonly batchSize?: number;
+  /** How long a hole in the event sequence is waited for (default 30 s; see AlertScannerOptions). */
+  readonly gapGraceMs?: number;
 }
 
 /**
  * License alerts: compares each app's counts with the level it was last seen at and queues an alert
  * once per crossing (levels and outbox rows are in the database, and event ids carry the crossing's
- * number, so restarts and several processes alert once). Fed where counts change: every new or moved
- * snapshot (`scanSnapshots`, from the alert loop) and each applied notification (`evaluateApp`).
+ * number, so restarts and several processes alert once). Fed where counts change: the tokens whose
+ * snapshot was replaced or patched, by the event log (`scanSnapshots`, from the alert loop), and each
+ * applied notification (`evaluateApp`).
  */
 export class LicenseAlerts {
   readonly #db: Db;
   readonly #o: LicenseAlertsOptions;
+  readonly #holes: EventHoles;
+  readonly #reads = { tokens: 0, assetRows: 0 };
 
   constructor(options: LicenseAlertsOptions) {
     this.#db = options.db.withTables<AlertTables & LicenseAlertTables>();
     this.#o = options;
+    this.#holes = new EventHoles(options.gapGraceMs ?? 30_000);
   }
 
-  /** Evaluates every token whose snapshot changed since it was last evaluated; answers alerts queued. */
+  /**
+   * Evaluates every token whose counts may have moved since the last scan: the tokens named by
+   * `syncCompleted` and `licensesChanged` events after this reader's durable cursor (`event_cursors`
+   * row `licenseAlerts`), read in batches; a token without such an event is not read at all. The first
+   * scan of a database (no cursor yet) evaluates every snapshot once and starts the cursor at the log's
+   * end. The cursor moves after the evaluations (compare-and-swap): a crash re-evaluates a batch, which
+   * queues nothing twice (levels and outbox event ids make alerts once per crossing). Answers alerts queued.
+   */
   async scanSnapshots(): Promise<number> {
-    const rows = await this.#db
-      .selectFrom('license_snapshots as s')
-      .leftJoin('alert_license_snapshots as e', 'e.token_id', 's.token_id')
-      .select([
-        's.tenant_id',
-        's.token_id',
-        's.run_id',
-        's.total_license_count',
-        's.available_license_count',
-        'e.run_id as seen_run',
-        'e.total_license_count as seen_total',
-        'e.available_license_count as seen_available',
-      ])
-      .execute();
+    const now = this.#o.clock();
     let queued = 0;
-    for (const row of rows) {
-      const unchanged =
-        row.seen_run === row.run_id &&
-        Number(row.seen_total) === Number(row.total_license_count) &&
-        Number(row.seen_available) === Number(row.available_license_count);
-      if (unchanged) continue;
-      queued += await this.#evaluate(row.tenant_id, row.token_id, row.run_id, undefined);
-      const values = {
-        tenant_id: row.tenant_id,
-        run_id: row.run_id,
-        total_license_count: Number(row.total_license_count),
-        available_license_count: Number(row.available_license_count),
-      };
-      await this.#db
-        .insertInto('alert_license_snapshots')
-        .values({ token_id: row.token_id, ...values })
-        .onConflict((oc) => oc.column('token_id').doUpdateSet(values))
+    let cursor = await this.#cursor();
+    if (cursor === undefined) {
+      const end = await this.#db
+        .selectFrom('events')
+        .select((eb) => eb.fn.max('seq').as('seq'))
+        .executeTakeFirst();
+      const tokens = await this.#db
+        .selectFrom('license_snapshots')
+        .select(['tenant_id', 'token_id'])
         .execute();
+      for (const t of tokens) queued += await this.#evaluateToken(t.tenant_id, t.token_id);
+      await this.#db
+        .insertInto('event_cursors')
+        .values({ name: licenseAlertCursorName, seq: Number(end?.seq ?? 0), updated_at: now.toISOString() })
+        .onConflict((oc) => oc.column('name').doNothing())
+        .execute();
+      cursor = await this.#cursor();
+      if (cursor === undefined) return queued;
+    }
+    const batchSize = Math.max(1, this.#o.batchSize ?? 500);
+    for (let batch = 0; batch < 20; batch++) {
+      const rows = await this.#db
+        .selectFrom('events')
+        .selectAll()
+        .where('seq', '>', cursor)
+        .orderBy('seq')
+        .limit(batchSize)
+        .execute();
+      const events = this.#holes.handleable(cursor, rows.map(eventFromRow), now);
+      const last = events.at(-1);
+      if (last === undefined) break;
+      const tokens = new Map<string, string>();
+      for (const event of events) {
+        if (countEvents.has(event.type) && event.tokenId !== null) tokens.set(event.tokenId, event.tenantId);
+      }
+      for (const [tokenId, tenantId] of tokens) queued += await this.#evaluateToken(tenantId, tokenId);
+      // Compare-and-swap: a process that handled these events first moved the cursor already.
+      const moved = await this.#db
+        .updateTable('event_cursors')
+        .set({ seq: last.seq, updated_at: now.toISOString() })
+        .where('name', '=', licenseAlertCursorName)
+        .where('seq', '=', cursor)
+        .executeTakeFirst();
+      if (Number(moved.numUpdatedRows) !== 1) {
+        const current = await this.#cursor();
+        if (current === undefined) break;
+        cursor = current;
+        continue;
+      }
+      cursor = last.seq;
+      if (rows.length < batchSize || events.length < rows.length) break;
     }
     return queued;
+  }
+
+  /** What the scans read so far in this process: tokens evaluated and their asset rows (tests, metrics). */
+  get reads(): { readonly tokens: number; readonly assetRows: number } {
+    return { ...this.#reads };
+  }
+
+  async #cursor(): Promise<number | undefined> {
+    const row = await this.#db
+      .selectFrom('event_cursors')
+      .select('seq')
+      .where('name', '=', licenseAlertCursorName)
+      .executeTakeFirst();
+    return row === undefined ? undefined : Number(row.seq);
+  }
+
+  /** Evaluates every app of the token's current snapshot (nothing when it has none). */
+  async #evaluateToken(tenantId: string, tokenId: string): Promise<number> {
+    const snapshot = await this.#db
+      .selectFrom('license_snapshots')
+      .select('run_id')
+      .where('tenant_id', '=', tenantId)
+      .where('token_id', '=', tokenId)
+      .executeTakeFirst();
+    if (snapshot === undefined) return 0;
+    return this.#evaluate(tenantId, tokenId, snapshot.run_id, undefined);
   }
 
   /** Evaluates one app of a token after its counts moved (an applied notification). */
@@ -217,9 +279,20 @@ export class LicenseAlerts {
       for (const [adamId, t] of Object.entries(thresholds.apps)) {
         await trx.insertInto('alert_license_thresholds').values(row(adamId, t)).execute();
       }
-      // Evaluate the token again at the next scan, under the new thresholds.
-      await trx.deleteFrom('alert_license_snapshots').where('token_id', '=', tokenId).execute();
     });
+    // Under the new thresholds at once: an app already past its new threshold alerts now.
+    await this.#evaluateToken(tenantId, tokenId);
+  }
+
+  async #assetsOf(runId: string) {
+    const rows = await this.#db
+      .selectFrom('license_assets')
+      .select(['adam_id', 'pricing_param', 'total_count', 'assigned_count', 'available_count'])
+      .where('run_id', '=', runId)
+      .execute();
+    this.#reads.tokens += 1;
+    this.#reads.assetRows += rows.length;
+    return rows;
   }
 
   async #evaluate(
@@ -232,13 +305,7 @@ export class LicenseAlerts {
     const apps: AppLicenseCounts[] =
       only !== undefined
         ? [only]
-        : (
-            await this.#db
-              .selectFrom('license_assets')
-              .select(['adam_id', 'pricing_param', 'total_count', 'assigned_count', 'available_count'])
-              .where('run_id', '=', runId!)
-              .execute()
-          ).map((a) => ({
+        : (await this.#assetsOf(runId!)).map((a) => ({
             adamId: a.adam_id,
             pricingParam: a.pricing_param,
             totalCount: Number(a.total_count),

@@ -15,8 +15,12 @@ import type { SimState } from './sim-state.js';
 // Apple's license operations: `POST assets/associate`, `POST assets/disassociate` and the outcome of
 // their events, `GET assets/eventStatus?eventId=` (also served under its older path `GET status`).
 // An event is accepted at once and does its work when it completes: after `eventPolls` polls or
-// `eventDelayMs` of the simulator's clock, whichever comes first. Each event that changed data moves
-// the location's versionId once, as one of Apple's batches does.
+// `eventDelayMs` of the simulator's clock, whichever comes first (a location subscribed to
+// ASSET_MANAGEMENT also has it completed by a timer after `eventDelayMs`, so the notification comes
+// without any poll). Each event that changed data moves the location's versionId once, as one of
+// Apple's batches does. A completed event sends ASSET_MANAGEMENT `{eventId, type, result, error,
+// assignments}`: SUCCESS when nothing failed, else FAILURE with the first failure's error and the
+// failed items (at most 100, Apple's limit per notification), each with its own error.
 
 const jsonHeaders = { 'content-type': 'application/json;charset=UTF-8' };
 
@@ -40,6 +44,12 @@ export function routeAssetOperations(
     const body = parseBody(request);
     const faults = state.faults(location.id).takeEventFaults(endpoint);
     const eventId = submit(location, body, now, endpoint, faults);
+    if (location.notificationTypes?.includes('ASSET_MANAGEMENT')) {
+      // A few ms late: a timer may fire a millisecond before the clock shows the delay has passed.
+      state.notifier.after(state.eventDelayMs + 5, () =>
+        settleEvents(state, location, state.clock().getTime()),
+      );
+    }
     return json(envelope(location, { eventId }));
   }
   return undefined;
@@ -49,16 +59,29 @@ export function routeAssetOperations(
 export function settleEvents(state: SimState, location: SimLocation, now: number): void {
   for (const event of location.events.values()) {
     if (event.eventStatus === 'PENDING' && now - event.createdAt >= state.eventDelayMs)
-      complete(location, event);
+      complete(state, location, event);
   }
 }
 
-function complete(location: SimLocation, event: SimEvent): void {
+function complete(state: SimState, location: SimLocation, event: SimEvent): void {
   if (stuckEvents.has(event)) return;
   const changesBefore = location.changeCount;
   location.completeEvent(event);
   // One new versionId per event that changed anything, as one batch of Apple's.
   if (location.changeCount !== changesBefore) location.bumpVersion();
+  if (event.eventType === 'REVOKE') return;
+  const [first] = event.failures;
+  state.notifier.notify(location, 'ASSET_MANAGEMENT', {
+    eventId: event.eventId,
+    type: event.eventType,
+    result: first === undefined ? 'SUCCESS' : 'FAILURE',
+    ...(first === undefined
+      ? {}
+      : {
+          error: { errorNumber: first.errorNumber, errorMessage: first.errorMessage },
+          assignments: event.failures.slice(0, 100),
+        }),
+  });
 }
 
 function json(value: unknown): SimResponse {
@@ -83,7 +106,7 @@ function eventStatus(
     event.polls += 1;
     // The first `eventPolls` polls see PENDING; the next one finds the work done.
     if (event.polls > state.eventPolls || now - event.createdAt >= state.eventDelayMs)
-      complete(location, event);
+      complete(state, location, event);
   }
   return json(
     envelope(location, {

@@ -79,6 +79,8 @@ export class SimNotifier {
   readonly allowHttp: boolean;
   private records: SimNotificationRecord[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Timers of work that ends in a notification (an event completing on its own); not deliveries. */
+  private readonly workTimers = new Set<NodeJS.Timeout>();
   private readonly inFlight = new Set<Promise<void>>();
   private counter = 0;
   private deliveredCount = 0;
@@ -134,6 +136,17 @@ export class SimNotifier {
     return record.notificationId;
   }
 
+  /** Runs `work` after `ms` (an event completing without polls); cancelled by reset and close. */
+  after(ms: number, work: () => void): void {
+    if (this.closed) return;
+    const timer = setTimeout(() => {
+      this.workTimers.delete(timer);
+      if (!this.closed) work();
+    }, ms);
+    timer.unref();
+    this.workTimers.add(timer);
+  }
+
   /** Every notification sent or being sent, oldest first. */
   list(): readonly SimNotificationRecord[] {
     return this.records;
@@ -150,6 +163,8 @@ export class SimNotifier {
   reset(): void {
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    for (const timer of this.workTimers) clearTimeout(timer);
+    this.workTimers.clear();
     this.records = [];
     this.deliveredCount = 0;
   }

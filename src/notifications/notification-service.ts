@@ -34,8 +34,12 @@ export interface NotificationServiceOptions {
   readonly newId: () => string;
   readonly logger: Logger;
   readonly requestSync: (tenantId: string, tokenId: string, trigger: SyncTrigger) => Promise<unknown>;
+  /** Queues a refresh of the token's asset counts (a `licenseCounts` job). */
+  readonly requestCounts?: (tenantId: string, tokenId: string) => Promise<unknown>;
   readonly settings?: Partial<NotificationSettings>;
   readonly onCountsChanged?: (tenantId: string, tokenId: string, counts: AppliedCounts) => Promise<void>;
+  /** An ASSET_MANAGEMENT notification made a license operation due: wake this process's operation worker. */
+  readonly onOperationDue?: () => void;
 }
 
 /** Apple's notifications in one process: the registrar (worker role), the receiver's store, the processor. */
@@ -90,7 +94,9 @@ export function createNotificationService(options: NotificationServiceOptions): 
     clock,
     logger,
     requestSync: options.requestSync,
+    ...(options.requestCounts === undefined ? {} : { requestCounts: options.requestCounts }),
     ...(options.onCountsChanged === undefined ? {} : { onCountsChanged: options.onCountsChanged }),
+    ...(options.onOperationDue === undefined ? {} : { onOperationDue: options.onOperationDue }),
   });
 
   const timers: NodeJS.Timeout[] = [];

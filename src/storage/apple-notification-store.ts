@@ -1,8 +1,16 @@
+import type { Transaction } from 'kysely';
 import { vppTokenState } from '../domain/enums.js';
+import type { DatabaseSchema } from './database-schema.js';
 import type { StorageEngine } from './engine.js';
 import { appendEvent } from './event-store.js';
+import {
+  applyEventToBatch,
+  type EventBatch,
+  type EventResult,
+  type EventVerdict,
+} from './license-operations/event-outcome.js';
 import type { SealedSecret } from './token-cipher.js';
-import { dateToColumn } from './vpp-token-columns.js';
+import { dateFromColumn, dateToColumn } from './vpp-token-columns.js';
 
 /** Apple's "unlimited" totalCount: such assets have no count to move. */
 const unlimitedTotalCount = 2147483647;
@@ -56,7 +64,17 @@ export interface PendingNotification {
   readonly notificationId: string;
   readonly notificationType: string;
   readonly payload: unknown;
+  /** When vppd stored it (its clock): where it stands against the reads of the snapshot's counts. */
+  readonly receivedAt: Date;
 }
+
+/** The columns of migration 0012 on `license_snapshots`: the last counts-only read of Apple's assets. */
+export type CountsReadColumns = {
+  license_snapshots: {
+    counts_read_started_at: string | null;
+    counts_read_finished_at: string | null;
+  };
+};
 
 /** An ASSET_COUNT change of one asset. */
 export interface AssetCountDelta {
@@ -66,11 +84,16 @@ export interface AssetCountDelta {
 }
 
 /**
- * What applying a notification did: `applied` (counts moved), `ignored` (nothing to change, with why),
- * `inconsistent` (the snapshot cannot take it: a sync must re-read), or `duplicate` (already processed).
+ * What applying a notification did: `applied` (counts moved; `recount` when the counts it moved came
+ * from a read of Apple's assets that may already have seen it), `superseded` (the snapshot's counts were
+ * read after it arrived: nothing to do), `deferred` (a sync or count refresh of the token is running:
+ * left pending), `ignored` (nothing to change, with why), `inconsistent` (the snapshot cannot take it: a
+ * sync must re-read), or `duplicate` (already processed).
  */
 export type NotificationOutcome =
-  | { readonly kind: 'applied'; readonly counts?: AppliedCounts }
+  | { readonly kind: 'applied'; readonly counts?: AppliedCounts; readonly recount: boolean }
+  | { readonly kind: 'superseded' }
+  | { readonly kind: 'deferred' }
   | { readonly kind: 'ignored'; readonly reason: string }
   | { readonly kind: 'inconsistent'; readonly reason: string }
   | { readonly kind: 'duplicate' };
@@ -83,6 +106,8 @@ export interface AppliedCounts {
   readonly assignedCount: number;
   readonly availableCount: number;
 }
+
+export type { EventBatch, EventResult, EventVerdict };
 
 /** Registrations of locations for Apple's notifications, and the notifications received. */
 export interface AppleNotificationStore {
@@ -122,8 +147,11 @@ export interface AppleNotificationStore {
     },
     now: Date,
   ): Promise<'stored' | 'duplicate'>;
-  /** Notifications stored and not yet processed, oldest first. */
-  pendingNotifications(limit: number): Promise<PendingNotification[]>;
+  /**
+   * Notifications stored and not yet processed, oldest first; without the ASSET_COUNT ones of tokens
+   * whose sync or count refresh is running at `now` (they wait for its end).
+   */
+  pendingNotifications(limit: number, now?: Date): Promise<PendingNotification[]>;
   /** Marks a notification processed with an outcome, unless already processed; false when it was. */
   markProcessed(tokenId: string, notificationId: string, outcome: string, now: Date): Promise<boolean>;
   /**
@@ -135,6 +163,18 @@ export interface AppleNotificationStore {
     deltas: readonly AssetCountDelta[],
     now: Date,
   ): Promise<NotificationOutcome>;
+  /**
+   * In one transaction: claims the notification (exactly once) and, when `eventId` belongs to a batch of
+   * the token's license operations still waiting for Apple, ends that batch with what `verdict` reads
+   * from the notification (or makes it due for a poll now). `duplicate` when already processed; the
+   * outcome written names what happened.
+   */
+  applyAssetManagement(
+    pending: PendingNotification,
+    eventId: string,
+    verdict: (batch: EventBatch) => EventVerdict,
+    now: Date,
+  ): Promise<EventResult | { readonly kind: 'duplicate' }>;
 }
 
 /** Builds the store on an engine. */
@@ -332,12 +372,35 @@ export function createAppleNotificationStore(options: {
       }
     },
 
-    async pendingNotifications(limit) {
+    async pendingNotifications(limit, now = new Date()) {
+      const nowText = dateToColumn(now);
       const rows = await db
-        .selectFrom('apple_notifications')
-        .select(['tenant_id', 'token_id', 'notification_id', 'notification_type', 'payload'])
-        .where('processed_at', 'is', null)
-        .orderBy('received_at')
+        .selectFrom('apple_notifications as n')
+        .select([
+          'n.tenant_id',
+          'n.token_id',
+          'n.notification_id',
+          'n.notification_type',
+          'n.payload',
+          'n.received_at',
+        ])
+        .where('n.processed_at', 'is', null)
+        .where((eb) =>
+          eb.or([
+            eb('n.notification_type', '!=', 'ASSET_COUNT'),
+            eb.not(
+              eb.exists(
+                eb
+                  .selectFrom('sync_jobs as j')
+                  .select('j.id')
+                  .whereRef('j.token_id', '=', 'n.token_id')
+                  .where('j.lease_owner', 'is not', null)
+                  .where('j.lease_expires_at', '>', nowText),
+              ),
+            ),
+          ]),
+        )
+        .orderBy('n.received_at')
         .limit(limit)
         .execute();
       return rows.map((row) => ({
@@ -346,6 +409,7 @@ export function createAppleNotificationStore(options: {
         notificationId: row.notification_id,
         notificationType: row.notification_type,
         payload: JSON.parse(row.payload) as unknown,
+        receivedAt: dateFromColumn(row.received_at),
       }));
     },
 
@@ -377,8 +441,16 @@ export function createAppleNotificationStore(options: {
         const snapshot = await storage
           .lockForUpdate(
             trx
+              .withTables<CountsReadColumns>()
               .selectFrom('license_snapshots')
-              .select(['run_id', 'total_license_count', 'available_license_count'])
+              .select([
+                'run_id',
+                'total_license_count',
+                'available_license_count',
+                'committed_at',
+                'counts_read_started_at',
+                'counts_read_finished_at',
+              ])
               .where('tenant_id', '=', pending.tenantId)
               .where('token_id', '=', pending.tokenId),
           )
@@ -387,6 +459,25 @@ export function createAppleNotificationStore(options: {
           const reason = 'the token has no license snapshot yet';
           return (await claim(`ignored: ${reason}`)) ? { kind: 'ignored', reason } : { kind: 'duplicate' };
         }
+        // A sync or count refresh of the token running now reads Apple's assets: whether that read sees
+        // this change is unknown, so the notification waits (pending) until the read has committed.
+        const reading = await trx
+          .selectFrom('sync_jobs')
+          .select('id')
+          .where('token_id', '=', pending.tokenId)
+          .where('lease_owner', 'is not', null)
+          .where('lease_expires_at', '>', dateToColumn(now))
+          .executeTakeFirst();
+        if (reading !== undefined) return { kind: 'deferred' };
+        const read = await countsReadOf(trx, snapshot);
+        if (pending.receivedAt.getTime() < read.startedAt.getTime()) {
+          // Apple's change happened before vppd received this, so before the read began: it is counted.
+          return (await claim(`superseded: the snapshot's counts were read from Apple after it arrived`))
+            ? { kind: 'superseded' }
+            : { kind: 'duplicate' };
+        }
+        // Received while the read ran: the counts may or may not hold it. Apply it, and re-read.
+        const recount = pending.receivedAt.getTime() <= read.finishedAt.getTime();
         // Check every delta before writing any: a notification is applied whole or not at all.
         const rows: { delta: AssetCountDelta; total: number; assigned: number; available: number }[] = [];
         for (const delta of deltas) {
@@ -420,7 +511,8 @@ export function createAppleNotificationStore(options: {
               : { kind: 'duplicate' };
           }
         }
-        if (!(await claim('applied'))) return { kind: 'duplicate' };
+        if (!(await claim(recount ? 'applied: counts re-read (received while they were read)' : 'applied')))
+          return { kind: 'duplicate' };
         let sum = 0;
         let last: AppliedCounts | undefined;
         for (const { delta, total, assigned, available } of rows) {
@@ -456,11 +548,94 @@ export function createAppleNotificationStore(options: {
           type: 'licensesChanged',
           payload: { source: 'notification', notificationId: pending.notificationId },
         });
-        return last === undefined ? { kind: 'applied' } : { kind: 'applied', counts: last };
+        return last === undefined ? { kind: 'applied', recount } : { kind: 'applied', counts: last, recount };
       });
+    },
+
+    applyAssetManagement(pending, eventId, verdict, now) {
+      return db
+        .transaction()
+        .execute(async (trx) => {
+          const result = await applyEventToBatch(
+            trx,
+            storage,
+            { tenantId: pending.tenantId, tokenId: pending.tokenId, eventId },
+            verdict,
+            now,
+          );
+          // Marked last, conditioned on still being unprocessed: a second process that got here first
+          // makes this one roll back whatever it wrote above.
+          const claimed = await trx
+            .updateTable('apple_notifications')
+            .set({ processed_at: dateToColumn(now), outcome: eventOutcomeText(eventId, result) })
+            .where('token_id', '=', pending.tokenId)
+            .where('notification_id', '=', pending.notificationId)
+            .where('processed_at', 'is', null)
+            .executeTakeFirst();
+          if (Number(claimed.numUpdatedRows) !== 1) throw new AlreadyProcessed();
+          return result;
+        })
+        .catch((error: unknown) => {
+          if (error instanceof AlreadyProcessed) return { kind: 'duplicate' as const };
+          throw error;
+        });
     },
   };
 }
+
+/** The notification's outcome text for what it did to an operation batch. */
+function eventOutcomeText(eventId: string, result: EventResult): string {
+  switch (result.kind) {
+    case 'unknownEvent':
+      return `ignored: no license operation of this token is waiting for event ${eventId}`;
+    case 'alreadyEnded':
+      return `ignored: batch ${result.batch.batchIndex} of operation ${result.batch.operationId} had already ended`;
+    case 'ignored':
+      return `ignored: ${result.reason}`;
+    case 'ended':
+      return `applied: ended batch ${result.batch.batchIndex} of operation ${result.batch.operationId}`;
+    case 'pollNow':
+      return `applied: batch ${result.batch.batchIndex} of operation ${result.batch.operationId} is polled now (${result.reason})`;
+    default: {
+      const never: never = result;
+      throw new Error(`unknown result ${String(never)}`);
+    }
+  }
+}
+
+/**
+ * When the snapshot's counts were read from Apple: the later of the sync that made the snapshot (from
+ * its run's start, before its first `GET /assets`, to the snapshot's commit) and the last counts-only
+ * refresh of it (migration 0012). Both ends are conservative: the real read lies within.
+ */
+async function countsReadOf(
+  trx: Transaction<DatabaseSchema>,
+  snapshot: {
+    readonly run_id: string;
+    readonly committed_at: string;
+    readonly counts_read_started_at: string | null;
+    readonly counts_read_finished_at: string | null;
+  },
+): Promise<{ startedAt: Date; finishedAt: Date }> {
+  const run = await trx
+    .selectFrom('sync_runs')
+    .select('started_at')
+    .where('id', '=', snapshot.run_id)
+    .executeTakeFirst();
+  const sync = {
+    startedAt: dateFromColumn(run?.started_at ?? snapshot.committed_at),
+    finishedAt: dateFromColumn(snapshot.committed_at),
+  };
+  if (snapshot.counts_read_started_at === null || snapshot.counts_read_finished_at === null) return sync;
+  const refresh = {
+    startedAt: dateFromColumn(snapshot.counts_read_started_at),
+    finishedAt: dateFromColumn(snapshot.counts_read_finished_at),
+  };
+  return refresh.startedAt.getTime() > sync.startedAt.getTime() ? refresh : sync;
+}
+
+/** Thrown inside a transaction to roll it back: another process processed the notification first. */
+class AlreadyProcessed extends Error {}
 
 function statusOf(text: string): RegistrationStatus {
   return text === 'registered' || text === 'pending' || text === 'stale' ? text : 'failed';

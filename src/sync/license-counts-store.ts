@@ -1,5 +1,8 @@
 import { sql } from 'kysely';
+import type { CountsReadColumns } from '../storage/apple-notification-store.js';
 import type { StorageEngine } from '../storage/engine.js';
+import { appendEvent } from '../storage/event-store.js';
+import { dateToColumn } from '../storage/vpp-token-columns.js';
 
 /** Apple's counts of one asset (`GET /assets`). */
 export interface AssetCounts {
@@ -34,6 +37,7 @@ export interface LicenseCountsStore {
     tokenId: string,
     runId: string,
     counts: readonly AssetCounts[],
+    read: { readonly startedAt: Date; readonly finishedAt: Date },
   ): Promise<ApplyCountsResult>;
 }
 
@@ -52,7 +56,7 @@ export function createLicenseCountsStore(options: { readonly storage: StorageEng
       return row?.run_id;
     },
 
-    applyCounts(tenantId, tokenId, runId, counts) {
+    applyCounts(tenantId, tokenId, runId, counts, read) {
       return db.transaction().execute(async (trx) => {
         // Re-check the pointer inside the transaction, its row locked until the counts are written: a
         // sync that committed meanwhile holds newer data, and one committing now waits for this.
@@ -92,16 +96,27 @@ export function createLicenseCountsStore(options: { readonly storage: StorageEng
           .where('run_id', '=', runId)
           .executeTakeFirstOrThrow();
         await trx
+          .withTables<CountsReadColumns>()
           .updateTable('license_snapshots')
           .set({
             total_license_count: Number(sums.total),
             used_license_count: Number(sums.used),
             available_license_count: Number(sums.available),
+            // Where Apple's ASSET_COUNT notifications stand against these counts (notification store).
+            counts_read_started_at: dateToColumn(read.startedAt),
+            counts_read_finished_at: dateToColumn(read.finishedAt),
           })
           .where('tenant_id', '=', tenantId)
           .where('token_id', '=', tokenId)
           .where('run_id', '=', runId)
           .execute();
+        // Readers of the log (the read cache, license alerts) learn that the counts moved.
+        await appendEvent(trx, storage.notifier, read.finishedAt, {
+          tenantId,
+          tokenId,
+          type: 'licensesChanged',
+          payload: { source: 'licenseCounts', runId },
+        });
         return { applied: true, updated, unknown: counts.length - updated };
       });
     },

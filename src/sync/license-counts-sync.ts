@@ -13,6 +13,8 @@ export interface LicenseCountsSyncOptions {
   readonly licenseReads?: LicenseReadStore;
   readonly apple: Pick<AppleClient, 'assets'>;
   readonly logger: Logger;
+  /** When reads start and end (default the wall clock); the same clock as the notification receiver's. */
+  readonly clock?: () => Date;
   /** Tokens refreshed at once (default 4; Apple's rate limit is per location, so they do not compete). */
   readonly concurrency?: number;
 }
@@ -43,6 +45,7 @@ export function createLicenseCountsSync(options: LicenseCountsSyncOptions): Lice
   const { tokens, licenseReads, apple, logger } = options;
   const store = createLicenseCountsStore({ storage: options.storage });
   const concurrency = Math.max(1, options.concurrency ?? 4);
+  const clock = options.clock ?? (() => new Date());
 
   const refreshToken = async (
     tenantId: string,
@@ -54,6 +57,7 @@ export function createLicenseCountsSync(options: LicenseCountsSyncOptions): Lice
       const sToken = await tokens.readSToken(tenantId, tokenId);
       if (sToken === undefined) return { tokenId, outcome: 'superseded', updated: 0 };
       const counts: AssetCounts[] = [];
+      const startedAt = clock();
       for await (const page of apple.assets(sToken, {}, signal ? { signal } : {})) {
         for (const a of page.records) {
           counts.push({
@@ -66,7 +70,10 @@ export function createLicenseCountsSync(options: LicenseCountsSyncOptions): Lice
           });
         }
       }
-      const result = await store.applyCounts(tenantId, tokenId, runId, counts);
+      const result = await store.applyCounts(tenantId, tokenId, runId, counts, {
+        startedAt,
+        finishedAt: clock(),
+      });
       if (!result.applied) return { tokenId, outcome: 'superseded', updated: 0 };
       if (result.unknown > 0) {
         logger.info(

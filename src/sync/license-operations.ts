@@ -116,6 +116,11 @@ export interface LicenseOperationService {
     tokenId: string,
     request: ReclaimRequest,
   ): Promise<{ plan: ReclaimPlan; operations: LicenseOperation[] }>;
+  /**
+   * An operation became due now (Apple's ASSET_MANAGEMENT notification ended its batch): an idle worker
+   * of this process looks at once instead of after `idleMs`.
+   */
+  wake(): void;
   /** Claims one due operation and does what is due now; false when nothing was due. */
   runOnce(): Promise<boolean>;
   /** Starts the worker loop of this process. */
@@ -132,10 +137,12 @@ export function createLicenseOperationService(
   const store = createLicenseOperationStore({ storage, newId });
   const claims = createOperationClaims({ storage });
   const patches = createSnapshotPatches({ storage });
-  const counts = createLicenseCountsSync({ storage, tokens, apple, logger });
+  const counts = createLicenseCountsSync({ storage, tokens, apple, logger, clock });
   let loop: Promise<void> | undefined;
   let stopping = false;
   let wake: (() => void) | undefined;
+  /** Set by wake() while the worker is busy: it looks again before idling. */
+  let woken = false;
 
   const at = (ms: number) => new Date(clock().getTime() + ms);
 
@@ -354,8 +361,8 @@ export function createLicenseOperationService(
       if (!ours || !(await claims.renew(claim, clock(), settings.leaseMs))) return;
     }
     if ((await claims.openBatches(claim)) > 0) {
-      const next = await claims.nextPollOf(claim);
-      await claims.release(claim, next ?? at(settings.pollIntervalMs), clock());
+      // Due at the next poll, or now when a notification ended the last open batch meanwhile.
+      await claims.releaseUntilNextPoll(claim, clock());
       return;
     }
     // Every batch ended: the snapshot follows before the operation is marked ended, so a caller who sees
@@ -476,6 +483,11 @@ export function createLicenseOperationService(
 
     runOnce,
 
+    wake() {
+      woken = true;
+      wake?.();
+    },
+
     start() {
       if (loop !== undefined) return;
       stopping = false;
@@ -488,6 +500,10 @@ export function createLicenseOperationService(
             logger.error({ err: error }, 'license operation worker: claim failed');
           }
           if (worked || stopping) continue;
+          if (woken) {
+            woken = false;
+            continue;
+          }
           await new Promise<void>((resolve) => {
             const timer = setTimeout(resolve, settings.idleMs);
             timer.unref();

@@ -144,6 +144,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
     storage,
     tokens,
     apple,
+    clock,
     logger: logger.child({ component: 'license-counts' }),
   });
 

@@ -98,8 +98,12 @@ export interface OperationClaims {
   givenUpBatches(claim: ClaimedOperation): Promise<{ assets: AssetRef[]; holders: string[] }[]>;
   /** Gives the lease back; the operation is due again at `nextActionAt` (its earliest poll). */
   release(claim: ClaimedOperation, nextActionAt: Date, now: Date): Promise<void>;
-  /** The earliest time a batch of the operation is due (a pending batch: now), if any is open. */
-  nextPollOf(claim: ClaimedOperation): Promise<Date | undefined>;
+  /**
+   * Gives the lease back with the operation due at its earliest open batch's poll (now when none is
+   * open), read after the operation's row is locked: a notification that ended a batch meanwhile (it
+   * locks the same row) is seen, so its "due now" is never overwritten with a later poll.
+   */
+  releaseUntilNextPoll(claim: ClaimedOperation, now: Date): Promise<void>;
 }
 
 export function createOperationClaims(options: { readonly storage: StorageEngine }): OperationClaims {
@@ -289,59 +293,7 @@ export function createOperationClaims(options: { readonly storage: StorageEngine
     recordOutcome(claim, index, outcome, now) {
       return db.transaction().execute(async (trx) => {
         if (!(await holdsLease(trx, claim, now))) return false;
-        const batch = await trx
-          .selectFrom('license_operation_batches')
-          .select(['status', 'requested_count'])
-          .where('operation_id', '=', claim.operation.id)
-          .where('batch_index', '=', index)
-          .executeTakeFirst();
-        // Recorded once: a batch already ended keeps its first outcome.
-        if (!batch || batch.status === 'completed' || batch.status === 'failed') return true;
-        // Apple's failures list items it did not do; whatever it neither did nor listed counts as failed too.
-        const failed =
-          outcome.errorMessage !== undefined
-            ? batch.requested_count
-            : Math.max(outcome.failures.length, batch.requested_count - outcome.completed);
-        const completed = Math.min(outcome.completed, batch.requested_count - failed);
-        await trx
-          .updateTable('license_operation_batches')
-          .set({
-            status: completed === 0 && failed > 0 ? 'failed' : 'completed',
-            next_poll_at: null,
-            completed_count: completed,
-            failed_count: failed,
-            error_message: outcome.errorMessage ?? null,
-          })
-          .where('operation_id', '=', claim.operation.id)
-          .where('batch_index', '=', index)
-          .execute();
-        const failures = outcome.failures.slice(0, 10_000);
-        for (let i = 0; i < failures.length; i += 200) {
-          await trx
-            .insertInto('license_operation_failures')
-            .values(
-              failures.slice(i, i + 200).map((f, j) => ({
-                operation_id: claim.operation.id,
-                batch_index: index,
-                seq: i + j,
-                adam_id: f.adamId,
-                pricing_param: f.pricingParam,
-                serial_number: f.serialNumber,
-                client_user_id: f.clientUserId,
-                error_number: f.errorNumber,
-                error_message: f.errorMessage.slice(0, 1000),
-              })),
-            )
-            .execute();
-        }
-        await trx
-          .updateTable('license_operations')
-          .set((eb) => ({
-            completed_count: eb('completed_count', '+', completed),
-            failed_count: eb('failed_count', '+', failed),
-          }))
-          .where('id', '=', claim.operation.id)
-          .execute();
+        await writeBatchOutcome(trx, claim.operation.id, index, outcome);
         return true;
       });
     },
@@ -431,16 +383,95 @@ export function createOperationClaims(options: { readonly storage: StorageEngine
         .execute();
     },
 
-    async nextPollOf(claim) {
-      const row = await db
-        .selectFrom('license_operation_batches')
-        .select(sql<string | null>`min(coalesce(next_poll_at, '0000-00-00T00:00:00.000Z'))`.as('next'))
-        .where('operation_id', '=', claim.operation.id)
-        .where('status', 'in', ['pending', 'submitted'])
-        .executeTakeFirst();
-      return row?.next == null
-        ? undefined
-        : dateFromColumn(row.next === '0000-00-00T00:00:00.000Z' ? new Date(0).toISOString() : row.next);
+    async releaseUntilNextPoll(claim, now) {
+      await db.transaction().execute(async (trx) => {
+        if (!(await holdsLease(trx, claim, now))) return;
+        const row = await trx
+          .selectFrom('license_operation_batches')
+          .select(sql<string | null>`min(coalesce(next_poll_at, ${dateToColumn(now)}))`.as('next'))
+          .where('operation_id', '=', claim.operation.id)
+          .where('status', 'in', ['pending', 'submitted'])
+          .executeTakeFirst();
+        await trx
+          .updateTable('license_operations')
+          .set({
+            lease_owner: null,
+            lease_expires_at: null,
+            next_action_at: row?.next ?? dateToColumn(now),
+            updated_at: dateToColumn(now),
+          })
+          .where('id', '=', claim.operation.id)
+          .execute();
+      });
     },
   };
+}
+
+/**
+ * Ends a batch with Apple's outcome and moves its operation's counts, unless the batch already ended
+ * (then nothing changes: a batch keeps its first outcome). Call inside a transaction that holds the
+ * operation's row (the lease update of the worker, or the lock of a notification applying it), so a
+ * poll and a notification for the same event never both count it. True when this call ended it.
+ */
+export async function writeBatchOutcome(
+  trx: LicenseOperationsDatabase,
+  operationId: string,
+  index: number,
+  outcome: BatchOutcome,
+): Promise<boolean> {
+  const batch = await trx
+    .selectFrom('license_operation_batches')
+    .select(['status', 'requested_count'])
+    .where('operation_id', '=', operationId)
+    .where('batch_index', '=', index)
+    .executeTakeFirst();
+  if (!batch || batch.status === 'completed' || batch.status === 'failed') return false;
+  // Apple's failures list items it did not do; whatever it neither did nor listed counts as failed too.
+  const failed =
+    outcome.errorMessage !== undefined
+      ? batch.requested_count
+      : Math.max(outcome.failures.length, batch.requested_count - outcome.completed);
+  const completed = Math.min(outcome.completed, batch.requested_count - failed);
+  const ended = await trx
+    .updateTable('license_operation_batches')
+    .set({
+      status: completed === 0 && failed > 0 ? 'failed' : 'completed',
+      next_poll_at: null,
+      completed_count: completed,
+      failed_count: failed,
+      error_message: outcome.errorMessage ?? null,
+    })
+    .where('operation_id', '=', operationId)
+    .where('batch_index', '=', index)
+    .where('status', 'in', ['pending', 'submitted'])
+    .executeTakeFirst();
+  if (Number(ended.numUpdatedRows) !== 1) return false;
+  const failures = outcome.failures.slice(0, 10_000);
+  for (let i = 0; i < failures.length; i += 200) {
+    await trx
+      .insertInto('license_operation_failures')
+      .values(
+        failures.slice(i, i + 200).map((f, j) => ({
+          operation_id: operationId,
+          batch_index: index,
+          seq: i + j,
+          adam_id: f.adamId,
+          pricing_param: f.pricingParam,
+          serial_number: f.serialNumber,
+          client_user_id: f.clientUserId,
+          error_number: f.errorNumber,
+          error_message: f.errorMessage.slice(0, 1000),
+        })),
+      )
+      .execute();
+  }
+  await trx
+    .updateTable('license_operations')
+    .set((eb) => ({
+      completed_count: eb('completed_count', '+', completed),
+      failed_count: eb('failed_count', '+', failed),
+    }))
+    .where('id', '=', operationId)
+    .execute();
+  return true;
 }
