@@ -31,6 +31,8 @@ export function createPostgresEngine(config: PostgresDatabaseConfig): StorageEng
   return {
     kind: 'postgres',
     db,
+    // The pool: a read takes a free connection instead of queueing behind a waiting write.
+    reads: db,
     ddl: postgresDdl,
     readChangeStamp: createPostgresStampReader(db as unknown as Kysely<unknown>),
     readTenantStamp: createPostgresTenantStampReader(db as unknown as Kysely<unknown>),

@@ -72,11 +72,14 @@ export function createSqliteStampReader(
  * A tenant's change stamp on SQLite: its newest event's `seq` (0 before any), read the same way as the
  * database stamp above: a prepared statement run synchronously outside any transaction or stream of
  * the connection (the latest commit; one index seek, a few µs), through Kysely inside one (which
- * waits for it to end). Prepared on first use: the table exists only once the migrations ran.
+ * waits for it to end). Prepared on first use: the table exists only once the migrations ran. On a
+ * file, `connection` is the engine's read connection (sqlite/dialect.ts, `createSqliteReadDialect`),
+ * which runs no transaction: the read never waits for one of this process's writes, and it sees only
+ * committed events, as the data read after it on that connection sees only committed rows.
  */
 export function createSqliteTenantStampReader(
   db: Kysely<unknown>,
-  connection: Database.Database,
+  connectionOf: () => Database.Database,
 ): (tenantId: string) => number | Promise<number> {
   const text = 'select coalesce(max(seq), 0) as s from events where tenant_id = ?';
   const readThroughKysely = async (tenantId: string) => {
@@ -88,6 +91,7 @@ export function createSqliteTenantStampReader(
   let statement: Database.Statement | undefined;
   let probe: Database.Statement | undefined;
   return (tenantId) => {
+    const connection = connectionOf();
     if (connection.inTransaction) return readThroughKysely(tenantId);
     statement ??= connection.prepare(text).pluck();
     probe ??= connection.prepare('select 1').pluck();
