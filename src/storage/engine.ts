@@ -48,6 +48,14 @@ export interface StorageEngine {
    * `storage/change-stamp.ts` shares one read per tenant and event-loop turn.
    */
   readTenantStamp(tenantId: string): number | Promise<number>;
+  /**
+   * {@link readTenantStamp} without `syncProgressed` events: the `seq` of the tenant's newest other
+   * event, for readers that show nothing of a sync's live progress (Graph's vppTokens), so their kept
+   * answers outlive the progress notes of running syncs. The same guarantees otherwise: it moves after
+   * every commit of another event of the tenant and never comes back (pruning keeps the tenant's newest
+   * such event too).
+   */
+  readTenantStampWithoutProgress(tenantId: string): number | Promise<number>;
   /** Wake-ups between writers and readers, by channel (storage/change-notifier.ts). */
   readonly notifier: ChangeNotifier;
   /** True when `error` is a unique-constraint (or primary-key) violation. */

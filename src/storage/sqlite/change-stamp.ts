@@ -80,12 +80,22 @@ export function createSqliteStampReader(
 export function createSqliteTenantStampReader(
   db: Kysely<unknown>,
   connectionOf: () => Database.Database,
+  options: { readonly withoutProgress?: boolean } = {},
 ): (tenantId: string) => number | Promise<number> {
-  const text = 'select coalesce(max(seq), 0) as s from events where tenant_id = ?';
+  // Without progress: the newest other event, walking the (tenant_id, seq) index down from the top
+  // past the progress notes on top of it (at most one a second per running sync of the tenant).
+  const text = options.withoutProgress
+    ? "select coalesce((select seq from events where tenant_id = ? and type <> 'syncProgressed' order by seq desc limit 1), 0) as s"
+    : 'select coalesce(max(seq), 0) as s from events where tenant_id = ?';
   const readThroughKysely = async (tenantId: string) => {
-    const { rows } = await sql<{
-      s: number | bigint;
-    }>`select coalesce(max(seq), 0) as s from events where tenant_id = ${tenantId}`.execute(db);
+    const query = options.withoutProgress
+      ? sql<{
+          s: number | bigint;
+        }>`select coalesce((select seq from events where tenant_id = ${tenantId} and type <> 'syncProgressed' order by seq desc limit 1), 0) as s`
+      : sql<{
+          s: number | bigint;
+        }>`select coalesce(max(seq), 0) as s from events where tenant_id = ${tenantId}`;
+    const { rows } = await query.execute(db);
     return Number(rows[0]?.s ?? 0);
   };
   let statement: Database.Statement | undefined;

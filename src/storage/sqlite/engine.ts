@@ -50,6 +50,11 @@ export function createSqliteEngine(
       reads as unknown as Kysely<unknown>,
       readConnection === undefined ? () => connection : readConnection.connection,
     ),
+    readTenantStampWithoutProgress: createSqliteTenantStampReader(
+      reads as unknown as Kysely<unknown>,
+      readConnection === undefined ? () => connection : readConnection.connection,
+      { withoutProgress: true },
+    ),
     notifier,
     isUniqueViolation: isSqliteUniqueViolation,
     isForeignKeyViolation: isSqliteForeignKeyViolation,
