@@ -1,7 +1,8 @@
 // `npm run bench -- busy [--part api|pool|both] [--rounds N] [--duration S] [--locations N]
 //                         [--assignments N] [--concurrency N] [--rate N]
 //                         [--pool-tokens N] [--pool-latency MS] [--threads 0|1|0,1]
-//                         [--database sqlite|postgres|URL]`
+//                         [--database sqlite|postgres|URL] [--load-process] [--probe]
+//                         [--sim-latency MS]`
 //
 // A busy node (issue 18). The Apple simulator runs in its own process (bench/sync.ts's child), as
 // Apple is a remote service; vppd runs in this process with logging off, on a SQLite file or, for the api
@@ -15,16 +16,22 @@
 //        `--rounds` rounds; the figures are p99s per round. Targets: busy list p99 <= 25 ms, busy get
 //        p99 <= 15 ms. `--threads` (default 1) is VPPD_SYNC_THREADS: 1 runs the syncs in a worker
 //        thread of their own, 0 in the request thread; `0,1` measures both, one after the other.
+//        `--load-process` runs autocannon in a child process instead (real clients are not inside the
+//        server). `--probe` times each request server-side (bench/busy-probe.ts) and prints, per phase,
+//        where a cache miss's time went; CPU and run-queue wait per thread are printed always.
+//        `--sim-latency` adds that many ms to every simulator call (fewer syncs/s).
 // (pool) Apple connections sized to the work: `--pool-tokens` (default 96) locations of 500
 //        licenses at `--pool-latency` (default 200) ms per Apple call, synced once with sync
 //        concurrency 16, then 32 (each a fresh database and context). Target: 32 >= 1.8x faster.
+
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, PerformanceObserver, performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { SignJWT } from 'jose';
 import { sql } from 'kysely';
 import { pino } from 'pino';
@@ -35,6 +42,14 @@ import { decodeSToken } from '../src/domain/stoken.js';
 import { createVppToken } from '../src/domain/vpp-token.js';
 import { type RunningServer, startServer } from '../src/server/start-server.js';
 import { seedTokens } from '../test/helpers/seed-tokens.js';
+import {
+  formatCpu,
+  probeRequests,
+  type RequestProbe,
+  type ServerSide,
+  type Spread,
+  sampleCpu,
+} from './busy-probe.js';
 import { type BenchDatabase, benchDatabase } from './database.js';
 import { type BenchSim, childProcessSim, location } from './sync.js';
 
@@ -83,17 +98,35 @@ function benchConfig(
   });
 }
 
-/** Fixed-rate load on one path, in a worker thread. */
+/** autocannon in a child process (`--load-process`): the load generator's CPU is not this process's. */
+const loadScript = `const autocannon = require(process.argv[1]);
+autocannon(JSON.parse(process.argv[2])).then(
+  (r) => process.stdout.write(JSON.stringify(r)),
+  (e) => { process.stderr.write(String(e && e.stack || e)); process.exit(1); },
+);`;
+const autocannonPath = createRequire(import.meta.url).resolve('autocannon');
+const execFileAsync = promisify(execFile);
+let loadInProcess = false;
+
+/** Fixed-rate load on one path, in a worker thread (or a child process with `--load-process`). */
 async function fire(url: string, authorization: string, rate: number, duration: number) {
-  const result = await autocannon({
+  const options = {
     url,
     connections: 4,
     duration,
-    workers: 1,
     overallRate: rate,
     headers: { authorization },
     timeout: 10,
-  });
+  };
+  const result = loadInProcess
+    ? (JSON.parse(
+        (
+          await execFileAsync(process.execPath, ['-e', loadScript, autocannonPath, JSON.stringify(options)], {
+            maxBuffer: 64 * 1024 * 1024,
+          })
+        ).stdout,
+      ) as AutocannonResult)
+    : await autocannon({ ...options, workers: 1 });
   if (result.errors > 0 || result.timeouts > 0 || result.non2xx > 0) {
     throw new Error(
       `load on ${url}: ${result.errors} errors, ${result.timeouts} timeouts, ${result.non2xx} non-2xx`,
@@ -117,6 +150,12 @@ interface Phase {
   /** Garbage-collection pauses during the phase: total and longest, ms. */
   readonly gcMs: number;
   readonly gcMaxMs: number;
+  /** Events appended during the phase, by type (each moves the tenant's change stamp). */
+  readonly events: string;
+  /** CPU per thread group (bench/busy-probe.ts). */
+  readonly cpu: string;
+  /** Server-side timing lines, with `--probe`. */
+  readonly probe: string | undefined;
 }
 
 async function apiPart(
@@ -137,6 +176,9 @@ async function apiPart(
     rateLimit: false,
     seed: 'bench-busy',
   });
+  const simLatency = Number(values['sim-latency'] ?? 0);
+  if (simLatency > 0) for (const id of ids) await sim.setLatency(id, simLatency);
+  let probe: RequestProbe | undefined;
   const dir = await mkdtemp(join(tmpdir(), 'vppd-bench-busy-'));
   const jwtSecret = randomBytes(48).toString('base64url');
   let server: RunningServer | undefined;
@@ -175,11 +217,28 @@ async function apiPart(
       if (response.statusCode !== 200) throw new Error(`GET ${path} answered ${response.statusCode}`);
     }
     const worker = await context.sync.createRunner();
+    if (values.probe === true) {
+      probe = probeRequests({
+        listPrefix: encodeURI(listPath),
+        getPrefix: getPath,
+        tokens: context.tokens as unknown as Record<string, unknown>,
+        readers: ['get', 'listPage'],
+        storage: context.storage as unknown as Record<string, unknown>,
+        stampReader: 'readTenantStampWithoutProgress',
+        sync: context.sync as unknown as Record<string, unknown>,
+        writes: ['requestSync'],
+      });
+    }
     const completedRuns = async () => {
       const row = await sql<{
         n: number;
       }>`select count(*) as n from sync_runs where outcome = 'completed'`.execute(context.db);
       return Number(row.rows[0]?.n ?? 0);
+    };
+
+    const newestSeq = async () => {
+      const row = await sql<{ s: number }>`select coalesce(max(seq), 0) as s from events`.execute(context.db);
+      return Number(row.rows[0]?.s ?? 0);
     };
 
     const phase = async (busy: boolean): Promise<Phase> => {
@@ -205,6 +264,7 @@ async function apiPart(
         runningSum = 0;
       }
       const before = await completedRuns();
+      const seqBefore = await newestSeq();
       const delay = monitorEventLoopDelay({ resolution: 5 });
       delay.enable();
       let gcMs = 0;
@@ -217,14 +277,22 @@ async function apiPart(
       });
       gc.observe({ entryTypes: ['gc'] });
       const elu = performance.eventLoopUtilization();
+      const cpu = sampleCpu(sim.pid);
+      probe?.begin();
       const [list, get] = await Promise.all([
         fire(`${server?.url}${encodeURI(listPath)}`, authorization, rate, duration),
         fire(`${server?.url}${encodeURI(getPath)}`, authorization, rate, duration),
       ]);
+      const cpuUse = cpu();
+      const probed = probe?.end();
       delay.disable();
       gc.disconnect();
       const utilization = performance.eventLoopUtilization(elu).utilization;
       const syncsCompleted = (await completedRuns()) - before;
+      const appended = await sql<{ type: string; n: number }>`
+        select type, count(*) as n from events where seq > ${seqBefore} group by type order by count(*) desc`.execute(
+        context.db,
+      );
       driving = false;
       await driver;
       if (busy) {
@@ -242,6 +310,13 @@ async function apiPart(
         utilization,
         gcMs,
         gcMaxMs,
+        cpu: formatCpu(cpuUse),
+        events: appended.rows.map((r) => `${r.type} ${r.n}`).join(', '),
+        probe:
+          probed === undefined
+            ? undefined
+            : `server-side list ${fmtServer(probed.list)}\n      server-side get  ${fmtServer(probed.get)}\n` +
+              `      tenant-stamp read ${fmtSpread(probed.stampReadUs, 'µs')}; the driver's requestSync ${fmtSpread(probed.storeWrites, 'ms')}`,
       };
     };
 
@@ -266,6 +341,8 @@ async function apiPart(
       const i = await phase(false);
       idle.push(i);
       out(`  round ${round + 1} idle: list ${fmt(i.list)}; get ${fmt(i.get)}; ${loop(i)}`);
+      out(`      ${i.cpu}`);
+      if (i.probe) out(`      ${i.probe}`);
       const b = await phase(true);
       busy.push(b);
       out(
@@ -274,6 +351,9 @@ async function apiPart(
           `${(b.syncsCompleted * assignments).toLocaleString('en-US')} licenses), ` +
           `${b.meanRunning.toFixed(1)} running on average; ${loop(b)}; load average ${load()}`,
       );
+      out(`      ${b.cpu}`);
+      out(`      events appended: ${b.events}`);
+      if (b.probe) out(`      ${b.probe}`);
     }
     const range = (xs: readonly number[]) =>
       xs.length === 1
@@ -295,11 +375,24 @@ async function apiPart(
     if (!listOk) missed.push(`busy list p99 (threads ${threads})`);
     if (!getOk) missed.push(`busy get p99 (threads ${threads})`);
   } finally {
+    probe?.close();
     await server?.close();
     await sim.close();
     await rm(dir, { recursive: true, force: true });
   }
   return missed;
+}
+
+function fmtSpread(s: Spread, unit: string): string {
+  const d = unit === 'µs' ? 0 : 1;
+  return `p50 ${s.p50.toFixed(d)} p99 ${s.p99.toFixed(d)} max ${s.max.toFixed(d)} ${unit} (${s.n})`;
+}
+
+function fmtServer(s: ServerSide): string {
+  return (
+    `${fmtSpread(s.total, 'ms')}, cache hits ${(s.hitShare * 100).toFixed(0)} %; misses: before the read ` +
+    `${fmtSpread(s.before, 'ms')}, read ${fmtSpread(s.read, 'ms')}, after ${fmtSpread(s.after, 'ms')}`
+  );
 }
 
 /** Share of an event-loop delay histogram's samples above `ms`, from its percentile table. */
@@ -419,8 +512,12 @@ export async function run(args: string[]): Promise<void> {
       'pool-latency': { type: 'string', default: '200' },
       threads: { type: 'string', default: '1' },
       database: { type: 'string' },
+      'load-process': { type: 'boolean', default: false },
+      probe: { type: 'boolean', default: false },
+      'sim-latency': { type: 'string', default: '0' },
     },
   });
+  loadInProcess = values['load-process'] === true;
   const missed: string[] = [];
   if (values.part === 'api' || values.part === 'both') {
     const db = await benchDatabase(values.database);

@@ -60,6 +60,8 @@ export interface BenchSim {
   readonly baseUrl: string;
   /** `in-process` or `process` (a child process). */
   readonly where: string;
+  /** The simulator's process id when it runs in a process of its own. */
+  readonly pid?: number;
   tokenFor(locationId: string): Promise<string>;
   clearMdmInfo(locationId: string): Promise<void>;
   setRateLimit(limit: number | false): Promise<void>;
@@ -111,6 +113,7 @@ export async function childProcessSim(options: AppleSimOptions): Promise<BenchSi
   return {
     baseUrl: started.baseUrl,
     where: 'process',
+    ...(child.pid === undefined ? {} : { pid: child.pid }),
     tokenFor: (id) => admin('GET', `locations/${encodeURIComponent(id)}/token`),
     clearMdmInfo: async (id) => {
       await admin('PUT', `locations/${encodeURIComponent(id)}/mdm-info`, { mdmInfo: null });

@@ -67,8 +67,10 @@ export function registerVppTokenRoutes(
   // same: every write a read of the tenant can see, by this process or another one on the database,
   // appends an event and so retires the tenant's kept responses; other tenants' writes leave them.
   // The key holds all the bytes depend on: tenant, `Prefer`, external base (links; behind a proxy it
-  // varies with the forwarded headers) and URL (version, query).
-  const changeStamp = createTenantChangeStamp(context.storage);
+  // varies with the forwarded headers) and URL (version, query). A vppToken shows nothing of a running
+  // sync's progress (its phase, pages and records live on the job row), so the stamp leaves the
+  // `syncProgressed` notes out: kept answers outlive them and retire at the next real change.
+  const changeStamp = createTenantChangeStamp(context.storage, { progress: false });
   const responses = createResponseCache<Buffer>();
   // Promise chains, not async functions: a hit (most reads under load) costs the handler one promise
   // and one continuation after the stamp, instead of three of each.

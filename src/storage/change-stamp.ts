@@ -39,12 +39,28 @@ export function createChangeStamp(storage: StorageEngine): ChangeStamp {
  */
 export type TenantChangeStamp = (tenantId: string) => Promise<string>;
 
+/** Which events move a {@link TenantChangeStamp}. */
+export interface TenantChangeStampOptions {
+  /**
+   * False: a sync's `syncProgressed` notes do not move it (StorageEngine.readTenantStampWithoutProgress),
+   * for readers that show no live progress (Graph). Default true: every event does (the dashboard).
+   */
+  readonly progress?: boolean;
+}
+
 /**
  * The tenant change stamps of `storage`. Calls for one tenant in the same event-loop turn share one
  * read, taken in the turn's check phase (after every I/O callback of the turn), as for
  * {@link createChangeStamp}.
  */
-export function createTenantChangeStamp(storage: StorageEngine): TenantChangeStamp {
+export function createTenantChangeStamp(
+  storage: StorageEngine,
+  options: TenantChangeStampOptions = {},
+): TenantChangeStamp {
+  const readStamp =
+    options.progress === false
+      ? (tenantId: string) => storage.readTenantStampWithoutProgress(tenantId)
+      : (tenantId: string) => storage.readTenantStamp(tenantId);
   const pending = new Map<string, Promise<string>>();
   return (tenantId) => {
     let next = pending.get(tenantId);
@@ -54,7 +70,7 @@ export function createTenantChangeStamp(storage: StorageEngine): TenantChangeSta
           // Calls from now on wait for a later read: this one may already be too old for them.
           pending.delete(tenantId);
           try {
-            const read = storage.readTenantStamp(tenantId);
+            const read = readStamp(tenantId);
             if (typeof read === 'number') resolve(String(read));
             else read.then((seq) => resolve(String(seq)), reject);
           } catch (error) {

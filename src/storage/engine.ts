@@ -24,6 +24,15 @@ export interface StorageEngine {
   readonly kind: StorageEngineKind;
   /** The typed Kysely every store queries through. */
   readonly db: Kysely<DatabaseSchema>;
+  /**
+   * The Kysely for reads outside any transaction that must not wait behind this process's own writes
+   * (the Graph GETs and the tenant change stamp): on a SQLite file a second connection of the thread,
+   * query-only, opened on first use (a write transaction of the first connection waiting for another
+   * connection's lock held up every read queued behind it); on PostgreSQL and an in-memory SQLite
+   * database the same as `db` (a pool lets reads pass anyway; memory has one connection). It sees
+   * the latest commit, never a transaction in flight; never run a transaction or a write on it.
+   */
+  readonly reads: Kysely<DatabaseSchema>;
   /** Column types and layout clauses the migrations build their tables with. */
   readonly ddl: EngineDdl;
   /**
@@ -39,6 +48,14 @@ export interface StorageEngine {
    * `storage/change-stamp.ts` shares one read per tenant and event-loop turn.
    */
   readTenantStamp(tenantId: string): number | Promise<number>;
+  /**
+   * {@link readTenantStamp} without `syncProgressed` events: the `seq` of the tenant's newest other
+   * event, for readers that show nothing of a sync's live progress (Graph's vppTokens), so their kept
+   * answers outlive the progress notes of running syncs. The same guarantees otherwise: it moves after
+   * every commit of another event of the tenant and never comes back (pruning keeps the tenant's newest
+   * such event too).
+   */
+  readTenantStampWithoutProgress(tenantId: string): number | Promise<number>;
   /** Wake-ups between writers and readers, by channel (storage/change-notifier.ts). */
   readonly notifier: ChangeNotifier;
   /** True when `error` is a unique-constraint (or primary-key) violation. */

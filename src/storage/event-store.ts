@@ -159,7 +159,8 @@ export interface EventStore {
   /**
    * Deletes at most `limit` events created before `before` that every reader of the whole log has
    * passed (at or below the lowest row of `event_cursors`; by age alone while there is none), oldest
-   * first, never a tenant's newest event (its change stamp); answers how many.
+   * first, never a tenant's newest event (its change stamp) nor its newest other than `syncProgressed`
+   * (the stamp without progress); answers how many.
    */
   prune(before: Date, limit: number): Promise<number>;
 }
@@ -221,6 +222,21 @@ export function createEventStore({ storage }: { readonly storage: StorageEngine 
                   .whereRef('n.tenant_id', '=', 'e.tenant_id')
                   .whereRef('n.seq', '>', 'e.seq'),
               ),
+            )
+            .where((eb) =>
+              // So does its newest event other than a progress note (the stamp Graph reads by,
+              // StorageEngine.readTenantStampWithoutProgress).
+              eb.or([
+                eb('e.type', '=', 'syncProgressed'),
+                eb.exists(
+                  eb
+                    .selectFrom('events as m')
+                    .select('m.seq')
+                    .whereRef('m.tenant_id', '=', 'e.tenant_id')
+                    .whereRef('m.seq', '>', 'e.seq')
+                    .where('m.type', '<>', 'syncProgressed'),
+                ),
+              ]),
             )
             .orderBy('e.seq')
             .limit(limit),

@@ -113,6 +113,9 @@ const sealContext = (tenantId: string, id: string) => `vppd:vppToken:${tenantId}
 export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStore {
   const { storage, cipher, clock } = options;
   const { db } = storage;
+  // The reads of a caller outside a transaction (Graph's GETs) go through the engine's read
+  // connection: they never queue behind a write transaction of this process that waits for a lock.
+  const { reads } = storage;
   const maxTokens = options.maxTokensPerTenant ?? defaultMaxTokensPerTenant;
 
   const loadActionResults = async (
@@ -158,11 +161,11 @@ export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStor
   };
 
   const baseQuery = (tenantId: string): TokenQuery =>
-    db.selectFrom('vpp_tokens').select(readColumns).where('tenant_id', '=', tenantId);
+    reads.selectFrom('vpp_tokens').select(readColumns).where('tenant_id', '=', tenantId);
 
   const withActionResults = async (tenantId: string, rows: readonly VppTokenReadRow[]) => {
     const results = await loadActionResults(
-      db,
+      reads,
       tenantId,
       rows.map((r) => r.id),
     );
@@ -224,7 +227,7 @@ export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStor
       return stored;
     },
 
-    get: (tenantId, id) => getWith(db, tenantId, id),
+    get: (tenantId, id) => getWith(reads, tenantId, id),
 
     async list(tenantId) {
       const rows = await baseQuery(tenantId).orderBy('created_at').orderBy('id').execute();

@@ -33,3 +33,21 @@ export function createPostgresTenantStampReader(db: Kysely<unknown>): (tenantId:
     return Number(rows[0]?.s ?? 0);
   };
 }
+
+/**
+ * {@link createPostgresTenantStampReader} without `syncProgressed` events: the newest other event of the
+ * tenant, walking the `(tenant_id, seq)` index down past the progress notes on top (at most one a
+ * second per running sync of the tenant). One round trip.
+ */
+export function createPostgresTenantStampWithoutProgressReader(
+  db: Kysely<unknown>,
+): (tenantId: string) => Promise<number> {
+  return async (tenantId) => {
+    const { rows } = await sql<{
+      s: number | string;
+    }>`select coalesce((select seq from events where tenant_id = ${tenantId} and type <> 'syncProgressed' order by seq desc limit 1), 0) as s`.execute(
+      db,
+    );
+    return Number(rows[0]?.s ?? 0);
+  };
+}

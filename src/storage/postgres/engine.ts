@@ -4,7 +4,11 @@ import type { StorageEngine } from '../engine.js';
 import { postgresBulkInsert } from './bulk-insert.js';
 import { describePostgresTables, resetPostgresSerialKey } from './catalog.js';
 import { createPostgresNotifier } from './change-notifier.js';
-import { createPostgresStampReader, createPostgresTenantStampReader } from './change-stamp.js';
+import {
+  createPostgresStampReader,
+  createPostgresTenantStampReader,
+  createPostgresTenantStampWithoutProgressReader,
+} from './change-stamp.js';
 import type { PostgresDatabaseConfig } from './config.js';
 import { postgresDdl } from './ddl.js';
 import { createPostgresDialect } from './dialect.js';
@@ -31,9 +35,14 @@ export function createPostgresEngine(config: PostgresDatabaseConfig): StorageEng
   return {
     kind: 'postgres',
     db,
+    // The pool: a read takes a free connection instead of queueing behind a waiting write.
+    reads: db,
     ddl: postgresDdl,
     readChangeStamp: createPostgresStampReader(db as unknown as Kysely<unknown>),
     readTenantStamp: createPostgresTenantStampReader(db as unknown as Kysely<unknown>),
+    readTenantStampWithoutProgress: createPostgresTenantStampWithoutProgressReader(
+      db as unknown as Kysely<unknown>,
+    ),
     notifier,
     isUniqueViolation: isPostgresUniqueViolation,
     isForeignKeyViolation: isPostgresForeignKeyViolation,

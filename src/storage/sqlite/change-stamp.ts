@@ -72,22 +72,36 @@ export function createSqliteStampReader(
  * A tenant's change stamp on SQLite: its newest event's `seq` (0 before any), read the same way as the
  * database stamp above: a prepared statement run synchronously outside any transaction or stream of
  * the connection (the latest commit; one index seek, a few µs), through Kysely inside one (which
- * waits for it to end). Prepared on first use: the table exists only once the migrations ran.
+ * waits for it to end). Prepared on first use: the table exists only once the migrations ran. On a
+ * file, `connection` is the engine's read connection (sqlite/dialect.ts, `createSqliteReadDialect`),
+ * which runs no transaction: the read never waits for one of this process's writes, and it sees only
+ * committed events, as the data read after it on that connection sees only committed rows.
  */
 export function createSqliteTenantStampReader(
   db: Kysely<unknown>,
-  connection: Database.Database,
+  connectionOf: () => Database.Database,
+  options: { readonly withoutProgress?: boolean } = {},
 ): (tenantId: string) => number | Promise<number> {
-  const text = 'select coalesce(max(seq), 0) as s from events where tenant_id = ?';
+  // Without progress: the newest other event, walking the (tenant_id, seq) index down from the top
+  // past the progress notes on top of it (at most one a second per running sync of the tenant).
+  const text = options.withoutProgress
+    ? "select coalesce((select seq from events where tenant_id = ? and type <> 'syncProgressed' order by seq desc limit 1), 0) as s"
+    : 'select coalesce(max(seq), 0) as s from events where tenant_id = ?';
   const readThroughKysely = async (tenantId: string) => {
-    const { rows } = await sql<{
-      s: number | bigint;
-    }>`select coalesce(max(seq), 0) as s from events where tenant_id = ${tenantId}`.execute(db);
+    const query = options.withoutProgress
+      ? sql<{
+          s: number | bigint;
+        }>`select coalesce((select seq from events where tenant_id = ${tenantId} and type <> 'syncProgressed' order by seq desc limit 1), 0) as s`
+      : sql<{
+          s: number | bigint;
+        }>`select coalesce(max(seq), 0) as s from events where tenant_id = ${tenantId}`;
+    const { rows } = await query.execute(db);
     return Number(rows[0]?.s ?? 0);
   };
   let statement: Database.Statement | undefined;
   let probe: Database.Statement | undefined;
   return (tenantId) => {
+    const connection = connectionOf();
     if (connection.inTransaction) return readThroughKysely(tenantId);
     statement ??= connection.prepare(text).pluck();
     probe ??= connection.prepare('select 1').pluck();

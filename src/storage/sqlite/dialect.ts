@@ -112,6 +112,56 @@ export function createSqliteDialect(options: SqliteDialectOptions): SqliteConnec
   };
 }
 
+/** A second connection to a database file, for reads only, opened on first use (see {@link createSqliteReadDialect}). */
+export interface SqliteReadConnection {
+  readonly dialect: SqliteDialect;
+  /** The connection, opened now if it was not yet (synchronous reads, like the change stamp's). */
+  connection(): Database.Database;
+  /** Closes the connection if it was opened. */
+  close(): void;
+}
+
+/**
+ * A read-only (`query_only`) connection to the database file `filename`, which the writing connection
+ * of {@link createSqliteDialect} opened first (in WAL). It is opened on first use, so a process that
+ * never reads through it (the sync thread, `vppd db copy`'s source) holds no second connection.
+ *
+ * Why a second connection: Kysely runs one statement at a time on a connection and holds it for a
+ * whole transaction. A `begin immediate` of this thread waiting for another connection's write lock
+ * (the sync thread commits a snapshot) or a transaction in flight therefore held up every read queued
+ * behind it — a Graph GET waited for a `syncLicenses` of someone else. WAL lets this connection read the
+ * latest commit meanwhile. It never runs a transaction; a read that finds the database busy (a WAL being
+ * reset, rare) is tried again on timers like a write.
+ */
+export function createSqliteReadDialect(filename: string, busyTimeoutMs = 5000): SqliteReadConnection {
+  let database: Database.Database | undefined;
+  const open = () => {
+    if (database === undefined) {
+      const opened = new Database(filename, { timeout: 0, fileMustExist: true });
+      opened.pragma('busy_timeout = 0');
+      opened.pragma('query_only = ON');
+      database = opened;
+    }
+    return database;
+  };
+  const cached = { value: undefined as SqliteDatabase | undefined };
+  return {
+    dialect: new ImmediateSqliteDialect(
+      {
+        database: async () => {
+          cached.value ??= { ...withStatementCache(open()), close: () => undefined };
+          return cached.value;
+        },
+      },
+      busyTimeoutMs,
+    ),
+    connection: open,
+    close() {
+      if (database?.open) database.close();
+    },
+  };
+}
+
 /**
  * Transactions begin IMMEDIATE: they take the write lock at `begin`, waiting (busy timeout) for
  * another connection's write to end. A deferred transaction that read first fails its first write

@@ -8,7 +8,7 @@ import { createSqliteNotifier } from './change-notifier.js';
 import { createSqliteStampReader, createSqliteTenantStampReader } from './change-stamp.js';
 import type { SqliteDatabaseConfig } from './config.js';
 import { sqliteDdl } from './ddl.js';
-import { createSqliteDialect } from './dialect.js';
+import { createSqliteDialect, createSqliteReadDialect } from './dialect.js';
 import { isSqliteForeignKeyViolation, isSqliteUniqueViolation } from './errors.js';
 import { readSqliteExclusively } from './exclusive-read.js';
 
@@ -20,7 +20,9 @@ export interface SqliteEngine extends StorageEngine {
 
 /**
  * vppd's storage on SQLite: one better-sqlite3 connection (WAL on a file), shared by every store of
- * the process; other processes on the same file coordinate through SQLite's locks.
+ * the process, and on a file a second one for reads that must not wait behind the first ({@link
+ * StorageEngine.reads}, opened on first use); other processes on the same file coordinate through
+ * SQLite's locks.
  */
 export function createSqliteEngine(
   config: SqliteDatabaseConfig,
@@ -31,6 +33,10 @@ export function createSqliteEngine(
     ...(options.onInsecureMode ? { onInsecureMode: options.onInsecureMode } : {}),
   });
   const db = new Kysely<DatabaseSchema>({ dialect });
+  // An in-memory database is this connection's alone: nothing to open a second connection to.
+  const readConnection = config.kind === 'sqlite' ? createSqliteReadDialect(config.filename) : undefined;
+  const reads =
+    readConnection === undefined ? db : new Kysely<DatabaseSchema>({ dialect: readConnection.dialect });
   const readChangeStamp = createSqliteStampReader(db as unknown as Kysely<unknown>, connection);
   const notifier = createSqliteNotifier();
   return {
@@ -39,7 +45,16 @@ export function createSqliteEngine(
     connection,
     ddl: sqliteDdl,
     readChangeStamp,
-    readTenantStamp: createSqliteTenantStampReader(db as unknown as Kysely<unknown>, connection),
+    reads,
+    readTenantStamp: createSqliteTenantStampReader(
+      reads as unknown as Kysely<unknown>,
+      readConnection === undefined ? () => connection : readConnection.connection,
+    ),
+    readTenantStampWithoutProgress: createSqliteTenantStampReader(
+      reads as unknown as Kysely<unknown>,
+      readConnection === undefined ? () => connection : readConnection.connection,
+      { withoutProgress: true },
+    ),
     notifier,
     isUniqueViolation: isSqliteUniqueViolation,
     isForeignKeyViolation: isSqliteForeignKeyViolation,
@@ -61,6 +76,11 @@ export function createSqliteEngine(
     },
     async close() {
       await notifier.close();
+      // The read connection first: the last connection to close checkpoints the WAL away.
+      if (readConnection !== undefined) {
+        await reads.destroy();
+        readConnection.close();
+      }
       await db.destroy();
     },
     describeTables: (on = db) => describeSqliteTables(on as unknown as Kysely<unknown>),
