@@ -4,7 +4,7 @@ import type { StorageEngine } from '../engine.js';
 import { postgresBulkInsert } from './bulk-insert.js';
 import { describePostgresTables, resetPostgresSerialKey } from './catalog.js';
 import { createPostgresNotifier } from './change-notifier.js';
-import { createPostgresStampReader, createPostgresTenantStampReader } from './change-stamp.js';
+import { createPostgresStampReader, createPostgresTenantStampReaders } from './change-stamp.js';
 import type { PostgresDatabaseConfig } from './config.js';
 import { postgresDdl } from './ddl.js';
 import { createPostgresDialect } from './dialect.js';
@@ -25,15 +25,17 @@ export const claimLockKey = '2881462824469879980';
 
 /** vppd's storage on PostgreSQL: a `pg` pool (`VPPD_DATABASE_POOL` connections) under Kysely. */
 export function createPostgresEngine(config: PostgresDatabaseConfig): StorageEngine {
-  const { dialect, connect } = createPostgresDialect(config);
+  const { dialect, pool, connect } = createPostgresDialect(config);
   const db = new Kysely<DatabaseSchema>({ dialect });
   const notifier = createPostgresNotifier({ connect });
+  const tenantStamps = createPostgresTenantStampReaders(pool);
   return {
     kind: 'postgres',
     db,
     ddl: postgresDdl,
     readChangeStamp: createPostgresStampReader(db as unknown as Kysely<unknown>),
-    readTenantStamp: createPostgresTenantStampReader(db as unknown as Kysely<unknown>),
+    readTenantStamp: tenantStamps.one,
+    readTenantStamps: tenantStamps.many,
     notifier,
     isUniqueViolation: isPostgresUniqueViolation,
     isForeignKeyViolation: isPostgresForeignKeyViolation,

@@ -5,7 +5,11 @@ import type { StorageEngine } from '../engine.js';
 import { sqliteBulkInsert } from './bulk-insert.js';
 import { describeSqliteTables } from './catalog.js';
 import { createSqliteNotifier } from './change-notifier.js';
-import { createSqliteStampReader, createSqliteTenantStampReader } from './change-stamp.js';
+import {
+  createSqliteStampReader,
+  createSqliteTenantStampReader,
+  createSqliteTenantStampsReader,
+} from './change-stamp.js';
 import type { SqliteDatabaseConfig } from './config.js';
 import { sqliteDdl } from './ddl.js';
 import { createSqliteDialect } from './dialect.js';
@@ -32,6 +36,7 @@ export function createSqliteEngine(
   });
   const db = new Kysely<DatabaseSchema>({ dialect });
   const readChangeStamp = createSqliteStampReader(db as unknown as Kysely<unknown>, connection);
+  const readTenantStamp = createSqliteTenantStampReader(db as unknown as Kysely<unknown>, connection);
   const notifier = createSqliteNotifier();
   return {
     kind: 'sqlite',
@@ -39,7 +44,8 @@ export function createSqliteEngine(
     connection,
     ddl: sqliteDdl,
     readChangeStamp,
-    readTenantStamp: createSqliteTenantStampReader(db as unknown as Kysely<unknown>, connection),
+    readTenantStamp,
+    readTenantStamps: createSqliteTenantStampsReader(readTenantStamp),
     notifier,
     isUniqueViolation: isSqliteUniqueViolation,
     isForeignKeyViolation: isSqliteForeignKeyViolation,
