@@ -82,6 +82,10 @@ describe.each(storageEngines)('tenant change stamps coalesced on %s', (kind) => 
     expect(await stamp(tenantA)).toBe(expected[0]);
   });
 
+  it('gives every caller of one engine the same reader, so the process keeps one read in flight', () => {
+    expect(createTenantChangeStamp(storage)).toBe(createTenantChangeStamp(storage));
+  });
+
   it('answers a caller that arrives while a read is in flight with a read sent after it', async () => {
     const hold = gate();
     const sent: (readonly string[])[] = [];

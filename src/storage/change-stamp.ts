@@ -39,17 +39,25 @@ export function createChangeStamp(storage: StorageEngine): ChangeStamp {
  */
 export type TenantChangeStamp = (tenantId: string) => Promise<string>;
 
+/** One reader per engine: every caller in the process (both Graph versions, the dashboard) shares it. */
+const tenantStampReaders = new WeakMap<StorageEngine, TenantChangeStamp>();
+
 /**
  * The tenant change stamps of `storage`, read through {@link coalesceReads} from
  * `storage.readTenantStamps`: one read at a time for all tenants asked, each caller answered by a read
- * that started after its call.
+ * that started after its call. Every call for the same engine returns the same reader, so the process
+ * keeps one stamp read in flight, not one per route module.
  */
 export function createTenantChangeStamp(storage: StorageEngine): TenantChangeStamp {
+  const existing = tenantStampReaders.get(storage);
+  if (existing !== undefined) return existing;
   const asText = (seqs: readonly number[]) => seqs.map(String);
-  return coalesceReads<string, string>((tenantIds) => {
+  const reader = coalesceReads<string, string>((tenantIds) => {
     const seqs = storage.readTenantStamps(tenantIds);
     return Array.isArray(seqs) ? asText(seqs) : (seqs as Promise<readonly number[]>).then(asText);
   });
+  tenantStampReaders.set(storage, reader);
+  return reader;
 }
 
 /** A read of several keys at once: one value per key, in the keys' order. */
