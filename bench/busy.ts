@@ -224,7 +224,7 @@ async function apiPart(
         tokens: context.tokens as unknown as Record<string, unknown>,
         readers: ['get', 'listPage'],
         storage: context.storage as unknown as Record<string, unknown>,
-        stampReader: 'readTenantStampWithoutProgress',
+        stampReader: 'readTenantStampsWithoutProgress',
         sync: context.sync as unknown as Record<string, unknown>,
         writes: ['requestSync'],
       });

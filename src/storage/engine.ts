@@ -45,7 +45,8 @@ export interface StorageEngine {
    * A tenant's change stamp: the `seq` of its newest event (0 before any; storage/event-store.ts). Every
    * change a reader of the tenant cares about appends an event in its own transaction, and a tenant's
    * events commit in `seq` order, so the number moves after each such commit and never comes back.
-   * `storage/change-stamp.ts` shares one read per tenant and event-loop turn.
+   * For one-off reads; the Graph read cache and the dashboard read {@link readTenantStamps} through
+   * `storage/change-stamp.ts`.
    */
   readTenantStamp(tenantId: string): number | Promise<number>;
   /**
@@ -56,6 +57,16 @@ export interface StorageEngine {
    * such event too).
    */
   readTenantStampWithoutProgress(tenantId: string): number | Promise<number>;
+  /**
+   * The change stamps of several tenants in one read (one round trip where the engine has them), in
+   * the order given. Synchronous where the engine can read synchronously (SQLite outside a transaction).
+   * `storage/change-stamp.ts` keeps at most one such read in flight and shares it among callers.
+   */
+  readTenantStamps(tenantIds: readonly string[]): readonly number[] | Promise<readonly number[]>;
+  /** {@link readTenantStamps} without `syncProgressed` events, as {@link readTenantStampWithoutProgress}. */
+  readTenantStampsWithoutProgress(
+    tenantIds: readonly string[],
+  ): readonly number[] | Promise<readonly number[]>;
   /** Wake-ups between writers and readers, by channel (storage/change-notifier.ts). */
   readonly notifier: ChangeNotifier;
   /** True when `error` is a unique-constraint (or primary-key) violation. */

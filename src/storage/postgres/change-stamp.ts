@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely';
+import type pg from 'pg';
 
 /**
  * PostgreSQL's change stamp: the current snapshot, `pg_current_snapshot()` (`xmin:xmax:xip…`). A
@@ -20,34 +21,82 @@ export function createPostgresStampReader(db: Kysely<unknown>): () => Promise<st
   };
 }
 
+/** A tenant's stamp: one index seek at the end of its range of `events_tenant_seq_idx`. */
+const oneTenant = {
+  name: 'vppd_tenant_stamp',
+  text: 'select coalesce(max(seq), 0) as s from events where tenant_id = $1',
+} as const;
+
+/** Several tenants' stamps, one seek each, in the order of the array given. */
+const manyTenants = {
+  name: 'vppd_tenant_stamps',
+  text:
+    'select coalesce((select max(e.seq) from events e where e.tenant_id = u.t), 0) as s ' +
+    'from unnest($1::text[]) with ordinality as u(t, i) order by u.i',
+} as const;
+
+/**
+ * The same without `syncProgressed` events: the newest other event of the tenant, walking the
+ * `(tenant_id, seq)` index down past the progress notes on top (at most one a second per running sync
+ * of the tenant).
+ */
+const newestOther = (tenant: string) =>
+  `(select e.seq from events e where e.tenant_id = ${tenant} and e.type <> 'syncProgressed' ` +
+  'order by e.seq desc limit 1)';
+const oneTenantWithoutProgress = {
+  name: 'vppd_tenant_stamp_np',
+  text: `select coalesce(${newestOther('$1')}, 0) as s`,
+} as const;
+const manyTenantsWithoutProgress = {
+  name: 'vppd_tenant_stamps_np',
+  text: `select coalesce(${newestOther('u.t')}, 0) as s from unnest($1::text[]) with ordinality as u(t, i) order by u.i`,
+} as const;
+
 /**
  * A tenant's change stamp on PostgreSQL: its newest event's `seq` (0 before any), one index seek. A
  * tenant's events commit in `seq` order (storage/event-store.ts takes the tenant's head row lock
  * before its `seq`), so a reader that saw `seq` n has seen every change of the tenant up to n.
+ *
+ * Read on the pool's connections with `pg` directly, as named (prepared) statements: each connection
+ * parses and plans them once, and no query is compiled per call. Measured on a local server, one read
+ * cost ~335 µs through Kysely's `sql` tag (compile, an unnamed statement parsed and planned on every
+ * call) and ~120 µs prepared, about a bare `select 1` round trip. Each read is one statement outside
+ * any transaction (read committed): its snapshot is taken when it starts on the server, so it sees
+ * every commit that ended before it was sent. `storage/change-stamp.ts` keeps one read in flight and
+ * shares it.
  */
-export function createPostgresTenantStampReader(db: Kysely<unknown>): (tenantId: string) => Promise<number> {
-  return async (tenantId) => {
-    const { rows } = await sql<{
-      s: number | string;
-    }>`select coalesce(max(seq), 0) as s from events where tenant_id = ${tenantId}`.execute(db);
-    return Number(rows[0]?.s ?? 0);
+export function createPostgresTenantStampReaders(
+  pool: pg.Pool,
+  options: { readonly withoutProgress?: boolean } = {},
+): {
+  readonly one: (tenantId: string) => Promise<number>;
+  readonly many: (tenantIds: readonly string[]) => Promise<readonly number[]>;
+} {
+  // Through a client of the pool, not `pool.query`: the pool's clients are wrapped for COPY
+  // (copy-from.ts) and the wrapper takes the promise form of `query` only.
+  const run = async <R extends pg.QueryResultRow>(query: pg.QueryConfig): Promise<pg.QueryResult<R>> => {
+    const client = await pool.connect();
+    try {
+      const result = await client.query<R>(query);
+      client.release();
+      return result;
+    } catch (error) {
+      // A broken connection is dropped from the pool rather than handed out again.
+      client.release(error as Error);
+      throw error;
+    }
   };
-}
-
-/**
- * {@link createPostgresTenantStampReader} without `syncProgressed` events: the newest other event of the
- * tenant, walking the `(tenant_id, seq)` index down past the progress notes on top (at most one a
- * second per running sync of the tenant). One round trip.
- */
-export function createPostgresTenantStampWithoutProgressReader(
-  db: Kysely<unknown>,
-): (tenantId: string) => Promise<number> {
-  return async (tenantId) => {
-    const { rows } = await sql<{
-      s: number | string;
-    }>`select coalesce((select seq from events where tenant_id = ${tenantId} and type <> 'syncProgressed' order by seq desc limit 1), 0) as s`.execute(
-      db,
-    );
-    return Number(rows[0]?.s ?? 0);
+  const one = (tenantId: string) =>
+    run<{ s: number | string }>({
+      ...(options.withoutProgress ? oneTenantWithoutProgress : oneTenant),
+      values: [tenantId],
+    }).then((result) => Number(result.rows[0]?.s ?? 0));
+  const many = (tenantIds: readonly string[]): Promise<readonly number[]> => {
+    if (tenantIds.length === 1) return one(tenantIds[0] as string).then((seq) => [seq]);
+    return run<{ s: number | string }>({
+      ...(options.withoutProgress ? manyTenantsWithoutProgress : manyTenants),
+      values: [tenantIds],
+    }).then((result) => result.rows.map((row) => Number(row.s)));
   };
+  return { one, many };
 }

@@ -4,11 +4,7 @@ import type { StorageEngine } from '../engine.js';
 import { postgresBulkInsert } from './bulk-insert.js';
 import { describePostgresTables, resetPostgresSerialKey } from './catalog.js';
 import { createPostgresNotifier } from './change-notifier.js';
-import {
-  createPostgresStampReader,
-  createPostgresTenantStampReader,
-  createPostgresTenantStampWithoutProgressReader,
-} from './change-stamp.js';
+import { createPostgresStampReader, createPostgresTenantStampReaders } from './change-stamp.js';
 import type { PostgresDatabaseConfig } from './config.js';
 import { postgresDdl } from './ddl.js';
 import { createPostgresDialect } from './dialect.js';
@@ -29,9 +25,11 @@ export const claimLockKey = '2881462824469879980';
 
 /** vppd's storage on PostgreSQL: a `pg` pool (`VPPD_DATABASE_POOL` connections) under Kysely. */
 export function createPostgresEngine(config: PostgresDatabaseConfig): StorageEngine {
-  const { dialect, connect } = createPostgresDialect(config);
+  const { dialect, pool, connect } = createPostgresDialect(config);
   const db = new Kysely<DatabaseSchema>({ dialect });
   const notifier = createPostgresNotifier({ connect });
+  const tenantStamps = createPostgresTenantStampReaders(pool);
+  const graphStamps = createPostgresTenantStampReaders(pool, { withoutProgress: true });
   return {
     kind: 'postgres',
     db,
@@ -39,10 +37,10 @@ export function createPostgresEngine(config: PostgresDatabaseConfig): StorageEng
     reads: db,
     ddl: postgresDdl,
     readChangeStamp: createPostgresStampReader(db as unknown as Kysely<unknown>),
-    readTenantStamp: createPostgresTenantStampReader(db as unknown as Kysely<unknown>),
-    readTenantStampWithoutProgress: createPostgresTenantStampWithoutProgressReader(
-      db as unknown as Kysely<unknown>,
-    ),
+    readTenantStamp: tenantStamps.one,
+    readTenantStamps: tenantStamps.many,
+    readTenantStampWithoutProgress: graphStamps.one,
+    readTenantStampsWithoutProgress: graphStamps.many,
     notifier,
     isUniqueViolation: isPostgresUniqueViolation,
     isForeignKeyViolation: isPostgresForeignKeyViolation,

@@ -114,3 +114,16 @@ export function createSqliteTenantStampReader(
     return Number((statement.get(tenantId) as number | bigint | undefined) ?? 0);
   };
 }
+
+/**
+ * Several tenants' stamps with `readOne` (the reader above), in the order given: synchronous like it
+ * outside a transaction or stream (a few µs per tenant, no round trip to save), through Kysely inside one.
+ */
+export function createSqliteTenantStampsReader(
+  readOne: (tenantId: string) => number | Promise<number>,
+): (tenantIds: readonly string[]) => readonly number[] | Promise<readonly number[]> {
+  return (tenantIds) => {
+    const seqs = tenantIds.map(readOne);
+    return seqs.every((s) => typeof s === 'number') ? (seqs as number[]) : Promise.all(seqs);
+  };
+}

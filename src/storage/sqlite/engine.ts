@@ -5,7 +5,11 @@ import type { StorageEngine } from '../engine.js';
 import { sqliteBulkInsert } from './bulk-insert.js';
 import { describeSqliteTables } from './catalog.js';
 import { createSqliteNotifier } from './change-notifier.js';
-import { createSqliteStampReader, createSqliteTenantStampReader } from './change-stamp.js';
+import {
+  createSqliteStampReader,
+  createSqliteTenantStampReader,
+  createSqliteTenantStampsReader,
+} from './change-stamp.js';
 import type { SqliteDatabaseConfig } from './config.js';
 import { sqliteDdl } from './ddl.js';
 import { createSqliteDialect, createSqliteReadDialect } from './dialect.js';
@@ -38,6 +42,16 @@ export function createSqliteEngine(
   const reads =
     readConnection === undefined ? db : new Kysely<DatabaseSchema>({ dialect: readConnection.dialect });
   const readChangeStamp = createSqliteStampReader(db as unknown as Kysely<unknown>, connection);
+  const readConnectionOf = readConnection === undefined ? () => connection : readConnection.connection;
+  const readTenantStamp = createSqliteTenantStampReader(
+    reads as unknown as Kysely<unknown>,
+    readConnectionOf,
+  );
+  const readTenantStampWithoutProgress = createSqliteTenantStampReader(
+    reads as unknown as Kysely<unknown>,
+    readConnectionOf,
+    { withoutProgress: true },
+  );
   const notifier = createSqliteNotifier();
   return {
     kind: 'sqlite',
@@ -46,15 +60,10 @@ export function createSqliteEngine(
     ddl: sqliteDdl,
     readChangeStamp,
     reads,
-    readTenantStamp: createSqliteTenantStampReader(
-      reads as unknown as Kysely<unknown>,
-      readConnection === undefined ? () => connection : readConnection.connection,
-    ),
-    readTenantStampWithoutProgress: createSqliteTenantStampReader(
-      reads as unknown as Kysely<unknown>,
-      readConnection === undefined ? () => connection : readConnection.connection,
-      { withoutProgress: true },
-    ),
+    readTenantStamp,
+    readTenantStamps: createSqliteTenantStampsReader(readTenantStamp),
+    readTenantStampWithoutProgress,
+    readTenantStampsWithoutProgress: createSqliteTenantStampsReader(readTenantStampWithoutProgress),
     notifier,
     isUniqueViolation: isSqliteUniqueViolation,
     isForeignKeyViolation: isSqliteForeignKeyViolation,
