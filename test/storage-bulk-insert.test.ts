@@ -1,7 +1,9 @@
 import { sql } from 'kysely';
+import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StorageEngine } from '../src/storage/engine.js';
-import { openTestStorage, storageEngines } from './helpers/storage-engines.js';
+import { enableCopyFrom } from '../src/storage/postgres/copy-from.js';
+import { createPostgresDatabase, openTestStorage, storageEngines } from './helpers/storage-engines.js';
 
 // The engines' bulk insert with text that COPY's text format must escape (PostgreSQL stages licenses
 // with `copy … from stdin`, storage/postgres/bulk-insert.ts): every value reads back as written.
@@ -116,6 +118,26 @@ describe('bulk insert of staging rows on postgres', () => {
       ).toEqual([{ tenant_id: 'durable' }, { tenant_id: 'staged' }]);
     } finally {
       await storage.close();
+    }
+  });
+});
+
+describe('the COPY wrapper of pool clients on postgres', () => {
+  it('leaves pool.query working: its callback form is passed on', async () => {
+    // pg's Pool#query calls the client's query with a callback; a wrapper that dropped it hung forever.
+    const pool = new pg.Pool({ connectionString: await createPostgresDatabase(), max: 1 });
+    pool.on('connect', enableCopyFrom);
+    try {
+      const { rows } = await pool.query<{ n: number }>('select $1::int as n', [42]);
+      expect(rows).toEqual([{ n: 42 }]);
+      const client = await pool.connect();
+      try {
+        expect((await client.query<{ n: number }>('select 7 as n')).rows).toEqual([{ n: 7 }]);
+      } finally {
+        client.release();
+      }
+    } finally {
+      await pool.end();
     }
   });
 });

@@ -22,9 +22,12 @@ export interface CopyPayload {
 
 /** Makes `client` run {@link copyMarker} queries as COPY (dialect.ts calls it for every new client). */
 export function enableCopyFrom(client: pg.PoolClient): void {
-  const query = client.query.bind(client) as (text: unknown, values?: unknown) => Promise<unknown>;
-  (client as unknown as { query: typeof query }).query = (text: unknown, values?: unknown) => {
-    if (text !== copyMarker) return query(text, values);
+  const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+  // Every other call is passed on with all its arguments: `pool.query` calls a client's `query` with a
+  // callback, which dropping would leave waiting forever.
+  (client as unknown as { query: typeof query }).query = (...args: unknown[]) => {
+    const [text, values] = args;
+    if (text !== copyMarker) return query(...args);
     const payload = (values as readonly CopyPayload[])[0] as CopyPayload;
     return (
       payload.asynchronousCommit ? query('set local synchronous_commit = off') : Promise.resolve()
