@@ -162,6 +162,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
   });
   const syncSettings: SyncSettings = {
     intervalMs: config.syncIntervalMs,
+    deltaIntervalMs: config.deltaSyncIntervalMs,
     concurrency: config.sync.concurrency,
     maxActive: config.sync.maxActive,
     leaseMs: config.sync.leaseMs,

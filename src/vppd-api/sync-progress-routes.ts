@@ -13,6 +13,8 @@ import { presentRunFailure, type RunFailureBody } from './run-failure.js';
 interface RunBody {
   readonly outcome: SyncRun['outcome'];
   readonly trigger: string;
+  /** `full`, or `delta` for a delta sync that committed a delta (one that read everything is `full`). */
+  readonly kind: 'full' | 'delta';
   readonly attempt: number;
   readonly startedAt: string;
   readonly finishedAt: string | null;
@@ -31,6 +33,7 @@ function presentRun(run: SyncRun): RunBody {
   return {
     outcome: run.outcome,
     trigger: run.trigger,
+    kind: run.kind === 'delta' ? 'delta' : 'full',
     attempt: run.attempt,
     startedAt: formatGraphDateTime(run.startedAt),
     finishedAt: run.finishedAt ? formatGraphDateTime(run.finishedAt) : null,

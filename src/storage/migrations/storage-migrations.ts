@@ -11,6 +11,7 @@ import { events } from './0008-events.js';
 import { appleRate } from './0009-apple-rate.js';
 import { licenseOperations } from './0010-license-operations.js';
 import { appleNotifications } from './0011-apple-notifications.js';
+import { deltaSyncs } from './0012-delta-syncs.js';
 
 /**
  * Every migration vppd knows, forward-only, applied in name order at start-up, with the column types
@@ -30,5 +31,6 @@ export function storageMigrations(ddl: EngineDdl): Readonly<Record<string, Migra
     '0009_apple_rate': appleRate(ddl),
     '0010_license_operations': licenseOperations(ddl),
     '0011_apple_notifications': appleNotifications(ddl),
+    '0012_delta_syncs': deltaSyncs(ddl),
   };
 }
