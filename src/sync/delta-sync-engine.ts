@@ -7,14 +7,13 @@ import type { LicenseAssignmentInput } from '../storage/assignment-chunks.js';
 import type { LicenseStore } from '../storage/license-store.js';
 import { assetKey, holderKey } from '../storage/snapshot-merge.js';
 import type { SnapshotReads } from '../storage/snapshot-reads.js';
-import type { ClaimedSync, DeltaCommit, SyncJobStore } from '../storage/sync-job-store.js';
+import type { ClaimedSync, DeltaCommit } from '../storage/sync-job-store.js';
 import { type BackgroundLane, noLane } from './background-lane.js';
 import type { PreparedSync, SyncPreparation } from './sync-engine.js';
 
 export interface DeltaSyncEngineOptions {
   readonly apple: Pick<AppleClient, 'assets' | 'assignments' | 'lookupMetadata'>;
   readonly licenses: LicenseStore;
-  readonly jobs: SyncJobStore;
   readonly snapshots: SnapshotReads;
   /** client/config and the location checks, shared with the full sync. */
   readonly prepare: SyncPreparation;
@@ -64,7 +63,7 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
       const base = await snapshots.base(tenantId, tokenId);
       if (base === undefined) return full('the token has no license snapshot yet');
       try {
-        const read = await readDelta(claim, prepared, base.versionId, signal, onProgress);
+        const read = await readDelta(prepared, base.versionId, signal, onProgress);
         if (read === 'unknownVersion') {
           return full(
             `Apple no longer knows the snapshot's versionId (error ${appleErrorNumbers.badSinceVersionId})`,
@@ -125,9 +124,18 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
               replaced.set(key, { adamId, pricingParam: key.slice(adamId.length + 1), holders: [] });
             }
           }
-          for await (const page of apple.assignments(prepared.sToken, { adamId }, { signal })) {
-            if (page.versionId !== undefined && page.versionId !== versionId)
+        }
+        // Up to 5 apps at a time, one request each in flight: Apple's 5 per location.
+        const rereads = [...mismatched];
+        const reread = async (adamId: string) => {
+          for await (const page of apple.assignments(
+            prepared.sToken,
+            { adamId },
+            { signal, concurrency: 1 },
+          )) {
+            if (page.versionId !== undefined && page.versionId !== versionId) {
               throw moved(versionId, page.versionId);
+            }
             pageCount++;
             for (const a of page.records) {
               const key = assetKey(a);
@@ -139,7 +147,12 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
               entry.holders.push(holderKey(a));
             }
           }
-        }
+        };
+        await Promise.all(
+          Array.from({ length: Math.min(5, rereads.length) }, async () => {
+            for (let next = rereads.pop(); next !== undefined; next = rereads.pop()) await reread(next);
+          }),
+        );
         for (const [key, entry] of replaced) {
           const wanted = new Set(entry.holders).size;
           if (wanted !== (apples.get(key)?.assignedCount ?? 0)) {
@@ -155,7 +168,14 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
           );
         }
         onProgress?.({ phase: 'metadata', pages: pageCount, records: assets.length + added.length });
-        await lookUpNewMetadata(claim, prepared, assets, signal);
+        // Apps the snapshot already holds licenses of have their names already (or a full sync retries).
+        const heldApps = new Set([...expected.keys()].map((key) => key.slice(0, key.indexOf('\u0000'))));
+        await lookUpNewMetadata(
+          claim,
+          prepared,
+          assets.filter((a) => !heldApps.has(a.adamId)),
+          signal,
+        );
         return {
           kind: 'delta',
           prepared,
@@ -185,7 +205,6 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
 
   /** The assignments delta (every page) and the assets, of one versionId; 9721 → 'unknownVersion'. */
   async function readDelta(
-    claim: ClaimedSync,
     prepared: PreparedSync,
     sinceVersionId: string,
     signal: AbortSignal,
@@ -194,39 +213,67 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
     | 'unknownVersion'
     | { versionId: string; assets: AppleAsset[]; added: LicenseAssignmentInput[]; pageCount: number }
   > {
+    // The delta and the assets are read side by side (Apple allows 5 requests in flight per location:
+    // the delta, usually one page, one at a time; the assets 4 at a time).
     let pageCount = 0;
     const added: LicenseAssignmentInput[] = [];
-    let deltaVersion: string | undefined;
-    try {
-      for await (const page of apple.assignments(prepared.sToken, { sinceVersionId }, { signal })) {
-        deltaVersion ??= page.versionId;
-        pageCount++;
-        for (const a of page.records) added.push(a);
-        onProgress?.({ phase: 'assignments', pages: pageCount, records: added.length });
-      }
-    } catch (error) {
-      if (appleFailureOf(error)?.appleErrorNumber === appleErrorNumbers.badSinceVersionId)
-        return 'unknownVersion';
-      throw error;
-    }
     const assets: AppleAsset[] = [];
+    const note = () =>
+      onProgress?.({ phase: 'assignments', pages: pageCount, records: added.length + assets.length });
+    const readAdded = async (stopped: AbortSignal): Promise<string | undefined | 'unknownVersion'> => {
+      let version: string | undefined;
+      try {
+        for await (const page of apple.assignments(
+          prepared.sToken,
+          { sinceVersionId },
+          { signal: stopped, concurrency: 1 },
+        )) {
+          version ??= page.versionId;
+          pageCount++;
+          for (const a of page.records) added.push(a);
+          note();
+        }
+      } catch (error) {
+        if (appleFailureOf(error)?.appleErrorNumber === appleErrorNumbers.badSinceVersionId)
+          return 'unknownVersion';
+        throw error;
+      }
+      return version;
+    };
+    const readAssets = async (stopped: AbortSignal): Promise<string | undefined> => {
+      let version: string | undefined;
+      for await (const page of apple.assets(prepared.sToken, {}, { signal: stopped, concurrency: 4 })) {
+        version ??= page.versionId;
+        pageCount++;
+        for (const a of page.records) assets.push(a);
+        note();
+      }
+      return version;
+    };
+    const reading = new AbortController();
+    const stop = () => reading.abort(signal.reason);
+    signal.addEventListener('abort', stop, { once: true });
+    let deltaVersion: string | undefined | 'unknownVersion';
     let assetsVersion: string | undefined;
-    for await (const page of apple.assets(prepared.sToken, {}, { signal })) {
-      assetsVersion ??= page.versionId;
-      pageCount++;
-      for (const a of page.records) assets.push(a);
-      onProgress?.({ phase: 'assets', pages: pageCount, records: added.length + assets.length });
+    // The first read that fails stops the other.
+    const guard = <T>(read: Promise<T>) =>
+      read.catch((error: unknown) => {
+        reading.abort(error);
+        throw error;
+      });
+    try {
+      [deltaVersion, assetsVersion] = await Promise.all([
+        guard(readAdded(reading.signal)),
+        guard(readAssets(reading.signal)),
+      ]);
+    } finally {
+      signal.removeEventListener('abort', stop);
     }
+    if (deltaVersion === 'unknownVersion') return 'unknownVersion';
     // Counts in assets and additions in the delta must describe the same data.
     if (deltaVersion && assetsVersion && deltaVersion !== assetsVersion)
       throw moved(deltaVersion, assetsVersion);
     const versionId = deltaVersion || assetsVersion || sinceVersionId;
-    await options.jobs.recordProgress(claim.runId, {
-      versionId,
-      assetCount: assets.length,
-      assignmentCount: added.length,
-      pageCount,
-    });
     return { versionId, assets, added, pageCount };
   }
 

@@ -193,7 +193,6 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       deltaEngine: createDeltaSyncEngine({
         apple,
         licenses,
-        jobs,
         snapshots: createSnapshotReads({ storage }),
         prepare: createSyncPreparation(engineOptions),
         clock,

@@ -135,30 +135,83 @@ export function createDeltaCommits({ db, storage }: SyncJobStoreOptions): DeltaC
   };
 }
 
-/** The snapshot's assets become Apple's list as read by the delta (counts move; apps come and go). */
+/**
+ * The snapshot's assets become Apple's list as read by the delta (counts move; apps come and go): only
+ * the rows that differ are written, since between two syncs most of a location's apps do not change.
+ */
 async function replaceAssets(trx: Trx, delta: DeltaCommit, tenantId: string, tokenId: string): Promise<void> {
-  await trx.deleteFrom('license_assets').where('run_id', '=', delta.base.runId).execute();
+  const runId = delta.base.runId;
   // Apple lists an asset once; a repeat keeps the last counts, as the full sync's upsert does.
-  const unique = new Map(delta.assets.map((a) => [assetKey(a), a]));
-  const rows = [...unique.values()].map((a) => ({
-    run_id: delta.base.runId,
-    tenant_id: tenantId,
-    token_id: tokenId,
-    adam_id: a.adamId,
-    pricing_param: a.pricingParam,
-    product_type: a.productType ?? null,
-    total_count: a.totalCount,
-    assigned_count: a.assignedCount,
-    available_count: a.availableCount,
-    retired_count: a.retiredCount,
-    device_assignable: a.deviceAssignable === undefined ? null : a.deviceAssignable ? 1 : 0,
-    revocable: a.revocable === undefined ? null : a.revocable ? 1 : 0,
-    supported_platforms: JSON.stringify(a.supportedPlatforms),
-  }));
-  for (let i = 0; i < rows.length; i += assetRows) {
+  const wanted = new Map(
+    delta.assets.map((a) => [
+      assetKey(a),
+      {
+        run_id: runId,
+        tenant_id: tenantId,
+        token_id: tokenId,
+        adam_id: a.adamId,
+        pricing_param: a.pricingParam,
+        product_type: a.productType ?? null,
+        total_count: a.totalCount,
+        assigned_count: a.assignedCount,
+        available_count: a.availableCount,
+        retired_count: a.retiredCount,
+        device_assignable: a.deviceAssignable === undefined ? null : a.deviceAssignable ? 1 : 0,
+        revocable: a.revocable === undefined ? null : a.revocable ? 1 : 0,
+        supported_platforms: JSON.stringify(a.supportedPlatforms),
+      },
+    ]),
+  );
+  const stored = await trx.selectFrom('license_assets').selectAll().where('run_id', '=', runId).execute();
+  const gone: { adamId: string; pricingParam: string }[] = [];
+  for (const row of stored) {
+    const key = assetKey({ adamId: row.adam_id, pricingParam: row.pricing_param });
+    const next = wanted.get(key);
+    if (next === undefined) {
+      gone.push({ adamId: row.adam_id, pricingParam: row.pricing_param });
+      continue;
+    }
+    wanted.delete(key);
+    const same =
+      row.product_type === next.product_type &&
+      Number(row.total_count) === next.total_count &&
+      Number(row.assigned_count) === next.assigned_count &&
+      Number(row.available_count) === next.available_count &&
+      Number(row.retired_count) === next.retired_count &&
+      row.device_assignable === next.device_assignable &&
+      row.revocable === next.revocable &&
+      row.supported_platforms === next.supported_platforms;
+    if (same) continue;
+    await trx
+      .updateTable('license_assets')
+      .set({
+        product_type: next.product_type,
+        total_count: next.total_count,
+        assigned_count: next.assigned_count,
+        available_count: next.available_count,
+        retired_count: next.retired_count,
+        device_assignable: next.device_assignable,
+        revocable: next.revocable,
+        supported_platforms: next.supported_platforms,
+      })
+      .where('run_id', '=', runId)
+      .where('adam_id', '=', row.adam_id)
+      .where('pricing_param', '=', row.pricing_param)
+      .execute();
+  }
+  for (const a of gone) {
+    await trx
+      .deleteFrom('license_assets')
+      .where('run_id', '=', runId)
+      .where('adam_id', '=', a.adamId)
+      .where('pricing_param', '=', a.pricingParam)
+      .execute();
+  }
+  const fresh = [...wanted.values()];
+  for (let i = 0; i < fresh.length; i += assetRows) {
     await trx
       .insertInto('license_assets')
-      .values(rows.slice(i, i + assetRows))
+      .values(fresh.slice(i, i + assetRows))
       .execute();
   }
 }
