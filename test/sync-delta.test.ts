@@ -363,4 +363,39 @@ describe.each(storageEngines)('delta syncs on %s', (engine) => {
     expect(run?.id).not.toBe(before?.runId);
     await expectSnapshotEqualsApple(tokenId);
   });
+
+  it('POST /vppd/v1/tokens/{id}/sync asks for a delta or a full sync; bad input changes nothing', async () => {
+    const { tokenId } = await syncedSmall();
+    const post = (payload?: unknown, id = tokenId) =>
+      h.app.inject({
+        method: 'POST',
+        url: `/vppd/v1/tokens/${id}/sync`,
+        headers: {
+          authorization: h.auth,
+          ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }),
+      });
+    for (const bad of [{ kind: 'partial' }, { kind: 'delta', force: true }, [1]]) {
+      const refused = await post(bad);
+      expect(refused.statusCode).toBe(400);
+      expect(refused.json().error.message).toMatch(/kind|Unknown property|JSON object/);
+    }
+    expect(await h.context.sync.jobs.jobOf(tenantA, tokenId)).toBeUndefined();
+    expect((await h.token(tokenId)).lastSyncStatus).toBe('completed');
+    expect((await post({ kind: 'delta' }, '00000000-0000-4000-8000-00000000dead')).statusCode).toBe(404);
+
+    const started = await post({ kind: 'delta' });
+    expect(started.statusCode).toBe(202);
+    expect(started.json()).toMatchObject({ effect: 'started', lastSyncStatus: 'inProgress', job: 'queued' });
+    expect((await post({ kind: 'delta' })).json().effect).toBe('coalesced');
+    expect((await h.context.sync.jobs.jobOf(tenantA, tokenId))?.kind).toBe('delta');
+    await h.syncNow();
+    expect((await runs(tokenId))[0]).toMatchObject({ kind: 'delta', outcome: 'completed' });
+
+    expect((await post()).json()).toMatchObject({ effect: 'started' });
+    expect((await h.context.sync.jobs.jobOf(tenantA, tokenId))?.kind).toBe('licenses');
+    await h.syncNow();
+    expect((await runs(tokenId))[0]).toMatchObject({ kind: 'licenses', outcome: 'completed' });
+  });
 });
