@@ -111,6 +111,7 @@ export async function run(args: string[]): Promise<void> {
             assignment_count: failed ? null : 3000,
             page_count: failed ? null : 8,
             staging_cleared: 1,
+            kind: 'licenses',
           };
         });
         runNo++;

@@ -36,6 +36,8 @@ export interface RawSettings {
   readonly appleUrl?: string | undefined;
   readonly appleMetadataUrl?: string | undefined;
   readonly syncInterval?: string | undefined;
+  /** Delta syncs between full ones: a duration, or `0`/`off`. */
+  readonly deltaSyncInterval?: string | undefined;
   readonly demo?: boolean | undefined;
   readonly jwtSecret?: string | undefined;
   readonly jwksUrl?: string | undefined;
@@ -90,6 +92,7 @@ export const settingNames: Readonly<Record<keyof RawSettings, string>> = {
   appleUrl: 'VPPD_APPLE_URL (--apple-url)',
   appleMetadataUrl: 'VPPD_APPLE_METADATA_URL',
   syncInterval: 'VPPD_SYNC_INTERVAL (--sync-interval)',
+  deltaSyncInterval: 'VPPD_DELTA_SYNC_INTERVAL (--delta-sync-interval)',
   demo: '--demo',
   jwtSecret: 'VPPD_JWT_SECRET',
   jwksUrl: 'VPPD_JWKS_URL',
@@ -132,6 +135,7 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): RawS
     appleUrl: get('VPPD_APPLE_URL'),
     appleMetadataUrl: get('VPPD_APPLE_METADATA_URL'),
     syncInterval: get('VPPD_SYNC_INTERVAL'),
+    deltaSyncInterval: get('VPPD_DELTA_SYNC_INTERVAL'),
     jwtSecret: get('VPPD_JWT_SECRET'),
     jwksUrl: get('VPPD_JWKS_URL'),
     jwtIssuer: get('VPPD_JWT_ISSUER'),
@@ -195,6 +199,8 @@ export interface Config {
   readonly migrate: MigrateMode;
   readonly apple: { readonly baseUrl: string; readonly metadataUrl: string | undefined };
   readonly syncIntervalMs: number;
+  /** Delta syncs between full ones (`VPPD_DELTA_SYNC_INTERVAL`, default 15 min); 0 when off. */
+  readonly deltaSyncIntervalMs: number;
   /**
    * The sync machinery: role of this process, global concurrency, lease of a running sync, and how
    * long sync history is kept (`VPPD_HISTORY_RETENTION`, default 90 days) and events of the event log
@@ -307,6 +313,14 @@ const fieldSchemas = {
     .refine((ms) => ms !== undefined, { message: 'must be a duration like 30m, 12h or 1d' })
     .transform((ms) => ms as number)
     .refine((ms) => ms >= 60_000 && ms <= 30 * 86_400_000, { message: 'must be between 1m and 30d' }),
+  deltaSyncInterval: z
+    .string()
+    .transform((text) => (/^\s*(0|off)\s*$/i.test(text) ? 0 : parseDuration(text)))
+    .refine((ms) => ms !== undefined, { message: 'must be a duration like 15m or 1h, or 0/off' })
+    .transform((ms) => ms as number)
+    .refine((ms) => ms === 0 || (ms >= 60_000 && ms <= 30 * 86_400_000), {
+      message: 'must be between 1m and 30d, or 0/off',
+    }),
   encryptionKey: z
     .string()
     .transform((text) => text.trim())
@@ -571,6 +585,10 @@ export function parseConfig(raw: RawSettings): Config {
     migrate: raw.migrate === undefined ? 'auto' : parseField('migrate', raw.migrate),
     apple: { baseUrl: baseUrl.replace(/\/+$/, ''), metadataUrl },
     syncIntervalMs,
+    deltaSyncIntervalMs:
+      raw.deltaSyncInterval === undefined
+        ? 15 * 60_000
+        : parseField('deltaSyncInterval', raw.deltaSyncInterval),
     sync,
     demo: raw.demo === true,
     auth,

@@ -162,6 +162,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
   });
   const syncSettings: SyncSettings = {
     intervalMs: config.syncIntervalMs,
+    deltaIntervalMs: config.deltaSyncIntervalMs,
     concurrency: config.sync.concurrency,
     maxActive: config.sync.maxActive,
     leaseMs: config.sync.leaseMs,
@@ -264,7 +265,9 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     clock,
     newId,
     logger: logger.child({ component: 'apple-notifications' }),
-    requestSync: (tenantId, tokenId, trigger) => sync.requestSync(tenantId, tokenId, trigger),
+    // A change that does not fit the snapshot: a delta sync re-reads the assets and the apps whose
+    // counts no longer add up (it becomes a full sync when it must).
+    requestSync: (tenantId, tokenId, trigger) => sync.requestSync(tenantId, tokenId, trigger, 'delta'),
     requestCounts: (tenantId, tokenId) => sync.requestLicenseCounts(tenantId, tokenId),
     // Counts moved without a sync: license alerts look at that app now.
     onCountsChanged: async (tenantId, tokenId, counts) => {

@@ -76,6 +76,7 @@ async function insertRuns(
         assignment_count: null,
         page_count: null,
         staging_cleared: 1,
+        kind: 'licenses',
       })
       .execute();
   }

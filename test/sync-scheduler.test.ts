@@ -18,7 +18,8 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   sim.reset();
-  h = await createSyncHarness({ sharedSim: sim, settings: { intervalMs: 12 * hour } });
+  // Full syncs only: delta syncs between them have their own suite (sync-delta.test.ts).
+  h = await createSyncHarness({ sharedSim: sim, settings: { intervalMs: 12 * hour, deltaIntervalMs: 0 } });
 });
 afterEach(async () => {
   await h.close();

@@ -12,6 +12,7 @@ interface ServeFlags {
   readonly database?: string;
   readonly appleUrl?: string;
   readonly syncInterval?: string;
+  readonly deltaSyncInterval?: string;
   readonly role?: string;
   readonly trustProxy?: string;
   readonly publicUrl?: string;
@@ -44,6 +45,10 @@ export function registerServeCommand(program: Command, io: CliIo, deps: ServeDep
       "Apple Apps and Books base URL (env VPPD_APPLE_URL, default Apple's production)",
     )
     .option('--sync-interval <duration>', 'automatic sync interval, e.g. 12h (env VPPD_SYNC_INTERVAL)')
+    .option(
+      '--delta-sync-interval <duration>',
+      'delta syncs between full ones, e.g. 15m, or off (env VPPD_DELTA_SYNC_INTERVAL, default 15m)',
+    )
     .option('--role <role>', 'all (API + sync worker, default), api or worker (env VPPD_ROLE)')
     .option(
       '--trust-proxy <addresses>',
@@ -80,6 +85,7 @@ async function runServe(flags: ServeFlags, io: CliIo, deps: ServeDependencies): 
     database: flags.database,
     appleUrl: flags.appleUrl,
     syncInterval: flags.syncInterval,
+    deltaSyncInterval: flags.deltaSyncInterval,
     role: flags.role,
     trustProxy: flags.trustProxy,
     publicUrl: flags.publicUrl,

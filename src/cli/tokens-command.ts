@@ -166,32 +166,41 @@ export function registerTokensCommand(
 
   sub('sync', 'sync a token with Apple now (syncLicenses)')
     .argument('<id>', 'token id')
+    .option(
+      '--delta',
+      'a delta sync: only what Apple changed since the last sync (POST /vppd/v1/tokens/{id}/sync)',
+    )
     .option('--wait', 'show live progress and wait for the outcome: exit 0 when completed, 1 when failed')
     .option('--timeout <duration>', 'with --wait: give up after this long, e.g. 10m', '30m')
-    .action(async (id: string, options: { wait?: boolean; timeout: string }, command: Command) => {
-      const { client, json } = setUp(command);
-      const { parseDuration } = await import('../config.js');
-      const timeoutMs = parseDuration(options.timeout);
-      if (timeoutMs === undefined || timeoutMs <= 0) {
-        usageError(io, `--timeout: must be a duration like 90s or 10m, got '${options.timeout}'`);
-      }
-      const started = (await client.request<TokenBody>('POST', `${tokenPath(id)}/syncLicenses`)).body;
-      if (options.wait !== true) {
-        if (json) return printJson(withoutODataContext(started));
-        return io.stdout(`sync ${id}: ${started.lastSyncStatus}\n`);
-      }
-      const outcome = await waitForSync(client, id, { json, timeoutMs });
-      if (json) printJson(outcome.progress);
-      if (outcome.progress.lastSyncStatus === 'completed') {
-        if (!json) io.stdout(`sync ${id}: completed${runFigures(outcome.progress, outcome.ms)}\n`);
-        return;
-      }
-      const error = outcome.progress.error;
-      io.stderr(
-        `vppd: sync of ${id} failed: ${error ? `${error.reason} (${error.kind}): ${error.message}` : 'no reason recorded'}\n`,
-      );
-      throw new CliExit(1);
-    });
+    .action(
+      async (id: string, options: { wait?: boolean; delta?: boolean; timeout: string }, command: Command) => {
+        const { client, json } = setUp(command);
+        const { parseDuration } = await import('../config.js');
+        const timeoutMs = parseDuration(options.timeout);
+        if (timeoutMs === undefined || timeoutMs <= 0) {
+          usageError(io, `--timeout: must be a duration like 90s or 10m, got '${options.timeout}'`);
+        }
+        const started =
+          options.delta === true
+            ? (await client.request<TokenBody>('POST', progressPath(id), { body: { kind: 'delta' } })).body
+            : (await client.request<TokenBody>('POST', `${tokenPath(id)}/syncLicenses`)).body;
+        if (options.wait !== true) {
+          if (json) return printJson(withoutODataContext(started));
+          return io.stdout(`sync ${id}: ${started.lastSyncStatus}\n`);
+        }
+        const outcome = await waitForSync(client, id, { json, timeoutMs });
+        if (json) printJson(outcome.progress);
+        if (outcome.progress.lastSyncStatus === 'completed') {
+          if (!json) io.stdout(`sync ${id}: completed${runFigures(outcome.progress, outcome.ms)}\n`);
+          return;
+        }
+        const error = outcome.progress.error;
+        io.stderr(
+          `vppd: sync of ${id} failed: ${error ? `${error.reason} (${error.kind}): ${error.message}` : 'no reason recorded'}\n`,
+        );
+        throw new CliExit(1);
+      },
+    );
 
   sub('delete', 'delete a token and its license data')
     .argument('<id>', 'token id')

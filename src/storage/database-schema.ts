@@ -169,6 +169,8 @@ export interface SyncRunRow {
   page_count: number | null;
   /** 1 once the license rows of a run that is not current were deleted. */
   staging_cleared: number;
+  /** `licenses` (a full sync) or `delta` (migration 0013; the column defaults to `licenses`). */
+  kind: string;
 }
 
 /**
@@ -207,6 +209,8 @@ export interface SyncScheduleRow {
   token_id: string;
   tenant_id: string;
   next_sync_at: string;
+  /** When the next delta sync is due (migration 0013); null: none planned. */
+  next_delta_at: string | null;
 }
 
 /** One licensed asset of a run (Apple's `GET /assets` record). Identity: `(adam_id, pricing_param)`. */

@@ -8,7 +8,7 @@ import { dateFromColumn, dateToColumn } from './vpp-token-columns.js';
  * What changed. Each write site appends its event in the transaction of the change:
  * - `tokenCreated`, `tokenUpdated` (PATCH: rename and other properties), `tokenRenewed` (a new
  *   sToken), `tokenDeleted`: storage/vpp-token-store.ts;
- * - `syncRequested` (payload `kind`: `licenses` or `licenseCounts`), `syncStarted`, `syncProgressed`
+ * - `syncRequested` (payload `kind`: `licenses`, `delta` or `licenseCounts`), `syncStarted`, `syncProgressed`
  *   (at most one per progress write), `syncCompleted`, `syncFailed`, `syncInterrupted` (a run given
  *   back or retried): storage/sync-jobs/ and storage/sync-progress-store.ts; payload `runId` where
  *   the sync has a run;

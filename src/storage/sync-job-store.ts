@@ -1,4 +1,5 @@
 import type { StorageEngine } from './engine.js';
+import { createDeltaCommits, type DeltaCommits } from './sync-jobs/delta-commit.js';
 import { createSyncHistoryRetention, type SyncHistoryRetention } from './sync-jobs/history-retention.js';
 import { createLocationClaims, type LocationClaims } from './sync-jobs/location-claims.js';
 import { createSyncQueue, type SyncQueue } from './sync-jobs/queue.js';
@@ -8,6 +9,7 @@ import { createSyncSchedule, type SyncSchedule } from './sync-jobs/schedule.js';
 import { type CheckpointResult, checkpointWhenIdle } from './wal-checkpoint.js';
 
 export { type SyncTrigger, syncTriggers } from '../domain/sync-trigger.js';
+export { type DeltaCommitResult, type DeltaCommits, DeltaSupersededError } from './sync-jobs/delta-commit.js';
 export type { PruneRunsOptions, SyncHistoryRetention } from './sync-jobs/history-retention.js';
 export type { LocationClaims } from './sync-jobs/location-claims.js';
 export {
@@ -22,6 +24,7 @@ export {
 export type { SyncRun, SyncRunHistory } from './sync-jobs/run-history.js';
 export { LeaseLostError, type SnapshotCommit, type SyncRunOutcomes } from './sync-jobs/run-outcome.js';
 export type { SyncSchedule } from './sync-jobs/schedule.js';
+export type { DeltaBase, DeltaCommit } from './sync-jobs/sync-job-types.js';
 export type { SyncJobStoreOptions } from './sync-jobs/transaction.js';
 export type { CheckpointResult } from './wal-checkpoint.js';
 
@@ -36,6 +39,7 @@ export type { CheckpointResult } from './wal-checkpoint.js';
 export interface SyncJobStore
   extends SyncQueue,
     SyncRunOutcomes,
+    DeltaCommits,
     LocationClaims,
     SyncRunHistory,
     SyncHistoryRetention,
@@ -62,6 +66,7 @@ export function createSyncJobStore(options: {
     isForeignKeyViolation: (error) => options.storage.isForeignKeyViolation(error),
     ...createSyncQueue(parts),
     ...createSyncRunOutcomes(parts),
+    ...createDeltaCommits(parts),
     ...createLocationClaims(parts),
     ...createSyncRunHistory(parts),
     ...createSyncHistoryRetention(parts),

@@ -78,8 +78,8 @@ export function createSyncProgressStore(options: { readonly storage: StorageEngi
         .selectAll()
         .where('tenant_id', '=', tenantId)
         .where('token_id', '=', tokenId)
-        // A license-count refresh is not a sync of the token.
-        .where('kind', '=', 'licenses')
+        // A license-count refresh is not a sync of the token (a delta sync is).
+        .where('kind', 'in', ['licenses', 'delta'])
         .executeTakeFirst();
       return row === undefined ? undefined : liveFromRow(row, now);
     },
@@ -89,7 +89,7 @@ export function createSyncProgressStore(options: { readonly storage: StorageEngi
         .selectFrom('sync_jobs')
         .selectAll()
         .where('tenant_id', '=', tenantId)
-        .where('kind', '=', 'licenses')
+        .where('kind', 'in', ['licenses', 'delta'])
         .execute();
       return new Map(rows.map((row) => [row.token_id, liveFromRow(row, now)]));
     },

@@ -35,26 +35,44 @@ export interface SyncEngineOptions {
   readonly lane?: BackgroundLane;
 }
 
-/** Fetches one consistent Apple snapshot into a run's staging rows; the worker commits or fails it. */
+/**
+ * Fetches one consistent Apple snapshot into a run's staging rows; the worker commits or fails it.
+ * `prepared`: the run already checked client/config and the location (a delta falling back to a full
+ * read), so the engine does not again.
+ */
 export type SyncEngine = (
   claim: ClaimedSync,
   signal: AbortSignal,
   onProgress?: SyncProgressListener,
+  prepared?: PreparedSync,
 ) => Promise<SnapshotCommit>;
 
-/**
- * The full sync of one token (docs/apple.md, "A sync, call by call"): client/config
- * (location, country, expiry, the mdmInfo claim), the duplicate-location check, every page of assets
- * and assignments streamed into staging rows and, while the assignments are paged, metadata for
- * adamIds not seen before. Data that moves mid-sync (another versionId) restarts the read; it is
- * never committed as a mix.
- */
-export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
-  const { apple, tokens, licenses, jobs, clock, logger } = options;
-  const maxRestarts = options.maxSnapshotRestarts ?? 2;
-  const progressEveryMs = Math.max(0, options.progressEveryMs ?? 5000);
-  const lane = options.lane ?? noLane;
+/** What every sync (full or delta) learns before reading licenses: the sToken and the location. */
+export interface PreparedSync {
+  readonly sToken: string;
+  readonly locationUid: string;
+  readonly locationName: string;
+  readonly countryOrRegion: string | null;
+  readonly expirationDateTime: Date | undefined;
+  /** Where the metadata of new adamIds is looked up. */
+  readonly metadataLookup: { readonly platform: string; readonly country: string };
+}
 
+/** The first steps of every sync: client/config and the mdmInfo claim, the duplicate-location check. */
+export type SyncPreparation = (
+  claim: ClaimedSync,
+  signal: AbortSignal,
+  onProgress?: SyncProgressListener,
+) => Promise<PreparedSync>;
+
+/**
+ * Builds the preparation every sync starts with (docs/apple.md, "A sync, call by call", steps 1-2):
+ * client/config (location, country, expiry, the mdmInfo claim) and the duplicate-location check.
+ */
+export function createSyncPreparation(
+  options: Pick<SyncEngineOptions, 'apple' | 'tokens' | 'jobs' | 'mdmInfo' | 'clock' | 'logger'>,
+): SyncPreparation {
+  const { apple, tokens, jobs, clock, logger } = options;
   return async (claim, signal, onProgress) => {
     const { tenantId, tokenId } = claim.job;
     onProgress?.({ phase: 'clientConfig', pages: 0, records: 0 });
@@ -91,28 +109,52 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
       });
     }
     await jobs.recordProgress(claim.runId, { locationUid: config.uId });
+    return {
+      sToken,
+      locationUid: config.uId,
+      locationName: location,
+      countryOrRegion: config.countryISO2ACode?.toLowerCase() ?? null,
+      expirationDateTime:
+        config.tokenExpirationDate === undefined ? undefined : parseAppleDateTime(config.tokenExpirationDate),
+      metadataLookup: {
+        platform: config.defaultPlatform ?? 'volumestore',
+        country: (config.countryISO2ACode ?? 'us').toLowerCase(),
+      },
+    };
+  };
+}
+
+/**
+ * The full sync of one token (docs/apple.md, "A sync, call by call"): client/config
+ * (location, country, expiry, the mdmInfo claim), the duplicate-location check, every page of assets
+ * and assignments streamed into staging rows and, while the assignments are paged, metadata for
+ * adamIds not seen before. Data that moves mid-sync (another versionId) restarts the read; it is
+ * never committed as a mix.
+ */
+export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
+  const { apple, licenses, jobs, clock, logger } = options;
+  const maxRestarts = options.maxSnapshotRestarts ?? 2;
+  const progressEveryMs = Math.max(0, options.progressEveryMs ?? 5000);
+  const lane = options.lane ?? noLane;
+  const prepare = createSyncPreparation(options);
+
+  return async (claim, signal, onProgress, prepared) => {
+    const { tenantId, tokenId } = claim.job;
+    const ready = prepared ?? (await prepare(claim, signal, onProgress));
     await clearInterruptedAttempts(claim);
 
     for (let restart = 0; ; restart++) {
       try {
-        const metadataLookup = {
-          platform: config.defaultPlatform ?? 'volumestore',
-          country: (config.countryISO2ACode ?? 'us').toLowerCase(),
-        };
-        const fetched = await fetchSnapshot(claim, sToken, signal, onProgress, metadataLookup);
+        const fetched = await fetchSnapshot(claim, ready.sToken, signal, onProgress, ready.metadataLookup);
         const { pageCount: pages, assetCount, assignmentCount } = fetched.commit;
         onProgress?.({ phase: 'metadata', pages, records: assetCount + assignmentCount });
         await fetched.metadata;
-        const expiry =
-          config.tokenExpirationDate === undefined
-            ? undefined
-            : parseAppleDateTime(config.tokenExpirationDate);
         return {
           ...fetched.commit,
-          locationUid: config.uId,
-          locationName: location,
-          countryOrRegion: config.countryISO2ACode?.toLowerCase() ?? null,
-          expirationDateTime: expiry,
+          locationUid: ready.locationUid,
+          locationName: ready.locationName,
+          countryOrRegion: ready.countryOrRegion,
+          expirationDateTime: ready.expirationDateTime,
         };
       } catch (error) {
         if (appleFailureOf(error)?.kind !== 'snapshotMoved' || restart >= maxRestarts || signal.aborted) {

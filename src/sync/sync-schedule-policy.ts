@@ -6,13 +6,21 @@ export interface SchedulePolicy {
   readonly jitter: number;
   /** How often an expired token is re-checked with Apple (default 24 h, or the interval when longer). */
   readonly expiredRecheckMs: number;
+  /**
+   * Delta syncs between full ones (`VPPD_DELTA_SYNC_INTERVAL`, default 15 min): a delta is due this long
+   * after the token's last sync of either kind ended; 0 turns delta syncs off.
+   */
+  readonly deltaIntervalMs?: number;
 }
+
+/** The default delta sync interval. */
+export const defaultDeltaIntervalMs = 15 * 60_000;
 
 export const dayMs = 86_400_000;
 
 /** The default policy for a given interval. */
 export function defaultSchedulePolicy(intervalMs: number): SchedulePolicy {
-  return { intervalMs, jitter: 0.1, expiredRecheckMs: dayMs };
+  return { intervalMs, jitter: 0.1, expiredRecheckMs: dayMs, deltaIntervalMs: defaultDeltaIntervalMs };
 }
 
 /**
@@ -30,4 +38,15 @@ export function nextAutomaticSync(
   }
   const early = Math.floor(Math.min(1, Math.max(0, options.random())) * policy.jitter * policy.intervalMs);
   return new Date(finishedAt.getTime() + policy.intervalMs - early);
+}
+
+/**
+ * When the next delta sync of a token is due after a sync ended at `finishedAt`: one delta interval
+ * later minus up to `jitter` of it; null when delta syncs are off.
+ */
+export function nextDeltaSync(finishedAt: Date, policy: SchedulePolicy, random: () => number): Date | null {
+  const interval = policy.deltaIntervalMs ?? 0;
+  if (interval <= 0) return null;
+  const early = Math.floor(Math.min(1, Math.max(0, random())) * policy.jitter * interval);
+  return new Date(finishedAt.getTime() + interval - early);
 }

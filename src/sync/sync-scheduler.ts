@@ -11,8 +11,15 @@ export interface SyncSchedulerOptions {
   readonly expiry: TokenExpiryStore;
   readonly clock: () => Date;
   readonly logger: Logger;
-  /** Requests one sync (the same path as the API's syncLicenses). */
-  readonly requestSync: (tenantId: string, tokenId: string, trigger: SyncTrigger) => Promise<unknown>;
+  /** Requests one sync (the same path as the API's syncLicenses); `delta` for a delta sync. */
+  readonly requestSync: (
+    tenantId: string,
+    tokenId: string,
+    trigger: SyncTrigger,
+    kind?: 'licenses' | 'delta',
+  ) => Promise<unknown>;
+  /** Whether delta syncs are requested between full ones (`VPPD_DELTA_SYNC_INTERVAL` not off). */
+  readonly deltaSyncs?: boolean;
   /** How often due tokens are looked for (default 60 s). */
   readonly tickMs?: number;
   /** Syncs requested per tick at most (default 200); the rest wait for the next tick. */
@@ -21,7 +28,8 @@ export interface SyncSchedulerOptions {
 
 /**
  * Automatic syncs: every tick, each token whose `next_sync_at` has passed (or that was never
- * scheduled) gets a sync request. The first tick runs at start-up, so a token that became overdue
+ * scheduled) gets a full sync request; then, with delta syncs on, each valid token with a snapshot
+ * whose `next_delta_at` has passed (and whose full sync is not due) gets a delta sync request. The first tick runs at start-up, so a token that became overdue
  * while vppd was down syncs once then. Requests go through the same compare-and-swap as the API,
  * so schedulers of several processes coalesce instead of syncing twice. Each tick also stores `expired`
  * on tokens whose expiration date has passed (and, while started, a tick runs at the next expiration date,
@@ -85,7 +93,20 @@ export class SyncScheduler {
         logger.warn({ tenantId, tokenId, err: { message: String(error) } }, 'automatic sync request failed');
       }
     }
-    if (requested > 0) logger.info({ requested }, 'automatic syncs requested');
+    // Then delta syncs of tokens whose full sync is not due (those due just became inProgress above).
+    let deltas = 0;
+    if (this.#o.deltaSyncs === true) {
+      for (const { tenantId, tokenId } of await jobs.dueDeltaTokens(clock(), this.#o.batch ?? 200)) {
+        try {
+          await this.#o.requestSync(tenantId, tokenId, 'scheduled', 'delta');
+          deltas++;
+        } catch (error) {
+          logger.warn({ tenantId, tokenId, err: { message: String(error) } }, 'delta sync request failed');
+        }
+      }
+    }
+    if (requested > 0 || deltas > 0) logger.info({ requested, deltas }, 'automatic syncs requested');
+    requested += deltas;
     await this.#sweep();
     return requested;
   }

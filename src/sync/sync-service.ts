@@ -6,15 +6,17 @@ import type { SyncTrigger } from '../domain/sync-trigger.js';
 import type { StorageEngine } from '../storage/engine.js';
 import { createEventStore, eventsChannel, parseEventWake } from '../storage/event-store.js';
 import { createLicenseStore, type LicenseStore } from '../storage/license-store.js';
+import { createSnapshotReads } from '../storage/snapshot-reads.js';
 import { loadInstallationId } from '../storage/sync-installation.js';
 import { createSyncJobStore, type SyncJobStore, type SyncRequestResult } from '../storage/sync-job-store.js';
 import { createSyncProgressStore } from '../storage/sync-progress-store.js';
 import { createTokenExpiryStore } from '../storage/token-expiry-store.js';
 import type { VppTokenStore } from '../storage/vpp-token-store.js';
 import type { BackgroundLane } from './background-lane.js';
+import { createDeltaSyncEngine } from './delta-sync-engine.js';
 import { HistoryPruner } from './history-pruner.js';
 import { createLicenseCountsSync } from './license-counts-sync.js';
-import { createSyncEngine, type SyncEngineOptions } from './sync-engine.js';
+import { createSyncEngine, createSyncPreparation, type SyncEngineOptions } from './sync-engine.js';
 import { defaultSchedulePolicy, type SchedulePolicy } from './sync-schedule-policy.js';
 import { SyncScheduler } from './sync-scheduler.js';
 import { type SyncRunner, SyncWorker } from './sync-worker.js';
@@ -27,6 +29,10 @@ export type SyncRole = (typeof syncRoles)[number];
 export interface SyncSettings {
   /** Automatic sync interval (`--sync-interval`, default 12 h). */
   readonly intervalMs: number;
+  /** Delta syncs between full ones (`VPPD_DELTA_SYNC_INTERVAL`, default 15 min; 0 off). */
+  readonly deltaIntervalMs?: number;
+  /** Apps a delta re-reads alone when their counts do not add up before it reads everything (default 20). */
+  readonly maxDeltaRereadApps?: number;
   /** Syncs this process runs at once (default 4). */
   readonly concurrency?: number;
   /** Syncs running at once across every process on the database (default: `concurrency`). */
@@ -84,8 +90,16 @@ export interface SyncService {
   readonly licenses: LicenseStore;
   /** True when creating a token or renewing its sToken requests a sync. */
   readonly syncOnTokenWrite: boolean;
-  /** Moves the token to inProgress and records a job, or coalesces with the sync in flight. */
-  requestSync(tenantId: string, tokenId: string, trigger: SyncTrigger): Promise<SyncRequestResult>;
+  /**
+   * Moves the token to inProgress and records a job, or coalesces with the sync in flight. `kind`
+   * `delta` asks for a delta sync (the scheduler between full syncs); the default is a full sync.
+   */
+  requestSync(
+    tenantId: string,
+    tokenId: string,
+    trigger: SyncTrigger,
+    kind?: 'licenses' | 'delta',
+  ): Promise<SyncRequestResult>;
   /**
    * Records a license-count refresh job of the token (syncLicenseCounts), or coalesces with the job
    * the token already has; the worker runs it under the same claim, limits and rate limit as syncs.
@@ -115,7 +129,11 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
   const random = options.random ?? Math.random;
   const jobs = createSyncJobStore({ storage, newId });
   const licenses = createLicenseStore({ storage });
-  const schedule: SchedulePolicy = { ...defaultSchedulePolicy(settings.intervalMs), ...settings.schedule };
+  const schedule: SchedulePolicy = {
+    ...defaultSchedulePolicy(settings.intervalMs),
+    ...(settings.deltaIntervalMs === undefined ? {} : { deltaIntervalMs: settings.deltaIntervalMs }),
+    ...settings.schedule,
+  };
   const workerId = options.workerId ?? `${hostname()}:${process.pid}:${newId().slice(0, 8)}`;
   let worker: SyncWorker | undefined;
   let workerBuilt: Promise<SyncWorker> | undefined;
@@ -125,10 +143,15 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
   let started: { worker?: SyncRunner; scheduler?: SyncScheduler } = {};
   const wake = () => (runner ?? worker)?.wake();
 
-  const requestSync = async (tenantId: string, tokenId: string, trigger: SyncTrigger) => {
-    const result = await jobs.requestSync(tenantId, tokenId, trigger, clock());
+  const requestSync = async (
+    tenantId: string,
+    tokenId: string,
+    trigger: SyncTrigger,
+    kind: 'licenses' | 'delta' = 'licenses',
+  ) => {
+    const result = await jobs.requestSync(tenantId, tokenId, trigger, clock(), kind);
     if (result.effect === 'started') {
-      logger.info({ tenantId, tokenId, trigger, jobId: result.jobId }, 'sync requested');
+      logger.info({ tenantId, tokenId, trigger, kind, jobId: result.jobId }, 'sync requested');
       wake();
     }
     return result;
@@ -168,6 +191,19 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       jobs,
       licenses,
       engine: createSyncEngine(engineOptions),
+      deltaEngine: createDeltaSyncEngine({
+        apple,
+        licenses,
+        snapshots: createSnapshotReads({ storage }),
+        prepare: createSyncPreparation(engineOptions),
+        clock,
+        logger,
+        ...(options.lane === undefined ? {} : { lane: options.lane }),
+        ...(settings.maxSnapshotRestarts === undefined
+          ? {}
+          : { maxSnapshotRestarts: settings.maxSnapshotRestarts }),
+        ...(settings.maxDeltaRereadApps === undefined ? {} : { maxRereadApps: settings.maxDeltaRereadApps }),
+      }),
       clock,
       newId,
       random,
@@ -198,6 +234,7 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
       clock,
       logger,
       requestSync,
+      deltaSyncs: (schedule.deltaIntervalMs ?? 0) > 0,
       ...(settings.tickMs === undefined ? {} : { tickMs: settings.tickMs }),
     });
     return scheduler;
@@ -264,7 +301,10 @@ export function createSyncService(options: SyncServiceOptions): SyncService {
         if (wake === undefined || wake.type === 'syncRequested') built.wake();
       });
       started = { worker: built, scheduler: ticking };
-      logger.info({ workerId, role, intervalMs: schedule.intervalMs }, 'sync worker and scheduler started');
+      logger.info(
+        { workerId, role, intervalMs: schedule.intervalMs, deltaIntervalMs: schedule.deltaIntervalMs ?? 0 },
+        'sync worker and scheduler started',
+      );
     },
     stop() {
       stopping ??= (async () => {

@@ -2,17 +2,25 @@ import type { Logger } from '../domain/logger.js';
 import type { SyncFailure } from '../domain/sync-failure.js';
 import type { SyncProgress } from '../domain/sync-phase.js';
 import type { LicenseStore } from '../storage/license-store.js';
-import { type ClaimedSync, LeaseLostError, type SyncJobStore } from '../storage/sync-job-store.js';
+import {
+  type ClaimedSync,
+  DeltaSupersededError,
+  LeaseLostError,
+  type SyncJobStore,
+} from '../storage/sync-job-store.js';
 import type { SyncProgressStore } from '../storage/sync-progress-store.js';
 import { type BackgroundLane, noLane } from './background-lane.js';
-import type { SyncEngine } from './sync-engine.js';
+import type { DeltaSyncEngine } from './delta-sync-engine.js';
+import type { PreparedSync, SyncEngine } from './sync-engine.js';
 import { syncFailureOfError } from './sync-failure-of.js';
-import { nextAutomaticSync, type SchedulePolicy } from './sync-schedule-policy.js';
+import { nextAutomaticSync, nextDeltaSync, type SchedulePolicy } from './sync-schedule-policy.js';
 
 export interface SyncWorkerOptions {
   readonly jobs: SyncJobStore;
   readonly licenses: LicenseStore;
   readonly engine: SyncEngine;
+  /** Runs `delta` jobs; absent: they run as full syncs. */
+  readonly deltaEngine?: DeltaSyncEngine;
   readonly clock: () => Date;
   readonly newId: () => string;
   readonly random: () => number;
@@ -243,17 +251,19 @@ export class SyncWorker implements SyncRunner {
     const context = { tenantId, tokenId, jobId: claim.job.id, runId: claim.runId, attempt: claim.attempt };
     let leaseLost = false;
     let beating: Promise<void> = Promise.resolve();
-    const beat = setInterval(() => {
-      beating = jobs.heartbeat(claim, clock(), this.#leaseMs).then(
-        (held) => {
-          if (!held && !controller.signal.aborted) {
-            leaseLost = true;
-            controller.abort(new LeaseLostError('the sync lease was lost'));
-          }
-        },
-        (error: unknown) => logger.warn({ ...context, err: errorDetails(error) }, 'sync heartbeat failed'),
-      );
-    }, this.#heartbeatMs);
+    const startBeat = () =>
+      setInterval(() => {
+        beating = jobs.heartbeat(claim, clock(), this.#leaseMs).then(
+          (held) => {
+            if (!held && !controller.signal.aborted) {
+              leaseLost = true;
+              controller.abort(new LeaseLostError('the sync lease was lost'));
+            }
+          },
+          (error: unknown) => logger.warn({ ...context, err: errorDetails(error) }, 'sync heartbeat failed'),
+        );
+      }, this.#heartbeatMs);
+    let beat = startBeat();
     if (claim.job.kind === 'licenseCounts') {
       try {
         const refreshed = (await this.#o.licenseCounts?.(claim, controller.signal)) ?? false;
@@ -278,17 +288,67 @@ export class SyncWorker implements SyncRunner {
       return;
     }
     const started = Date.now();
-    const progress = this.#progressWriter(claim);
-    logger.info({ ...context, trigger: claim.job.trigger }, 'sync started');
+    let progress = this.#progressWriter(claim);
+    logger.info({ ...context, trigger: claim.job.trigger, kind: claim.job.kind }, 'sync started');
     try {
-      const snapshot = await this.#o.engine(claim, controller.signal, progress.note);
+      let prepared: PreparedSync | undefined;
+      const { deltaEngine } = this.#o;
+      if (claim.job.kind === 'delta' && deltaEngine !== undefined) {
+        const outcome = await deltaEngine(claim, controller.signal, progress.note);
+        prepared = outcome.prepared;
+        let reason = outcome.kind === 'full' ? outcome.reason : undefined;
+        if (outcome.kind === 'delta') {
+          await progress.close();
+          const now = clock();
+          clearInterval(beat);
+          await beating;
+          await (this.#o.lane ?? noLane).turn();
+          try {
+            const result = await jobs.commitDelta(
+              claim,
+              outcome.commit,
+              now,
+              nextDeltaSync(now, this.#o.schedule, this.#o.random),
+            );
+            logger.info(
+              {
+                ...context,
+                versionId: outcome.commit.versionId,
+                added: result.added,
+                removed: result.removed,
+                assignments: result.assignmentCount,
+                reread: outcome.commit.replaced.size,
+                ms: Date.now() - started,
+              },
+              'delta sync completed',
+            );
+            return;
+          } catch (error) {
+            if (!(error instanceof DeltaSupersededError)) throw error;
+            reason = error.message;
+            beat = startBeat();
+            progress = this.#progressWriter(claim);
+          }
+        }
+        logger.info(
+          { ...context, reason },
+          'delta sync reads everything instead (a full sync in the same run)',
+        );
+      }
+      const snapshot = await this.#o.engine(claim, controller.signal, progress.note, prepared);
       await progress.close();
       const now = clock();
       const next = nextAutomaticSync(now, this.#o.schedule, { expired: false, random: this.#o.random });
       clearInterval(beat);
       await beating;
       await (this.#o.lane ?? noLane).turn();
-      const { previousRunId } = await jobs.commit(claim, snapshot, now, next);
+      const { previousRunId } = await jobs.commit(
+        claim,
+        snapshot,
+        now,
+        next,
+        nextDeltaSync(now, this.#o.schedule, this.#o.random),
+      );
       logger.info(
         {
           ...context,
@@ -370,7 +430,17 @@ export class SyncWorker implements SyncRunner {
       expired: failure.kind === 'expired',
       random: this.#o.random,
     });
-    const recorded = await this.#o.jobs.fail(claim, failure, now, next);
+    // A failed delta keeps the token's next full sync where it was.
+    const recorded =
+      claim.job.kind === 'delta'
+        ? await this.#o.jobs.fail(
+            claim,
+            failure,
+            now,
+            null,
+            nextDeltaSync(now, this.#o.schedule, this.#o.random),
+          )
+        : await this.#o.jobs.fail(claim, failure, now, next);
     this.#o.logger.warn(
       { ...context, failure, recorded },
       recorded ? 'sync failed' : 'sync failed after its lease was lost; not recorded',

@@ -13,6 +13,8 @@ import { presentRunFailure, type RunFailureBody } from './run-failure.js';
 interface RunBody {
   readonly outcome: SyncRun['outcome'];
   readonly trigger: string;
+  /** `full`, or `delta` for a delta sync that committed a delta (one that read everything is `full`). */
+  readonly kind: 'full' | 'delta';
   readonly attempt: number;
   readonly startedAt: string;
   readonly finishedAt: string | null;
@@ -31,6 +33,7 @@ function presentRun(run: SyncRun): RunBody {
   return {
     outcome: run.outcome,
     trigger: run.trigger,
+    kind: run.kind === 'delta' ? 'delta' : 'full',
     attempt: run.attempt,
     startedAt: formatGraphDateTime(run.startedAt),
     finishedAt: run.finishedAt ? formatGraphDateTime(run.finishedAt) : null,
@@ -52,11 +55,10 @@ export function registerVppdSyncProgressRoutes(app: FastifyInstance, context: Ap
   const { tokens, sync, clock, authenticator } = context;
   const progress = createSyncProgressStore({ storage: context.storage });
   const read = authorize(authenticator, 'read');
+  const write = authorize(authenticator, 'write');
   const path = `${vppdApiPrefix}/tokens/:id/sync`;
 
-  app.get<{ Params: { id: string } }>(path, { onRequest: read }, async (request, reply) => {
-    const { tenantId } = principalOf(request);
-    const id = request.params.id;
+  const statusOf = async (tenantId: string, id: string) => {
     const token = await tokens.get(tenantId, id);
     if (!token) throw errors.notFound('vppToken', id);
     const [live, runs] = await Promise.all([
@@ -65,7 +67,7 @@ export function registerVppdSyncProgressRoutes(app: FastifyInstance, context: Ap
     ]);
     const lastRun = runs[0];
     const running = live?.state === 'running';
-    return reply.type('application/json').send({
+    return {
       tokenId: id,
       lastSyncStatus: token.lastSyncStatus,
       state: token.state,
@@ -84,9 +86,28 @@ export function registerVppdSyncProgressRoutes(app: FastifyInstance, context: Ap
           ? presentRunFailure(lastRun.failure)
           : null,
       lastRun: lastRun === undefined ? null : presentRun(lastRun),
-    });
+    };
+  };
+
+  app.get<{ Params: { id: string } }>(path, { onRequest: read }, async (request, reply) => {
+    const { tenantId } = principalOf(request);
+    return reply.type('application/json').send(await statusOf(tenantId, request.params.id));
   });
-  methodNotAllowed(app, path, ['GET'], clock);
+
+  // Requests a sync: `{"kind":"delta"}` a delta sync, `{"kind":"full"}` (or no body) a full one, as Graph's
+  // syncLicenses. 202 with the status above and `effect`: `started`, or `coalesced` with the sync in flight.
+  app.post<{ Params: { id: string } }>(path, { onRequest: write }, async (request, reply) => {
+    const { tenantId } = principalOf(request);
+    const id = request.params.id;
+    const kind = syncKindOf(request.body);
+    const result = await sync.requestSync(tenantId, id, 'api', kind === 'delta' ? 'delta' : 'licenses');
+    if (result.effect === 'notFound') throw errors.notFound('vppToken', id);
+    return reply
+      .code(202)
+      .type('application/json')
+      .send({ effect: result.effect, ...(await statusOf(tenantId, id)) });
+  });
+  methodNotAllowed(app, path, ['GET', 'POST'], clock);
 
   // The sync history, newest first: `?top=N` (1-100, default 20).
   const historyPath = `${vppdApiPrefix}/tokens/:id/syncs`;
@@ -117,4 +138,18 @@ function historyTopOf(raw: string | string[] | undefined): number {
     throw errors.badRequest(`top must be an integer from 1 to ${historyTop.max}.`);
   }
   return top;
+}
+
+/** The `kind` of a sync request's body: `full` (also an empty body) or `delta`. */
+function syncKindOf(body: unknown): 'full' | 'delta' {
+  if (body === undefined || body === null || body === '') return 'full';
+  if (typeof body !== 'object' || Array.isArray(body)) {
+    throw errors.badRequest("The body must be a JSON object, optionally with 'kind': 'full' or 'delta'.");
+  }
+  const { kind, ...rest } = body as Record<string, unknown>;
+  const unknown = Object.keys(rest);
+  if (unknown.length > 0) throw errors.badRequest(`Unknown property '${unknown[0]}'.`);
+  if (kind === undefined || kind === 'full') return 'full';
+  if (kind === 'delta') return 'delta';
+  throw errors.badRequest("'kind' must be 'full' or 'delta'.");
 }

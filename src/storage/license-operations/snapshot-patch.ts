@@ -1,6 +1,7 @@
-import { AssignmentChunker, decodeChunk, type LicenseAssignmentInput } from '../assignment-chunks.js';
+import { decodeChunk, type LicenseAssignmentInput } from '../assignment-chunks.js';
 import type { StorageEngine } from '../engine.js';
 import { appendEvent } from '../event-store.js';
+import { changesByAsset, mergeAssetLicenses } from '../snapshot-merge.js';
 
 // Bringing a token's current license snapshot up to date after a license operation without a full sync:
 // the licenses Apple added (read as an assignments delta since the snapshot's versionId) and those a
@@ -50,10 +51,6 @@ export interface SnapshotPatches {
     },
   ): Promise<SnapshotPatchResult>;
 }
-
-const holderKey = (a: { serialNumber?: string | null; clientUserId?: string | null }) =>
-  a.serialNumber != null ? `d:${a.serialNumber}` : `u:${a.clientUserId ?? ''}`;
-const assetKey = (a: { adamId: string; pricingParam: string }) => `${a.adamId}\u0000${a.pricingParam}`;
 
 export function createSnapshotPatches(options: { readonly storage: StorageEngine }): SnapshotPatches {
   const { storage } = options;
@@ -124,93 +121,11 @@ export function createSnapshotPatches(options: { readonly storage: StorageEngine
           )
           .executeTakeFirst();
         if (!snapshot || snapshot.run_id !== pointer.runId) return { applied: false, added: 0, removed: 0 };
-        const byAsset = new Map<
-          string,
-          { adamId: string; pricingParam: string; add: Set<string>; remove: Set<string> }
-        >();
-        const entry = (a: LicenseAssignmentInput) => {
-          const key = assetKey(a);
-          let e = byAsset.get(key);
-          if (e === undefined) {
-            e = { adamId: a.adamId, pricingParam: a.pricingParam, add: new Set(), remove: new Set() };
-            byAsset.set(key, e);
-          }
-          return e;
-        };
-        for (const a of changes.added) entry(a).add.add(holderKey(a));
-        for (const r of changes.removed) entry(r).remove.add(holderKey(r));
-        let added = 0;
-        let removed = 0;
-        for (const asset of byAsset.values()) {
-          const chunks = await trx
-            .selectFrom('license_assignment_chunks')
-            .select(['seqs', 'holders'])
-            .where('run_key', '=', pointer.runKey)
-            .where('adam_id', '=', asset.adamId)
-            .where('pricing_param', '=', asset.pricingParam)
-            .orderBy('first_seq')
-            .execute();
-          const held = chunks.flatMap((c) => decodeChunk(c));
-          const present = new Set(held.map(holderKey));
-          const kept = held.filter((h) => !asset.remove.has(holderKey(h)));
-          const fresh = [...asset.add].filter((k) => !present.has(k) && !asset.remove.has(k));
-          if (kept.length === held.length && fresh.length === 0) continue;
-          removed += held.length - kept.length;
-          added += fresh.length;
-          const chunker = new AssignmentChunker();
-          let lastSeq = -1;
-          for (const h of kept) {
-            chunker.add(
-              {
-                adamId: asset.adamId,
-                pricingParam: asset.pricingParam,
-                ...(h.serialNumber !== null
-                  ? { serialNumber: h.serialNumber }
-                  : { clientUserId: h.clientUserId ?? '' }),
-              },
-              h.seq,
-            );
-            lastSeq = Math.max(lastSeq, h.seq);
-          }
-          if (held.length > 0) lastSeq = Math.max(lastSeq, ...held.map((h) => h.seq));
-          for (const key of fresh) {
-            lastSeq += 1;
-            const id = key.slice(2);
-            chunker.add(
-              {
-                adamId: asset.adamId,
-                pricingParam: asset.pricingParam,
-                ...(key.startsWith('d:') ? { serialNumber: id } : { clientUserId: id }),
-              },
-              lastSeq,
-            );
-          }
-          chunker.closeAll();
-          await trx
-            .deleteFrom('license_assignment_chunks')
-            .where('run_key', '=', pointer.runKey)
-            .where('adam_id', '=', asset.adamId)
-            .where('pricing_param', '=', asset.pricingParam)
-            .execute();
-          const ready = chunker.takeReady();
-          for (let i = 0; i < ready.length; i += 100) {
-            await trx
-              .insertInto('license_assignment_chunks')
-              .values(
-                ready.slice(i, i + 100).map((c) => ({
-                  run_key: pointer.runKey,
-                  adam_id: c.adamId,
-                  pricing_param: c.pricingParam,
-                  first_seq: c.firstSeq,
-                  last_seq: c.lastSeq,
-                  holder_count: c.holderCount,
-                  seqs: c.seqs,
-                  holders: c.holders,
-                })),
-              )
-              .execute();
-          }
-        }
+        const { added, removed } = await mergeAssetLicenses(
+          trx,
+          pointer.runKey,
+          changesByAsset(changes.added, changes.removed).values(),
+        );
         await trx
           .updateTable('license_snapshots')
           .set({

@@ -40,8 +40,21 @@ export type ClaimResult =
 
 /** The queue of sync jobs and the leases workers hold on them. */
 export interface SyncQueue {
-  /** Moves a token to `inProgress` and records a job, or coalesces with the sync already in flight. */
-  requestSync(tenantId: string, tokenId: string, trigger: SyncTrigger, now: Date): Promise<SyncRequestResult>;
+  /**
+   * Moves a token to `inProgress` and records a job, or coalesces with the sync already in flight.
+   * `kind` is `licenses` (a full sync, the default) or `delta`. A full sync requested while a delta is
+   * queued or running turns that job into a full one (a running delta then reads everything before it
+   * commits, see the worker): a delta never stands in for a full sync someone asked for.
+   */
+  requestSync(
+    tenantId: string,
+    tokenId: string,
+    trigger: SyncTrigger,
+    now: Date,
+    kind?: 'licenses' | 'delta',
+  ): Promise<SyncRequestResult>;
+  /** True while the job is still the kind it was claimed as (a full request may have turned a delta full). */
+  stillKind(claim: ClaimedSync, kind: SyncJobKind): Promise<boolean>;
   /**
    * Records a license-count refresh of a token (Graph's syncLicenseCounts) as a job of kind
    * `licenseCounts`, its action result `pending`; coalesces with any job of the token already pending
@@ -70,7 +83,7 @@ export interface SyncQueue {
 export function createSyncQueue({ db, storage, newId }: SyncJobStoreOptions): SyncQueue {
   const { notifier } = storage;
   return {
-    async requestSync(tenantId, tokenId, trigger, now) {
+    async requestSync(tenantId, tokenId, trigger, now, kind = 'licenses') {
       // Compare-and-swap: compute the transition from the status read, apply it only if the status is
       // still that one. Losing the race means someone else started the sync: read again, coalesce.
       for (let round = 0; round < 5; round++) {
@@ -83,7 +96,18 @@ export function createSyncQueue({ db, storage, newId }: SyncJobStoreOptions): Sy
         if (!token) return { effect: 'notFound' };
         const from = vppTokenSyncStatus.fromValue(token.last_sync_status);
         const transition = transitionSyncStatus(from, 'syncRequested');
-        if (transition.effect === 'coalesced') return { effect: 'coalesced' };
+        if (transition.effect === 'coalesced') {
+          if (kind === 'licenses') {
+            await db
+              .updateTable('sync_jobs')
+              .set({ kind: 'licenses' })
+              .where('tenant_id', '=', tenantId)
+              .where('token_id', '=', tokenId)
+              .where('kind', '=', 'delta')
+              .execute();
+          }
+          return { effect: 'coalesced' };
+        }
         const jobId = newId();
         const won = await db.transaction().execute(async (trx) => {
           const updated = await trx
@@ -103,6 +127,7 @@ export function createSyncQueue({ db, storage, newId }: SyncJobStoreOptions): Sy
               tenant_id: tenantId,
               token_id: tokenId,
               trigger,
+              kind,
               requested_at: dateToColumn(now),
               attempts: 0,
               lease_owner: null,
@@ -116,7 +141,7 @@ export function createSyncQueue({ db, storage, newId }: SyncJobStoreOptions): Sy
             tenantId,
             tokenId,
             type: 'syncRequested',
-            payload: { kind: 'licenses', jobId, trigger },
+            payload: { kind, jobId, trigger },
           });
           return true;
         });
@@ -267,6 +292,16 @@ export function createSyncQueue({ db, storage, newId }: SyncJobStoreOptions): Sy
       });
     },
 
+    async stillKind(claim, kind) {
+      const row = await db
+        .selectFrom('sync_jobs')
+        .select('kind')
+        .where('id', '=', claim.job.id)
+        .where('run_id', '=', claim.runId)
+        .executeTakeFirst();
+      return row?.kind === kind;
+    },
+
     async jobOf(tenantId, tokenId) {
       const row = await db
         .selectFrom('sync_jobs')
@@ -361,7 +396,7 @@ async function takeExhausted(
     },
     ...stateEvents,
   ]);
-  return { kind: 'interrupted', job, runId: job.kind === 'licenses' ? taken.run_id : null };
+  return { kind: 'interrupted', job, runId: job.kind === 'licenseCounts' ? null : taken.run_id };
 }
 
 /**
@@ -521,6 +556,7 @@ async function recordClaimStart(
       token_id: candidate.token_id,
       job_id: candidate.id,
       trigger: candidate.trigger,
+      kind: job.kind === 'delta' ? 'delta' : 'licenses',
       attempt: candidate.attempts + 1,
       worker_id: options.workerId,
       started_at: nowText,
@@ -544,7 +580,7 @@ async function recordClaimStart(
     tenantId: candidate.tenant_id,
     tokenId: candidate.token_id,
     type: 'syncStarted',
-    payload: { kind: 'licenses', jobId: candidate.id, runId, attempt: candidate.attempts + 1 },
+    payload: { kind: job.kind, jobId: candidate.id, runId, attempt: candidate.attempts + 1 },
   };
   await appendEvents(
     trx,

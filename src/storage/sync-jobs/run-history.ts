@@ -12,6 +12,8 @@ export interface SyncRun {
   readonly tokenId: string;
   readonly jobId: string;
   readonly trigger: string;
+  /** `licenses` (a full sync, also a delta that read everything instead) or `delta`. */
+  readonly kind: 'licenses' | 'delta';
   readonly attempt: number;
   readonly workerId: string;
   readonly startedAt: Date;
@@ -156,6 +158,7 @@ function runFromRow(row: SyncRunRow): SyncRun {
     tokenId: row.token_id,
     jobId: row.job_id,
     trigger: row.trigger,
+    kind: row.kind === 'delta' ? 'delta' : 'licenses',
     attempt: row.attempt,
     workerId: row.worker_id,
     startedAt: dateFromColumn(row.started_at),

@@ -16,7 +16,7 @@ import type { VppTokenActionResultRow } from '../database-schema.js';
 import { appendEvents, type NewEvent } from '../event-store.js';
 import { dateFromColumn, dateToColumn } from '../vpp-token-columns.js';
 import { closeRun, failureColumns } from './run-history.js';
-import { upsertSchedule } from './schedule.js';
+import { setNextDelta, upsertSchedule } from './schedule.js';
 import type { ClaimedSync, SnapshotCommit } from './sync-job-types.js';
 import { inProgress, type SyncJobStoreOptions, type Trx } from './transaction.js';
 
@@ -39,9 +39,19 @@ export interface SyncRunOutcomes {
     snapshot: SnapshotCommit,
     now: Date,
     nextSyncAt: Date,
+    nextDeltaAt?: Date | null,
   ): Promise<{ readonly previousRunId: string | null }>;
-  /** One transaction: status `failed`, token state and action result per the failure, history row closed. */
-  fail(claim: ClaimedSync, failure: SyncFailure, now: Date, nextSyncAt: Date): Promise<boolean>;
+  /**
+   * One transaction: status `failed`, token state and action result per the failure, history row closed.
+   * `nextSyncAt` null keeps the token's next full sync (a failed delta does not move it).
+   */
+  fail(
+    claim: ClaimedSync,
+    failure: SyncFailure,
+    now: Date,
+    nextSyncAt: Date | null,
+    nextDeltaAt?: Date | null,
+  ): Promise<boolean>;
 }
 
 /**
@@ -102,7 +112,7 @@ const recordOn = async (
 };
 
 /** Holds the job's lease right now (inside the transaction): the guard of commit and fail. */
-const holdsLease = async (trx: Trx, claim: ClaimedSync, now: Date): Promise<boolean> => {
+export const holdsLease = async (trx: Trx, claim: ClaimedSync, now: Date): Promise<boolean> => {
   const result = await trx
     .updateTable('sync_jobs')
     .set({ heartbeat_at: dateToColumn(now) })
@@ -158,43 +168,68 @@ export const failToken = async (
     : [{ tenantId, tokenId, type: 'stateChanged', payload: { from: before, to: state } }];
 };
 
+/** What a successful run writes on its token: the location facts it read. */
+export type CompletedLocation = Pick<
+  SnapshotCommit,
+  'locationName' | 'countryOrRegion' | 'expirationDateTime'
+>;
+
+/**
+ * A sync (full or delta) completed, inside its commit transaction: the token's status moves from
+ * `inProgress` to `completed` and its location facts are written. Answers the `stateChanged` event when
+ * the state changed. Throws {@link LeaseLostError} when the token is gone or no longer syncing.
+ */
+export const completeToken = async (
+  trx: Trx,
+  claim: ClaimedSync,
+  snapshot: CompletedLocation,
+  now: Date,
+): Promise<NewEvent[]> => {
+  const { tenantId, tokenId } = claim.job;
+  const token = await trx
+    .selectFrom('vpp_tokens')
+    .select(['last_sync_status', 'state', 'last_sync_date_time'])
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', tokenId)
+    .executeTakeFirst();
+  if (!token) throw new LeaseLostError('the token was deleted');
+  const transition = transitionSyncStatus(
+    vppTokenSyncStatus.fromValue(token.last_sync_status),
+    'snapshotCommitted',
+  );
+  const state = transitionTokenState(vppTokenState.fromValue(token.state), { type: 'syncSucceeded' });
+  const lastSync = nextLastSyncDateTime(dateFromColumn(token.last_sync_date_time), transition, now);
+  const updated = await trx
+    .updateTable('vpp_tokens')
+    .set({
+      last_sync_status: vppTokenSyncStatus.toValue(transition.to),
+      state: vppTokenState.toValue(state),
+      last_sync_date_time: dateToColumn(lastSync),
+      location_name: snapshot.locationName,
+      ...(snapshot.countryOrRegion === null ? {} : { country_or_region: snapshot.countryOrRegion }),
+      ...(snapshot.expirationDateTime === undefined
+        ? {}
+        : { expiration_date_time: dateToColumn(snapshot.expirationDateTime) }),
+    })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', tokenId)
+    .where('last_sync_status', '=', inProgress)
+    .executeTakeFirst();
+  if (Number(updated.numUpdatedRows) !== 1) throw new LeaseLostError('the token is no longer syncing');
+  const stateBefore = vppTokenState.fromValue(token.state);
+  return state === stateBefore
+    ? []
+    : [{ tenantId, tokenId, type: 'stateChanged', payload: { from: stateBefore, to: state } }];
+};
+
 export function createSyncRunOutcomes({ db, storage }: SyncJobStoreOptions): SyncRunOutcomes {
   const { notifier } = storage;
   return {
-    async commit(claim, snapshot, now, nextSyncAt) {
+    async commit(claim, snapshot, now, nextSyncAt, nextDeltaAt) {
       const { tenantId, tokenId } = claim.job;
       return db.transaction().execute(async (trx) => {
         if (!(await holdsLease(trx, claim, now))) throw new LeaseLostError('the sync lease was lost');
-        const token = await trx
-          .selectFrom('vpp_tokens')
-          .select(['last_sync_status', 'state', 'last_sync_date_time'])
-          .where('tenant_id', '=', tenantId)
-          .where('id', '=', tokenId)
-          .executeTakeFirst();
-        if (!token) throw new LeaseLostError('the token was deleted');
-        const transition = transitionSyncStatus(
-          vppTokenSyncStatus.fromValue(token.last_sync_status),
-          'snapshotCommitted',
-        );
-        const state = transitionTokenState(vppTokenState.fromValue(token.state), { type: 'syncSucceeded' });
-        const lastSync = nextLastSyncDateTime(dateFromColumn(token.last_sync_date_time), transition, now);
-        const updated = await trx
-          .updateTable('vpp_tokens')
-          .set({
-            last_sync_status: vppTokenSyncStatus.toValue(transition.to),
-            state: vppTokenState.toValue(state),
-            last_sync_date_time: dateToColumn(lastSync),
-            location_name: snapshot.locationName,
-            ...(snapshot.countryOrRegion === null ? {} : { country_or_region: snapshot.countryOrRegion }),
-            ...(snapshot.expirationDateTime === undefined
-              ? {}
-              : { expiration_date_time: dateToColumn(snapshot.expirationDateTime) }),
-          })
-          .where('tenant_id', '=', tenantId)
-          .where('id', '=', tokenId)
-          .where('last_sync_status', '=', inProgress)
-          .executeTakeFirst();
-        if (Number(updated.numUpdatedRows) !== 1) throw new LeaseLostError('the token is no longer syncing');
+        const stateEvents = await completeToken(trx, claim, snapshot, now);
         const previous = await trx
           .selectFrom('license_snapshots')
           .select('run_id')
@@ -219,6 +254,8 @@ export function createSyncRunOutcomes({ db, storage }: SyncJobStoreOptions): Syn
         await applyActionEvent(trx, tenantId, tokenId, 'succeeded', now);
         await closeRun(trx, claim.runId, {
           outcome: 'completed',
+          // A delta that fell back to a full read ends as a full sync.
+          kind: 'licenses',
           finished_at: dateToColumn(now),
           location_uid: snapshot.locationUid,
           version_id: snapshot.versionId,
@@ -227,7 +264,7 @@ export function createSyncRunOutcomes({ db, storage }: SyncJobStoreOptions): Syn
           page_count: snapshot.pageCount,
         });
         await trx.deleteFrom('sync_jobs').where('id', '=', claim.job.id).execute();
-        await upsertSchedule(trx, tenantId, tokenId, nextSyncAt);
+        await upsertSchedule(trx, tenantId, tokenId, nextSyncAt, nextDeltaAt);
         const events: NewEvent[] = [
           {
             tenantId,
@@ -241,16 +278,13 @@ export function createSyncRunOutcomes({ db, storage }: SyncJobStoreOptions): Syn
             },
           },
         ];
-        const stateBefore = vppTokenState.fromValue(token.state);
-        if (state !== stateBefore) {
-          events.push({ tenantId, tokenId, type: 'stateChanged', payload: { from: stateBefore, to: state } });
-        }
+        events.push(...stateEvents);
         await appendEvents(trx, notifier, now, events);
         return { previousRunId: previous?.run_id ?? null };
       });
     },
 
-    async fail(claim, failure, now, nextSyncAt) {
+    async fail(claim, failure, now, nextSyncAt, nextDeltaAt) {
       const { tenantId, tokenId } = claim.job;
       return db.transaction().execute(async (trx) => {
         if (!(await holdsLease(trx, claim, now))) return false;
@@ -261,13 +295,19 @@ export function createSyncRunOutcomes({ db, storage }: SyncJobStoreOptions): Syn
           ...failureColumns(failure),
         });
         await trx.deleteFrom('sync_jobs').where('id', '=', claim.job.id).execute();
-        await upsertSchedule(trx, tenantId, tokenId, nextSyncAt);
+        if (nextSyncAt !== null) await upsertSchedule(trx, tenantId, tokenId, nextSyncAt, nextDeltaAt);
+        else if (nextDeltaAt !== undefined) await setNextDelta(trx, tokenId, nextDeltaAt);
         await appendEvents(trx, notifier, now, [
           {
             tenantId,
             tokenId,
             type: 'syncFailed',
-            payload: { kind: 'licenses', jobId: claim.job.id, runId: claim.runId, failureKind: failure.kind },
+            payload: {
+              kind: claim.job.kind,
+              jobId: claim.job.id,
+              runId: claim.runId,
+              failureKind: failure.kind,
+            },
           },
           ...stateEvents,
         ]);

@@ -1,0 +1,57 @@
+import { decodeChunk } from './assignment-chunks.js';
+import type { StorageEngine } from './engine.js';
+import { assetKey, holderKey } from './snapshot-merge.js';
+import type { DeltaBase } from './sync-jobs/sync-job-types.js';
+
+/** What a delta sync reads of the token's current snapshot before it asks Apple for changes. */
+export interface SnapshotReads {
+  /** The token's current snapshot (its run and versionId), if it has one with license rows. */
+  base(tenantId: string, tokenId: string): Promise<DeltaBase | undefined>;
+  /** Licenses per asset of a snapshot's run, keyed by `adamId` NUL `pricingParam` (snapshot-merge.ts). */
+  heldCounts(runKey: number): Promise<Map<string, number>>;
+  /** The holders of one asset in a snapshot's run, as holder keys (snapshot-merge.ts). */
+  holdersOf(runKey: number, adamId: string, pricingParam: string): Promise<Set<string>>;
+}
+
+export function createSnapshotReads(options: { readonly storage: StorageEngine }): SnapshotReads {
+  const { db } = options.storage;
+  return {
+    async base(tenantId, tokenId) {
+      const row = await db
+        .selectFrom('license_snapshots as s')
+        .innerJoin('license_runs as r', 'r.run_id', 's.run_id')
+        .select(['s.run_id', 'r.run_key', 's.version_id'])
+        .where('s.tenant_id', '=', tenantId)
+        .where('s.token_id', '=', tokenId)
+        .executeTakeFirst();
+      if (row === undefined || row.version_id === '') return undefined;
+      return { runId: row.run_id, runKey: Number(row.run_key), versionId: row.version_id };
+    },
+
+    async heldCounts(runKey) {
+      const rows = await db
+        .selectFrom('license_assignment_chunks')
+        .select(['adam_id', 'pricing_param'])
+        .select((eb) => eb.fn.sum<number | string>('holder_count').as('held'))
+        .where('run_key', '=', runKey)
+        .groupBy(['adam_id', 'pricing_param'])
+        .execute();
+      return new Map(
+        rows.map((r) => [assetKey({ adamId: r.adam_id, pricingParam: r.pricing_param }), Number(r.held)]),
+      );
+    },
+
+    async holdersOf(runKey, adamId, pricingParam) {
+      const chunks = await db
+        .selectFrom('license_assignment_chunks')
+        .select(['seqs', 'holders'])
+        .where('run_key', '=', runKey)
+        .where('adam_id', '=', adamId)
+        .where('pricing_param', '=', pricingParam)
+        .execute();
+      const out = new Set<string>();
+      for (const c of chunks) for (const h of decodeChunk(c)) out.add(holderKey(h));
+      return out;
+    },
+  };
+}

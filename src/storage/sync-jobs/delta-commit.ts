@@ -1,0 +1,228 @@
+import type { CountsReadColumns } from '../apple-notification-store.js';
+import { appendEvents, type NewEvent } from '../event-store.js';
+import { type AssetLicenseChanges, assetKey, changesByAsset, mergeAssetLicenses } from '../snapshot-merge.js';
+import { dateToColumn } from '../vpp-token-columns.js';
+import { closeRun } from './run-history.js';
+import { applyActionEvent, completeToken, holdsLease, LeaseLostError } from './run-outcome.js';
+import { setNextDelta } from './schedule.js';
+import type { ClaimedSync, DeltaCommit } from './sync-job-types.js';
+import type { SyncJobStoreOptions, Trx } from './transaction.js';
+
+/**
+ * A delta run cannot commit, and nothing of it was written: the job was turned into a full sync while it
+ * ran, or the snapshot it started from changed meanwhile (a full sync or a license operation). The worker
+ * reads everything in the same run instead.
+ */
+export class DeltaSupersededError extends Error {
+  override readonly name = 'DeltaSupersededError';
+}
+
+/** What a delta commit changed in the snapshot. */
+export interface DeltaCommitResult {
+  readonly added: number;
+  readonly removed: number;
+  readonly assignmentCount: number;
+}
+
+export interface DeltaCommits {
+  /**
+   * One transaction: the delta is merged into the token's current snapshot (which must still be the
+   * base it was read against), its assets replaced by Apple's list, the snapshot's version and counts
+   * set, the status moved to `completed` exactly as a full commit does, the run closed as a `delta`, the
+   * next delta scheduled (the next full sync keeps its time). Throws {@link LeaseLostError} when the
+   * lease is gone and {@link DeltaSupersededError} when the delta may not commit; nothing changes then.
+   */
+  commitDelta(
+    claim: ClaimedSync,
+    delta: DeltaCommit,
+    now: Date,
+    nextDeltaAt: Date | null,
+  ): Promise<DeltaCommitResult>;
+}
+
+// Rows per asset insert: 13 bound parameters each.
+const assetRows = 300;
+
+export function createDeltaCommits({ db, storage }: SyncJobStoreOptions): DeltaCommits {
+  return {
+    commitDelta(claim, delta, now, nextDeltaAt) {
+      const { tenantId, tokenId } = claim.job;
+      return db.transaction().execute(async (trx) => {
+        if (!(await holdsLease(trx, claim, now))) throw new LeaseLostError('the sync lease was lost');
+        const job = await trx
+          .selectFrom('sync_jobs')
+          .select('kind')
+          .where('id', '=', claim.job.id)
+          .executeTakeFirst();
+        if (job?.kind !== 'delta')
+          throw new DeltaSupersededError('a full sync was requested while the delta ran');
+        const snapshot = await storage
+          .lockForUpdate(
+            trx
+              .selectFrom('license_snapshots')
+              .select(['run_id', 'version_id', 'assignment_count'])
+              .where('tenant_id', '=', tenantId)
+              .where('token_id', '=', tokenId),
+          )
+          .executeTakeFirst();
+        if (snapshot?.run_id !== delta.base.runId || snapshot.version_id !== delta.base.versionId) {
+          throw new DeltaSupersededError('the license snapshot changed while the delta ran');
+        }
+        const stateEvents = await completeToken(trx, claim, delta, now);
+
+        const changes = new Map<string, AssetLicenseChanges>(changesByAsset(delta.added, []));
+        for (const [key, app] of delta.replaced) {
+          changes.set(key, { ...app, add: new Set(), remove: new Set(), replace: app.holders });
+        }
+        const merged = await mergeAssetLicenses(trx, delta.base.runKey, changes.values());
+        await replaceAssets(trx, delta, tenantId, tokenId);
+
+        let total = 0;
+        let used = 0;
+        let available = 0;
+        for (const a of delta.assets) {
+          total += a.totalCount;
+          used += a.assignedCount;
+          available += a.availableCount;
+        }
+        const assignmentCount = snapshot.assignment_count + merged.added - merged.removed;
+        // This run read Apple's assets anew: ASSET_COUNT notifications are placed against its read from
+        // now on (apple-notification-store.ts), not against the full sync the snapshot came from.
+        const run = await trx
+          .selectFrom('sync_runs')
+          .select('started_at')
+          .where('id', '=', claim.runId)
+          .executeTakeFirst();
+        await trx
+          .withTables<CountsReadColumns>()
+          .updateTable('license_snapshots')
+          .set({
+            version_id: delta.versionId,
+            location_uid: delta.locationUid,
+            committed_at: dateToColumn(now),
+            asset_count: delta.assets.length,
+            assignment_count: assignmentCount,
+            total_license_count: total,
+            used_license_count: used,
+            available_license_count: available,
+            counts_read_started_at: run?.started_at ?? dateToColumn(now),
+            counts_read_finished_at: dateToColumn(now),
+          })
+          .where('token_id', '=', tokenId)
+          .where('run_id', '=', delta.base.runId)
+          .execute();
+        await applyActionEvent(trx, tenantId, tokenId, 'succeeded', now);
+        await closeRun(trx, claim.runId, {
+          outcome: 'completed',
+          finished_at: dateToColumn(now),
+          location_uid: delta.locationUid,
+          version_id: delta.versionId,
+          asset_count: delta.assets.length,
+          assignment_count: assignmentCount,
+          page_count: delta.pageCount,
+        });
+        await trx.deleteFrom('sync_jobs').where('id', '=', claim.job.id).execute();
+        await setNextDelta(trx, tokenId, nextDeltaAt);
+        const events: NewEvent[] = [
+          {
+            tenantId,
+            tokenId,
+            type: 'syncCompleted',
+            payload: {
+              kind: 'delta',
+              runId: claim.runId,
+              assets: delta.assets.length,
+              assignments: assignmentCount,
+              added: merged.added,
+              removed: merged.removed,
+            },
+          },
+          ...stateEvents,
+        ];
+        await appendEvents(trx, storage.notifier, now, events);
+        return { added: merged.added, removed: merged.removed, assignmentCount };
+      });
+    },
+  };
+}
+
+/**
+ * The snapshot's assets become Apple's list as read by the delta (counts move; apps come and go): only
+ * the rows that differ are written, since between two syncs most of a location's apps do not change.
+ */
+async function replaceAssets(trx: Trx, delta: DeltaCommit, tenantId: string, tokenId: string): Promise<void> {
+  const runId = delta.base.runId;
+  // Apple lists an asset once; a repeat keeps the last counts, as the full sync's upsert does.
+  const wanted = new Map(
+    delta.assets.map((a) => [
+      assetKey(a),
+      {
+        run_id: runId,
+        tenant_id: tenantId,
+        token_id: tokenId,
+        adam_id: a.adamId,
+        pricing_param: a.pricingParam,
+        product_type: a.productType ?? null,
+        total_count: a.totalCount,
+        assigned_count: a.assignedCount,
+        available_count: a.availableCount,
+        retired_count: a.retiredCount,
+        device_assignable: a.deviceAssignable === undefined ? null : a.deviceAssignable ? 1 : 0,
+        revocable: a.revocable === undefined ? null : a.revocable ? 1 : 0,
+        supported_platforms: JSON.stringify(a.supportedPlatforms),
+      },
+    ]),
+  );
+  const stored = await trx.selectFrom('license_assets').selectAll().where('run_id', '=', runId).execute();
+  const gone: { adamId: string; pricingParam: string }[] = [];
+  for (const row of stored) {
+    const key = assetKey({ adamId: row.adam_id, pricingParam: row.pricing_param });
+    const next = wanted.get(key);
+    if (next === undefined) {
+      gone.push({ adamId: row.adam_id, pricingParam: row.pricing_param });
+      continue;
+    }
+    wanted.delete(key);
+    const same =
+      row.product_type === next.product_type &&
+      Number(row.total_count) === next.total_count &&
+      Number(row.assigned_count) === next.assigned_count &&
+      Number(row.available_count) === next.available_count &&
+      Number(row.retired_count) === next.retired_count &&
+      row.device_assignable === next.device_assignable &&
+      row.revocable === next.revocable &&
+      row.supported_platforms === next.supported_platforms;
+    if (same) continue;
+    await trx
+      .updateTable('license_assets')
+      .set({
+        product_type: next.product_type,
+        total_count: next.total_count,
+        assigned_count: next.assigned_count,
+        available_count: next.available_count,
+        retired_count: next.retired_count,
+        device_assignable: next.device_assignable,
+        revocable: next.revocable,
+        supported_platforms: next.supported_platforms,
+      })
+      .where('run_id', '=', runId)
+      .where('adam_id', '=', row.adam_id)
+      .where('pricing_param', '=', row.pricing_param)
+      .execute();
+  }
+  for (const a of gone) {
+    await trx
+      .deleteFrom('license_assets')
+      .where('run_id', '=', runId)
+      .where('adam_id', '=', a.adamId)
+      .where('pricing_param', '=', a.pricingParam)
+      .execute();
+  }
+  const fresh = [...wanted.values()];
+  for (let i = 0; i < fresh.length; i += assetRows) {
+    await trx
+      .insertInto('license_assets')
+      .values(fresh.slice(i, i + assetRows))
+      .execute();
+  }
+}
