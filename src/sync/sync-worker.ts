@@ -95,6 +95,8 @@ export class SyncWorker implements SyncRunner {
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #polling: Promise<number> | undefined;
+  /** When slots freed (monotonic ms), oldest first, until a claim fills them: for the `slotIdleMs` log field. */
+  readonly #freedAt: number[] = [];
 
   constructor(options: SyncWorkerOptions) {
     this.#o = options;
@@ -202,33 +204,51 @@ export class SyncWorker implements SyncRunner {
   async #pollOnce(): Promise<number> {
     let started = 0;
     while (!this.#stopping && this.#running.size < this.#concurrency) {
-      const result = await this.#o.jobs.claimNext({
-        workerId: this.workerId,
-        now: this.#o.clock(),
-        leaseMs: this.#leaseMs,
-        maxActive: this.#maxActive,
-        maxAttempts: this.#maxAttempts,
-        newRunId: this.#o.newId,
-      });
-      if (result === undefined) break;
-      if (result.kind === 'interrupted') {
-        this.#o.logger.warn(
-          { tenantId: result.job.tenantId, tokenId: result.job.tokenId, jobId: result.job.id },
-          'sync failed as interrupted: its worker stopped on the first attempt and on the retry',
-        );
-        if (result.runId !== null) await this.#cleanRun(result.runId);
-        continue;
+      const free = this.#concurrency - this.#running.size;
+      const claimStarted = performance.now();
+      // Every free slot in one claim: one transaction (one turn of the cluster-wide claim lock) fills them.
+      const results = await this.#o.jobs.claimMany(
+        {
+          workerId: this.workerId,
+          now: this.#o.clock(),
+          leaseMs: this.#leaseMs,
+          maxActive: this.#maxActive,
+          maxAttempts: this.#maxAttempts,
+          newRunId: this.#o.newId,
+        },
+        free,
+      );
+      const claimed = performance.now();
+      let launched = 0;
+      for (const result of results) {
+        if (result.kind === 'interrupted') {
+          this.#o.logger.warn(
+            { tenantId: result.job.tenantId, tokenId: result.job.tokenId, jobId: result.job.id },
+            'sync failed as interrupted: its worker stopped on the first attempt and on the retry',
+          );
+          if (result.runId !== null) await this.#cleanRun(result.runId);
+          continue;
+        }
+        const freed = this.#freedAt.shift();
+        this.#launch(result.claim, {
+          claimMs: Math.round(claimed - claimStarted),
+          ...(freed === undefined ? {} : { slotIdleMs: Math.round(claimed - freed) }),
+        });
+        launched++;
       }
-      this.#launch(result.claim);
-      started++;
+      started += launched;
+      // Nothing runnable, or every slot of the cluster taken: wait for a wake-up or the next period.
+      if (results.length === 0 || (launched < free && results.every((r) => r.kind === 'claimed'))) break;
     }
     return started;
   }
 
-  #launch(claim: ClaimedSync): void {
+  /** `timing`: how long the claim took and how long its slot stood free before it (logged with the start). */
+  #launch(claim: ClaimedSync, timing: { claimMs: number; slotIdleMs?: number }): void {
     const controller = new AbortController();
-    const done = this.#run(claim, controller).finally(() => {
+    const done = this.#run(claim, controller, timing).finally(() => {
       this.#running.delete(claim.job.id);
+      this.#freedAt.push(performance.now());
       this.#o.onActiveChange?.(this.#running.size);
       // A slot is free: look for the next job now rather than at the next period.
       if (!this.#stopping) this.wake();
@@ -237,7 +257,11 @@ export class SyncWorker implements SyncRunner {
     this.#o.onActiveChange?.(this.#running.size);
   }
 
-  async #run(claim: ClaimedSync, controller: AbortController): Promise<void> {
+  async #run(
+    claim: ClaimedSync,
+    controller: AbortController,
+    timing: { claimMs: number; slotIdleMs?: number },
+  ): Promise<void> {
     const { jobs, clock, logger } = this.#o;
     const { tenantId, tokenId } = claim.job;
     const context = { tenantId, tokenId, jobId: claim.job.id, runId: claim.runId, attempt: claim.attempt };
@@ -279,9 +303,10 @@ export class SyncWorker implements SyncRunner {
     }
     const started = Date.now();
     const progress = this.#progressWriter(claim);
-    logger.info({ ...context, trigger: claim.job.trigger }, 'sync started');
+    logger.info({ ...context, trigger: claim.job.trigger, ...timing }, 'sync started');
     try {
       const snapshot = await this.#o.engine(claim, controller.signal, progress.note);
+      const fetched = Date.now();
       await progress.close();
       const now = clock();
       const next = nextAutomaticSync(now, this.#o.schedule, { expired: false, random: this.#o.random });
@@ -297,6 +322,7 @@ export class SyncWorker implements SyncRunner {
           assignments: snapshot.assignmentCount,
           pages: snapshot.pageCount,
           ms: Date.now() - started,
+          commitMs: Date.now() - fetched,
         },
         'sync completed',
       );
