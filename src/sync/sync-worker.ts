@@ -355,8 +355,10 @@ export class SyncWorker implements SyncRunner {
   }
 
   /**
-   * Keeps the latest progress the engine reported and writes it at most every `progressMs` (the
-   * first note at once), so a 100-page sync costs a handful of writes. Write failures only log.
+   * Keeps the latest progress the engine reported and writes it every `progressMs` while it changed,
+   * so a 100-page sync costs a handful of writes and a sync shorter than `progressMs` none: each write
+   * appends a `syncProgressed` event, and a tenant's appends take turns on its event head (the
+   * `syncStarted` event already shows the sync running). Write failures only log.
    */
   #progressWriter(claim: ClaimedSync): { note: (p: SyncProgress) => void; close: () => Promise<void> } {
     const store = this.#o.progress;
@@ -381,7 +383,6 @@ export class SyncWorker implements SyncRunner {
     return {
       note: (p) => {
         latest = p;
-        if (written === undefined) flush();
       },
       close: async () => {
         clearInterval(timer);
