@@ -204,9 +204,12 @@ export class SyncWorker implements SyncRunner {
   async #pollOnce(): Promise<number> {
     let started = 0;
     while (!this.#stopping && this.#running.size < this.#concurrency) {
-      const free = this.#concurrency - this.#running.size;
+      // Half the free slots (at least one) per claim: one transaction, one turn of the cluster-wide claim
+      // lock, fills several slots, and between two turns of this worker a replica waiting on the lock
+      // gets one, so a burst of jobs spreads over the replicas polling at once instead of going to the
+      // first. While claims are slow, more slots free meanwhile and the batches grow.
+      const free = Math.ceil((this.#concurrency - this.#running.size) / 2);
       const claimStarted = performance.now();
-      // Every free slot in one claim: one transaction (one turn of the cluster-wide claim lock) fills them.
       const results = await this.#o.jobs.claimMany(
         {
           workerId: this.workerId,
@@ -267,7 +270,7 @@ export class SyncWorker implements SyncRunner {
     const context = { tenantId, tokenId, jobId: claim.job.id, runId: claim.runId, attempt: claim.attempt };
     let leaseLost = false;
     let beating: Promise<void> = Promise.resolve();
-    const beat = setInterval(() => {
+    const heartbeat = () => {
       beating = jobs.heartbeat(claim, clock(), this.#leaseMs).then(
         (held) => {
           if (!held && !controller.signal.aborted) {
@@ -277,7 +280,11 @@ export class SyncWorker implements SyncRunner {
         },
         (error: unknown) => logger.warn({ ...context, err: errorDetails(error) }, 'sync heartbeat failed'),
       );
-    }, this.#heartbeatMs);
+    };
+    const beat = setInterval(heartbeat, this.#heartbeatMs);
+    // The lease counts from the claim's start: a claim that took half a period already (a busy
+    // database) renews it at once rather than a full period later.
+    if (timing.claimMs >= this.#heartbeatMs / 2) heartbeat();
     if (claim.job.kind === 'licenseCounts') {
       try {
         const refreshed = (await this.#o.licenseCounts?.(claim, controller.signal)) ?? false;
