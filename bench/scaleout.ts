@@ -1,4 +1,5 @@
-// `npm run bench -- scaleout [--tokens N] [--latency MS] [--concurrency N] [--database postgres|URL]`
+// `npm run bench -- scaleout [--tokens N] [--latency MS] [--concurrency N] [--tenants N] [--statements]
+//   [--database postgres|URL]`
 //
 // Scale-out of sync workers on PostgreSQL (issue 14): the same queue of `--tokens` syncs (default 300, one
 // Apple location each) run by 1 and then by 3 `vppd serve --role worker` processes, each with the same
@@ -28,7 +29,8 @@ import { mintToken, roles, testJwtSecret } from '../test/helpers/jwt.js';
 import { cleanEnv, type ServeProcess, startServeProcess } from '../test/helpers/serve-process.js';
 import { benchDatabase } from './database.js';
 
-const tenantId = '5ca1e000-0000-4000-8000-000000000001';
+/** The tenants the tokens are spread over (`--tenants`, default 1: every token in the first). */
+const tenantIdOf = (i: number) => `5ca1e000-0000-4000-8000-${String(i + 1).padStart(12, '0')}`;
 const completed = 2;
 
 /** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat; with its reaped children's. */
@@ -145,6 +147,9 @@ export async function run(args: string[]): Promise<void> {
       tokens: { type: 'string', default: '300' },
       latency: { type: 'string', default: '150' },
       concurrency: { type: 'string', default: '10' },
+      // Tenants the tokens are spread over, round-robin: a tenant's event appends take turns on its
+      // event head, so one tenant (the default) is the hardest case for several replicas.
+      tenants: { type: 'string', default: '1' },
       database: { type: 'string', default: 'postgres' },
       // Every statement of the run with its count per sync, not only the most frequent.
       statements: { type: 'boolean', default: false },
@@ -153,6 +158,7 @@ export async function run(args: string[]): Promise<void> {
   const tokens = Number(values.tokens);
   const latency = Number(values.latency);
   const concurrency = Number(values.concurrency);
+  const tenants = Math.max(1, Math.floor(Number(values.tenants)));
   if (values.database === 'sqlite')
     throw new Error('scaleout runs replicas on PostgreSQL: --database postgres|URL');
   const database = await benchDatabase(values.database, ['shared_preload_libraries=pg_stat_statements']);
@@ -171,7 +177,13 @@ export async function run(args: string[]): Promise<void> {
       users: 20,
     })),
   });
-  const bearer = `Bearer ${await mintToken({ tenantId, roles: [roles.readWrite], expiresIn: 3600 })}`;
+  const bearers = await Promise.all(
+    Array.from(
+      { length: tenants },
+      async (_, i) =>
+        `Bearer ${await mintToken({ tenantId: tenantIdOf(i), roles: [roles.readWrite], expiresIn: 3600 })}`,
+    ),
+  );
   const env = (extra: Record<string, string>) =>
     cleanEnv({
       VPPD_ENCRYPTION_KEY: Buffer.alloc(32, 11).toString('base64'),
@@ -201,7 +213,8 @@ export async function run(args: string[]): Promise<void> {
     // Upload every token while no worker runs: the queue is full before the first claim.
     for (let i = 0; i < locations.length; i += 20) {
       await Promise.all(
-        locations.slice(i, i + 20).map(async (id) => {
+        locations.slice(i, i + 20).map(async (id, j) => {
+          const bearer = bearers[(i + j) % tenants] as string;
           const response = await fetch(`${api.url}/beta/deviceAppManagement/vppTokens`, {
             method: 'POST',
             headers: { authorization: bearer, 'content-type': 'application/json' },
@@ -337,7 +350,7 @@ export async function run(args: string[]): Promise<void> {
 
   try {
     process.stdout.write(
-      `scale-out: ${tokens} tokens, one location each, ${latency} ms Apple latency per call, VPPD_SYNC_CONCURRENCY=${concurrency} per worker; ${database.label}; load ${loadavg()[0]?.toFixed(1)}\n`,
+      `scale-out: ${tokens} tokens, one location each, ${tenants} tenant${tenants === 1 ? '' : 's'}, ${latency} ms Apple latency per call, VPPD_SYNC_CONCURRENCY=${concurrency} per worker; ${database.label}; load ${loadavg()[0]?.toFixed(1)}\n`,
     );
     const one = await once(1);
     const three = await once(3);
@@ -363,6 +376,13 @@ export async function run(args: string[]): Promise<void> {
                 .slice(0, values.statements ? undefined : 8)
                 .map((st) => `${perSync(st.calls)}x ${st.query.slice(0, values.statements ? 160 : 48)}`)
                 .join(values.statements ? '\n      ' : ' | ')}`,
+          r.statements.length === 0
+            ? ''
+            : `    most server time per sync: ${[...r.statements]
+                .sort((a, b) => b.ms - a.ms)
+                .slice(0, 5)
+                .map((st) => `${(st.ms / tokens).toFixed(1)} ms ${st.query.slice(0, 60)}`)
+                .join(' | ')}`,
         ].join('\n')}\n`,
       );
     }
