@@ -6,7 +6,7 @@
 
 import { join } from 'node:path';
 import { createPostgresDatabase } from '../test/helpers/storage-engines.js';
-import startPostgres from '../test/setup/postgres-server.js';
+import { startPostgresServer } from '../test/setup/postgres-server.js';
 
 export interface BenchDatabase {
   /** For the report line. */
@@ -14,9 +14,15 @@ export interface BenchDatabase {
   /** A database URL for one run: a new database (`dir` holds a SQLite file). */
   fresh(dir: string): Promise<string>;
   close(): Promise<void>;
+  /** The throw-away server's data directory (`postmaster.pid`), when this bench started one. */
+  readonly serverDataDir?: string;
 }
 
-export async function benchDatabase(option: string | undefined): Promise<BenchDatabase> {
+/** `serverOptions`: more `name=value` settings of a throw-away server (not applied to a given one). */
+export async function benchDatabase(
+  option: string | undefined,
+  serverOptions: readonly string[] = [],
+): Promise<BenchDatabase> {
   if (option === undefined || option === 'sqlite') {
     return {
       label: 'SQLite file',
@@ -25,11 +31,12 @@ export async function benchDatabase(option: string | undefined): Promise<BenchDa
     };
   }
   if (option === 'postgres') {
-    const stop = await startPostgres();
+    const server = await startPostgresServer(serverOptions);
     return {
       label: 'PostgreSQL (throw-away local server over TCP, durability off)',
       fresh: () => createPostgresDatabase(),
-      close: stop,
+      close: server.stop,
+      serverDataDir: server.dataDir,
     };
   }
   if (option.startsWith('postgres://') || option.startsWith('postgresql://')) {

@@ -92,6 +92,36 @@ async function claimAll(claimers: readonly SyncJobStore[], workerIds: readonly s
   return claimed;
 }
 
+/** Claims every job `batch` at a time (a worker with that many free slots), ending each batch before the next. */
+async function claimAllInBatches(store: SyncJobStore, batch: number, maxActive: number) {
+  const claimed: ClaimedSync[] = [];
+  const now = new Date('2026-03-02T00:00:00.000Z');
+  for (;;) {
+    const results = await store.claimMany(
+      {
+        workerId: 'w1',
+        now,
+        leaseMs: 30_000,
+        maxActive,
+        maxAttempts: 2,
+        newRunId: () => crypto.randomUUID(),
+      },
+      batch,
+    );
+    if (results.length === 0) break;
+    // Never more than the free slots, never more than the global limit allows.
+    expect(results.length).toBeLessThanOrEqual(Math.min(batch, maxActive));
+    for (const result of results) {
+      if (result.kind !== 'claimed') throw new Error('unexpected interrupted job');
+      claimed.push(result.claim);
+    }
+    for (const result of results)
+      if (result.kind === 'claimed')
+        await store.fail(result.claim, { kind: 'appleUnavailable', message: 'test' }, now, now);
+  }
+  return claimed;
+}
+
 function assertFair(claimed: readonly ClaimedSync[], order: Map<string, string[]>) {
   expect(claimed).toHaveLength(300);
   expect(new Set(claimed.map((c) => c.job.id)).size).toBe(300);
@@ -116,6 +146,53 @@ describe.each(storageEngines)('fair claims across tenants (%s)', (kind) => {
       ['w1'],
     );
     assertFair(claimed, order);
+  });
+
+  it('claims several jobs in one transaction in the same fair order', async () => {
+    const { storage, order } = await queued(kind);
+    const store = createSyncJobStore({ storage, newId: () => crypto.randomUUID() });
+    // Batches of 7 under a limit of 7 (every batch fills the slots), then the round-robin as above.
+    const claimed = await claimAllInBatches(store, 7, 7);
+    assertFair(claimed, order);
+    // Each claim recorded its run and started its action, as a claim of one job does.
+    const runs = await storage.db.selectFrom('sync_runs').select(['id', 'outcome']).execute();
+    expect(new Set(runs.map((r) => r.id))).toEqual(new Set(claimed.map((c) => c.runId)));
+  });
+
+  it('a batch takes only the slots the global limit leaves', async () => {
+    const { storage } = await queued(kind);
+    const store = createSyncJobStore({ storage, newId: () => crypto.randomUUID() });
+    const now = new Date('2026-03-02T00:00:00.000Z');
+    const options = {
+      now,
+      leaseMs: 30_000,
+      maxActive: 5,
+      maxAttempts: 2,
+      newRunId: () => crypto.randomUUID(),
+    };
+    const first = await store.claimMany({ ...options, workerId: 'w1' }, 2);
+    expect(first.map((r) => r.kind)).toEqual(['claimed', 'claimed']);
+    // Ten free slots in this worker, three left in the cluster: three claimed.
+    const second = await store.claimMany({ ...options, workerId: 'w2' }, 10);
+    expect(second).toHaveLength(3);
+    expect(await store.claimMany({ ...options, workerId: 'w3' }, 10)).toEqual([]);
+    const live = await storage.db
+      .selectFrom('sync_jobs')
+      .select(['id', 'lease_owner'])
+      .where('lease_owner', 'is not', null)
+      .execute();
+    expect(live).toHaveLength(5);
+    const ids = [...first, ...second].map((r) => (r.kind === 'claimed' ? r.claim.job.id : ''));
+    expect(new Set(ids).size).toBe(5);
+    // The first batch: the big tenant's first job and the first small tenant's (round-robin, not the
+    // big tenant's two oldest).
+    const tenants = first.map((r) => (r.kind === 'claimed' ? r.claim.job.tenantId : ''));
+    expect(new Set(tenants).size).toBe(2);
+    // A slot frees: the next batch gets exactly one.
+    const done = first[0];
+    if (done?.kind === 'claimed')
+      await store.fail(done.claim, { kind: 'appleUnavailable', message: 'x' }, now, now);
+    expect(await store.claimMany({ ...options, workerId: 'w3' }, 10)).toHaveLength(1);
   });
 
   it('keeps the order and the global limit with two processes claiming in turns', async () => {
@@ -180,6 +257,42 @@ describe('claims racing on PostgreSQL', () => {
     // Three different jobs, the first three of the round-robin: the big tenant's first, then two tenants'.
     const ids = claimed.map((r) => (r?.kind === 'claimed' ? r.claim.job.tokenId : ''));
     expect(new Set(ids).size).toBe(3);
+    const firsts = [...order.values()].map((tokens) => tokens[0]);
+    for (const id of ids) expect(firsts).toContain(id);
+  });
+
+  it('batches racing on separate connections never exceed the limit nor share a job', async () => {
+    const { url, order } = await queued('postgres');
+    const claimers = [];
+    for (let i = 0; i < 4; i++) {
+      const opened = await openStorage(parseDatabaseUrl(url));
+      claimers.push(opened);
+      dbs.push(opened.db);
+    }
+    const now = new Date('2026-03-02T00:00:00.000Z');
+    const results = await Promise.all(
+      claimers.flatMap((engine, i) =>
+        Array.from({ length: 4 }, () =>
+          createSyncJobStore({ storage: engine, newId: () => crypto.randomUUID() }).claimMany(
+            {
+              workerId: `w${i}`,
+              now,
+              leaseMs: 30_000,
+              maxActive: 11,
+              maxAttempts: 2,
+              newRunId: () => crypto.randomUUID(),
+            },
+            4,
+          ),
+        ),
+      ),
+    );
+    const claimed = results.flat().filter((r) => r.kind === 'claimed');
+    // 16 batches of up to 4 (64 asked) against 11 slots: exactly 11, all different jobs.
+    expect(claimed).toHaveLength(11);
+    const ids = claimed.map((r) => (r.kind === 'claimed' ? r.claim.job.tokenId : ''));
+    expect(new Set(ids).size).toBe(11);
+    // Whatever the interleaving, the 11 are the round-robin's first: each tenant's oldest job.
     const firsts = [...order.values()].map((tokens) => tokens[0]);
     for (const id of ids) expect(firsts).toContain(id);
   });

@@ -25,11 +25,13 @@ type Decision =
 /**
  * Apple's per-location request rate kept in the database, so every process on it (replicas on several
  * machines) shares one budget: no window of `windowMs` ever holds more than `limitPerSecond` grants for
- * a location, whichever processes asked. Each grant is one short transaction that locks the location's
- * row (`apple_rate_windows`), reads its grant times and the database server's clock, and appends a grant
- * when there is room; otherwise the caller sleeps until the oldest grant in the window leaves it and
- * tries again. Requests of one location in this process ask one at a time, so they queue here rather
- * than on the row lock. Structurally the `RateLimiter` of apple/rate-limiter.ts (wired in context.ts).
+ * a location, whichever processes asked. A grant reads the location's row (`apple_rate_windows`: its
+ * grant times) with the database server's clock and, when there is room, appends the grant with a
+ * compare-and-swap UPDATE that applies only if the row is unchanged since the read (another process's
+ * grant in between makes it read again): two statements, no transaction and no lock held between them.
+ * Without room, the caller sleeps until the oldest grant in the window leaves it and tries again.
+ * Requests of one location in this process ask one at a time, so they queue here rather than race on
+ * the compare-and-swap. Structurally the `RateLimiter` of apple/rate-limiter.ts (wired in context.ts).
  */
 export class DatabaseRateLimiter {
   readonly #storage: StorageEngine;
@@ -78,17 +80,21 @@ export class DatabaseRateLimiter {
 
   async #tryGrant(key: string, limit: number): Promise<Decision> {
     const { db, nowMs } = this.#storage;
-    return db.transaction().execute(async (trx) => {
-      // The upsert locks the location's row (waiting for any other process holding it) and returns
-      // its latest grants with the database's clock read after the lock.
-      const row = await trx
-        .insertInto('apple_rate_windows')
-        .values({ location_key: key, grants: '[]' })
-        .onConflict((oc) =>
-          oc.column('location_key').doUpdateSet((eb) => ({ location_key: eb.ref('excluded.location_key') })),
-        )
-        .returning(['grants', nowMs.as('now')])
-        .executeTakeFirstOrThrow();
+    for (;;) {
+      // The location's grants and the database server's clock, read together.
+      const row = await db
+        .selectFrom('apple_rate_windows')
+        .select(['grants', nowMs.as('now')])
+        .where('location_key', '=', key)
+        .executeTakeFirst();
+      if (row === undefined) {
+        await db
+          .insertInto('apple_rate_windows')
+          .values({ location_key: key, grants: '[]' })
+          .onConflict((oc) => oc.column('location_key').doNothing())
+          .execute();
+        continue;
+      }
       const now = Number(row.now);
       const cutoff = now - this.#windowMs;
       const recent = parseGrants(row.grants)
@@ -100,13 +106,16 @@ export class DatabaseRateLimiter {
         return { granted: false, waitMs: Math.max(1, freeing + this.#windowMs - now + 1) };
       }
       recent.push(now);
-      await trx
+      // Compare-and-swap: written only if no grant was added (by any process) since the read, so the
+      // window counted above is the window this grant joins. Otherwise read again.
+      const written = await db
         .updateTable('apple_rate_windows')
         .set({ grants: JSON.stringify(recent) })
         .where('location_key', '=', key)
-        .execute();
-      return { granted: true, atMs: now };
-    });
+        .where('grants', '=', row.grants)
+        .executeTakeFirst();
+      if (Number(written.numUpdatedRows) === 1) return { granted: true, atMs: now };
+    }
   }
 }
 

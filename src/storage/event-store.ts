@@ -67,9 +67,11 @@ export interface StoredEvent {
 /**
  * Appends `events` inside `trx`, the transaction of the change they describe, and notifies
  * {@link eventsChannel} (delivered on commit where the engine can). Call it last in the transaction:
- * it first upserts each tenant's `event_heads` row (tenants in order), whose row lock makes a tenant's
- * appends take their `seq` one after the other, so a tenant's events become visible in `seq` order
- * and its change stamp (newest `seq`) never skips a commit; the lock is then held only until the commit.
+ * after the notifications (which wait for the commit anyway) it upserts each tenant's `event_heads`
+ * row (tenants in order), whose row lock makes a tenant's appends take their `seq` one after the
+ * other, so a tenant's events become visible in `seq` order and its change stamp (newest `seq`) never
+ * skips a commit. The lock is then held for two round trips, the insert and the commit: every append
+ * of a busy tenant, on every replica, waits for it (`npm run bench -- scaleout` shows the wait).
  */
 export async function appendEvents(
   trx: Transaction<DatabaseSchema>,
@@ -79,6 +81,8 @@ export async function appendEvents(
 ): Promise<void> {
   if (events.length === 0) return;
   const createdAt = dateToColumn(at);
+  const wakes = new Set(events.map((e) => JSON.stringify({ tenantId: e.tenantId, type: e.type })));
+  for (const wake of wakes) await notifier.notify(trx, eventsChannel, wake);
   const tenants = [...new Set(events.map((e) => e.tenantId))].sort();
   for (const tenantId of tenants) {
     await trx
@@ -99,8 +103,6 @@ export async function appendEvents(
       })),
     )
     .execute();
-  const wakes = new Set(events.map((e) => JSON.stringify({ tenantId: e.tenantId, type: e.type })));
-  for (const wake of wakes) await notifier.notify(trx, eventsChannel, wake);
 }
 
 /** {@link appendEvents} of one event. */

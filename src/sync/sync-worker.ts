@@ -103,6 +103,8 @@ export class SyncWorker implements SyncRunner {
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #polling: Promise<number> | undefined;
+  /** When slots freed (monotonic ms), oldest first, until a claim fills them: for the `slotIdleMs` log field. */
+  readonly #freedAt: number[] = [];
 
   constructor(options: SyncWorkerOptions) {
     this.#o = options;
@@ -210,33 +212,54 @@ export class SyncWorker implements SyncRunner {
   async #pollOnce(): Promise<number> {
     let started = 0;
     while (!this.#stopping && this.#running.size < this.#concurrency) {
-      const result = await this.#o.jobs.claimNext({
-        workerId: this.workerId,
-        now: this.#o.clock(),
-        leaseMs: this.#leaseMs,
-        maxActive: this.#maxActive,
-        maxAttempts: this.#maxAttempts,
-        newRunId: this.#o.newId,
-      });
-      if (result === undefined) break;
-      if (result.kind === 'interrupted') {
-        this.#o.logger.warn(
-          { tenantId: result.job.tenantId, tokenId: result.job.tokenId, jobId: result.job.id },
-          'sync failed as interrupted: its worker stopped on the first attempt and on the retry',
-        );
-        if (result.runId !== null) await this.#cleanRun(result.runId);
-        continue;
+      // Half the free slots (at least one) per claim: one transaction, one turn of the cluster-wide claim
+      // lock, fills several slots, and between two turns of this worker a replica waiting on the lock
+      // gets one, so a burst of jobs spreads over the replicas polling at once instead of going to the
+      // first. While claims are slow, more slots free meanwhile and the batches grow.
+      const free = Math.ceil((this.#concurrency - this.#running.size) / 2);
+      const claimStarted = performance.now();
+      const results = await this.#o.jobs.claimMany(
+        {
+          workerId: this.workerId,
+          now: this.#o.clock(),
+          leaseMs: this.#leaseMs,
+          maxActive: this.#maxActive,
+          maxAttempts: this.#maxAttempts,
+          newRunId: this.#o.newId,
+        },
+        free,
+      );
+      const claimed = performance.now();
+      let launched = 0;
+      for (const result of results) {
+        if (result.kind === 'interrupted') {
+          this.#o.logger.warn(
+            { tenantId: result.job.tenantId, tokenId: result.job.tokenId, jobId: result.job.id },
+            'sync failed as interrupted: its worker stopped on the first attempt and on the retry',
+          );
+          if (result.runId !== null) await this.#cleanRun(result.runId);
+          continue;
+        }
+        const freed = this.#freedAt.shift();
+        this.#launch(result.claim, {
+          claimMs: Math.round(claimed - claimStarted),
+          ...(freed === undefined ? {} : { slotIdleMs: Math.round(claimed - freed) }),
+        });
+        launched++;
       }
-      this.#launch(result.claim);
-      started++;
+      started += launched;
+      // Nothing runnable, or every slot of the cluster taken: wait for a wake-up or the next period.
+      if (results.length === 0 || (launched < free && results.every((r) => r.kind === 'claimed'))) break;
     }
     return started;
   }
 
-  #launch(claim: ClaimedSync): void {
+  /** `timing`: how long the claim took and how long its slot stood free before it (logged with the start). */
+  #launch(claim: ClaimedSync, timing: { claimMs: number; slotIdleMs?: number }): void {
     const controller = new AbortController();
-    const done = this.#run(claim, controller).finally(() => {
+    const done = this.#run(claim, controller, timing).finally(() => {
       this.#running.delete(claim.job.id);
+      this.#freedAt.push(performance.now());
       this.#o.onActiveChange?.(this.#running.size);
       // A slot is free: look for the next job now rather than at the next period.
       if (!this.#stopping) this.wake();
@@ -245,25 +268,32 @@ export class SyncWorker implements SyncRunner {
     this.#o.onActiveChange?.(this.#running.size);
   }
 
-  async #run(claim: ClaimedSync, controller: AbortController): Promise<void> {
+  async #run(
+    claim: ClaimedSync,
+    controller: AbortController,
+    timing: { claimMs: number; slotIdleMs?: number },
+  ): Promise<void> {
     const { jobs, clock, logger } = this.#o;
     const { tenantId, tokenId } = claim.job;
     const context = { tenantId, tokenId, jobId: claim.job.id, runId: claim.runId, attempt: claim.attempt };
     let leaseLost = false;
     let beating: Promise<void> = Promise.resolve();
-    const startBeat = () =>
-      setInterval(() => {
-        beating = jobs.heartbeat(claim, clock(), this.#leaseMs).then(
-          (held) => {
-            if (!held && !controller.signal.aborted) {
-              leaseLost = true;
-              controller.abort(new LeaseLostError('the sync lease was lost'));
-            }
-          },
-          (error: unknown) => logger.warn({ ...context, err: errorDetails(error) }, 'sync heartbeat failed'),
-        );
-      }, this.#heartbeatMs);
+    const heartbeat = () => {
+      beating = jobs.heartbeat(claim, clock(), this.#leaseMs).then(
+        (held) => {
+          if (!held && !controller.signal.aborted) {
+            leaseLost = true;
+            controller.abort(new LeaseLostError('the sync lease was lost'));
+          }
+        },
+        (error: unknown) => logger.warn({ ...context, err: errorDetails(error) }, 'sync heartbeat failed'),
+      );
+    };
+    const startBeat = () => setInterval(heartbeat, this.#heartbeatMs);
     let beat = startBeat();
+    // The lease counts from the claim's start: a claim that took half a period already (a busy
+    // database) renews it at once rather than a full period later.
+    if (timing.claimMs >= this.#heartbeatMs / 2) heartbeat();
     if (claim.job.kind === 'licenseCounts') {
       try {
         const refreshed = (await this.#o.licenseCounts?.(claim, controller.signal)) ?? false;
@@ -289,7 +319,7 @@ export class SyncWorker implements SyncRunner {
     }
     const started = Date.now();
     let progress = this.#progressWriter(claim);
-    logger.info({ ...context, trigger: claim.job.trigger, kind: claim.job.kind }, 'sync started');
+    logger.info({ ...context, trigger: claim.job.trigger, kind: claim.job.kind, ...timing }, 'sync started');
     try {
       let prepared: PreparedSync | undefined;
       const { deltaEngine } = this.#o;
@@ -336,6 +366,7 @@ export class SyncWorker implements SyncRunner {
         );
       }
       const snapshot = await this.#o.engine(claim, controller.signal, progress.note, prepared);
+      const fetched = Date.now();
       await progress.close();
       const now = clock();
       const next = nextAutomaticSync(now, this.#o.schedule, { expired: false, random: this.#o.random });
@@ -357,6 +388,7 @@ export class SyncWorker implements SyncRunner {
           assignments: snapshot.assignmentCount,
           pages: snapshot.pageCount,
           ms: Date.now() - started,
+          commitMs: Date.now() - fetched,
         },
         'sync completed',
       );
@@ -389,8 +421,10 @@ export class SyncWorker implements SyncRunner {
   }
 
   /**
-   * Keeps the latest progress the engine reported and writes it at most every `progressMs` (the
-   * first note at once), so a 100-page sync costs a handful of writes. Write failures only log.
+   * Keeps the latest progress the engine reported and writes it every `progressMs` while it changed,
+   * so a 100-page sync costs a handful of writes and a sync shorter than `progressMs` none: each write
+   * appends a `syncProgressed` event, and a tenant's appends take turns on its event head (the
+   * `syncStarted` event already shows the sync running). Write failures only log.
    */
   #progressWriter(claim: ClaimedSync): { note: (p: SyncProgress) => void; close: () => Promise<void> } {
     const store = this.#o.progress;
@@ -415,7 +449,6 @@ export class SyncWorker implements SyncRunner {
     return {
       note: (p) => {
         latest = p;
-        if (written === undefined) flush();
       },
       close: async () => {
         clearInterval(timer);

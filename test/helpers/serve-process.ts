@@ -63,7 +63,8 @@ const shellQuote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
  */
 export function startServeProcess(
   args: readonly string[],
-  options: { env: NodeJS.ProcessEnv; cwd: string; shell?: string },
+  /** `startupMs`: how long to wait for the listening line (default 20 s). */
+  options: { env: NodeJS.ProcessEnv; cwd: string; shell?: string; startupMs?: number },
 ): Promise<ServeProcess> {
   return new Promise((resolve, reject) => {
     const command = [process.execPath, '--import', tsxLoader, mainScript, 'serve', ...args];
@@ -86,7 +87,7 @@ export function startServeProcess(
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`vppd serve did not start; stdout: ${stdout} stderr: ${stderr}`));
-    }, 20_000);
+    }, options.startupMs ?? 20_000);
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString('utf8');
     });

@@ -85,6 +85,20 @@ function serverUser(): { name: string; uid: number; gid: number } | undefined {
 }
 
 export default async function setup(): Promise<() => Promise<void>> {
+  return (await startPostgresServer()).stop;
+}
+
+/** A started throw-away server: its stop, and its data directory (`postmaster.pid` names its process). */
+export interface PostgresServer {
+  readonly stop: () => Promise<void>;
+  readonly dataDir: string;
+}
+
+/**
+ * Starts the throw-away server; `extraOptions` are more `-c name=value` settings (the scale-out bench
+ * loads pg_stat_statements to count each sync's statements).
+ */
+export async function startPostgresServer(extraOptions: readonly string[] = []): Promise<PostgresServer> {
   const bin = findBinDir();
   const user = serverUser();
   const dir = mkdtempSync(join(tmpdir(), 'vppd-pg-'));
@@ -138,6 +152,7 @@ export default async function setup(): Promise<() => Promise<void>> {
     '-c synchronous_commit=off',
     '-c full_page_writes=off',
     '-c max_connections=400',
+    ...extraOptions.map((o) => `-c ${o}`),
   ].join(' ');
   run('pg_ctl', ['start', '-D', data, '-w', '-t', '60', '-l', join(dir, 'server.log'), '-o', options]);
   const url = `postgres://${superuser}@127.0.0.1:${port}/postgres`;
@@ -162,7 +177,7 @@ export default async function setup(): Promise<() => Promise<void>> {
       // nothing more to do while exiting
     }
   });
-  return async () => stop('fast');
+  return { stop: async () => stop('fast'), dataDir: data };
 }
 
 function logTail(dir: string): string {

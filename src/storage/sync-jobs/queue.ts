@@ -1,10 +1,10 @@
-import { type Selectable, sql } from 'kysely';
+import { type ExpressionBuilder, type Selectable, sql } from 'kysely';
 import { vppTokenSyncStatus } from '../../domain/enums.js';
 import { errors } from '../../domain/errors.js';
 import type { SyncFailure } from '../../domain/sync-failure.js';
 import { syncLicenseCountsAction, transitionSyncStatus } from '../../domain/sync-lifecycle.js';
 import { type SyncJobKind, type SyncTrigger, syncJobKinds, syncTriggers } from '../../domain/sync-trigger.js';
-import type { SyncJobRow } from '../database-schema.js';
+import type { DatabaseSchema, SyncJobRow } from '../database-schema.js';
 import type { StorageEngine } from '../engine.js';
 import { appendEvent, appendEvents, type NewEvent } from '../event-store.js';
 import { dateFromColumn, dateToColumn } from '../vpp-token-columns.js';
@@ -72,6 +72,13 @@ export interface SyncQueue {
    * not hold back the others' first ones. Or fails a job whose lease expired too often.
    */
   claimNext(options: ClaimOptions): Promise<ClaimResult | undefined>;
+  /**
+   * Claims up to `limit` jobs in one transaction (a worker with that many free slots), in the order
+   * {@link claimNext} would claim them one by one: round-robin by tenant, oldest first within a tenant,
+   * never more live leases than `maxActive`. Or fails one job whose lease expired too often (then that
+   * is the only result). Empty when nothing is runnable or every slot is taken.
+   */
+  claimMany(options: ClaimOptions, limit: number): Promise<ClaimResult[]>;
   /** Extends the lease; false when the worker lost it (taken over, or the token was deleted). */
   heartbeat(claim: ClaimedSync, now: Date, leaseMs: number): Promise<boolean>;
   /** Gives a job back without counting the attempt (graceful shutdown); its run is marked interrupted. */
@@ -82,6 +89,31 @@ export interface SyncQueue {
 
 export function createSyncQueue({ db, storage, newId }: SyncJobStoreOptions): SyncQueue {
   const { notifier } = storage;
+  const claimMany: SyncQueue['claimMany'] = async (options, limit) => {
+    const nowText = dateToColumn(options.now);
+    const result = await db
+      .transaction()
+      .execute(async (trx): Promise<LeaseTaken[] | Extract<ClaimResult, { kind: 'interrupted' }>> => {
+        // Every claim of every process on the database, one at a time until this transaction ends: the
+        // count of live leases below and the leases taken with it then act as one step (on PostgreSQL an
+        // advisory lock; SQLite's claiming UPDATE holds its one write lock anyway).
+        await storage.serializeClaims(trx);
+        const exhausted = await takeExhausted(storage, trx, options, nowText);
+        if (exhausted !== undefined) return exhausted;
+        return takeNext(storage, trx, options, nowText, Math.max(1, Math.floor(limit)));
+      });
+    if (!Array.isArray(result)) return [result];
+    if (result.length === 0) return [];
+    // The leases are held: the runs' history rows and the actions' `active` state are written after
+    // the claim lock is released, so claims of other workers do not wait for them. A worker dying in
+    // between leaves a lease without its history row; the takeover records the retry as usual.
+    await db.transaction().execute(async (trx) => {
+      for (const taken of result)
+        await recordClaimStart(storage, trx, taken.claim, taken.previousRunId, options, nowText);
+    });
+    return result.map((taken) => ({ kind: 'claimed', claim: taken.claim }) as const);
+  };
+
   return {
     async requestSync(tenantId, tokenId, trigger, now, kind = 'licenses') {
       // Compare-and-swap: compute the transition from the status read, apply it only if the status is
@@ -220,31 +252,10 @@ export function createSyncQueue({ db, storage, newId }: SyncJobStoreOptions): Sy
     },
 
     async claimNext(options) {
-      const nowText = dateToColumn(options.now);
-      const result = await db
-        .transaction()
-        .execute(
-          async (trx): Promise<LeaseTaken | Extract<ClaimResult, { kind: 'interrupted' }> | undefined> => {
-            // Every claim of every process on the database, one at a time until this transaction ends: the
-            // count of live leases below and the lease taken with it then act as one step (on PostgreSQL an
-            // advisory lock; SQLite's claiming UPDATE holds its one write lock anyway).
-            await storage.serializeClaims(trx);
-            const exhausted = await takeExhausted(storage, trx, options, nowText);
-            if (exhausted !== undefined) return exhausted;
-            return takeNext(storage, trx, options, nowText);
-          },
-        );
-      if (result === undefined || result.kind === 'interrupted') return result;
-      // The lease is held: the run's history row and the action's `active` state are written after the
-      // claim lock is released, so claims of other workers do not wait for them. A worker dying in
-      // between leaves a lease without its history row; the takeover records the retry as usual.
-      await db
-        .transaction()
-        .execute((trx) =>
-          recordClaimStart(storage, trx, result.claim, result.previousRunId, options, nowText),
-        );
-      return { kind: 'claimed', claim: result.claim };
+      return (await claimMany(options, 1))[0];
     },
+
+    claimMany,
 
     async heartbeat(claim, now, leaseMs) {
       const result = await db
@@ -400,18 +411,31 @@ async function takeExhausted(
 }
 
 /**
- * Claims the next job round-robin by tenant: rank each tenant's waiting jobs oldest first, then take
- * rank 1 of the tenant served longest ago (never served: first). The pick locks its row and passes over
- * rows other transactions hold (`for update skip locked`); the lease is then taken only while fewer than
- * `maxActive` leases are live, counted by the same UPDATE. Under {@link StorageEngine.serializeClaims}
- * no other claim runs between the count and the lease, on any process.
+ * Claims up to `limit` jobs round-robin by tenant: rank each tenant's waiting jobs oldest first, then
+ * take them by rank, and within a rank the tenant served longest ago (never served: first) first —
+ * the order claims of one job each would take them in. The pick locks its rows and passes over rows
+ * other transactions hold (`for update skip locked`). Leases are taken only for the slots left under
+ * `maxActive`: the live leases are counted first, and the claiming UPDATE checks the count again. Under
+ * {@link StorageEngine.serializeClaims} no other claim runs between the count and the leases, on any
+ * process: on PostgreSQL each statement of this READ COMMITTED transaction, run after the lock was
+ * granted, sees every lease a claim before it committed.
  */
 async function takeNext(
   storage: StorageEngine,
   trx: Trx,
   options: ClaimOptions,
   nowText: string,
-): Promise<LeaseTaken | undefined> {
+  limit: number,
+): Promise<LeaseTaken[]> {
+  const liveLeases = (eb: ExpressionBuilder<DatabaseSchema, 'sync_jobs'>) =>
+    eb
+      .selectFrom('sync_jobs as a')
+      .select((e) => e.fn.countAll<number>().as('n'))
+      .where('a.lease_expires_at', '>', nowText);
+  const live = await trx.selectNoFrom((eb) => liveLeases(eb).as('n')).executeTakeFirstOrThrow();
+  const room = Math.min(limit, options.maxActive - Number(live.n));
+  // Every slot is taken: nothing to claim until a running sync ends.
+  if (room <= 0) return [];
   const claimable = (alias: 'j' | 'c') =>
     sql<boolean>`(${sql.ref(`${alias}.lease_expires_at`)} is null or ${sql.ref(`${alias}.lease_expires_at`)} <= ${nowText}) and (${sql.ref(`${alias}.lease_owner`)} is null or ${sql.ref(`${alias}.attempts`)} < ${options.maxAttempts})`;
   const pick = trx
@@ -436,60 +460,68 @@ async function takeNext(
     .orderBy(sql`coalesce(t.last_turn, 0)`)
     .orderBy('c.requested_at')
     .orderBy('c.id')
-    .limit(1);
-  const candidate = await storage.lockSkippingLocked(pick, 'c').executeTakeFirst();
-  if (candidate === undefined) return undefined;
-  const job = jobFromRow(candidate);
-  const runId = options.newRunId();
+    .limit(room);
+  const candidates = await storage.lockSkippingLocked(pick, 'c').execute();
+  if (candidates.length === 0) return [];
+  const runIds = candidates.map(() => options.newRunId());
   const taken = await trx
     .updateTable('sync_jobs')
-    .set({
+    .set((eb) => ({
       lease_owner: options.workerId,
       lease_expires_at: dateToColumn(new Date(options.now.getTime() + options.leaseMs)),
       heartbeat_at: nowText,
-      attempts: candidate.attempts + 1,
-      run_id: runId,
-    })
-    .where('id', '=', candidate.id)
-    .where((eb) =>
-      eb(
-        eb
-          .selectFrom('sync_jobs as a')
-          .select((e) => e.fn.countAll<number>().as('n'))
-          .where('a.lease_expires_at', '>', nowText),
-        '<',
-        options.maxActive,
-      ),
+      attempts: eb('attempts', '+', 1),
+      run_id: sql<string>`case ${sql.ref('id')} ${sql.join(
+        candidates.map((c, i) => sql`when ${c.id} then ${runIds[i]}`),
+        sql` `,
+      )} end`,
+    }))
+    .where(
+      'id',
+      'in',
+      candidates.map((c) => c.id),
     )
+    .where((eb) => eb(liveLeases(eb), '<=', options.maxActive - candidates.length))
     .executeTakeFirst();
-  // Every slot is taken: nothing to claim until a running sync ends.
-  if (Number(taken.numUpdatedRows) !== 1) return undefined;
+  // The slots filled meanwhile (a claimer that does not serialize, e.g. SQLite's other connection
+  // between this transaction's read and its write): nothing is claimed.
+  if (Number(taken.numUpdatedRows) !== candidates.length) {
+    if (Number(taken.numUpdatedRows) === 0) return [];
+    throw new Error('sync claim: the locked jobs changed under the claim');
+  }
+  // The tenants served, in the order served (a tenant claimed twice counts at its later claim): each
+  // gets the next turn, so the tenant served last waits longest for its next one.
+  const lastIndex = new Map<string, number>();
+  candidates.forEach((c, i) => {
+    lastIndex.set(c.tenant_id, i);
+  });
+  const served = [...lastIndex.entries()].sort((a, b) => a[1] - b[1]).map(([tenantId]) => tenantId);
   await trx
     .insertInto('sync_tenant_turns')
-    .values((eb) => ({
-      tenant_id: candidate.tenant_id,
-      last_turn: eb
-        .selectFrom('sync_tenant_turns')
-        .select(sql<number>`coalesce(max(last_turn), 0) + 1`.as('next')),
-    }))
-    .onConflict((oc) =>
-      oc.column('tenant_id').doUpdateSet((eb) => ({
-        last_turn: eb
-          .selectFrom('sync_tenant_turns')
-          .select(sql<number>`coalesce(max(last_turn), 0) + 1`.as('next')),
+    .values(
+      served.map((tenantId, i) => ({
+        tenant_id: tenantId,
+        last_turn: sql<number>`(select coalesce(max(last_turn), 0) + ${i + 1} from sync_tenant_turns)`,
       })),
     )
+    .onConflict((oc) =>
+      oc.column('tenant_id').doUpdateSet((eb) => ({ last_turn: eb.ref('excluded.last_turn') })),
+    )
     .execute();
-  return {
-    kind: 'leased',
-    previousRunId: candidate.run_id,
-    claim: {
-      job: { ...job, attempts: candidate.attempts + 1, leaseOwner: options.workerId, runId },
-      runId,
-      attempt: candidate.attempts + 1,
-      workerId: options.workerId,
-    },
-  };
+  return candidates.map((candidate, i) => {
+    const job = jobFromRow(candidate);
+    const runId = runIds[i] as string;
+    return {
+      kind: 'leased',
+      previousRunId: candidate.run_id,
+      claim: {
+        job: { ...job, attempts: candidate.attempts + 1, leaseOwner: options.workerId, runId },
+        runId,
+        attempt: candidate.attempts + 1,
+        workerId: options.workerId,
+      },
+    };
+  });
 }
 
 /** A lease just taken by {@link takeNext}, with the run of the attempt before (if one was interrupted). */
