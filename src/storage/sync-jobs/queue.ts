@@ -107,9 +107,13 @@ export function createSyncQueue({ db, storage, newId }: SyncJobStoreOptions): Sy
     // The leases are held: the runs' history rows and the actions' `active` state are written after
     // the claim lock is released, so claims of other workers do not wait for them. A worker dying in
     // between leaves a lease without its history row; the takeover records the retry as usual.
+    // Their events are appended once, last: appending takes the tenant's event head (event-store.ts),
+    // which every other writer of the tenant's events, on every replica, waits for until this commits.
     await db.transaction().execute(async (trx) => {
+      const events: NewEvent[] = [];
       for (const taken of result)
-        await recordClaimStart(storage, trx, taken.claim, taken.previousRunId, options, nowText);
+        events.push(...(await recordClaimStart(trx, taken.claim, taken.previousRunId, options, nowText)));
+      await appendEvents(trx, storage.notifier, options.now, events);
     });
     return result.map((taken) => ({ kind: 'claimed', claim: taken.claim }) as const);
   };
@@ -536,13 +540,12 @@ interface LeaseTaken {
  * history, the action `active`. A count refresh has no history row and leaves the sync status alone.
  */
 async function recordClaimStart(
-  storage: StorageEngine,
   trx: Trx,
   claim: ClaimedSync,
   previousRunId: string | null,
   options: ClaimOptions,
   nowText: string,
-): Promise<void> {
+): Promise<NewEvent[]> {
   const { job, runId } = claim;
   const candidate = {
     tenant_id: job.tenantId,
@@ -562,13 +565,14 @@ async function recordClaimStart(
       options.now,
       syncLicenseCountsAction,
     );
-    await appendEvent(trx, storage.notifier, options.now, {
-      tenantId: candidate.tenant_id,
-      tokenId: candidate.token_id,
-      type: 'syncStarted',
-      payload: { kind: 'licenseCounts', jobId: candidate.id },
-    });
-    return;
+    return [
+      {
+        tenantId: candidate.tenant_id,
+        tokenId: candidate.token_id,
+        type: 'syncStarted',
+        payload: { kind: 'licenseCounts', jobId: candidate.id },
+      },
+    ];
   }
   if (candidate.run_id !== null) {
     await closeRun(trx, candidate.run_id, {
@@ -614,12 +618,7 @@ async function recordClaimStart(
     type: 'syncStarted',
     payload: { kind: job.kind, jobId: candidate.id, runId, attempt: candidate.attempts + 1 },
   };
-  await appendEvents(
-    trx,
-    storage.notifier,
-    options.now,
-    candidate.run_id === null
-      ? [started]
-      : [{ ...started, type: 'syncInterrupted', payload: { runId: candidate.run_id } }, started],
-  );
+  return candidate.run_id === null
+    ? [started]
+    : [{ ...started, type: 'syncInterrupted', payload: { runId: candidate.run_id } }, started];
 }
