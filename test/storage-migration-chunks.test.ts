@@ -44,10 +44,12 @@ describe.each(storageEngines)('migration 0006_license_assignment_chunks on %s', 
     try {
       const migrated = await createMigrator(storage).migrateTo('0005_alerts');
       expect(migrated.error).toBeUndefined();
-      // Today's job store claims through what migration 0007 adds and appends events to what 0008
-      // adds: lend them for the old-schema writes, and take them back before the real migrations run.
+      // Today's job store claims through what migration 0007 adds, appends events to what 0008 adds and
+      // records a run's kind in what 0013 adds: lend them for the old-schema writes, and take them back
+      // before the real migrations run.
       await syncJobKindsAndTurns(storage.ddl).up(db as unknown as Kysely<unknown>);
       await events(storage.ddl).up(db as unknown as Kysely<unknown>);
+      await sql`alter table sync_runs add column kind text not null default 'licenses'`.execute(db);
 
       // A token with a claimed sync: its run gets the old rows, committed as the current snapshot.
       const clock = createFakeClock();
@@ -140,6 +142,7 @@ describe.each(storageEngines)('migration 0006_license_assignment_chunks on %s', 
       for (const table of ['events', 'event_heads', 'event_cursors'])
         await sql`drop table ${sql.table(table)}`.execute(db);
       await sql`alter table sync_jobs drop column kind`.execute(db);
+      await sql`alter table sync_runs drop column kind`.execute(db);
       expect(await migrateToLatest(storage)).toContain('0006_license_assignment_chunks');
       const tables = await db.introspection.getTables();
       expect(tables.map((t) => t.name)).toContain('license_assignment_chunks');
