@@ -183,7 +183,7 @@ describe('the alert cursor on postgres, with seqs committing out of order', () =
       held = resolve;
     });
     const inFlight = b.db.transaction().execute(async (trx) => {
-      await appendEvent(trx, b.notifier, clock.now(), {
+      await appendEvent(trx, b, clock.now(), {
         tenantId: 'another-tenant',
         tokenId: null,
         type: 'tokenUpdated',
@@ -215,7 +215,7 @@ describe('the alert cursor on postgres, with seqs committing out of order', () =
     await b.db
       .transaction()
       .execute(async (trx) => {
-        await appendEvent(trx, b.notifier, clock.now(), { tenantId, tokenId: null, type: 'tokenUpdated' });
+        await appendEvent(trx, b, clock.now(), { tenantId, tokenId: null, type: 'tokenUpdated' });
         throw new Error('rolled back');
       })
       .catch(() => undefined);

@@ -104,7 +104,7 @@ describe('the LISTEN connection on PostgreSQL', () => {
       await storage.notifier.listening();
       const append = (tokenId: string) =>
         storage.db.transaction().execute((trx) =>
-          appendEvent(trx, storage.notifier, new Date(), {
+          appendEvent(trx, storage, new Date(), {
             tenantId: tenantA,
             tokenId,
             type: 'tokenUpdated',

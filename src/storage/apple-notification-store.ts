@@ -542,7 +542,7 @@ export function createAppleNotificationStore(options: {
           .where('token_id', '=', pending.tokenId)
           .where('run_id', '=', snapshot.run_id)
           .execute();
-        await appendEvent(trx, storage.notifier, now, {
+        await appendEvent(trx, storage, now, {
           tenantId: pending.tenantId,
           tokenId: pending.tokenId,
           type: 'licensesChanged',

@@ -1,13 +1,17 @@
 import type {
   ColumnDefinitionBuilder,
   CreateTableBuilder,
+  Insertable,
   Kysely,
   RawBuilder,
   SelectQueryBuilder,
   Transaction,
 } from 'kysely';
 import type { ChangeNotifier } from './change-notifier.js';
-import type { DatabaseSchema } from './database-schema.js';
+import type { DatabaseSchema, EventRow } from './database-schema.js';
+
+/** One row of `events` as appended: its `seq` is the database's. */
+export type EventInsertRow = Omit<Insertable<EventRow>, 'seq'>;
 
 /** A column type as Kysely's `addColumn` takes it (a name like `'integer'`, or raw SQL). */
 export type DataTypeExpression = Parameters<CreateTableBuilder<string, string>['addColumn']>[1];
@@ -107,6 +111,19 @@ export interface StorageEngine {
   readonly sharedAcrossHosts: boolean;
   /** A multi-row insert (or upsert) of `spec`'s table, tuned for the engine; see {@link BulkInsert}. */
   bulkInsert(spec: BulkInsertSpec): BulkInsert;
+  /**
+   * The last step of storage/event-store.ts `appendEvents`: upserts each tenant's `event_heads` row
+   * (`tenantIds` sorted, so two appends lock heads in one order) and then inserts `rows` into `events`,
+   * whose `seq` is assigned after the heads are locked. The head's row lock is held until `trx` ends:
+   * PostgreSQL does both in one statement, so every other append of the tenant waits one round trip
+   * less; SQLite, with its one writer, runs the two statements.
+   */
+  appendEventRows(
+    trx: Transaction<DatabaseSchema>,
+    tenantIds: readonly string[],
+    createdAt: string,
+    rows: readonly EventInsertRow[],
+  ): Promise<void>;
   /**
    * Runs `migrate` so that several processes starting at once on one database migrate once: the
    * others wait and then find nothing left to do.

@@ -1,5 +1,4 @@
 import type { Selectable, Transaction } from 'kysely';
-import type { ChangeNotifier } from './change-notifier.js';
 import type { DatabaseSchema, EventRow } from './database-schema.js';
 import type { StorageEngine } from './engine.js';
 import { dateFromColumn, dateToColumn } from './vpp-token-columns.js';
@@ -64,55 +63,52 @@ export interface StoredEvent {
   readonly createdAt: Date;
 }
 
+/** What appending needs of the engine: its wake-ups and its way of writing the rows. */
+export type EventAppender = Pick<StorageEngine, 'notifier' | 'appendEventRows'>;
+
 /**
  * Appends `events` inside `trx`, the transaction of the change they describe, and notifies
  * {@link eventsChannel} (delivered on commit where the engine can). Call it last in the transaction:
  * after the notifications (which wait for the commit anyway) it upserts each tenant's `event_heads`
  * row (tenants in order), whose row lock makes a tenant's appends take their `seq` one after the
  * other, so a tenant's events become visible in `seq` order and its change stamp (newest `seq`) never
- * skips a commit. The lock is then held for two round trips, the insert and the commit: every append
- * of a busy tenant, on every replica, waits for it (`npm run bench -- scaleout` shows the wait).
+ * skips a commit (`StorageEngine.appendEventRows`). On PostgreSQL the upsert and the insert are one
+ * statement, so the lock is held for it and the commit: every append of a busy tenant, on every
+ * replica, waits that long (`npm run bench -- scaleout` shows the wait).
  */
 export async function appendEvents(
   trx: Transaction<DatabaseSchema>,
-  notifier: ChangeNotifier,
+  storage: EventAppender,
   at: Date,
   events: readonly NewEvent[],
 ): Promise<void> {
   if (events.length === 0) return;
   const createdAt = dateToColumn(at);
   const wakes = new Set(events.map((e) => JSON.stringify({ tenantId: e.tenantId, type: e.type })));
-  for (const wake of wakes) await notifier.notify(trx, eventsChannel, wake);
+  for (const wake of wakes) await storage.notifier.notify(trx, eventsChannel, wake);
   const tenants = [...new Set(events.map((e) => e.tenantId))].sort();
-  for (const tenantId of tenants) {
-    await trx
-      .insertInto('event_heads')
-      .values({ tenant_id: tenantId, appended_at: createdAt })
-      .onConflict((oc) => oc.column('tenant_id').doUpdateSet({ appended_at: createdAt }))
-      .execute();
-  }
-  await trx
-    .insertInto('events')
-    .values(
-      events.map((e) => ({
-        tenant_id: e.tenantId,
-        token_id: e.tokenId,
-        type: e.type,
-        payload: JSON.stringify(e.payload ?? {}),
-        created_at: createdAt,
-      })),
-    )
-    .execute();
+  await storage.appendEventRows(
+    trx,
+    tenants,
+    createdAt,
+    events.map((e) => ({
+      tenant_id: e.tenantId,
+      token_id: e.tokenId,
+      type: e.type,
+      payload: JSON.stringify(e.payload ?? {}),
+      created_at: createdAt,
+    })),
+  );
 }
 
 /** {@link appendEvents} of one event. */
 export function appendEvent(
   trx: Transaction<DatabaseSchema>,
-  notifier: ChangeNotifier,
+  storage: EventAppender,
   at: Date,
   event: NewEvent,
 ): Promise<void> {
-  return appendEvents(trx, notifier, at, [event]);
+  return appendEvents(trx, storage, at, [event]);
 }
 
 /** Reads a notification's payload; undefined for the empty "something may have changed" one. */

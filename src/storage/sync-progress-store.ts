@@ -41,7 +41,6 @@ export interface SyncProgressStore {
 
 /** Builds the Kysely-backed progress store. */
 export function createSyncProgressStore(options: { readonly storage: StorageEngine }): SyncProgressStore {
-  const { notifier } = options.storage;
   // The columns of migration 0004, added to this store's view of the schema only.
   const db = options.storage.db.withTables<{ sync_jobs: SyncJobRow & SyncJobProgressColumns }>();
   return {
@@ -63,7 +62,7 @@ export function createSyncProgressStore(options: { readonly storage: StorageEngi
           .returning(['tenant_id', 'token_id'])
           .executeTakeFirst();
         if (updated === undefined) return;
-        await appendEvent(trx, notifier, at, {
+        await appendEvent(trx, options.storage, at, {
           tenantId: updated.tenant_id,
           tokenId: updated.token_id,
           type: 'syncProgressed',

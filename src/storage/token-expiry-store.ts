@@ -45,7 +45,7 @@ export function createTokenExpiryStore({ storage }: { readonly storage: StorageE
           .execute();
         await appendEvents(
           trx,
-          storage.notifier,
+          storage,
           now,
           changed.map((t) => ({
             tenantId: t.tenant_id,

@@ -212,7 +212,7 @@ export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStor
             } as VppTokenRow)
             .execute();
           await writeActionResults(trx, token.tenantId, token.id, token.tokenActionResults);
-          await appendEvent(trx, storage.notifier, clock(), {
+          await appendEvent(trx, storage, clock(), {
             tenantId: token.tenantId,
             tokenId: token.id,
             type: 'tokenCreated',
@@ -276,7 +276,7 @@ export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStor
                 payload: { to: vppTokenState.fromValue(values.state) },
               });
             }
-            await appendEvents(trx, storage.notifier, clock(), events);
+            await appendEvents(trx, storage, clock(), events);
             return true;
           });
           if (!found) return undefined;
@@ -296,7 +296,7 @@ export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStor
           .where('id', '=', id)
           .executeTakeFirst();
         if (Number(result.numDeletedRows) === 0) return false;
-        await appendEvent(trx, storage.notifier, clock(), { tenantId, tokenId: id, type: 'tokenDeleted' });
+        await appendEvent(trx, storage, clock(), { tenantId, tokenId: id, type: 'tokenDeleted' });
         return true;
       });
     },
@@ -316,7 +316,7 @@ export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStor
           .where('token_id', '=', id)
           .execute();
         await writeActionResults(trx, tenantId, id, results);
-        await appendEvent(trx, storage.notifier, clock(), {
+        await appendEvent(trx, storage, clock(), {
           tenantId,
           tokenId: id,
           type: 'actionChanged',

@@ -111,7 +111,7 @@ export function createLicenseCountsStore(options: { readonly storage: StorageEng
           .where('run_id', '=', runId)
           .execute();
         // Readers of the log (the read cache, license alerts) learn that the counts moved.
-        await appendEvent(trx, storage.notifier, read.finishedAt, {
+        await appendEvent(trx, storage, read.finishedAt, {
           tenantId,
           tokenId,
           type: 'licensesChanged',

@@ -109,7 +109,7 @@ export function createRevokeActionStore(options: { readonly storage: StorageEngi
           position = max?.p === null || max?.p === undefined ? 0 : Number(max.p) + 1;
         }
         await upsertActionResult(trx, actionResultToRow(tenantId, tokenId, next, position));
-        await appendEvent(trx, storage.notifier, at, {
+        await appendEvent(trx, storage, at, {
           tenantId,
           tokenId,
           type: 'actionChanged',
@@ -135,7 +135,7 @@ export function createRevokeActionStore(options: { readonly storage: StorageEngi
           .where('action_state', '=', actionState.toValue('active'))
           .executeTakeFirst();
         if (Number(result.numUpdatedRows) === 0) return false;
-        await appendEvent(trx, storage.notifier, at, {
+        await appendEvent(trx, storage, at, {
           tenantId,
           tokenId,
           type: 'actionChanged',

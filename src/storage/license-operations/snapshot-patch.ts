@@ -137,7 +137,7 @@ export function createSnapshotPatches(options: { readonly storage: StorageEngine
           .where('run_id', '=', pointer.runId)
           .execute();
         // The patch has no clock of its own; the event's time only decides when it is pruned.
-        await appendEvent(trx, storage.notifier, new Date(), {
+        await appendEvent(trx, storage, new Date(), {
           tenantId,
           tokenId,
           type: 'licensesChanged',

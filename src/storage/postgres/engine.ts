@@ -9,6 +9,7 @@ import type { PostgresDatabaseConfig } from './config.js';
 import { postgresDdl } from './ddl.js';
 import { createPostgresDialect } from './dialect.js';
 import { isPostgresForeignKeyViolation, isPostgresUniqueViolation } from './errors.js';
+import { appendPostgresEventRows } from './event-append.js';
 import { readPostgresExclusively } from './exclusive-read.js';
 
 /**
@@ -52,6 +53,7 @@ export function createPostgresEngine(config: PostgresDatabaseConfig): StorageEng
     nowMs: sql<number>`(floor(extract(epoch from clock_timestamp()) * 1000))::int8`,
     sharedAcrossHosts: true,
     bulkInsert: (spec) => postgresBulkInsert(spec),
+    appendEventRows: appendPostgresEventRows,
     async withMigrationLock(migrate) {
       // A session lock held on a connection of its own (outside the pool, which may have one
       // connection) for the whole run. Kysely's migrator takes one too, but only after creating its

@@ -14,6 +14,7 @@ import type { SqliteDatabaseConfig } from './config.js';
 import { sqliteDdl } from './ddl.js';
 import { createSqliteDialect, createSqliteReadDialect } from './dialect.js';
 import { isSqliteForeignKeyViolation, isSqliteUniqueViolation } from './errors.js';
+import { appendSqliteEventRows } from './event-append.js';
 import { readSqliteExclusively } from './exclusive-read.js';
 
 /** The SQLite engine, with the connection under it for this folder's tests. */
@@ -74,6 +75,7 @@ export function createSqliteEngine(
     nowMs: sql<number>`cast(round((julianday('now') - 2440587.5) * 86400000) as integer)`,
     sharedAcrossHosts: false,
     bulkInsert: sqliteBulkInsert,
+    appendEventRows: appendSqliteEventRows,
     // One connection per process, and a migration's transaction takes SQLite's write lock: a second
     // process waits (busy timeout) and then finds the migrations applied.
     withMigrationLock: (migrate) => migrate(),

@@ -139,7 +139,7 @@ export function createDeltaCommits({ db, storage }: SyncJobStoreOptions): DeltaC
           },
           ...stateEvents,
         ];
-        await appendEvents(trx, storage.notifier, now, events);
+        await appendEvents(trx, storage, now, events);
         return { added: merged.added, removed: merged.removed, assignmentCount };
       });
     },

@@ -88,7 +88,6 @@ export interface SyncQueue {
 }
 
 export function createSyncQueue({ db, storage, newId }: SyncJobStoreOptions): SyncQueue {
-  const { notifier } = storage;
   const claimMany: SyncQueue['claimMany'] = async (options, limit) => {
     const nowText = dateToColumn(options.now);
     const result = await db
@@ -113,7 +112,7 @@ export function createSyncQueue({ db, storage, newId }: SyncJobStoreOptions): Sy
       const events: NewEvent[] = [];
       for (const taken of result)
         events.push(...(await recordClaimStart(trx, taken.claim, taken.previousRunId, options, nowText)));
-      await appendEvents(trx, storage.notifier, options.now, events);
+      await appendEvents(trx, storage, options.now, events);
     });
     return result.map((taken) => ({ kind: 'claimed', claim: taken.claim }) as const);
   };
@@ -173,7 +172,7 @@ export function createSyncQueue({ db, storage, newId }: SyncJobStoreOptions): Sy
             })
             .execute();
           await applyActionEvent(trx, tenantId, tokenId, 'requested', now);
-          await appendEvent(trx, notifier, now, {
+          await appendEvent(trx, storage, now, {
             tenantId,
             tokenId,
             type: 'syncRequested',
@@ -217,7 +216,7 @@ export function createSyncQueue({ db, storage, newId }: SyncJobStoreOptions): Sy
           .executeTakeFirst();
         const started = Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1;
         // Coalesced too: the action result went (back) to pending.
-        await appendEvent(trx, notifier, now, {
+        await appendEvent(trx, storage, now, {
           tenantId,
           tokenId,
           type: 'syncRequested',
@@ -245,7 +244,7 @@ export function createSyncQueue({ db, storage, newId }: SyncJobStoreOptions): Sy
           now,
           syncLicenseCountsAction,
         );
-        await appendEvent(trx, notifier, now, {
+        await appendEvent(trx, storage, now, {
           tenantId,
           tokenId,
           type: succeeded ? 'syncCompleted' : 'syncFailed',
@@ -298,7 +297,7 @@ export function createSyncQueue({ db, storage, newId }: SyncJobStoreOptions): Sy
             message: 'vppd was stopped during this sync; it runs again when a worker starts.',
           }),
         });
-        await appendEvent(trx, notifier, now, {
+        await appendEvent(trx, storage, now, {
           tenantId: claim.job.tenantId,
           tokenId: claim.job.tokenId,
           type: 'syncInterrupted',
@@ -402,7 +401,7 @@ async function takeExhausted(
     stateEvents = await failToken(trx, taken.tenant_id, taken.token_id, failure, options.now);
   }
   await trx.deleteFrom('sync_jobs').where('id', '=', taken.id).execute();
-  await appendEvents(trx, storage.notifier, options.now, [
+  await appendEvents(trx, storage, options.now, [
     {
       tenantId: taken.tenant_id,
       tokenId: taken.token_id,

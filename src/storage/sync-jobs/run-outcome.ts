@@ -223,7 +223,6 @@ export const completeToken = async (
 };
 
 export function createSyncRunOutcomes({ db, storage }: SyncJobStoreOptions): SyncRunOutcomes {
-  const { notifier } = storage;
   return {
     async commit(claim, snapshot, now, nextSyncAt, nextDeltaAt) {
       const { tenantId, tokenId } = claim.job;
@@ -279,7 +278,7 @@ export function createSyncRunOutcomes({ db, storage }: SyncJobStoreOptions): Syn
           },
         ];
         events.push(...stateEvents);
-        await appendEvents(trx, notifier, now, events);
+        await appendEvents(trx, storage, now, events);
         return { previousRunId: previous?.run_id ?? null };
       });
     },
@@ -297,7 +296,7 @@ export function createSyncRunOutcomes({ db, storage }: SyncJobStoreOptions): Syn
         await trx.deleteFrom('sync_jobs').where('id', '=', claim.job.id).execute();
         if (nextSyncAt !== null) await upsertSchedule(trx, tenantId, tokenId, nextSyncAt, nextDeltaAt);
         else if (nextDeltaAt !== undefined) await setNextDelta(trx, tokenId, nextDeltaAt);
-        await appendEvents(trx, notifier, now, [
+        await appendEvents(trx, storage, now, [
           {
             tenantId,
             tokenId,
