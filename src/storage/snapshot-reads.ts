@@ -11,6 +11,8 @@ export interface SnapshotReads {
   heldCounts(runKey: number): Promise<Map<string, number>>;
   /** The holders of one asset in a snapshot's run, as holder keys (snapshot-merge.ts). */
   holdersOf(runKey: number, adamId: string, pricingParam: string): Promise<Set<string>>;
+  /** The adamIds of a snapshot's assets (its run's `license_assets` rows). */
+  adamIds(runId: string): Promise<Set<string>>;
 }
 
 export function createSnapshotReads(options: { readonly storage: StorageEngine }): SnapshotReads {
@@ -52,6 +54,16 @@ export function createSnapshotReads(options: { readonly storage: StorageEngine }
       const out = new Set<string>();
       for (const c of chunks) for (const h of decodeChunk(c)) out.add(holderKey(h));
       return out;
+    },
+
+    async adamIds(runId) {
+      const rows = await db
+        .selectFrom('license_assets')
+        .select('adam_id')
+        .distinct()
+        .where('run_id', '=', runId)
+        .execute();
+      return new Set(rows.map((r) => r.adam_id));
     },
   };
 }
