@@ -173,7 +173,22 @@ async function replaceAssets(trx: Trx, delta: DeltaCommit, tenantId: string, tok
       },
     ]),
   );
-  const stored = await trx.selectFrom('license_assets').selectAll().where('run_id', '=', runId).execute();
+  const stored = await trx
+    .selectFrom('license_assets')
+    .select([
+      'adam_id',
+      'pricing_param',
+      'product_type',
+      'total_count',
+      'assigned_count',
+      'available_count',
+      'retired_count',
+      'device_assignable',
+      'revocable',
+      'supported_platforms',
+    ])
+    .where('run_id', '=', runId)
+    .execute();
   const gone: { adamId: string; pricingParam: string }[] = [];
   const changed: NonNullable<ReturnType<typeof wanted.get>>[] = [];
   for (const row of stored) {
