@@ -1,5 +1,5 @@
 // `npm run bench -- delta [--assets N] [--assignments N] [--changes N] [--removals N] [--page-size N]
-//                          [--rounds N] [--sim process|in-process] [--database sqlite|postgres|URL]`
+//                          [--rounds N] [--sim process|in-process] [--database sqlite|postgres|URL] [--trace]`
 //
 // A delta sync against a full sync of the same location, in the same run (issue 16, item 2: a delta
 // sync of a 200,000-assignment location with 100 changes costs <= 5 % of a full sync). One token of a
@@ -9,7 +9,8 @@
 // only shows in the counts, so its app is re-read), times a delta sync of them, then times a full sync
 // of the same data. Both run through vppd's worker into the same database, the simulator by default in
 // a process of its own (Apple is a remote service), rate limit off. Prints each run, the best and median
-// of each, and the ratio delta / full (target <= 0.05).
+// of each, and the ratio delta / full (target <= 0.05). --trace also prints where each delta's time went
+// (the delta engine's debug log 'delta sync read' and the commit's time from 'delta sync completed').
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -135,6 +136,7 @@ export async function run(args: string[]): Promise<void> {
       rounds: { type: 'string', default: '3' },
       sim: { type: 'string', default: 'process' },
       database: { type: 'string' },
+      trace: { type: 'boolean', default: false },
     },
   });
   const changes = Number(values.changes);
@@ -181,7 +183,30 @@ export async function run(args: string[]): Promise<void> {
       appleUrl: sim.baseUrl,
       logLevel: 'silent',
     });
-    context = await createContext(config, { apple, logger: pino({ level: 'silent' }) });
+    // --trace: the delta's phases as the engine and the worker log them.
+    const traced: Record<string, unknown>[] = [];
+    const logger = values.trace
+      ? pino(
+          { level: 'debug' },
+          {
+            write(line: string) {
+              const entry = JSON.parse(line) as Record<string, unknown>;
+              if (entry.msg === 'delta sync read' || entry.msg === 'delta sync completed') traced.push(entry);
+            },
+          },
+        )
+      : pino({ level: 'silent' });
+    const trace = () => {
+      if (!values.trace) return;
+      const read = traced.find((e) => e.msg === 'delta sync read');
+      const done = traced.find((e) => e.msg === 'delta sync completed');
+      out(
+        `    trace: read phases ${JSON.stringify(read?.ms ?? {})}, re-read apps ${String(read?.reread ?? '?')}, ` +
+          `commit ${String(done?.commitMs ?? '?')} ms, total ${String(done?.ms ?? '?')} ms`,
+      );
+      traced.length = 0;
+    };
+    context = await createContext(config, { apple, logger });
     const content = await sim.tokenFor('bench');
     const decoded = decodeSToken(content);
     const token = createVppToken({
@@ -203,15 +228,19 @@ export async function run(args: string[]): Promise<void> {
       `  first full sync (warm-up): ${first.ms.toFixed(0)} ms, ${first.outcome}, ${first.assignments} assignments`,
     );
     // A warm-up delta with no change: what every delta costs at least.
+    traced.length = 0;
     const idle = await timedSync(context, token.id, 'delta');
     out(
       `  delta sync with no change (warm-up): ${idle.ms.toFixed(0)} ms, ${idle.kind}, ${idle.pages} pages, CPU ${idle.cpuMs.toFixed(0)} ms`,
     );
+    trace();
     const deltas: Timed[] = [];
     const fulls: Timed[] = [];
     for (let round = 0; round < rounds; round++) {
       await changeAtApple(changer, content, changes, removals, round);
+      traced.length = 0;
       const d = await timedSync(context, token.id, 'delta');
+      const dTrace = [...traced];
       const f = await timedSync(context, token.id, 'licenses');
       deltas.push(d);
       fulls.push(f);
@@ -224,6 +253,8 @@ export async function run(args: string[]): Promise<void> {
           `full ${f.ms.toFixed(0)} ms (${f.kind}, ${f.outcome}, ${f.pages} pages, CPU ${f.cpuMs.toFixed(0)} ms), ` +
           `ratio ${(d.ms / f.ms).toFixed(3)}`,
       );
+      traced.splice(0, traced.length, ...dTrace);
+      trace();
     }
     const bestDelta = Math.min(...deltas.map((d) => d.ms));
     const bestFull = Math.min(...fulls.map((f) => f.ms));

@@ -13,6 +13,7 @@ import {
   type LicenseStore,
 } from '../src/storage/license-store.js';
 import type { VppdDatabase } from '../src/storage/open-database.js';
+import { mergeAssetLicenses } from '../src/storage/snapshot-merge.js';
 import { type ClaimedSync, createSyncJobStore, type SyncJobStore } from '../src/storage/sync-job-store.js';
 import { createTokenCipher } from '../src/storage/token-cipher.js';
 import { createVppTokenStore } from '../src/storage/vpp-token-store.js';
@@ -407,6 +408,108 @@ describe.each(storageEngines)('LicenseStore staging on %s', (engine) => {
       { adam_id: e0.adamId, platform: 'enterprisestore', country: 'fr' },
       { adam_id: e2.adamId, platform: 'volumestore', country: 'us' },
     ]);
+  });
+
+  it('a snapshot patch rewrites only the chunks that change; the rest keep their rows', async () => {
+    const f = await fixture('file', engine);
+    const rows = assignments(3000, 11);
+    await stage(f, rows, 1000);
+    await commit(f, rows);
+    const run = await f.db
+      .selectFrom('license_runs')
+      .select('run_key')
+      .where('run_id', '=', f.claim.runId)
+      .executeTakeFirstOrThrow();
+    const runKey = Number(run.run_key);
+    const chunkRows = async () =>
+      (
+        await f.db
+          .selectFrom('license_assignment_chunks')
+          .select(['adam_id', 'pricing_param', 'first_seq', 'last_seq', 'holder_count', 'seqs', 'holders'])
+          .where('run_key', '=', runKey)
+          .execute()
+      ).map((c) => JSON.stringify([c.adam_id, c.pricing_param, Number(c.first_seq), c.seqs, c.holders]));
+    const before = new Set(await chunkRows());
+    const listed = await readAll(f);
+    const [grown, shrunk, replaced, same] = [assets[0], assets[3], assets[5], assets[1]] as [
+      LicenseAssetInput,
+      LicenseAssetInput,
+      LicenseAssetInput,
+      LicenseAssetInput,
+    ];
+    const of = (a: LicenseAssetInput) =>
+      listed.filter((l) => l.key.startsWith(`${a.adamId}|${a.pricingParam}|`));
+    const holder = (key: string) => {
+      const [, , serial, user] = key.split('|');
+      return serial ? `d:${serial}` : `u:${user}`;
+    };
+    // One license taken from the middle of `shrunk`; 200 new ones for `grown` (its last chunk fills,
+    // then new chunks); `replaced` keeps every other license and gains two.
+    const middle = of(shrunk)[Math.floor(of(shrunk).length / 2)] as { key: string };
+    const kept = of(replaced).filter((_, i) => i % 2 === 0);
+    const additions = Array.from({ length: 200 }, (_, i) => `d:MERGE${i}`);
+    const result = await f.db.transaction().execute((trx) =>
+      mergeAssetLicenses(trx, runKey, [
+        { ...grown, add: new Set(additions), remove: new Set() },
+        { ...shrunk, add: new Set(), remove: new Set([holder(middle.key)]) },
+        {
+          ...replaced,
+          add: new Set(),
+          remove: new Set(),
+          replace: [...kept.map((l) => holder(l.key)), 'd:MERGE-R1', 'u:merge-r2'],
+        },
+        // Nothing changes: nothing is written.
+        { ...same, add: new Set(), remove: new Set() },
+      ]),
+    );
+    const replacedBefore = of(replaced).length;
+    expect(result).toEqual({ added: 202, removed: 1 + replacedBefore - kept.length });
+
+    // Read per asset: new positions follow the asset's own last one, so they may repeat another's.
+    const after = new Map<LicenseAssetInput, { seq: number; key: string }[]>();
+    for (const a of assets)
+      after.set(a, await readAll(f, { adamId: a.adamId, pricingParam: a.pricingParam }));
+    const keysOf = (list: typeof after, a: LicenseAssetInput) => list.get(a) ?? [];
+    // Positions stay; new licenses follow the asset's last position in the order given.
+    const grownAfter = keysOf(after, grown);
+    expect(grownAfter.slice(0, of(grown).length)).toEqual(of(grown));
+    expect(grownAfter.slice(of(grown).length).map((l) => holder(l.key))).toEqual(additions);
+    expect(keysOf(after, shrunk)).toEqual(of(shrunk).filter((l) => l.key !== middle.key));
+    expect(keysOf(after, replaced).map((l) => holder(l.key))).toEqual([
+      ...kept.map((l) => holder(l.key)),
+      'd:MERGE-R1',
+      'u:merge-r2',
+    ]);
+    for (const a of assets.filter((x) => x !== grown && x !== shrunk && x !== replaced)) {
+      expect(keysOf(after, a)).toEqual(of(a));
+    }
+
+    // Rows: every chunk of an unchanged asset, and of `shrunk` but the one that lost a license, is the
+    // same row as before; chunks stay within their size and never overlap.
+    const afterRows = await chunkRows();
+    const changedRows = afterRows.filter((r) => !before.has(r)).map((r) => JSON.parse(r) as unknown[]);
+    const changedAssets = changedRows.map((r) => `${r[0]}|${r[1]}`);
+    expect(new Set(changedAssets)).toEqual(
+      new Set([grown, shrunk, replaced].map((a) => `${a.adamId}|${a.pricingParam}`)),
+    );
+    expect(changedAssets.filter((a) => a === `${shrunk.adamId}|${shrunk.pricingParam}`)).toHaveLength(1);
+    const chunks = await f.db
+      .selectFrom('license_assignment_chunks')
+      .select(['adam_id', 'pricing_param', 'first_seq', 'last_seq', 'holder_count'])
+      .where('run_key', '=', runKey)
+      .orderBy('adam_id')
+      .orderBy('pricing_param')
+      .orderBy('first_seq')
+      .execute();
+    let previous: (typeof chunks)[number] | undefined;
+    for (const c of chunks) {
+      expect(Number(c.holder_count)).toBeGreaterThan(0);
+      expect(Number(c.holder_count)).toBeLessThanOrEqual(128);
+      if (previous?.adam_id === c.adam_id && previous.pricing_param === c.pricing_param) {
+        expect(Number(c.first_seq)).toBeGreaterThan(Number(previous.last_seq));
+      }
+      previous = c;
+    }
   });
 
   it('sums of unlimited assets pass 2^31 in the snapshot totals', async () => {

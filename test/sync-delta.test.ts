@@ -209,6 +209,32 @@ describe.each(storageEngines)('delta syncs on %s', (engine) => {
     expect((await runs(tokenId))[0]).toMatchObject({ kind: 'delta', outcome: 'completed' });
   });
 
+  it('another MDM claimed the location meanwhile: the delta read alongside client/config fails, nothing commits', async () => {
+    const { tokenId, snapshot: before } = await syncedSmall();
+    const keysBefore = await storedAssignments(tokenId);
+    await changeAtApple('associate', await assignableAsset(2), ['DELTAMDM01', 'DELTAMDM02']);
+    sim.faults.setMdmInfo('small', { id: 'rival-mdm', name: 'Rival MDM' });
+    sim.resetRequestCounts();
+    await requestDelta(tokenId);
+    await h.syncNow();
+    sim.faults.setMdmInfo('small', null);
+    expect(await h.token(tokenId)).toMatchObject({
+      lastSyncStatus: 'failed',
+      state: 'assignedToExternalMDM',
+    });
+    const [run] = await runs(tokenId);
+    expect(run).toMatchObject({ kind: 'delta', outcome: 'failed' });
+    expect(run?.failure?.message).toMatch(/Rival MDM.*claimTokenManagementFromExternalMdm/);
+    // vppd never wrote its mdmInfo, and the additions read alongside did not reach the snapshot.
+    expect(sim.requestCounts().small?.['POST client/config']).toBeUndefined();
+    expect(await storedAssignments(tokenId)).toEqual(keysBefore);
+    expect(await currentSnapshot(h.context.db, tenantA, tokenId)).toMatchObject({
+      runId: before?.runId,
+      versionId: before?.versionId,
+      assignmentCount: before?.assignmentCount,
+    });
+  });
+
   it('9721 (Apple no longer knows the version): the same run reads everything', async () => {
     const { tokenId, snapshot: before } = await syncedSmall();
     await changeAtApple('associate', await assignableAsset(1), ['NEWVER001']);

@@ -1,5 +1,12 @@
 import type { Transaction } from 'kysely';
-import { AssignmentChunker, decodeChunk, type LicenseAssignmentInput } from './assignment-chunks.js';
+import {
+  type AssignmentChunk,
+  AssignmentChunker,
+  assignmentChunkSize,
+  type DecodedAssignment,
+  decodeChunk,
+  type LicenseAssignmentInput,
+} from './assignment-chunks.js';
 import type { DatabaseSchema } from './database-schema.js';
 
 // Changing a committed snapshot's licenses in place, asset by asset, inside the caller's transaction:
@@ -53,10 +60,25 @@ export function changesByAsset(
   return byAsset;
 }
 
+// Assets whose chunks are read in one statement, and chunk rows written (or deleted) per statement:
+// 8 bound parameters per inserted row, 4 per deleted one, far below either engine's limit.
+const assetsPerRead = 100;
+const chunkRowsPerWrite = 500;
+
+interface StoredChunk {
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly holderCount: number;
+  readonly held: DecodedAssignment[];
+}
+
 /**
- * Rewrites the chunks of each changed asset of the run `runKey` (the snapshot's license rows) inside
- * `trx`; assets whose licenses end up the same are not written. Answers how many licenses were added
- * and removed.
+ * Patches the chunks of each changed asset of the run `runKey` (the snapshot's license rows) inside
+ * `trx`: only the chunks that lose a license are rewritten, and new licenses go into the asset's last
+ * chunk while it has room, then into new chunks; every other chunk stays as it is. The chunks are read
+ * in one statement per 100 assets, the touched ones deleted and written in one statement each per 500
+ * rows. Assets whose licenses end up the same are not written. Answers how many licenses were added and
+ * removed.
  */
 export async function mergeAssetLicenses(
   trx: Transaction<DatabaseSchema>,
@@ -65,47 +87,133 @@ export async function mergeAssetLicenses(
 ): Promise<{ added: number; removed: number }> {
   let added = 0;
   let removed = 0;
-  for (const asset of assets) {
-    const chunks = await trx
+  const all = [...assets];
+  const gone: { adamId: string; pricingParam: string; firstSeq: number }[] = [];
+  const written: AssignmentChunk[] = [];
+  for (let i = 0; i < all.length; i += assetsPerRead) {
+    const batch = all.slice(i, i + assetsPerRead);
+    const rows = await trx
       .selectFrom('license_assignment_chunks')
-      .select(['seqs', 'holders'])
+      .select(['adam_id', 'pricing_param', 'first_seq', 'last_seq', 'holder_count', 'seqs', 'holders'])
       .where('run_key', '=', runKey)
-      .where('adam_id', '=', asset.adamId)
-      .where('pricing_param', '=', asset.pricingParam)
-      .orderBy('first_seq')
+      .where((eb) =>
+        eb.or(
+          batch.map((a) => eb.and([eb('adam_id', '=', a.adamId), eb('pricing_param', '=', a.pricingParam)])),
+        ),
+      )
       .execute();
-    const held = chunks.flatMap((c) => decodeChunk(c));
-    const present = new Set(held.map(holderKey));
-    let kept: typeof held;
-    let fresh: string[];
-    if (asset.replace !== undefined) {
-      const wanted = new Set(asset.replace);
-      kept = held.filter((h) => wanted.has(holderKey(h)));
-      fresh = [...wanted].filter((k) => !present.has(k));
-    } else {
-      kept = held.filter((h) => !asset.remove.has(holderKey(h)));
-      fresh = [...asset.add].filter((k) => !present.has(k) && !asset.remove.has(k));
+    const byAsset = new Map<string, StoredChunk[]>();
+    for (const r of rows) {
+      const key = assetKey({ adamId: r.adam_id, pricingParam: r.pricing_param });
+      const chunk: StoredChunk = {
+        firstSeq: Number(r.first_seq),
+        lastSeq: Number(r.last_seq),
+        holderCount: Number(r.holder_count),
+        held: decodeChunk(r),
+      };
+      const list = byAsset.get(key);
+      if (list === undefined) byAsset.set(key, [chunk]);
+      else list.push(chunk);
     }
-    if (kept.length === held.length && fresh.length === 0) continue;
-    removed += held.length - kept.length;
-    added += fresh.length;
+    for (const asset of batch) {
+      const chunks = (byAsset.get(assetKey(asset)) ?? []).sort((x, y) => x.firstSeq - y.firstSeq);
+      const patch = patchAsset(asset, chunks);
+      if (patch === undefined) continue;
+      added += patch.added;
+      removed += patch.removed;
+      for (const firstSeq of patch.gone) gone.push({ ...asset, firstSeq });
+      for (const c of patch.written) written.push(c);
+    }
+  }
+  for (let i = 0; i < gone.length; i += chunkRowsPerWrite) {
+    const slice = gone.slice(i, i + chunkRowsPerWrite);
+    await trx
+      .deleteFrom('license_assignment_chunks')
+      .where('run_key', '=', runKey)
+      .where((eb) =>
+        eb.or(
+          slice.map((c) =>
+            eb.and([
+              eb('adam_id', '=', c.adamId),
+              eb('pricing_param', '=', c.pricingParam),
+              eb('first_seq', '=', c.firstSeq),
+            ]),
+          ),
+        ),
+      )
+      .execute();
+  }
+  for (let i = 0; i < written.length; i += chunkRowsPerWrite) {
+    await trx
+      .insertInto('license_assignment_chunks')
+      .values(
+        written.slice(i, i + chunkRowsPerWrite).map((c) => ({
+          run_key: runKey,
+          adam_id: c.adamId,
+          pricing_param: c.pricingParam,
+          first_seq: c.firstSeq,
+          last_seq: c.lastSeq,
+          holder_count: c.holderCount,
+          seqs: c.seqs,
+          holders: c.holders,
+        })),
+      )
+      .execute();
+  }
+  return { added, removed };
+}
+
+/**
+ * One asset's patch: the first_seq of each chunk to delete and the chunks to write in their place
+ * (undefined: nothing changes). A chunk that loses licenses is rewritten with the rest, at their
+ * positions; new licenses follow the asset's last position, filling its last chunk first.
+ */
+function patchAsset(
+  asset: AssetLicenseChanges,
+  chunks: readonly StoredChunk[],
+): { added: number; removed: number; gone: number[]; written: AssignmentChunk[] } | undefined {
+  const present = new Set<string>();
+  for (const c of chunks) for (const h of c.held) present.add(holderKey(h));
+  let stays: (key: string) => boolean;
+  let fresh: string[];
+  if (asset.replace !== undefined) {
+    const wanted = new Set(asset.replace);
+    stays = (key) => wanted.has(key);
+    fresh = [...wanted].filter((k) => !present.has(k));
+  } else {
+    const { remove } = asset;
+    stays = (key) => !remove.has(key);
+    fresh = [...asset.add].filter((k) => !present.has(k) && !remove.has(k));
+  }
+  let removed = 0;
+  const gone: number[] = [];
+  const written: AssignmentChunk[] = [];
+  const last = chunks[chunks.length - 1];
+  const lastSeq = last === undefined ? -1 : last.lastSeq;
+  for (const chunk of chunks) {
+    const kept = chunk.held.filter((h) => stays(holderKey(h)));
+    const lost = chunk.held.length - kept.length;
+    // The last chunk takes new licenses while it has room: it is rewritten with them below.
+    const fills = chunk === last && fresh.length > 0 && kept.length < assignmentChunkSize;
+    if (lost === 0 && !fills) continue;
+    removed += lost;
+    gone.push(chunk.firstSeq);
+    if (fills) continue;
     const chunker = new AssignmentChunker();
-    let lastSeq = -1;
-    for (const h of held) lastSeq = Math.max(lastSeq, h.seq);
-    for (const h of kept) {
-      chunker.add(
-        {
-          adamId: asset.adamId,
-          pricingParam: asset.pricingParam,
-          ...(h.serialNumber !== null
-            ? { serialNumber: h.serialNumber }
-            : { clientUserId: h.clientUserId ?? '' }),
-        },
-        h.seq,
-      );
+    for (const h of kept) chunker.add(inputOf(asset, h), h.seq);
+    chunker.closeAll();
+    for (const c of chunker.takeReady()) written.push(c);
+  }
+  if (removed === 0 && fresh.length === 0) return undefined;
+  if (fresh.length > 0) {
+    // The last chunk's remaining licenses (when it has room) and the new ones, chunked together.
+    const chunker = new AssignmentChunker();
+    if (last !== undefined && gone.includes(last.firstSeq)) {
+      for (const h of last.held) if (stays(holderKey(h))) chunker.add(inputOf(asset, h), h.seq);
     }
+    let seq = lastSeq;
     for (const key of fresh) {
-      lastSeq += 1;
+      seq += 1;
       const id = key.slice(2);
       chunker.add(
         {
@@ -113,34 +221,20 @@ export async function mergeAssetLicenses(
           pricingParam: asset.pricingParam,
           ...(key.startsWith('d:') ? { serialNumber: id } : { clientUserId: id }),
         },
-        lastSeq,
+        seq,
       );
     }
     chunker.closeAll();
-    await trx
-      .deleteFrom('license_assignment_chunks')
-      .where('run_key', '=', runKey)
-      .where('adam_id', '=', asset.adamId)
-      .where('pricing_param', '=', asset.pricingParam)
-      .execute();
-    const ready = chunker.takeReady();
-    for (let i = 0; i < ready.length; i += 100) {
-      await trx
-        .insertInto('license_assignment_chunks')
-        .values(
-          ready.slice(i, i + 100).map((c) => ({
-            run_key: runKey,
-            adam_id: c.adamId,
-            pricing_param: c.pricingParam,
-            first_seq: c.firstSeq,
-            last_seq: c.lastSeq,
-            holder_count: c.holderCount,
-            seqs: c.seqs,
-            holders: c.holders,
-          })),
-        )
-        .execute();
-    }
+    for (const c of chunker.takeReady()) written.push(c);
   }
-  return { added, removed };
+  return { added: fresh.length, removed, gone, written };
 }
+
+const inputOf = (
+  asset: { readonly adamId: string; readonly pricingParam: string },
+  h: DecodedAssignment,
+): LicenseAssignmentInput => ({
+  adamId: asset.adamId,
+  pricingParam: asset.pricingParam,
+  ...(h.serialNumber !== null ? { serialNumber: h.serialNumber } : { clientUserId: h.clientUserId ?? '' }),
+});

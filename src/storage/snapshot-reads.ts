@@ -9,8 +9,16 @@ export interface SnapshotReads {
   base(tenantId: string, tokenId: string): Promise<DeltaBase | undefined>;
   /** Licenses per asset of a snapshot's run, keyed by `adamId` NUL `pricingParam` (snapshot-merge.ts). */
   heldCounts(runKey: number): Promise<Map<string, number>>;
-  /** The holders of one asset in a snapshot's run, as holder keys (snapshot-merge.ts). */
-  holdersOf(runKey: number, adamId: string, pricingParam: string): Promise<Set<string>>;
+  /**
+   * The holders of some assets in a snapshot's run, as holder keys (snapshot-merge.ts), keyed by asset key;
+   * one statement per 100 assets. An asset without licenses is missing from the answer.
+   */
+  holdersOf(
+    runKey: number,
+    assets: readonly { readonly adamId: string; readonly pricingParam: string }[],
+  ): Promise<Map<string, Set<string>>>;
+  /** The adamIds of a snapshot's assets (its run's `license_assets` rows). */
+  adamIds(runId: string): Promise<Set<string>>;
 }
 
 export function createSnapshotReads(options: { readonly storage: StorageEngine }): SnapshotReads {
@@ -41,17 +49,43 @@ export function createSnapshotReads(options: { readonly storage: StorageEngine }
       );
     },
 
-    async holdersOf(runKey, adamId, pricingParam) {
-      const chunks = await db
-        .selectFrom('license_assignment_chunks')
-        .select(['seqs', 'holders'])
-        .where('run_key', '=', runKey)
-        .where('adam_id', '=', adamId)
-        .where('pricing_param', '=', pricingParam)
-        .execute();
-      const out = new Set<string>();
-      for (const c of chunks) for (const h of decodeChunk(c)) out.add(holderKey(h));
+    async holdersOf(runKey, assets) {
+      const out = new Map<string, Set<string>>();
+      for (let i = 0; i < assets.length; i += 100) {
+        const batch = assets.slice(i, i + 100);
+        const chunks = await db
+          .selectFrom('license_assignment_chunks')
+          .select(['adam_id', 'pricing_param', 'seqs', 'holders'])
+          .where('run_key', '=', runKey)
+          .where((eb) =>
+            eb.or(
+              batch.map((a) =>
+                eb.and([eb('adam_id', '=', a.adamId), eb('pricing_param', '=', a.pricingParam)]),
+              ),
+            ),
+          )
+          .execute();
+        for (const c of chunks) {
+          const key = assetKey({ adamId: c.adam_id, pricingParam: c.pricing_param });
+          let set = out.get(key);
+          if (set === undefined) {
+            set = new Set();
+            out.set(key, set);
+          }
+          for (const h of decodeChunk(c)) set.add(holderKey(h));
+        }
+      }
       return out;
+    },
+
+    async adamIds(runId) {
+      const rows = await db
+        .selectFrom('license_assets')
+        .select('adam_id')
+        .distinct()
+        .where('run_id', '=', runId)
+        .execute();
+      return new Set(rows.map((r) => r.adam_id));
     },
   };
 }

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { AppleClient } from '../apple/apple-client.js';
 import { appleErrorNumbers, appleFailureError, appleFailureOf } from '../apple/apple-failure.js';
 import type { AppleAsset } from '../apple/apple-types.js';
@@ -7,7 +8,7 @@ import type { LicenseAssignmentInput } from '../storage/assignment-chunks.js';
 import type { LicenseStore } from '../storage/license-store.js';
 import { assetKey, holderKey } from '../storage/snapshot-merge.js';
 import type { SnapshotReads } from '../storage/snapshot-reads.js';
-import type { ClaimedSync, DeltaCommit } from '../storage/sync-job-store.js';
+import type { ClaimedSync, DeltaBase, DeltaCommit } from '../storage/sync-job-store.js';
 import { type BackgroundLane, noLane } from './background-lane.js';
 import type { PreparedSync, SyncPreparation } from './sync-engine.js';
 
@@ -56,14 +57,45 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
   const lane = options.lane ?? noLane;
 
   return async (claim, signal, onProgress) => {
-    const prepared = await options.prepare(claim, signal, onProgress);
     const { tenantId, tokenId } = claim.job;
+    // Where a delta's time goes (debug log 'delta sync read'; the worker logs the commit's).
+    const ms: Record<string, number> = {};
+    let mark = performance.now();
+    const lap = (phase: string) => {
+      const now = performance.now();
+      ms[phase] = Math.round((ms[phase] ?? 0) + now - mark);
+      mark = now;
+    };
+    // The delta, the assets and the snapshot's counts are read while client/config is checked; the
+    // check settles first (a conflict fails the sync, and nothing read alongside is committed then).
+    const firstBase = await snapshots.base(tenantId, tokenId);
+    let first: Promise<Reading> | undefined;
+    const prepared = await options.prepare(
+      claim,
+      signal,
+      onProgress,
+      firstBase === undefined
+        ? undefined
+        : (sToken, side) => {
+            first = readAll(sToken, firstBase, side, onProgress);
+            return first.then(
+              () => undefined,
+              () => undefined,
+            );
+          },
+    );
+    lap('prepareAndRead');
     const full = (reason: string): DeltaOutcome => ({ kind: 'full', reason, prepared });
     for (let restart = 0; ; restart++) {
-      const base = await snapshots.base(tenantId, tokenId);
+      const base = restart === 0 ? firstBase : await snapshots.base(tenantId, tokenId);
       if (base === undefined) return full('the token has no license snapshot yet');
       try {
-        const read = await readDelta(prepared, base.versionId, signal, onProgress);
+        const reading =
+          restart === 0 && first !== undefined
+            ? await first
+            : await readAll(prepared.sToken, base, signal, onProgress);
+        lap('read');
+        const { read, held, snapshotAdamIds } = reading;
         if (read === 'unknownVersion') {
           return full(
             `Apple no longer knows the snapshot's versionId (error ${appleErrorNumbers.badSinceVersionId})`,
@@ -73,7 +105,6 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
         let pageCount = read.pageCount;
 
         // Per asset: what the snapshot holds plus what the delta adds, against Apple's assignedCount.
-        const held = await snapshots.heldCounts(base.runKey);
         const expected = new Map(held);
         const fresh: LicenseAssignmentInput[] = [];
         const addedByAsset = new Map<string, LicenseAssignmentInput[]>();
@@ -83,10 +114,14 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
           if (list === undefined) addedByAsset.set(key, [a]);
           else list.push(a);
         }
+        // The snapshot's holders of the apps with additions only (one statement per 100 apps).
+        await lane.turn();
+        const holders = await snapshots.holdersOf(
+          base.runKey,
+          [...addedByAsset.values()].map((list) => list[0] as LicenseAssignmentInput),
+        );
         for (const [key, list] of addedByAsset) {
-          await lane.turn();
-          const first = list[0] as LicenseAssignmentInput;
-          const present = await snapshots.holdersOf(base.runKey, first.adamId, first.pricingParam);
+          const present = holders.get(key) ?? new Set<string>();
           const seen = new Set<string>();
           for (const a of list) {
             const h = holderKey(a);
@@ -105,6 +140,7 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
             mismatched.add(asset?.adamId ?? key.slice(0, key.indexOf('\u0000')));
           }
         }
+        lap('count');
         if (mismatched.size > maxReread) {
           return full(
             `the counts of ${mismatched.size} apps do not add up (more than ${maxReread} to re-read)`,
@@ -153,6 +189,7 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
             for (let next = rereads.pop(); next !== undefined; next = rereads.pop()) await reread(next);
           }),
         );
+        lap('reread');
         for (const [key, entry] of replaced) {
           const wanted = new Set(entry.holders).size;
           if (wanted !== (apples.get(key)?.assignedCount ?? 0)) {
@@ -168,13 +205,15 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
           );
         }
         onProgress?.({ phase: 'metadata', pages: pageCount, records: assets.length + added.length });
-        // Apps the snapshot already holds licenses of have their names already (or a full sync retries).
+        // Apps of the snapshot had their names looked up by the sync that added them (a failed lookup is
+        // retried by the next full sync): only adamIds new to the snapshot are looked up, usually none.
         const heldApps = new Set([...expected.keys()].map((key) => key.slice(0, key.indexOf('\u0000'))));
-        await lookUpNewMetadata(
-          claim,
-          prepared,
-          assets.filter((a) => !heldApps.has(a.adamId)),
-          signal,
+        const newApps = assets.filter((a) => !heldApps.has(a.adamId) && !snapshotAdamIds.has(a.adamId));
+        if (newApps.length > 0) await lookUpNewMetadata(claim, prepared, newApps, signal);
+        lap('metadata');
+        logger.debug(
+          { tenantId, tokenId, runId: claim.runId, ms, reread: mismatched.size, added: added.length },
+          'delta sync read',
         );
         return {
           kind: 'delta',
@@ -203,9 +242,24 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
     }
   };
 
+  /** Apple's delta and assets, and the snapshot's counts and apps, read side by side. */
+  async function readAll(
+    sToken: string,
+    base: DeltaBase,
+    signal: AbortSignal,
+    onProgress: SyncProgressListener | undefined,
+  ): Promise<Reading> {
+    const [read, held, snapshotAdamIds] = await Promise.all([
+      readDelta(sToken, base.versionId, signal, onProgress),
+      snapshots.heldCounts(base.runKey),
+      snapshots.adamIds(base.runId),
+    ]);
+    return { read, held, snapshotAdamIds };
+  }
+
   /** The assignments delta (every page) and the assets, of one versionId; 9721 → 'unknownVersion'. */
   async function readDelta(
-    prepared: PreparedSync,
+    sToken: string,
     sinceVersionId: string,
     signal: AbortSignal,
     onProgress: SyncProgressListener | undefined,
@@ -214,7 +268,7 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
     | { versionId: string; assets: AppleAsset[]; added: LicenseAssignmentInput[]; pageCount: number }
   > {
     // The delta and the assets are read side by side (Apple allows 5 requests in flight per location:
-    // the delta, usually one page, one at a time; the assets 4 at a time).
+    // client/config, checked meanwhile, one; the delta, usually one page, one at a time; the assets 3).
     let pageCount = 0;
     const added: LicenseAssignmentInput[] = [];
     const assets: AppleAsset[] = [];
@@ -224,7 +278,7 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
       let version: string | undefined;
       try {
         for await (const page of apple.assignments(
-          prepared.sToken,
+          sToken,
           { sinceVersionId },
           { signal: stopped, concurrency: 1 },
         )) {
@@ -242,7 +296,7 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
     };
     const readAssets = async (stopped: AbortSignal): Promise<string | undefined> => {
       let version: string | undefined;
-      for await (const page of apple.assets(prepared.sToken, {}, { signal: stopped, concurrency: 4 })) {
+      for await (const page of apple.assets(sToken, {}, { signal: stopped, concurrency: 3 })) {
         version ??= page.versionId;
         pageCount++;
         for (const a of page.records) assets.push(a);
@@ -309,6 +363,16 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
       );
     }
   }
+}
+
+interface Reading {
+  readonly read:
+    | 'unknownVersion'
+    | { versionId: string; assets: AppleAsset[]; added: LicenseAssignmentInput[]; pageCount: number };
+  /** Licenses per asset of the snapshot (snapshot-merge.ts keys). */
+  readonly held: Map<string, number>;
+  /** The adamIds of the snapshot's assets. */
+  readonly snapshotAdamIds: Set<string>;
 }
 
 /** Apple's data moved between the reads of one delta: built like the client's own snapshotMoved error. */

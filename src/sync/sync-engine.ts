@@ -58,11 +58,17 @@ export interface PreparedSync {
   readonly metadataLookup: { readonly platform: string; readonly country: string };
 }
 
-/** The first steps of every sync: client/config and the mdmInfo claim, the duplicate-location check. */
+/**
+ * The first steps of every sync: client/config and the mdmInfo claim, the duplicate-location check.
+ * `alongside` (a delta's reads) starts as soon as the sToken is known and runs while client/config is
+ * checked; the preparation settles only once it has, and a failed check aborts it first (so nothing read
+ * alongside is committed without the check).
+ */
 export type SyncPreparation = (
   claim: ClaimedSync,
   signal: AbortSignal,
   onProgress?: SyncProgressListener,
+  alongside?: (sToken: string, signal: AbortSignal) => Promise<void>,
 ) => Promise<PreparedSync>;
 
 /**
@@ -73,12 +79,40 @@ export function createSyncPreparation(
   options: Pick<SyncEngineOptions, 'apple' | 'tokens' | 'jobs' | 'mdmInfo' | 'clock' | 'logger'>,
 ): SyncPreparation {
   const { apple, tokens, jobs, clock, logger } = options;
-  return async (claim, signal, onProgress) => {
+  return async (claim, signal, onProgress, alongside) => {
     const { tenantId, tokenId } = claim.job;
     onProgress?.({ phase: 'clientConfig', pages: 0, records: 0 });
     const token = await tokens.get(tenantId, tokenId);
     const sToken = await tokens.readSToken(tenantId, tokenId);
     if (!token || sToken === undefined) throw new LeaseLostError('the token was deleted');
+    if (alongside === undefined) return check(claim, signal, token, sToken);
+    const side = new AbortController();
+    const stop = () => side.abort(signal.reason);
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      const running = alongside(sToken, side.signal);
+      let prepared: PreparedSync;
+      try {
+        prepared = await check(claim, signal, token, sToken);
+      } catch (error) {
+        side.abort(error);
+        await running.catch(() => undefined);
+        throw error;
+      }
+      await running;
+      return prepared;
+    } finally {
+      signal.removeEventListener('abort', stop);
+    }
+  };
+
+  async function check(
+    claim: ClaimedSync,
+    signal: AbortSignal,
+    token: { readonly claimTokenManagementFromExternalMdm: boolean },
+    sToken: string,
+  ): Promise<PreparedSync> {
+    const { tenantId, tokenId } = claim.job;
     const call = { signal };
 
     const config = await apple.getClientConfig(sToken, call);
@@ -121,7 +155,7 @@ export function createSyncPreparation(
         country: (config.countryISO2ACode ?? 'us').toLowerCase(),
       },
     };
-  };
+  }
 }
 
 /**

@@ -333,6 +333,7 @@ export class SyncWorker implements SyncRunner {
           clearInterval(beat);
           await beating;
           await (this.#o.lane ?? noLane).turn();
+          const committing = Date.now();
           try {
             const result = await jobs.commitDelta(
               claim,
@@ -349,6 +350,7 @@ export class SyncWorker implements SyncRunner {
                 assignments: result.assignmentCount,
                 reread: outcome.commit.replaced.size,
                 ms: Date.now() - started,
+                commitMs: Date.now() - committing,
               },
               'delta sync completed',
             );

@@ -173,8 +173,24 @@ async function replaceAssets(trx: Trx, delta: DeltaCommit, tenantId: string, tok
       },
     ]),
   );
-  const stored = await trx.selectFrom('license_assets').selectAll().where('run_id', '=', runId).execute();
+  const stored = await trx
+    .selectFrom('license_assets')
+    .select([
+      'adam_id',
+      'pricing_param',
+      'product_type',
+      'total_count',
+      'assigned_count',
+      'available_count',
+      'retired_count',
+      'device_assignable',
+      'revocable',
+      'supported_platforms',
+    ])
+    .where('run_id', '=', runId)
+    .execute();
   const gone: { adamId: string; pricingParam: string }[] = [];
+  const changed: NonNullable<ReturnType<typeof wanted.get>>[] = [];
   for (const row of stored) {
     const key = assetKey({ adamId: row.adam_id, pricingParam: row.pricing_param });
     const next = wanted.get(key);
@@ -192,37 +208,38 @@ async function replaceAssets(trx: Trx, delta: DeltaCommit, tenantId: string, tok
       row.device_assignable === next.device_assignable &&
       row.revocable === next.revocable &&
       row.supported_platforms === next.supported_platforms;
-    if (same) continue;
-    await trx
-      .updateTable('license_assets')
-      .set({
-        product_type: next.product_type,
-        total_count: next.total_count,
-        assigned_count: next.assigned_count,
-        available_count: next.available_count,
-        retired_count: next.retired_count,
-        device_assignable: next.device_assignable,
-        revocable: next.revocable,
-        supported_platforms: next.supported_platforms,
-      })
-      .where('run_id', '=', runId)
-      .where('adam_id', '=', row.adam_id)
-      .where('pricing_param', '=', row.pricing_param)
-      .execute();
+    if (!same) changed.push(next);
   }
-  for (const a of gone) {
+  for (let i = 0; i < gone.length; i += assetRows) {
+    const slice = gone.slice(i, i + assetRows);
     await trx
       .deleteFrom('license_assets')
       .where('run_id', '=', runId)
-      .where('adam_id', '=', a.adamId)
-      .where('pricing_param', '=', a.pricingParam)
+      .where((eb) =>
+        eb.or(
+          slice.map((a) => eb.and([eb('adam_id', '=', a.adamId), eb('pricing_param', '=', a.pricingParam)])),
+        ),
+      )
       .execute();
   }
-  const fresh = [...wanted.values()];
-  for (let i = 0; i < fresh.length; i += assetRows) {
+  // Changed and new assets in one statement per 300: an insert that updates the rows already there.
+  const rows = [...changed, ...wanted.values()];
+  for (let i = 0; i < rows.length; i += assetRows) {
     await trx
       .insertInto('license_assets')
-      .values(fresh.slice(i, i + assetRows))
+      .values(rows.slice(i, i + assetRows))
+      .onConflict((oc) =>
+        oc.columns(['run_id', 'adam_id', 'pricing_param']).doUpdateSet((eb) => ({
+          product_type: eb.ref('excluded.product_type'),
+          total_count: eb.ref('excluded.total_count'),
+          assigned_count: eb.ref('excluded.assigned_count'),
+          available_count: eb.ref('excluded.available_count'),
+          retired_count: eb.ref('excluded.retired_count'),
+          device_assignable: eb.ref('excluded.device_assignable'),
+          revocable: eb.ref('excluded.revocable'),
+          supported_platforms: eb.ref('excluded.supported_platforms'),
+        })),
+      )
       .execute();
   }
 }
