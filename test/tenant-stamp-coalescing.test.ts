@@ -188,22 +188,36 @@ describe('tenant change stamps under steady load on postgres', () => {
     await storage?.close();
   });
 
-  it('sends far fewer queries than calls when every call arrives in a turn of its own', async () => {
+  it('shares each query among the calls that arrived while the one before was in flight', async () => {
     let queries = 0;
+    let inFlight = 0;
+    let mostInFlight = 0;
     const stamp = coalesceReads<string, number>((ids) => {
       queries += 1;
-      return storage.readTenantStamps(ids);
+      inFlight += 1;
+      mostInFlight = Math.max(mostInFlight, inFlight);
+      const read = storage.readTenantStamps(ids) as Promise<readonly number[]>;
+      return read.finally(() => {
+        inFlight -= 1;
+      });
     });
     const calls: Promise<number>[] = [];
+    let waited = 0;
     // One call per turn: coalescing within a turn alone would send one query per call. Each query is
-    // a round trip to the server, during which many turns pass; the callers of those turns share the
-    // next query.
+    // a round trip to the server; a call arriving meanwhile waits for the next query, which the calls
+    // of every turn until then share. How many turns a round trip spans depends on the machine's load,
+    // so what is asserted is the rule, not a ratio (0.34 queries per call in one loaded CI run;
+    // the ratio moves with the load): one query in flight at most, calls that had to wait, fewer queries than
+    // calls. The exact sharing is asserted with a held read in the tests above.
     for (let turn = 0; turn < 2000; turn++) {
+      if (inFlight > 0) waited += 1;
       calls.push(stamp(tenantA));
       await nextTurn();
     }
     expect(await Promise.all(calls)).toEqual(calls.map(() => 0));
+    expect(mostInFlight).toBe(1);
     expect(queries).toBeGreaterThan(0);
-    expect(queries).toBeLessThan(calls.length / 3);
+    expect(waited).toBeGreaterThan(0);
+    expect(queries).toBeLessThan(calls.length);
   });
 });
