@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { type Kysely, sql } from 'kysely';
+import { CompiledQuery, type Kysely, sql } from 'kysely';
 
 /**
  * SQLite's change stamp: `PRAGMA data_version` (changes when another connection, in this process or
@@ -88,14 +88,7 @@ export function createSqliteTenantStampReader(
     ? "select coalesce((select seq from events where tenant_id = ? and type <> 'syncProgressed' order by seq desc limit 1), 0) as s"
     : 'select coalesce(max(seq), 0) as s from events where tenant_id = ?';
   const readThroughKysely = async (tenantId: string) => {
-    const query = options.withoutProgress
-      ? sql<{
-          s: number | bigint;
-        }>`select coalesce((select seq from events where tenant_id = ${tenantId} and type <> 'syncProgressed' order by seq desc limit 1), 0) as s`
-      : sql<{
-          s: number | bigint;
-        }>`select coalesce(max(seq), 0) as s from events where tenant_id = ${tenantId}`;
-    const { rows } = await query.execute(db);
+    const { rows } = await db.executeQuery<{ s: number | bigint }>(CompiledQuery.raw(text, [tenantId]));
     return Number(rows[0]?.s ?? 0);
   };
   let statement: Database.Statement | undefined;
