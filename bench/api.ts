@@ -165,16 +165,13 @@ async function fire(origin: string, path: string, authorization: string, load: L
 function countTenantStampReads(storage: StorageEngine): { readonly reads: number } {
   // Graph's routes read the stamp without progress notes, the dashboard the full one: count both.
   const counter = { reads: 0 };
-  const all = storage.readTenantStamps.bind(storage);
-  storage.readTenantStamps = (tenantIds) => {
-    counter.reads += 1;
-    return all(tenantIds);
-  };
-  const graph = storage.readTenantStampsWithoutProgress.bind(storage);
-  storage.readTenantStampsWithoutProgress = (tenantIds) => {
-    counter.reads += 1;
-    return graph(tenantIds);
-  };
+  for (const name of ['readTenantStamps', 'readTenantStampsWithoutProgress'] as const) {
+    const read = storage[name].bind(storage);
+    storage[name] = (tenantIds) => {
+      counter.reads += 1;
+      return read(tenantIds);
+    };
+  }
   return counter;
 }
 
