@@ -377,9 +377,11 @@ describe('the dashboard in chromium', () => {
     await page.locator('#lang').selectOption('ru');
     await expect(page.locator('#overview-status-title').textContent()).resolves.toBe('По синхронизации');
     await expect(page.locator('#overview-expiring').textContent()).resolves.toMatch(/^Токенов, истекающих/);
-    await page.waitForFunction(
-      `document.querySelector('#utilization .utilization-value')?.textContent.startsWith('назначено')`,
-    );
+    // Polled through the locator, not a page-side expression: polling a string expression in the page
+    // can need `eval`, which the dashboard's CSP (script-src 'self') refuses.
+    await expect
+      .poll(() => page.locator('#utilization .utilization-value').first().textContent(), { timeout: 30_000 })
+      .toMatch(/^назначено/);
     await page.screenshot({ path: join(shots, 'overview-russian.png') });
     // The sync history chart in Russian (the expired token, still shown: its failed runs are red bars).
     await rowOf(page, 'Ogdenville Library').locator('.name-button').click();
