@@ -2,22 +2,24 @@
 //                         [--assignments N] [--concurrency N] [--rate N]
 //                         [--pool-tokens N] [--pool-latency MS] [--threads 0|1|0,1]
 //                         [--database sqlite|postgres|URL] [--load-process] [--probe]
-//                         [--sim-latency MS]`
+//                         [--sim-latency MS] [--load fixed|autocannon]`
 //
 // A busy node (issue 18). The Apple simulator runs in its own process (bench/sync.ts's child), as
 // Apple is a remote service; vppd runs in this process with logging off, on a SQLite file or, for the api
 // part, `--database postgres` (bench/database.ts).
 // (api)  The Graph API while syncs run: 300 tokens in one tenant, `--locations` of them (default 48)
-//        real simulator locations of `--assignments` licenses (default 3,000). autocannon, in a worker
-//        thread, sends `GET vppTokens?$top=100` and `GET vppTokens/{id}` at `--rate` req/s each
-//        (default 20; fixed rate, latency corrected for coordinated omission) for `--duration` s,
+//        real simulator locations of `--assignments` licenses (default 3,000). A fixed-rate load
+//        generator (bench/fixed-rate-load.ts) in a worker thread sends `GET vppTokens?$top=100` and
+//        `GET vppTokens/{id}` at `--rate` req/s each (default 20, evenly spaced; each latency from when
+//        the request was due, so a stall counts for every request it delayed) for `--duration` s,
 //        first with no sync running (idle), then while the worker keeps `--concurrency` (default 16)
 //        syncs running (a driver re-requests every finished token). Idle and busy alternate for
 //        `--rounds` rounds; the figures are p99s per round. Targets: busy list p99 <= 25 ms, busy get
 //        p99 <= 15 ms. `--threads` (default 1) is VPPD_SYNC_THREADS: 1 runs the syncs in a worker
 //        thread of their own, 0 in the request thread; `0,1` measures both, one after the other.
-//        `--load-process` runs autocannon in a child process instead (real clients are not inside the
-//        server). `--probe` times each request server-side (bench/busy-probe.ts) and prints, per phase,
+//        `--load-process` runs the load generator in a child process instead (real clients are not
+//        inside the server); `--load autocannon` uses autocannon's `overallRate` as before (bursts at
+//        each second and a 1 ms coordinated-omission interval, which inflate its p99: compare). `--probe` times each request server-side (bench/busy-probe.ts) and prints, per phase,
 //        where a cache miss's time went; CPU and run-queue wait per thread are printed always.
 //        `--sim-latency` adds that many ms to every simulator call (fewer syncs/s).
 // (pool) Apple connections sized to the work: `--pool-tokens` (default 96) locations of 500
@@ -51,6 +53,7 @@ import {
   sampleCpu,
 } from './busy-probe.js';
 import { type BenchDatabase, benchDatabase } from './database.js';
+import { fixedRateLoad } from './fixed-rate-load.js';
 import { type BenchSim, childProcessSim, location } from './sync.js';
 
 interface Histogram {
@@ -98,7 +101,7 @@ function benchConfig(
   });
 }
 
-/** autocannon in a child process (`--load-process`): the load generator's CPU is not this process's. */
+/** autocannon in a child process (`--load autocannon --load-process`). */
 const loadScript = `const autocannon = require(process.argv[1]);
 autocannon(JSON.parse(process.argv[2])).then(
   (r) => process.stdout.write(JSON.stringify(r)),
@@ -107,37 +110,64 @@ autocannon(JSON.parse(process.argv[2])).then(
 const autocannonPath = createRequire(import.meta.url).resolve('autocannon');
 const execFileAsync = promisify(execFile);
 let loadInProcess = false;
+let loadGenerator: 'fixed' | 'autocannon' = 'fixed';
 
-/** Fixed-rate load on one path, in a worker thread (or a child process with `--load-process`). */
-async function fire(url: string, authorization: string, rate: number, duration: number) {
-  const options = {
-    url,
-    connections: 4,
-    duration,
-    overallRate: rate,
-    headers: { authorization },
-    timeout: 10,
-  };
-  const result = loadInProcess
-    ? (JSON.parse(
-        (
-          await execFileAsync(process.execPath, ['-e', loadScript, autocannonPath, JSON.stringify(options)], {
-            maxBuffer: 64 * 1024 * 1024,
-          })
-        ).stdout,
-      ) as AutocannonResult)
-    : await autocannon({ ...options, workers: 1 });
-  if (result.errors > 0 || result.timeouts > 0 || result.non2xx > 0) {
+/** The latency figures a phase reports, from either load generator. */
+interface LoadResult {
+  readonly requests: { readonly total: number };
+  readonly latency: { readonly p50: number; readonly p99: number; readonly max: number };
+  readonly errors: number;
+  readonly timeouts?: number;
+  readonly non2xx: number;
+}
+
+/**
+ * Fixed-rate load on one path, in a worker thread (or a child process with `--load-process`): by
+ * default bench/fixed-rate-load.ts (evenly spaced requests, latency from when each was due);
+ * `--load autocannon` keeps the earlier generator for comparison (its bursts and its 1 ms
+ * coordinated-omission interval inflate the p99: see fixed-rate-load.ts).
+ */
+async function fire(url: string, authorization: string, rate: number, duration: number): Promise<LoadResult> {
+  let result: LoadResult;
+  if (loadGenerator === 'fixed') {
+    result = await fixedRateLoad(
+      { url, headers: { authorization }, rate, durationS: duration, connections: 8, timeoutMs: 10_000 },
+      { process: loadInProcess },
+    );
+  } else {
+    const options = {
+      url,
+      connections: 4,
+      duration,
+      overallRate: rate,
+      headers: { authorization },
+      timeout: 10,
+    };
+    result = loadInProcess
+      ? (JSON.parse(
+          (
+            await execFileAsync(
+              process.execPath,
+              ['-e', loadScript, autocannonPath, JSON.stringify(options)],
+              {
+                maxBuffer: 64 * 1024 * 1024,
+              },
+            )
+          ).stdout,
+        ) as AutocannonResult)
+      : await autocannon({ ...options, workers: 1 });
+  }
+  if (result.errors > 0 || (result.timeouts ?? 0) > 0 || result.non2xx > 0) {
     throw new Error(
-      `load on ${url}: ${result.errors} errors, ${result.timeouts} timeouts, ${result.non2xx} non-2xx`,
+      `load on ${url}: ${result.errors} errors, ${result.timeouts ?? 0} timeouts, ${result.non2xx} non-2xx`,
     );
   }
   return result;
 }
 
 interface Phase {
-  readonly list: AutocannonResult;
-  readonly get: AutocannonResult;
+  readonly list: LoadResult;
+  readonly get: LoadResult;
   readonly syncsCompleted: number;
   readonly meanRunning: number;
   /** Event-loop delay of the vppd thread during the phase (p99 and max, ms). */
@@ -331,7 +361,7 @@ async function apiPart(
     await fire(`${server.url}${encodeURI(listPath)}`, authorization, rate, 2);
     const idle: Phase[] = [];
     const busy: Phase[] = [];
-    const fmt = (r: AutocannonResult) =>
+    const fmt = (r: LoadResult) =>
       `p50 ${r.latency.p50.toFixed(1).padStart(5)} ms  p99 ${r.latency.p99.toFixed(1).padStart(5)} ms  ` +
       `max ${r.latency.max.toFixed(0).padStart(4)} ms  (${r.requests.total} req)`;
     const loop = (p: Phase) =>
@@ -513,11 +543,15 @@ export async function run(args: string[]): Promise<void> {
       threads: { type: 'string', default: '1' },
       database: { type: 'string' },
       'load-process': { type: 'boolean', default: false },
+      load: { type: 'string', default: 'fixed' },
       probe: { type: 'boolean', default: false },
       'sim-latency': { type: 'string', default: '0' },
     },
   });
   loadInProcess = values['load-process'] === true;
+  if (values.load !== 'fixed' && values.load !== 'autocannon')
+    throw new Error('--load is fixed or autocannon');
+  loadGenerator = values.load;
   const missed: string[] = [];
   if (values.part === 'api' || values.part === 'both') {
     const db = await benchDatabase(values.database);
