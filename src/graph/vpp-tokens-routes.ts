@@ -18,6 +18,7 @@ import { createTenantChangeStamp } from '../storage/change-stamp.js';
 import { buildNextLink } from './odata/next-link.js';
 import { type ListQueryOption, parseListQuery } from './odata/parse-list-query.js';
 import { createResponseCache } from './response-cache.js';
+import { createTokenFragments } from './token-fragments.js';
 import { vppTokenListFields } from './vpp-token-list-fields.js';
 import { presentVppToken } from './vpp-token-presenter.js';
 
@@ -82,29 +83,62 @@ export function registerVppTokenRoutes(
       if (kept !== undefined) return sendJsonBytes(reply, kept);
       // Read after the stamp, so the bytes are never older than the stamp they are kept under.
       return build().then((value) => {
-        const body = Buffer.from(JSON.stringify(value));
+        const body = Buffer.from(value instanceof JsonText ? value.text : JSON.stringify(value));
         responses.set(key, stamp, body, body.length);
         return sendJsonBytes(reply, body);
       });
     });
   };
 
+  // A list page whose kept answer retired is rebuilt from each token's kept JSON: only the tokens whose
+  // own version moved are read and serialized again (token-fragments.ts). A kept form without a version
+  // lives a quarter of the event retention at most (and a minute at most).
+  const fragments = createTokenFragments({
+    tokens,
+    now: Date.now,
+    maxAgeMs: Math.min(60_000, context.config.sync.eventRetentionMs / 4),
+  });
+
   app.get(vppTokensPath, { onRequest: read }, (request, reply) =>
     sendRead(request, reply, async () => {
       const { tenantId } = principalOf(request);
       const query = parseQuery(request, ['select', 'filter', 'orderby', 'top', 'skip', 'count', 'skiptoken']);
-      const page = await tokens.listPage(tenantId, query);
-      const body: Record<string, unknown> = {
-        '@odata.context': `${metadataUrlOf(request, version)}#deviceAppManagement/vppTokens${selectSuffix(query.select)}`,
-      };
-      if (query.count) body['@odata.count'] = await tokens.count(tenantId, query.filter);
+      const odataContext = `${metadataUrlOf(request, version)}#deviceAppManagement/vppTokens${selectSuffix(query.select)}`;
+      const page = await tokens.listPageVersions(tenantId, query);
+      const items = await fragments.serialize(
+        tenantId,
+        page.rows,
+        JSON.stringify([version, includeUnknown(request), query.select ?? null]),
+        (token) => present(request, token, query.select),
+      );
+      if (items === undefined) return listWhole(request, tenantId, query, odataContext);
+      // The bytes JSON.stringify makes of the same object: its keys in the same order.
+      let text = `{"@odata.context":${JSON.stringify(odataContext)}`;
+      if (query.count)
+        text += `,"@odata.count":${JSON.stringify(await tokens.count(tenantId, query.filter))}`;
       if (page.nextOffset !== undefined) {
-        body['@odata.nextLink'] = buildNextLink(externalUrlOf(request), query, page.nextOffset);
+        text += `,"@odata.nextLink":${JSON.stringify(buildNextLink(externalUrlOf(request), query, page.nextOffset))}`;
       }
-      body.value = page.rows.map((token) => present(request, token, query.select));
-      return body;
+      return new JsonText(`${text},"value":[${items.join(',')}]}`);
     }),
   );
+
+  /** A list page read whole: when a token of the page was deleted between its two reads. */
+  const listWhole = async (
+    request: FastifyRequest,
+    tenantId: string,
+    query: ListQuery,
+    odataContext: string,
+  ) => {
+    const page = await tokens.listPage(tenantId, query);
+    const body: Record<string, unknown> = { '@odata.context': odataContext };
+    if (query.count) body['@odata.count'] = await tokens.count(tenantId, query.filter);
+    if (page.nextOffset !== undefined) {
+      body['@odata.nextLink'] = buildNextLink(externalUrlOf(request), query, page.nextOffset);
+    }
+    body.value = page.rows.map((token) => present(request, token, query.select));
+    return body;
+  };
 
   app.get(`${vppTokensPath}/$count`, { onRequest: read }, async (request, reply) => {
     const { tenantId } = principalOf(request);
@@ -176,6 +210,11 @@ export function registerVppTokenRoutes(
   methodNotAllowed(app, vppTokensPath, ['GET', 'POST'], clock);
   methodNotAllowed(app, `${vppTokensPath}/$count`, ['GET'], clock);
   methodNotAllowed(app, `${vppTokensPath}/:id`, ['GET', 'PATCH', 'DELETE'], clock);
+}
+
+/** A response body already serialized to JSON (kept as it is rather than stringified again). */
+class JsonText {
+  constructor(readonly text: string) {}
 }
 
 /** Sends serialized JSON as it is, with the content type fastify gives the JSON it serializes. */

@@ -19,6 +19,16 @@ import type { VppdDatabase } from './open-database.js';
 import type { TokenCipher } from './token-cipher.js';
 import { booleanToColumn, dateFromColumn, dateToColumn, vppTokenColumns } from './vpp-token-columns.js';
 
+/**
+ * A token's id and version: the seq of its newest event, as a string (every change to what a vppToken
+ * shows appends an event naming it, in the change's transaction), or null when it has no event left
+ * (older than the event retention, or older than the event log).
+ */
+export interface TokenVersion {
+  readonly id: string;
+  readonly version: string | null;
+}
+
 /** Properties a caller may change with {@link VppTokenStore.update}; id, tenant and action results stay. */
 export type VppTokenChanges = Partial<Omit<VppToken, 'id' | 'tenantId' | 'tokenActionResults'>>;
 
@@ -75,6 +85,13 @@ export interface VppTokenStore {
    * (creation order without one; the id last, so pages are stable), from its offset.
    */
   listPage(tenantId: string, list: TokenListQuery): Promise<ListPage<VppToken>>;
+  /**
+   * The same page as {@link listPage} (same rows, same order, same next offset), as ids and versions
+   * only: one statement, read in one snapshot, a fraction of the cost of reading the rows.
+   */
+  listPageVersions(tenantId: string, list: TokenListQuery): Promise<ListPage<TokenVersion>>;
+  /** The tenant's tokens of these ids that exist, in no particular order. */
+  getMany(tenantId: string, ids: readonly string[]): Promise<VppToken[]>;
   /** How many tokens the tenant holds (those matching `filter` when one is given). */
   count(tenantId: string, filter?: FilterExpression): Promise<number>;
   /**
@@ -238,6 +255,40 @@ export function createVppTokenStore(options: VppTokenStoreOptions): VppTokenStor
       const page = await fetchListPage(baseQuery(tenantId), list, vppTokenColumns, tokenPaging);
       const tokens = await withActionResults(tenantId, page.rows);
       return page.nextOffset === undefined ? { rows: tokens } : { rows: tokens, nextOffset: page.nextOffset };
+    },
+
+    async listPageVersions(tenantId, list) {
+      const query = reads
+        .selectFrom('vpp_tokens')
+        .select((eb) => [
+          'id',
+          eb
+            .selectFrom('events')
+            .select((e) => e.fn.max('events.seq').as('seq'))
+            .whereRef('events.tenant_id', '=', 'vpp_tokens.tenant_id')
+            .whereRef('events.token_id', '=', 'vpp_tokens.id')
+            .as('version'),
+        ])
+        .where('tenant_id', '=', tenantId);
+      const page = await fetchListPage(query, list, vppTokenColumns, tokenPaging);
+      const rows = page.rows.map((row) => ({
+        id: row.id,
+        version: row.version === null || row.version === undefined ? null : String(row.version),
+      }));
+      return page.nextOffset === undefined ? { rows } : { rows, nextOffset: page.nextOffset };
+    },
+
+    async getMany(tenantId, ids) {
+      const rows: VppTokenReadRow[] = [];
+      // Chunked as the action results are: well under any engine's bound-parameter limit.
+      for (let i = 0; i < ids.length; i += 500) {
+        rows.push(
+          ...(await baseQuery(tenantId)
+            .where('id', 'in', ids.slice(i, i + 500))
+            .execute()),
+        );
+      }
+      return withActionResults(tenantId, rows);
     },
 
     count(tenantId, filter) {

@@ -13,6 +13,7 @@ import { licenseOperations } from './0010-license-operations.js';
 import { appleNotifications } from './0011-apple-notifications.js';
 import { notificationFollowUp } from './0012-notification-follow-up.js';
 import { deltaSyncs } from './0013-delta-syncs.js';
+import { tokenEventIndex } from './0014-token-event-index.js';
 
 /**
  * Every migration vppd knows, forward-only, applied in name order at start-up, with the column types
@@ -34,5 +35,6 @@ export function storageMigrations(ddl: EngineDdl): Readonly<Record<string, Migra
     '0011_apple_notifications': appleNotifications(ddl),
     '0012_notification_follow_up': notificationFollowUp(ddl),
     '0013_delta_syncs': deltaSyncs(ddl),
+    '0014_token_event_index': tokenEventIndex,
   };
 }
