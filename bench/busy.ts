@@ -252,7 +252,7 @@ async function apiPart(
         listPrefix: encodeURI(listPath),
         getPrefix: getPath,
         tokens: context.tokens as unknown as Record<string, unknown>,
-        readers: ['get', 'listPage'],
+        readers: ['get', 'listPage', 'listPageVersions'],
         storage: context.storage as unknown as Record<string, unknown>,
         stampReader: 'readTenantStampsWithoutProgress',
         sync: context.sync as unknown as Record<string, unknown>,
