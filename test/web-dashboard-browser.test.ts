@@ -70,12 +70,19 @@ describe('the dashboard in chromium', () => {
     // Signed in by the demo: nothing to sign out of.
     expect(await page.locator('#sign-out').isVisible()).toBe(false);
     await page.locator('#live[data-state="live"]').waitFor();
-    // Every status at the same moment (the large token stays inProgress ~30 s after start).
-    // (Page functions are given as source text: this project's TypeScript has no DOM types.)
-    const everyStatus = vppTokenSyncStatus.names
-      .map((n) => `document.querySelector('#rows .status-badge[data-value="${n}"]') !== null`)
-      .join(' && ');
-    await page.waitForFunction(everyStatus, undefined, { timeout: 45_000 });
+    // Every status at the same moment (the large token stays inProgress ~30 s after start). One
+    // evaluateAll reads every badge in a single pass, so the statuses seen are one moment's. Polled from
+    // the test, not as a page-side expression: polling a string expression in the page can need `eval`,
+    // which the dashboard's CSP (script-src 'self') refuses.
+    await expect
+      .poll(
+        () =>
+          page
+            .locator('#rows .status-badge')
+            .evaluateAll((els) => [...new Set(els.map((el) => el.getAttribute('data-value')))].sort()),
+        { timeout: 45_000 },
+      )
+      .toEqual([...vppTokenSyncStatus.names].sort());
     expect(await page.locator('#rows tr').count()).toBe(demoTokens.length);
     // A failed token says why, in words.
     const expired = rowOf(page, 'Ogdenville Library');
@@ -349,11 +356,10 @@ describe('the dashboard in chromium', () => {
   it('shows counts by sync status and state above the table; a count filters the table', async () => {
     const page = await openPage();
     const failedChip = page.locator('#overview-status .chip[data-value="failed"]');
-    await page.waitForFunction(
-      `document.querySelectorAll('#rows .status-badge[data-value="failed"]').length > 0`,
-      undefined,
-      { timeout: 45_000 },
-    );
+    // Polled through the locator (a page-side string expression can need `eval`, which the CSP refuses).
+    await expect
+      .poll(() => page.locator('#rows .status-badge[data-value="failed"]').count(), { timeout: 45_000 })
+      .toBeGreaterThan(0);
     const failedRows = await page.locator('#rows .status-badge[data-value="failed"]').count();
     await expect(failedChip.textContent()).resolves.toMatch(new RegExp(` ${failedRows}$`));
     await failedChip.click();
