@@ -1,0 +1,246 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { type AppleSim, defaultSimLocations, startAppleSim } from '../src/apple-sim/apple-sim.js';
+import { type RunningServer, startServer } from '../src/server/start-server.js';
+import { crashSyncThreadForTests } from '../src/sync/sync-thread.js';
+import type { SyncRunner } from '../src/sync/sync-worker.js';
+import { tenantA, testConfig } from './helpers/graph-test-app.js';
+import { mintToken, roles } from './helpers/jwt.js';
+import { storageEngines, testDatabaseUrl } from './helpers/storage-engines.js';
+import { tokensPath } from './helpers/sync-harness.js';
+
+// A sync thread that dies is replaced: a running vppd (VPPD_SYNC_THREADS=1, real sockets, a real Apple
+// simulator, a SQLite file or a PostgreSQL database) whose sync thread is terminated mid-sync starts a
+// new one after a short back-off; the dead thread's run is taken over once its lease expires, a sync
+// requested afterwards completes, `/metrics` counts the restarts, and `/healthz` turns 503 while the
+// thread keeps dying and 200 again once one stays up. The tests wait for what they can observe.
+
+/** Polls `probe` until it returns a value; fails naming `what` after `timeoutMs`. */
+function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  return vi.waitFor(
+    async () => {
+      const value = await probe();
+      if (value === undefined) throw new Error(`timed out waiting for ${what}`);
+      return value;
+    },
+    { timeout: timeoutMs, interval: 25 },
+  );
+}
+
+const leaseMs = 1_500;
+const stableMs = 5_000;
+
+describe.each(storageEngines)('a sync thread that dies (%s)', (engine) => {
+  let sim: AppleSim;
+  let server: RunningServer;
+  let dir: string;
+  let auth: string;
+  /** The token of location `small`, synced by the first test. */
+  let smallId = '';
+  const lines: string[] = [];
+
+  const api = async (method: string, path: string, body?: unknown) => {
+    const response = await fetch(`${server.url}${path}`, {
+      method,
+      headers: { authorization: auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await response.text();
+    return {
+      status: response.status,
+      body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>),
+    };
+  };
+  const upload = async (locationId: string) => {
+    const created = await api('POST', tokensPath, { token: sim.tokenFor(locationId) });
+    expect(created.status).toBe(201);
+    return String(created.body.id);
+  };
+  const token = async (id: string) => (await api('GET', `${tokensPath}/${id}`)).body;
+  const logged = () => lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+  const runner = (): SyncRunner => {
+    const current = server.context.sync.worker;
+    if (current?.health === undefined) throw new Error('no sync thread runner');
+    return current;
+  };
+  const health = () => {
+    const report = runner().health?.();
+    if (report === undefined) throw new Error('no health report');
+    return report;
+  };
+  const restartsInMetrics = async () => {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith('vppd_sync_thread_restarts_total '));
+    return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+  };
+  const healthz = async () => {
+    const response = await fetch(`${server.url}/healthz`);
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  };
+
+  beforeAll(async () => {
+    sim = await startAppleSim({
+      seed: `sync-thread-restart-${engine}`,
+      rateLimit: false,
+      pageSize: 100,
+      locations: [
+        ...defaultSimLocations(),
+        {
+          id: 'slow',
+          name: 'Slow Annex',
+          orgName: 'Slow County',
+          countryCode: 'US',
+          assets: 10,
+          assignments: 300,
+          users: 50,
+        },
+      ],
+    });
+    dir = await mkdtemp(join(tmpdir(), 'vppd-sync-thread-restart-'));
+    const database = await testDatabaseUrl(engine, `sqlite:${join(dir, 'vppd.db')}`);
+    const logger = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+          done();
+        },
+      }),
+    );
+    server = await startServer(
+      testConfig({
+        port: '0',
+        database,
+        appleUrl: sim.baseUrl,
+        appleMetadataUrl: sim.metadataUrl,
+        syncThreads: '1',
+      }),
+      {
+        runSync: true,
+        syncOnTokenWrite: true,
+        logger,
+        sync: { pollMs: 50, leaseMs, heartbeatMs: 200 },
+        syncThreadRestart: { firstDelayMs: 50, maxDelayMs: 200, stableMs, failingAfter: 3 },
+      },
+    );
+    auth = `Bearer ${await mintToken({ tenantId: tenantA, roles: [roles.readWrite] })}`;
+  }, 60_000);
+
+  afterAll(async () => {
+    await server?.close();
+    await sim?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('replaces a thread killed mid-sync; its run is taken over after the lease, and a later sync completes', async () => {
+    expect(health()).toEqual({ up: true, restarts: 0, deathsInARow: 0, failing: false });
+    expect(await restartsInMetrics()).toBe(0);
+
+    // A sync in flight in the thread when it dies.
+    sim.faults.latency('slow', 300);
+    const slow = await upload('slow');
+    await until('the sync to run in the thread', async () => (runner().active === 1 ? true : undefined));
+    const ownerBefore = await server.context.db
+      .selectFrom('sync_jobs')
+      .select('lease_owner')
+      .where('token_id', '=', slow)
+      .executeTakeFirstOrThrow();
+    expect(ownerBefore.lease_owner).not.toBeNull();
+
+    expect(await crashSyncThreadForTests(runner())).toBe(true);
+    // Gone at once: nothing runs here until the replacement is up.
+    expect(runner().active).toBe(0);
+    const stopped = await until('the log line of the dead thread', async () =>
+      logged().find(
+        (l) => typeof l.msg === 'string' && l.msg.startsWith('the sync thread stopped unexpectedly'),
+      ),
+    );
+    expect(stopped).toMatchObject({ level: 50, exitCode: 1, deathsInARow: 1, restartInMs: 50 });
+    // Not given back: the dead thread's lease stays until it expires (nothing knows how far it got).
+    const ownerAfter = await server.context.db
+      .selectFrom('sync_jobs')
+      .select('lease_owner')
+      .where('token_id', '=', slow)
+      .executeTakeFirstOrThrow();
+    expect(ownerAfter.lease_owner).toBe(ownerBefore.lease_owner);
+    expect((await token(slow)).lastSyncStatus).toBe('inProgress');
+
+    await until('the replacement thread', async () => (health().up ? true : undefined));
+    expect(health()).toMatchObject({ up: true, restarts: 1, failing: false });
+    expect(await restartsInMetrics()).toBe(1);
+    expect(logged().some((l) => l.msg === 'a new sync thread replaced the one that stopped')).toBe(true);
+
+    // The new thread takes the run over once the dead thread's lease expired, and completes it.
+    sim.faults.clear('slow');
+    await until('the taken-over sync to complete', async () => {
+      const body = await token(slow);
+      return body.lastSyncStatus === 'completed' ? body : undefined;
+    });
+    const history = await api('GET', `/vppd/v1/tokens/${slow}/syncs?top=5`);
+    expect((history.body.value as Record<string, unknown>[])[0]).toMatchObject({ outcome: 'completed' });
+
+    // A sync requested after the restart runs in the new thread.
+    const small = await upload('small');
+    smallId = small;
+    const first = await until('the first sync of another token', async () => {
+      const body = await token(small);
+      return body.lastSyncStatus === 'completed' ? String(body.lastSyncDateTime) : undefined;
+    });
+    const requested = await api('POST', `${tokensPath}/${small}/syncLicenses`);
+    expect(requested.status).toBeLessThan(300);
+    await until('the requested sync to complete', async () => {
+      const body = await token(small);
+      return body.lastSyncStatus === 'completed' && String(body.lastSyncDateTime) > first ? true : undefined;
+    });
+
+    // Whatever was logged, no sToken.
+    const all = lines.join('\n');
+    expect(all).not.toContain(sim.tokenFor('slow'));
+    expect(all).not.toContain(sim.tokenFor('small'));
+  }, 90_000);
+
+  it('a thread that keeps dying turns /healthz to 503 until a replacement stays up', async () => {
+    // Whatever the previous test left: a thread up long enough for the deaths in a row to be forgotten.
+    await until('a stable thread', async () =>
+      health().up && health().deathsInARow === 0 ? true : undefined,
+    );
+    expect(await healthz()).toEqual({ status: 200, body: { status: 'ok' } });
+    const before = health().restarts;
+
+    for (let death = 1; death <= 3; death++) {
+      expect(await crashSyncThreadForTests(runner())).toBe(true);
+      // Each replacement dies again before it stayed up `stableMs`: the back-off doubles, to its limit.
+      await until(`replacement ${death}`, async () => (health().up ? true : undefined));
+      if (death < 3) expect((await healthz()).status).toBe(200);
+    }
+    const deaths = logged().filter(
+      (l) => typeof l.msg === 'string' && l.msg.startsWith('the sync thread stopped unexpectedly'),
+    );
+    expect(deaths.slice(-3).map((l) => [l.deathsInARow, l.restartInMs])).toEqual([
+      [1, 50],
+      [2, 100],
+      [3, 200],
+    ]);
+    expect(health()).toMatchObject({ up: true, restarts: before + 3, deathsInARow: 3, failing: true });
+    expect(await healthz()).toEqual({ status: 503, body: { status: 'unavailable', reason: 'sync thread' } });
+    expect(await restartsInMetrics()).toBe(before + 3);
+
+    // The last replacement stays up: healthy again, and it syncs.
+    await until('/healthz to recover', async () => ((await healthz()).status === 200 ? true : undefined));
+    expect(health()).toMatchObject({ up: true, deathsInARow: 0, failing: false });
+    // It syncs: a sync of a token the previous test synced, requested now.
+    const id = smallId;
+    const lastSync = String((await token(id)).lastSyncDateTime);
+    expect((await api('POST', `${tokensPath}/${id}/syncLicenses`)).status).toBeLessThan(300);
+    await until('a sync after the recovery', async () => {
+      const body = await token(id);
+      return body.lastSyncStatus === 'completed' && String(body.lastSyncDateTime) > lastSync
+        ? true
+        : undefined;
+    });
+  }, 90_000);
+});
