@@ -1,16 +1,17 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type AppleSim, defaultSimLocations, startAppleSim } from '../src/apple-sim/apple-sim.js';
-import { type RunningServer, startServer } from '../src/server/start-server.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AppleSim } from '../src/apple-sim/apple-sim.js';
+import type { RunningServer } from '../src/server/start-server.js';
 import { crashSyncThreadForTests } from '../src/sync/sync-thread.js';
 import type { SyncRunner } from '../src/sync/sync-worker.js';
-import { tenantA, testConfig } from './helpers/graph-test-app.js';
-import { mintToken, roles } from './helpers/jwt.js';
-import { storageEngines, testDatabaseUrl } from './helpers/storage-engines.js';
+import {
+  type ApiCall,
+  apiCaller,
+  readWriteBearer,
+  type SyncThreadServing,
+  startSyncThreadServing,
+  until,
+} from './helpers/serving.js';
+import { storageEngines } from './helpers/storage-engines.js';
 import { tokensPath } from './helpers/sync-harness.js';
 
 // A sync thread that dies is replaced: a running vppd (VPPD_SYNC_THREADS=1, real sockets, a real Apple
@@ -19,42 +20,19 @@ import { tokensPath } from './helpers/sync-harness.js';
 // requested afterwards completes, `/metrics` counts the restarts, and `/healthz` turns 503 while the
 // thread keeps dying and 200 again once one stays up. The tests wait for what they can observe.
 
-/** Polls `probe` until it returns a value; fails naming `what` after `timeoutMs`. */
-function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  return vi.waitFor(
-    async () => {
-      const value = await probe();
-      if (value === undefined) throw new Error(`timed out waiting for ${what}`);
-      return value;
-    },
-    { timeout: timeoutMs, interval: 25 },
-  );
-}
-
 const leaseMs = 1_500;
 const stableMs = 5_000;
 
 describe.each(storageEngines)('a sync thread that dies (%s)', (engine) => {
   let sim: AppleSim;
   let server: RunningServer;
-  let dir: string;
+  let serving: SyncThreadServing;
   let auth: string;
   /** The token of location `small`, synced by the first test. */
   let smallId = '';
   const lines: string[] = [];
 
-  const api = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(`${server.url}${path}`, {
-      method,
-      headers: { authorization: auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await response.text();
-    return {
-      status: response.status,
-      body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>),
-    };
-  };
+  const api: ApiCall = (method, path, body) => apiCaller(() => server.url, auth)(method, path, body);
   const upload = async (locationId: string) => {
     const created = await api('POST', tokensPath, { token: sim.tokenFor(locationId) });
     expect(created.status).toBe(201);
@@ -83,57 +61,16 @@ describe.each(storageEngines)('a sync thread that dies (%s)', (engine) => {
   };
 
   beforeAll(async () => {
-    sim = await startAppleSim({
-      seed: `sync-thread-restart-${engine}`,
-      rateLimit: false,
-      pageSize: 100,
-      locations: [
-        ...defaultSimLocations(),
-        {
-          id: 'slow',
-          name: 'Slow Annex',
-          orgName: 'Slow County',
-          countryCode: 'US',
-          assets: 10,
-          assignments: 300,
-          users: 50,
-        },
-      ],
+    serving = await startSyncThreadServing(engine, `sync-thread-restart-${engine}`, lines, {
+      sync: { pollMs: 50, leaseMs, heartbeatMs: 200 },
+      syncThreadRestart: { firstDelayMs: 50, maxDelayMs: 200, stableMs, failingAfter: 3 },
     });
-    dir = await mkdtemp(join(tmpdir(), 'vppd-sync-thread-restart-'));
-    const database = await testDatabaseUrl(engine, `sqlite:${join(dir, 'vppd.db')}`);
-    const logger = pino(
-      { level: 'info' },
-      new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-          done();
-        },
-      }),
-    );
-    server = await startServer(
-      testConfig({
-        port: '0',
-        database,
-        appleUrl: sim.baseUrl,
-        appleMetadataUrl: sim.metadataUrl,
-        syncThreads: '1',
-      }),
-      {
-        runSync: true,
-        syncOnTokenWrite: true,
-        logger,
-        sync: { pollMs: 50, leaseMs, heartbeatMs: 200 },
-        syncThreadRestart: { firstDelayMs: 50, maxDelayMs: 200, stableMs, failingAfter: 3 },
-      },
-    );
-    auth = `Bearer ${await mintToken({ tenantId: tenantA, roles: [roles.readWrite] })}`;
+    ({ sim, server } = serving);
+    auth = await readWriteBearer();
   }, 60_000);
 
   afterAll(async () => {
-    await server?.close();
-    await sim?.close();
-    await rm(dir, { recursive: true, force: true });
+    await serving?.close();
   });
 
   it('replaces a thread killed mid-sync; its run is taken over after the lease, and a later sync completes', async () => {
