@@ -1,12 +1,11 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoTokens } from '../src/demo/demo-scenario.js';
 import { vppTokenSyncStatus } from '../src/domain/enums.js';
+import { type DemoInBrowser, dashboardShots, startDemoInBrowser } from './helpers/dashboard-browser.js';
 import { createTestApp } from './helpers/graph-test-app.js';
-import { cleanEnv, type ServeProcess, startServeProcess } from './helpers/serve-process.js';
+import type { ServeProcess } from './helpers/serve-process.js';
 import { buildSToken } from './helpers/stoken-builder.js';
 
 // The dashboard in a real browser (Debian's chromium driven by playwright-core) against `vppd serve
@@ -14,9 +13,8 @@ import { buildSToken } from './helpers/stoken-builder.js';
 // sync runs, shows the server's error for a broken upload, speaks Russian, and works from the keyboard.
 // Screenshots land in test-artifacts/dashboard/ (look at them when the page changes).
 
-const chromiumPath = process.env.VPPD_CHROMIUM ?? '/usr/bin/chromium';
-const shots = join(process.cwd(), 'test-artifacts', 'dashboard');
-const cwd = mkdtempSync(join(tmpdir(), 'vppd-dashboard-'));
+const shots = dashboardShots;
+let demo: DemoInBrowser;
 let server: ServeProcess;
 let simAdmin: string;
 let browser: Browser;
@@ -24,24 +22,12 @@ let browser: Browser;
 const healthy = demoTokens.find((d) => d.locationId === 'small')?.displayName ?? '';
 
 beforeAll(async () => {
-  mkdirSync(shots, { recursive: true });
-  server = await startServeProcess(['--demo'], {
-    env: cleanEnv({ VPPD_PORT: '0', VPPD_LOG_LEVEL: 'silent', VPPD_SHUTDOWN_GRACE: '1s' }),
-    cwd,
-  });
-  const sim = /^demo: Apple simulator (http:\/\/\S+)\/mdm\/v2$/m.exec(server.stdout())?.[1];
-  if (sim === undefined) throw new Error(`no simulator line in: ${server.stdout()}`);
-  simAdmin = `${sim}/_sim`;
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
-  });
+  demo = await startDemoInBrowser('vppd-dashboard-');
+  ({ server, simAdmin, browser } = demo);
 }, 60_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await server?.stop('SIGKILL');
-  rmSync(cwd, { recursive: true, force: true });
+  await demo?.close();
 });
 
 async function openPage(options: { locale?: string; width?: number; height?: number } = {}): Promise<Page> {
