@@ -1,11 +1,15 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppleSim } from '../src/apple-sim/apple-sim.js';
 import type { RunningServer } from '../src/server/start-server.js';
-import { crashSyncThreadForTests } from '../src/sync/sync-thread.js';
+import { crashSyncThreadForTests, type SyncThreadData, startSyncThread } from '../src/sync/sync-thread.js';
 import type { SyncRunner } from '../src/sync/sync-worker.js';
 import {
   type ApiCall,
   apiCaller,
+  capturingLogger,
   readWriteBearer,
   type SyncThreadServing,
   startSyncThreadServing,
@@ -180,4 +184,78 @@ describe.each(storageEngines)('a sync thread that dies (%s)', (engine) => {
         : undefined;
     });
   }, 90_000);
+});
+
+describe('a replacement sync thread that cannot start', () => {
+  it('counts as a death: retried after a growing back-off, failing, until one starts', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vppd-sync-thread-restart-'));
+    const lines: string[] = [];
+    const good = join(dir, 'vppd.db');
+    // A database whose directory is a file: a thread cannot open it.
+    await writeFile(join(dir, 'a-file'), '');
+    const bad = join(dir, 'a-file', 'vppd.db');
+    const data: { -readonly [K in keyof SyncThreadData]: SyncThreadData[K] } = {
+      database: { kind: 'sqlite', url: `sqlite:${good}`, filename: good },
+      encryptionKey: new Uint8Array(32),
+      apple: {
+        baseUrl: 'http://127.0.0.1:9/mdm/v2',
+        metadataUrl: undefined,
+        connections: 16,
+        sharedRate: true,
+      },
+      settings: { intervalMs: 3_600_000 },
+      workerId: 'test:1:abcd',
+      logLevel: 'info',
+      nice: 10,
+    };
+    let restarts = 0;
+    const runner = await startSyncThread({
+      data,
+      logger: capturingLogger(lines),
+      restart: { firstDelayMs: 20, maxDelayMs: 80, stableMs: 60_000, failingAfter: 3 },
+      onRestart: () => restarts++,
+    });
+    try {
+      runner.start();
+      // From now on a new thread finds the database unreachable.
+      data.database = { kind: 'sqlite', url: `sqlite:${bad}`, filename: bad };
+      expect(await crashSyncThreadForTests(runner)).toBe(true);
+      const failedStarts = await until('three failed replacements', async () => {
+        const found = lines
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+          .filter((l) => l.msg === 'a new sync thread did not start: trying again after the back-off');
+        return found.length >= 3 ? found : undefined;
+      });
+      // The exit was death 1 (20 ms); each failed start one more, the wait doubling up to 80 ms.
+      expect(failedStarts.slice(0, 3).map((l) => [l.deathsInARow, l.restartInMs])).toEqual([
+        [2, 40],
+        [3, 80],
+        [4, 80],
+      ]);
+      expect(failedStarts[0]?.err).toMatchObject({
+        message: expect.stringMatching(/did not start: .*a-file/),
+      });
+      expect(runner.health?.()).toMatchObject({ up: false, restarts: 0, failing: true });
+      expect(runner.active).toBe(0);
+      // Nothing to wait for while no thread runs.
+      await expect(runner.drain(0)).resolves.toBe(0);
+      runner.start();
+
+      data.database = { kind: 'sqlite', url: `sqlite:${good}`, filename: good };
+      await until('a replacement that starts', async () => (runner.health?.().up ? true : undefined));
+      expect(runner.health?.()).toMatchObject({ up: true, restarts: 1 });
+      expect(restarts).toBe(1);
+      expect(
+        lines.some(
+          (l) =>
+            (JSON.parse(l) as { msg?: string }).msg === 'a new sync thread replaced the one that stopped',
+        ),
+      ).toBe(true);
+    } finally {
+      await runner.close?.();
+      await rm(dir, { recursive: true, force: true });
+    }
+    // Closed on purpose: no thread runs, and closing it was no death (no new thread comes).
+    expect(runner.health?.()).toMatchObject({ up: false, restarts: 1 });
+  }, 60_000);
 });

@@ -295,6 +295,7 @@ export async function startSyncThread(options: SyncThreadOptions): Promise<SyncT
         clearTimeout(stableTimer);
         await starting?.terminate();
         await current?.close();
+        current = undefined;
       })();
       return closing;
     },
