@@ -28,7 +28,7 @@ import {
 } from './sync/license-operations.js';
 import { createRevokeService, type RevokeService } from './sync/revoke-licenses.js';
 import { createSyncService, type SyncService, type SyncSettings } from './sync/sync-service.js';
-import { startSyncThread } from './sync/sync-thread.js';
+import { type SyncThreadRestartPolicy, startSyncThread } from './sync/sync-thread.js';
 import { createTokenService, type TokenService } from './tokens/token-service.js';
 
 /** Everything that varies between production and tests comes in here. */
@@ -58,6 +58,8 @@ export interface ContextOverrides {
   readonly webhookLookup?: WebhookLookup;
   /** Apple notification loop periods (short ones in tests). */
   readonly notifications?: Partial<NotificationSettings>;
+  /** How a sync thread that died is replaced (short back-offs in tests). */
+  readonly syncThreadRestart?: Partial<SyncThreadRestartPolicy>;
 }
 
 /** The composition root: every service built once from the configuration, disposed once. */
@@ -201,6 +203,8 @@ export async function createContext(config: Config, overrides: ContextOverrides 
               },
               logger,
               observer: metrics.apple,
+              onRestart: () => metrics.observeSyncThreadRestart(),
+              ...(overrides.syncThreadRestart ? { restart: overrides.syncThreadRestart } : {}),
             }),
         }
       : {}),

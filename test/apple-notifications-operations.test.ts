@@ -1,13 +1,11 @@
-import { createServer } from 'node:net';
-import { pino } from 'pino';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { startAppleSim } from '../src/apple-sim/apple-sim.js';
 import { assetManagementVerdict } from '../src/notifications/notification-processor.js';
-import { type RunningServer, startServer } from '../src/server/start-server.js';
+import type { RunningServer } from '../src/server/start-server.js';
 import type { NotificationRegistration } from '../src/storage/apple-notification-store.js';
 import { createOperationClaims } from '../src/storage/license-operations/operation-claims.js';
-import { tenantA, testConfig } from './helpers/graph-test-app.js';
-import { mintToken, roles } from './helpers/jwt.js';
+import { tenantA } from './helpers/graph-test-app.js';
+import { apiCaller, freePort, type Json, readWriteBearer, startServing, until } from './helpers/serving.js';
 import { storageEngines, testDatabaseUrl } from './helpers/storage-engines.js';
 
 // Apple's ASSET_MANAGEMENT notifications end license operations, on both engines, in a serving process
@@ -22,27 +20,6 @@ afterAll(async () => {
   for (const r of running.reverse()) await r.close();
 });
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  return vi.waitFor(
-    async () => {
-      const value = await probe();
-      if (value === undefined) throw new Error(`timed out waiting for ${what}`);
-      return value;
-    },
-    { timeout: timeoutMs, interval: 20 },
-  );
-}
-
-type Json = Record<string, unknown>;
-
 async function setUp(kind: (typeof storageEngines)[number], seed: string, withNotifications: boolean) {
   const sim = await startAppleSim({
     seed,
@@ -55,34 +32,21 @@ async function setUp(kind: (typeof storageEngines)[number], seed: string, withNo
   });
   running.push(sim);
   const port = await freePort();
-  const server = await startServer(
-    testConfig({
-      appleUrl: sim.baseUrl,
+  const server = await startServing({
+    sim,
+    database: await testDatabaseUrl(kind),
+    settings: {
       port: String(port),
       ...(withNotifications ? { publicUrl: `http://127.0.0.1:${port}` } : {}),
-      database: await testDatabaseUrl(kind),
-    }),
-    {
-      runSync: true,
-      syncOnTokenWrite: true,
-      logger: pino({ level: 'silent' }),
-      sync: { pollMs: 20, heartbeatMs: 50 },
+    },
+    options: {
       notifications: { registrationTickMs: 30, processorPollMs: 30 },
       // The first poll of an event would come after a minute: anything sooner is the notification.
       licenseOperations: { firstPollMs: 60_000, pollIntervalMs: 60_000, idleMs: 50 },
     },
-  );
+  });
   running.push(server);
-  const auth = `Bearer ${await mintToken({ tenantId: tenantA, roles: [roles.readWrite] })}`;
-  const call = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(`${server.url}${path}`, {
-      method,
-      headers: { authorization: auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await response.text();
-    return { status: response.status, body: (text === '' ? {} : JSON.parse(text)) as Json };
-  };
+  const call = apiCaller(() => server.url, await readWriteBearer());
   const created = await call('POST', '/beta/deviceAppManagement/vppTokens', { token: sim.tokenFor('loc') });
   expect(created.status).toBe(201);
   const tokenId = created.body.id as string;

@@ -1,10 +1,9 @@
-import { createServer } from 'node:net';
 import { pino } from 'pino';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { type AppleSim, startAppleSim } from '../src/apple-sim/apple-sim.js';
-import { type RunningServer, startServer } from '../src/server/start-server.js';
-import { createTestApp, tenantA, testConfig } from './helpers/graph-test-app.js';
-import { mintToken, roles } from './helpers/jwt.js';
+import type { RunningServer } from '../src/server/start-server.js';
+import { createTestApp, tenantA } from './helpers/graph-test-app.js';
+import { apiCaller, freePort, readWriteBearer, startServing, until } from './helpers/serving.js';
 import { storageEngines, testDatabaseUrl } from './helpers/storage-engines.js';
 
 // Registration and the receiver in a serving process (startServer with runSync, short loop periods),
@@ -16,25 +15,6 @@ const running: { close(): Promise<void> }[] = [];
 afterAll(async () => {
   for (const r of running.reverse()) await r.close();
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  return vi.waitFor(
-    async () => {
-      const value = await probe();
-      if (value === undefined) throw new Error(`timed out waiting for ${what}`);
-      return value;
-    },
-    { timeout: timeoutMs, interval: 20 },
-  );
-}
 
 async function startSim(seed: string): Promise<AppleSim> {
   const sim = await startAppleSim({
@@ -64,34 +44,21 @@ async function startVppd(
   publicUrl: string,
   port: number,
 ) {
-  const server = await startServer(
-    testConfig({
-      appleUrl: sim.baseUrl,
-      port: String(port),
-      publicUrl,
-      database: await testDatabaseUrl(kind),
-    }),
-    {
-      runSync: true,
-      syncOnTokenWrite: true,
+  const server = await startServing({
+    sim,
+    database: await testDatabaseUrl(kind),
+    settings: { port: String(port), publicUrl },
+    options: {
       logger: pino({ level: process.env.DEBUG_NOTIFY ? 'error' : 'silent' }),
-      sync: { pollMs: 20, heartbeatMs: 50 },
       notifications: { registrationTickMs: 30, processorPollMs: 30 },
     },
-  );
+  });
   running.push(server);
   return server;
 }
 
 async function call(server: RunningServer, method: string, path: string, body?: unknown) {
-  const auth = `Bearer ${await mintToken({ tenantId: tenantA, roles: [roles.readWrite] })}`;
-  const response = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { authorization: auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, body: (text === '' ? {} : JSON.parse(text)) as Record<string, unknown> };
+  return apiCaller(() => server.url, await readWriteBearer())(method, path, body);
 }
 
 async function addToken(server: RunningServer, sim: AppleSim): Promise<string> {

@@ -1,12 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { startAppleSim } from '../src/apple-sim/apple-sim.js';
-import { type RunningServer, startServer } from '../src/server/start-server.js';
-import { tenantA, testConfig } from './helpers/graph-test-app.js';
-import { mintToken, roles } from './helpers/jwt.js';
+import type { RunningServer } from '../src/server/start-server.js';
+import { apiCaller, readWriteBearer, startServing, until } from './helpers/serving.js';
 import { createPostgresDatabase, storageEngines } from './helpers/storage-engines.js';
 
 // License alerts read the event log after a durable cursor instead of every snapshot each tick: with
@@ -21,17 +19,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  return vi.waitFor(
-    async () => {
-      const value = await probe();
-      if (value === undefined) throw new Error(`timed out waiting for ${what}`);
-      return value;
-    },
-    { timeout: timeoutMs, interval: 20 },
-  );
-}
-
 describe.each(storageEngines)('license alerts by the event log (%s)', (kind) => {
   it('evaluate only the tokens an event names, and keep their place across a restart', async () => {
     const sim = await startAppleSim({
@@ -45,32 +32,15 @@ describe.each(storageEngines)('license alerts by the event log (%s)', (kind) => 
     cleanups.push(() => sim.close());
     const database = kind === 'postgres' ? await createPostgresDatabase() : `sqlite:${join(dir, 'c.db')}`;
     const start = () =>
-      startServer(testConfig({ appleUrl: sim.baseUrl, port: '0', database }), {
-        runSync: true,
-        syncOnTokenWrite: true,
-        logger: pino({ level: 'silent' }),
-        sync: { pollMs: 20, heartbeatMs: 50 },
+      startServing({
+        sim,
+        database,
         // The alert loop's own scans stay out of the way: the test scans by hand.
-        alerts: { scanMs: 3_600_000, deliverMs: 3_600_000 },
+        options: { alerts: { scanMs: 3_600_000, deliverMs: 3_600_000 } },
       });
     let server: RunningServer = await start();
     cleanups.push(() => server.close());
-    const auth = `Bearer ${await mintToken({ tenantId: tenantA, roles: [roles.readWrite] })}`;
-    const api = async (method: string, path: string, body?: unknown) => {
-      const response = await fetch(`${server.url}${path}`, {
-        method,
-        headers: {
-          authorization: auth,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      const text = await response.text();
-      return {
-        status: response.status,
-        body: (text === '' ? {} : JSON.parse(text)) as Record<string, unknown>,
-      };
-    };
+    const api = apiCaller(() => server.url, await readWriteBearer());
     const synced = async (tokenId: string, runs: number) =>
       until(`sync ${runs} of ${tokenId}`, async () => {
         const r = await api('GET', `/vppd/v1/tokens/${tokenId}/syncs`);

@@ -1,16 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { AlertPayload } from '../src/alerts/alert-events.js';
 import { type AppleSim, startAppleSim } from '../src/apple-sim/apple-sim.js';
-import { type RunningServer, startServer } from '../src/server/start-server.js';
+import type { RunningServer } from '../src/server/start-server.js';
 import { alertWebhooksPath } from '../src/vppd-api/alerts-routes.js';
-import { tenantA, testConfig } from './helpers/graph-test-app.js';
-import { mintToken, roles } from './helpers/jwt.js';
+import { apiCaller, freePort, readWriteBearer, startServing, until } from './helpers/serving.js';
 import { createPostgresDatabase, storageEngines } from './helpers/storage-engines.js';
 
 // License alerts in serving processes on both engines: counts moved by Apple's ASSET_COUNT
@@ -36,25 +33,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  return vi.waitFor(
-    async () => {
-      const value = await probe();
-      if (value === undefined) throw new Error(`timed out waiting for ${what}`);
-      return value;
-    },
-    { timeout: timeoutMs, interval: 20 },
-  );
-}
-
 describe.each(storageEngines)('license alerts (%s)', (kind) => {
   it('fire once per crossing, across a restart and a full sync', async () => {
     if (!receiver.listening) await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
@@ -71,41 +49,18 @@ describe.each(storageEngines)('license alerts (%s)', (kind) => {
       kind === 'postgres' ? await createPostgresDatabase() : `sqlite:${join(dir, 'alerts.db')}`;
     const port = await freePort();
     const start = () =>
-      startServer(
-        testConfig({
-          appleUrl: sim.baseUrl,
-          port: String(port),
-          publicUrl: `http://127.0.0.1:${port}`,
-          database,
-          webhookAllow: '127.0.0.1',
-        }),
-        {
-          runSync: true,
-          syncOnTokenWrite: true,
-          logger: pino({ level: 'silent' }),
-          sync: { pollMs: 20, heartbeatMs: 50 },
+      startServing({
+        sim,
+        database,
+        settings: { port: String(port), publicUrl: `http://127.0.0.1:${port}`, webhookAllow: '127.0.0.1' },
+        options: {
           alerts: { scanMs: 30, deliverMs: 20 },
           notifications: { registrationTickMs: 30, processorPollMs: 30 },
         },
-      );
+      });
     let server: RunningServer = await start();
     cleanups.push(() => server.close());
-    const auth = `Bearer ${await mintToken({ tenantId: tenantA, roles: [roles.readWrite] })}`;
-    const api = async (method: string, path: string, body?: unknown) => {
-      const response = await fetch(`${server.url}${path}`, {
-        method,
-        headers: {
-          authorization: auth,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      const text = await response.text();
-      return {
-        status: response.status,
-        body: (text === '' ? {} : JSON.parse(text)) as Record<string, unknown>,
-      };
-    };
+    const api = apiCaller(() => server.url, await readWriteBearer());
     const hook = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/${kind}`;
     expect(
       (

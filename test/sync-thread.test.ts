@@ -3,52 +3,36 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type AppleSim, defaultSimLocations, startAppleSim } from '../src/apple-sim/apple-sim.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AppleSim } from '../src/apple-sim/apple-sim.js';
 import { createContext } from '../src/context.js';
-import { type RunningServer, startServer } from '../src/server/start-server.js';
+import type { RunningServer } from '../src/server/start-server.js';
 import { startSyncThread } from '../src/sync/sync-thread.js';
 import { SyncWorker } from '../src/sync/sync-worker.js';
-import { tenantA, testConfig } from './helpers/graph-test-app.js';
-import { mintToken, roles } from './helpers/jwt.js';
-import { storageEngines, testDatabaseUrl } from './helpers/storage-engines.js';
+import { testConfig } from './helpers/graph-test-app.js';
+import {
+  type ApiCall,
+  apiCaller,
+  readWriteBearer,
+  type SyncThreadServing,
+  startSyncThreadServing,
+  until,
+} from './helpers/serving.js';
+import { storageEngines } from './helpers/storage-engines.js';
 import { tokensPath } from './helpers/sync-harness.js';
 
 // VPPD_SYNC_THREADS=1: the sync worker runs in a worker thread of its own with its own database
 // connection, as `vppd serve` runs it. Real sockets, a real Apple simulator, a SQLite file or a
 // PostgreSQL database; the tests wait for what they can observe (the API, the database, the logs).
 
-/** Polls `probe` until it returns a value; fails naming `what` after `timeoutMs`. */
-function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  return vi.waitFor(
-    async () => {
-      const value = await probe();
-      if (value === undefined) throw new Error(`timed out waiting for ${what}`);
-      return value;
-    },
-    { timeout: timeoutMs, interval: 25 },
-  );
-}
-
 describe.each(storageEngines)('syncs in a sync thread (%s)', (engine) => {
   let sim: AppleSim;
   let server: RunningServer;
-  let dir: string;
+  let serving: SyncThreadServing;
   let auth: string;
   const lines: string[] = [];
 
-  const api = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(`${server.url}${path}`, {
-      method,
-      headers: { authorization: auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await response.text();
-    return {
-      status: response.status,
-      body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>),
-    };
-  };
+  const api: ApiCall = (method, path, body) => apiCaller(() => server.url, auth)(method, path, body);
   const upload = async (locationId: string) => {
     const created = await api('POST', tokensPath, { token: sim.tokenFor(locationId) });
     expect(created.status).toBe(201);
@@ -59,51 +43,15 @@ describe.each(storageEngines)('syncs in a sync thread (%s)', (engine) => {
   const logged = () => lines.map((line) => JSON.parse(line) as Record<string, unknown>);
 
   beforeAll(async () => {
-    sim = await startAppleSim({
-      seed: `sync-thread-${engine}`,
-      rateLimit: false,
-      pageSize: 100,
-      locations: [
-        ...defaultSimLocations(),
-        {
-          id: 'slow',
-          name: 'Slow Annex',
-          orgName: 'Slow County',
-          countryCode: 'US',
-          assets: 10,
-          assignments: 300,
-          users: 50,
-        },
-      ],
+    serving = await startSyncThreadServing(engine, `sync-thread-${engine}`, lines, {
+      sync: { pollMs: 50, heartbeatMs: 200 },
     });
-    dir = await mkdtemp(join(tmpdir(), 'vppd-sync-thread-'));
-    const database = await testDatabaseUrl(engine, `sqlite:${join(dir, 'vppd.db')}`);
-    const logger = pino(
-      { level: 'info' },
-      new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-          done();
-        },
-      }),
-    );
-    server = await startServer(
-      testConfig({
-        port: '0',
-        database,
-        appleUrl: sim.baseUrl,
-        appleMetadataUrl: sim.metadataUrl,
-        syncThreads: '1',
-      }),
-      { runSync: true, syncOnTokenWrite: true, logger, sync: { pollMs: 50, heartbeatMs: 200 } },
-    );
-    auth = `Bearer ${await mintToken({ tenantId: tenantA, roles: [roles.readWrite] })}`;
+    ({ sim, server } = serving);
+    auth = await readWriteBearer();
   });
 
   afterAll(async () => {
-    await server?.close();
-    await sim?.close();
-    await rm(dir, { recursive: true, force: true });
+    await serving?.close();
   });
 
   it('runs an uploaded token’s sync to completed off the request thread; history, logs and Apple metrics come back', async () => {

@@ -1,12 +1,11 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoTokens } from '../src/demo/demo-scenario.js';
 import { vppTokenSyncStatus } from '../src/domain/enums.js';
+import { type DemoInBrowser, dashboardShots, startDemoInBrowser } from './helpers/dashboard-browser.js';
 import { createTestApp } from './helpers/graph-test-app.js';
-import { cleanEnv, type ServeProcess, startServeProcess } from './helpers/serve-process.js';
+import type { ServeProcess } from './helpers/serve-process.js';
 import { buildSToken } from './helpers/stoken-builder.js';
 
 // The dashboard in a real browser (Debian's chromium driven by playwright-core) against `vppd serve
@@ -14,9 +13,8 @@ import { buildSToken } from './helpers/stoken-builder.js';
 // sync runs, shows the server's error for a broken upload, speaks Russian, and works from the keyboard.
 // Screenshots land in test-artifacts/dashboard/ (look at them when the page changes).
 
-const chromiumPath = process.env.VPPD_CHROMIUM ?? '/usr/bin/chromium';
-const shots = join(process.cwd(), 'test-artifacts', 'dashboard');
-const cwd = mkdtempSync(join(tmpdir(), 'vppd-dashboard-'));
+const shots = dashboardShots;
+let demo: DemoInBrowser;
 let server: ServeProcess;
 let simAdmin: string;
 let browser: Browser;
@@ -24,24 +22,12 @@ let browser: Browser;
 const healthy = demoTokens.find((d) => d.locationId === 'small')?.displayName ?? '';
 
 beforeAll(async () => {
-  mkdirSync(shots, { recursive: true });
-  server = await startServeProcess(['--demo'], {
-    env: cleanEnv({ VPPD_PORT: '0', VPPD_LOG_LEVEL: 'silent', VPPD_SHUTDOWN_GRACE: '1s' }),
-    cwd,
-  });
-  const sim = /^demo: Apple simulator (http:\/\/\S+)\/mdm\/v2$/m.exec(server.stdout())?.[1];
-  if (sim === undefined) throw new Error(`no simulator line in: ${server.stdout()}`);
-  simAdmin = `${sim}/_sim`;
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
-  });
+  demo = await startDemoInBrowser('vppd-dashboard-');
+  ({ server, simAdmin, browser } = demo);
 }, 60_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await server?.stop('SIGKILL');
-  rmSync(cwd, { recursive: true, force: true });
+  await demo?.close();
 });
 
 async function openPage(options: { locale?: string; width?: number; height?: number } = {}): Promise<Page> {
@@ -70,12 +56,19 @@ describe('the dashboard in chromium', () => {
     // Signed in by the demo: nothing to sign out of.
     expect(await page.locator('#sign-out').isVisible()).toBe(false);
     await page.locator('#live[data-state="live"]').waitFor();
-    // Every status at the same moment (the large token stays inProgress ~30 s after start).
-    // (Page functions are given as source text: this project's TypeScript has no DOM types.)
-    const everyStatus = vppTokenSyncStatus.names
-      .map((n) => `document.querySelector('#rows .status-badge[data-value="${n}"]') !== null`)
-      .join(' && ');
-    await page.waitForFunction(everyStatus, undefined, { timeout: 45_000 });
+    // Every status at the same moment (the large token stays inProgress ~30 s after start). One
+    // evaluateAll reads every badge in a single pass, so the statuses seen are one moment's. Polled from
+    // the test, not as a page-side expression: polling a string expression in the page can need `eval`,
+    // which the dashboard's CSP (script-src 'self') refuses.
+    await expect
+      .poll(
+        () =>
+          page
+            .locator('#rows .status-badge')
+            .evaluateAll((els) => [...new Set(els.map((el) => el.getAttribute('data-value')))].sort()),
+        { timeout: 45_000 },
+      )
+      .toEqual([...vppTokenSyncStatus.names].sort());
     expect(await page.locator('#rows tr').count()).toBe(demoTokens.length);
     // A failed token says why, in words.
     const expired = rowOf(page, 'Ogdenville Library');
@@ -349,11 +342,10 @@ describe('the dashboard in chromium', () => {
   it('shows counts by sync status and state above the table; a count filters the table', async () => {
     const page = await openPage();
     const failedChip = page.locator('#overview-status .chip[data-value="failed"]');
-    await page.waitForFunction(
-      `document.querySelectorAll('#rows .status-badge[data-value="failed"]').length > 0`,
-      undefined,
-      { timeout: 45_000 },
-    );
+    // Polled through the locator (a page-side string expression can need `eval`, which the CSP refuses).
+    await expect
+      .poll(() => page.locator('#rows .status-badge[data-value="failed"]').count(), { timeout: 45_000 })
+      .toBeGreaterThan(0);
     const failedRows = await page.locator('#rows .status-badge[data-value="failed"]').count();
     await expect(failedChip.textContent()).resolves.toMatch(new RegExp(` ${failedRows}$`));
     await failedChip.click();

@@ -1,14 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoTenantId } from '../src/config.js';
 import { demoTokens } from '../src/demo/demo-scenario.js';
 import { issueAccessToken } from '../src/http/auth/issue-access-token.js';
 import { readPermissions } from '../src/http/auth/permissions.js';
-import { cleanEnv, type ServeProcess, startServeProcess } from './helpers/serve-process.js';
+import { type DemoInBrowser, dashboardShots, startDemoInBrowser } from './helpers/dashboard-browser.js';
+import type { ServeProcess } from './helpers/serve-process.js';
 
 // An app's license holders in a token's details, in a real browser against `vppd serve --demo` (a real
 // process with the Apple simulator): paged with the API's own paging, released one at a time after a
@@ -16,11 +15,10 @@ import { cleanEnv, type ServeProcess, startServeProcess } from './helpers/serve-
 // in Russian too; and a read-only session sees the holders without any release button.
 // Screenshots land in test-artifacts/dashboard/.
 
-const chromiumPath = process.env.VPPD_CHROMIUM ?? '/usr/bin/chromium';
-const shots = join(process.cwd(), 'test-artifacts', 'dashboard');
-const cwd = mkdtempSync(join(tmpdir(), 'vppd-holders-'));
+const shots = dashboardShots;
 const jwtSecret = randomBytes(48).toString('base64url');
 const pageSize = 20;
+let demo: DemoInBrowser;
 let server: ServeProcess;
 let simAdmin: string;
 let browser: Browser;
@@ -28,29 +26,12 @@ let browser: Browser;
 const healthy = demoTokens.find((d) => d.locationId === 'small')?.displayName ?? '';
 
 beforeAll(async () => {
-  mkdirSync(shots, { recursive: true });
-  server = await startServeProcess(['--demo'], {
-    env: cleanEnv({
-      VPPD_PORT: '0',
-      VPPD_LOG_LEVEL: 'silent',
-      VPPD_SHUTDOWN_GRACE: '1s',
-      VPPD_JWT_SECRET: jwtSecret,
-    }),
-    cwd,
-  });
-  const sim = /^demo: Apple simulator (http:\/\/\S+)\/mdm\/v2$/m.exec(server.stdout())?.[1];
-  if (sim === undefined) throw new Error(`no simulator line in: ${server.stdout()}`);
-  simAdmin = `${sim}/_sim`;
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
-  });
+  demo = await startDemoInBrowser('vppd-holders-', { VPPD_JWT_SECRET: jwtSecret });
+  ({ server, simAdmin, browser } = demo);
 }, 60_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await server?.stop('SIGKILL');
-  rmSync(cwd, { recursive: true, force: true });
+  await demo?.close();
 });
 
 type TrackedPage = Page & { errors: string[]; posts: { url: string; key: string | undefined }[] };

@@ -10,11 +10,14 @@ export interface Readiness {
 export interface HealthOptions {
   readonly db: VppdDatabase;
   readonly readiness: Readiness;
+  /** True while this process's sync thread keeps dying (sync/sync-thread.ts); absent: never. */
+  readonly syncThreadFailing?: () => boolean;
 }
 
 /**
  * `GET /healthz`: 200 `{"status":"ok"}` when the server is ready and the database answers;
- * 503 otherwise (starting, draining on shutdown, or the database is unreachable).
+ * 503 otherwise (starting, draining on shutdown, the database is unreachable, or the sync thread keeps
+ * dying: replaced again and again without staying up, it syncs nothing, and a restarted process may).
  */
 export function registerHealthRoutes(app: FastifyInstance, options: HealthOptions): void {
   app.get('/healthz', async (request, reply) => {
@@ -27,6 +30,12 @@ export function registerHealthRoutes(app: FastifyInstance, options: HealthOption
     } catch (error) {
       request.log.error({ err: error }, 'health check: database unreachable');
       return reply.status(503).type('application/json').send({ status: 'unavailable', reason: 'database' });
+    }
+    if (options.syncThreadFailing?.() === true) {
+      return reply
+        .status(503)
+        .type('application/json')
+        .send({ status: 'unavailable', reason: 'sync thread' });
     }
     return reply.type('application/json').send({ status: 'ok' });
   });

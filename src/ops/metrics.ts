@@ -36,6 +36,8 @@ export interface VppdMetrics {
   observeThrottled(labels: { scope: 'tenant' | 'app'; kind: 'request' | 'write' }): void;
   /** A license operation ended (reported once, by the worker that finished it). */
   observeLicenseOperation(operation: EndedLicenseOperation): void;
+  /** A new sync thread replaced one that died. */
+  observeSyncThreadRestart(): void;
 }
 
 /** What the metrics take of an ended license operation. */
@@ -172,6 +174,11 @@ export function createMetrics(options: MetricsOptions): VppdMetrics {
     buckets: [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
     registers: [registry],
   });
+  const syncThreadRestarts = new Counter({
+    name: 'vppd_sync_thread_restarts_total',
+    help: 'Sync threads started to replace one that died (an exit or an uncaught error)',
+    registers: [registry],
+  });
   const appleRequests = new Counter({
     name: 'vppd_apple_requests_total',
     help: 'Requests sent to Apple by endpoint, HTTP status (none: no answer) and Apple errorNumber (none: no error)',
@@ -256,6 +263,9 @@ export function createMetrics(options: MetricsOptions): VppdMetrics {
     },
     observeThrottled(labels) {
       throttled.inc(labels);
+    },
+    observeSyncThreadRestart() {
+      syncThreadRestarts.inc();
     },
     observeLicenseOperation(operation) {
       const { kind } = operation;

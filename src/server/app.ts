@@ -160,7 +160,11 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
     );
   });
 
-  registerHealthRoutes(app, { db: context.db, readiness });
+  registerHealthRoutes(app, {
+    db: context.db,
+    readiness,
+    syncThreadFailing: () => context.sync.worker?.health?.().failing === true,
+  });
   registerMetricsRoutes(app, {
     metrics: context.metrics,
     token: context.config.metricsToken,

@@ -40,12 +40,6 @@ export interface StorageEngine {
   /** Column types and layout clauses the migrations build their tables with. */
   readonly ddl: EngineDdl;
   /**
-   * Reads a value that differs after any change committed to the database (by any connection or
-   * process) since the previous read; undefined when the engine cannot tell. The shared wrapper in
-   * `storage/change-stamp.ts` coalesces calls made in one event-loop turn.
-   */
-  readChangeStamp(): string | undefined | Promise<string | undefined>;
-  /**
    * A tenant's change stamp: the `seq` of its newest event (0 before any; storage/event-store.ts). Every
    * change a reader of the tenant cares about appends an event in its own transaction, and a tenant's
    * events commit in `seq` order, so the number moves after each such commit and never comes back.

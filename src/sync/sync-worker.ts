@@ -75,6 +75,20 @@ export interface SyncRunner {
   stop(): Promise<void>;
   /** Releases what the runner holds beyond {@link stop} (a thread, its connections); absent when nothing. */
   close?(): Promise<void>;
+  /** How a runner in a thread of its own fares (sync-thread.ts); absent on a worker in this thread. */
+  health?(): SyncRunnerHealth;
+}
+
+/** A sync thread's supervision, as `/healthz` and the logs see it. */
+export interface SyncRunnerHealth {
+  /** A thread runs now (false between a death and its replacement). */
+  readonly up: boolean;
+  /** Threads started to replace one that died, since the runner started. */
+  readonly restarts: number;
+  /** Deaths (exits, replacements that did not start) since a thread last stayed up long enough. */
+  readonly deathsInARow: number;
+  /** The thread keeps dying: {@link deathsInARow} reached the limit (5 by default). */
+  readonly failing: boolean;
 }
 
 /** What stopped a run on purpose. */

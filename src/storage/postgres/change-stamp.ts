@@ -1,25 +1,4 @@
-import { type Kysely, sql } from 'kysely';
 import type pg from 'pg';
-
-/**
- * PostgreSQL's change stamp: the current snapshot, `pg_current_snapshot()` (`xmin:xmax:xip…`). A
- * snapshot tells exactly which transaction ids below its `xmax` have ended; every transaction that
- * writes gets an id, so a commit (in any session or process) removes its id from the in-progress list
- * or raises `xmax`: the text changes, and as ended transactions never restart it never comes back.
- * Equal stamps therefore mean no write committed in between. Transactions of other databases of the
- * cluster, and rollbacks, change it too: that only costs a re-read.
- *
- * It is read through the pool outside any transaction (read committed: the latest commits), before the
- * data it guards; the data query runs later, on a newer snapshot, so it is at least as new. One round
- * trip (~0.1 ms on a local socket), shared by the calls of one event-loop turn (storage/change-stamp.ts).
- */
-export function createPostgresStampReader(db: Kysely<unknown>): () => Promise<string | undefined> {
-  const query = sql<{ s: string }>`select pg_current_snapshot()::text as s`;
-  return async () => {
-    const { rows } = await query.execute(db);
-    return rows[0]?.s;
-  };
-}
 
 /** A tenant's stamp: one index seek at the end of its range of `events_tenant_seq_idx`. */
 const oneTenant = {

@@ -4,7 +4,7 @@ import type { StorageEngine } from '../engine.js';
 import { postgresBulkInsert } from './bulk-insert.js';
 import { describePostgresTables, resetPostgresSerialKey } from './catalog.js';
 import { createPostgresNotifier } from './change-notifier.js';
-import { createPostgresStampReader, createPostgresTenantStampReaders } from './change-stamp.js';
+import { createPostgresTenantStampReaders } from './change-stamp.js';
 import type { PostgresDatabaseConfig } from './config.js';
 import { postgresDdl } from './ddl.js';
 import { createPostgresDialect } from './dialect.js';
@@ -37,7 +37,6 @@ export function createPostgresEngine(config: PostgresDatabaseConfig): StorageEng
     // The pool: a read takes a free connection instead of queueing behind a waiting write.
     reads: db,
     ddl: postgresDdl,
-    readChangeStamp: createPostgresStampReader(db as unknown as Kysely<unknown>),
     readTenantStamp: tenantStamps.one,
     readTenantStamps: tenantStamps.many,
     readTenantStampWithoutProgress: graphStamps.one,

@@ -5,11 +5,7 @@ import type { StorageEngine } from '../engine.js';
 import { sqliteBulkInsert } from './bulk-insert.js';
 import { describeSqliteTables } from './catalog.js';
 import { createSqliteNotifier } from './change-notifier.js';
-import {
-  createSqliteStampReader,
-  createSqliteTenantStampReader,
-  createSqliteTenantStampsReader,
-} from './change-stamp.js';
+import { createSqliteTenantStampReader, createSqliteTenantStampsReader } from './change-stamp.js';
 import type { SqliteDatabaseConfig } from './config.js';
 import { sqliteDdl } from './ddl.js';
 import { createSqliteDialect, createSqliteReadDialect } from './dialect.js';
@@ -42,7 +38,6 @@ export function createSqliteEngine(
   const readConnection = config.kind === 'sqlite' ? createSqliteReadDialect(config.filename) : undefined;
   const reads =
     readConnection === undefined ? db : new Kysely<DatabaseSchema>({ dialect: readConnection.dialect });
-  const readChangeStamp = createSqliteStampReader(db as unknown as Kysely<unknown>, connection);
   const readConnectionOf = readConnection === undefined ? () => connection : readConnection.connection;
   const readTenantStamp = createSqliteTenantStampReader(
     reads as unknown as Kysely<unknown>,
@@ -59,7 +54,6 @@ export function createSqliteEngine(
     db,
     connection,
     ddl: sqliteDdl,
-    readChangeStamp,
     reads,
     readTenantStamp,
     readTenantStamps: createSqliteTenantStampsReader(readTenantStamp),
