@@ -76,8 +76,11 @@ export function postgresBulkInsert(
   // COPY inserts only; identity values given are taken as they are (no `overriding` needed).
   const useCopy = strategy === 'copy' && spec.onConflict === undefined;
 
-  return async (trx, input) => {
+  const insert: BulkInsert = async (trx, input) => {
     if (input.length % width !== 0) throw new Error(`${spec.table} bulk insert: ragged parameters`);
+    // A COPY is one statement (atomic, and run as an implicit transaction outside one); the other
+    // strategies may need several, so outside a transaction they open one.
+    if (!useCopy && !trx.isTransaction) return trx.transaction().execute((inner) => insert(inner, input));
     if (useCopy) {
       const rows = input.length / width;
       if (rows === 0) return;
@@ -109,6 +112,7 @@ export function postgresBulkInsert(
       await trx.executeQuery(CompiledQuery.raw(unnestText, arrays));
     }
   };
+  return insert;
 }
 
 const arrayType: Record<BulkInsertSpec['columns'][number]['type'], string> = {
