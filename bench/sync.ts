@@ -17,7 +17,7 @@
 // (2) Rate limit on (simulator 15 req/s, client limit from service/config): wall time vs the floor
 //     `requests / 15` s, where `requests` is what the simulator counted (target <= 1.1x).
 // (3) --big assignments (default 1,000,000), rate limit off: peak RSS growth (target <= 200 MB).
-// --breakdown prints a line per sync: how long the fetch loop waited for staging (`write`/`close` of the
+// --breakdown prints a line per sync: this process's CPU time during it, how long the fetch loop waited for staging (`write`/`close` of the
 // assignment writer) and for the commit, the chunk rows stored and, on PostgreSQL, the server's CPU (the
 // postmaster and all its processes, from /proc) and WAL written (pg_current_wal_lsn) during the sync.
 // --trace prints a line per sync: when (ms after the request) each phase of the sync started and ended —
@@ -323,7 +323,7 @@ async function syncOnce(
     clearInterval(sampler);
     peak = Math.max(peak, process.memoryUsage.rss());
     // After this sync's CPU, event-loop and RSS figures were taken: its own queries count in none of them.
-    if (timing !== undefined) await printBreakdown(context, ms, timing, server);
+    if (timing !== undefined) await printBreakdown(context, ms, cpuMs, timing, server);
     if (trace !== undefined) process.stdout.write(`    trace: ${trace.line()}, end ${ms.toFixed(0)}\n`);
     const stored = await context.tokens.get(tenantId, token.id);
     const [run] = await context.sync.jobs.listRuns(tenantId, token.id, 1);
@@ -511,6 +511,7 @@ async function serverSample(context: AppContext): Promise<ServerSample | undefin
 async function printBreakdown(
   context: AppContext,
   ms: number,
+  cpuMs: number,
   timing: StagingTiming,
   before: ServerSample | undefined,
 ): Promise<void> {
@@ -524,7 +525,7 @@ async function printBreakdown(
       ? ''
       : `; server CPU ${after.cpuMs - before.cpuMs} ms, WAL ${((after.walBytes - before.walBytes) / 1e6).toFixed(1)} MB`;
   process.stdout.write(
-    `    breakdown: sync ${ms.toFixed(0)} ms, fetch loop waiting on staging ${timing.stagingMs.toFixed(0)} ms, ` +
+    `    breakdown: sync ${ms.toFixed(0)} ms (CPU of this process ${cpuMs.toFixed(0)} ms), fetch loop waiting on staging ${timing.stagingMs.toFixed(0)} ms, ` +
       `commit ${timing.commitMs.toFixed(0)} ms, ${Number(chunks.rows)} chunk rows for ${Number(chunks.licenses)} licenses${server}\n`,
   );
 }
