@@ -17,9 +17,10 @@
 // (2) Rate limit on (simulator 15 req/s, client limit from service/config): wall time vs the floor
 //     `requests / 15` s, where `requests` is what the simulator counted (target <= 1.1x).
 // (3) --big assignments (default 1,000,000), rate limit off: peak RSS growth (target <= 200 MB).
-// --breakdown prints a line per sync: this process's CPU time during it, how long the fetch loop waited for staging (`write`/`close` of the
-// assignment writer) and for the commit, the chunk rows stored and, on PostgreSQL, the server's CPU (the
-// postmaster and all its processes, from /proc) and WAL written (pg_current_wal_lsn) during the sync.
+// --breakdown prints a line per sync: this process's CPU time during it, how long the fetch loop waited
+// for staging (`write`/`close` of the assignment writer) and for the commit, the chunk rows stored and, on
+// PostgreSQL, the server's CPU (the postmaster and all its processes, from /proc) and WAL written
+// (pg_current_wal_lsn) during the sync.
 // --trace prints a line per sync: when (ms after the request) each phase of the sync started and ended —
 // the claim, client/config, the assets, the first and last assignments page, the staging's close, the
 // metadata lookup, the commit — from wrappers around the Apple client and the stores.
