@@ -116,7 +116,6 @@ export function copyMessages(text: string, data: string): Buffer {
   return buffer;
 }
 
-const special = /[\\\n\r\t]/;
 const specialGlobal = /[\\\n\r\t]/g;
 const escapes: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
@@ -135,7 +134,7 @@ export function copyText(values: readonly unknown[], width: number, first: numbe
       let field: string;
       if (value === null || value === undefined) field = '\\N';
       else if (typeof value === 'string')
-        field = special.test(value) ? value.replace(specialGlobal, (ch) => escapes[ch] as string) : value;
+        field = needsEscape(value) ? value.replace(specialGlobal, (ch) => escapes[ch] as string) : value;
       else if (Buffer.isBuffer(value)) field = `\\\\x${value.toString('hex')}`;
       else field = String(value);
       line = c === 0 ? field : `${line}\t${field}`;
@@ -143,4 +142,19 @@ export function copyText(values: readonly unknown[], width: number, first: numbe
     lines[r] = line;
   }
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Whether `value` holds a character COPY's text format escapes. Four `indexOf` scans, not one test of
+ * a character-class RegExp: V8 searches a single character with a vectorised scan, and the chunk rows'
+ * ~2 KB of JSON (which needs no escaping) are scanned for every batch: 0.6 ms against 4.7 ms for
+ * the ~2,000 chunk rows of 200,000 licenses (a micro-benchmark of both, best of 7, load ~9).
+ */
+function needsEscape(value: string): boolean {
+  return (
+    value.indexOf('\\') >= 0 ||
+    value.indexOf('\t') >= 0 ||
+    value.indexOf('\n') >= 0 ||
+    value.indexOf('\r') >= 0
+  );
 }
