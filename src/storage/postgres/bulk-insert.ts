@@ -16,8 +16,8 @@ export type PostgresBulkStrategy = 'unnest' | 'values' | 'copy';
  * staging through the real LicenseStore: 1,000 assets and 200,000 licenses in 12,969 chunk rows of
  * ~2 KB; alternating rounds on the shared 2-core VM at load average 10-13, two runs of 5 and 7 rounds;
  * docs/architecture.md "Storage engines"):
- * - `copy` (the default): `copy … from stdin` in text format on the transaction's own connection
- *   (copy-from.ts), every row of a call in one stream. Median 872 / 1,033 ms, vppd CPU 218 / 229 ms.
+ * - `copy` (the default): `copy … from stdin` in text format on the transaction's own connection, or
+ *   as a statement of its own outside one (copy-from.ts), every row of a call in one message. Median 872 / 1,033 ms, vppd CPU 218 / 229 ms.
  *   Wins on both sides of the wire: the rows are one tab-separated string (only the rare backslash,
  *   tab or newline needs escaping: the chunks' JSON quotes do not), the server parses no statement,
  *   binds no parameter and plans nothing per row batch.
