@@ -1,6 +1,6 @@
 // `npm run bench -- sync [--assets N] [--assignments N] [--big N] [--page-size N] [--skip-limited]
 //                         [--sim both|process|in-process] [--rounds N] [--database sqlite|postgres|URL]
-//                         [--breakdown] [--setup-sql SQL]`
+//                         [--breakdown] [--trace] [--setup-sql SQL]`
 //
 // A full license sync (vppd's worker: client/config, mdmInfo claim, assets, assignments streamed into
 // a SQLite database file, metadata lookup, one commit transaction) against the Apple simulator over
@@ -17,9 +17,13 @@
 // (2) Rate limit on (simulator 15 req/s, client limit from service/config): wall time vs the floor
 //     `requests / 15` s, where `requests` is what the simulator counted (target <= 1.1x).
 // (3) --big assignments (default 1,000,000), rate limit off: peak RSS growth (target <= 200 MB).
-// --breakdown prints a line per sync: how long the fetch loop waited for staging (`write`/`close` of the
-// assignment writer) and for the commit, the chunk rows stored and, on PostgreSQL, the server's CPU (the
-// postmaster and all its processes, from /proc) and WAL written (pg_current_wal_lsn) during the sync.
+// --breakdown prints a line per sync: this process's CPU time during it, how long the fetch loop waited
+// for staging (`write`/`close` of the assignment writer) and for the commit, the chunk rows stored and, on
+// PostgreSQL, the server's CPU (the postmaster and all its processes, from /proc) and WAL written
+// (pg_current_wal_lsn) during the sync.
+// --trace prints a line per sync: when (ms after the request) each phase of the sync started and ended —
+// the claim, client/config, the assets, the first and last assignments page, the staging's close, the
+// metadata lookup, the commit — from wrappers around the Apple client and the stores.
 // --setup-sql runs SQL on each fresh database before the sync: an experiment, never vppd's configuration.
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -159,6 +163,8 @@ let benchDb: BenchDatabase = {
 let profiles = 0;
 /** `--breakdown`: where a sync's time went (see the header). */
 let breakdown = false;
+/** `--trace`: when each phase of a sync ran (see the header). */
+let tracing = false;
 /** `--setup-sql`: an experiment run on each fresh database. */
 let setupSql: string | undefined;
 
@@ -283,6 +289,7 @@ async function syncOnce(
     }
     if (setupSql !== undefined) await sql.raw(setupSql).execute(context.db);
     const timing = breakdown ? timeStagingAndCommit(context) : undefined;
+    const trace = tracing ? tracePhases(context, apple) : undefined;
     const content = await sim.tokenFor(locationId);
     const decoded = decodeSToken(content);
     const now = new Date();
@@ -306,6 +313,7 @@ async function syncOnce(
     const cpu = process.cpuUsage();
     const loop = performance.eventLoopUtilization();
     const started = performance.now();
+    trace?.start(started);
     await context.sync.requestSync(tenantId, token.id, 'api');
     await worker.poll();
     await worker.idle();
@@ -316,7 +324,8 @@ async function syncOnce(
     clearInterval(sampler);
     peak = Math.max(peak, process.memoryUsage.rss());
     // After this sync's CPU, event-loop and RSS figures were taken: its own queries count in none of them.
-    if (timing !== undefined) await printBreakdown(context, ms, timing, server);
+    if (timing !== undefined) await printBreakdown(context, ms, cpuMs, timing, server);
+    if (trace !== undefined) process.stdout.write(`    trace: ${trace.line()}, end ${ms.toFixed(0)}\n`);
     const stored = await context.tokens.get(tenantId, token.id);
     const [run] = await context.sync.jobs.listRuns(tenantId, token.id, 1);
     return {
@@ -379,6 +388,92 @@ function timeStagingAndCommit(context: AppContext): StagingTiming {
   return timing;
 }
 
+/**
+ * Wraps the Apple client's and the stores' methods a sync calls (before the worker runs) and records,
+ * in ms after `start`, when each phase began and ended; `line()` lists them in order of their start.
+ */
+function tracePhases(
+  context: AppContext,
+  apple: ReturnType<typeof createAppleClient> | undefined,
+): { start(at: number): void; line(): string } {
+  let origin = 0;
+  const spans = new Map<string, { from: number; to: number; count: number }>();
+  const at = () => performance.now() - origin;
+  const enter = (name: string) => {
+    const now = at();
+    const span = spans.get(name);
+    if (span === undefined) spans.set(name, { from: now, to: now, count: 1 });
+    else span.count++;
+  };
+  const leave = (name: string) => {
+    const span = spans.get(name);
+    if (span !== undefined) span.to = at();
+  };
+  // biome-ignore lint/suspicious/noExplicitAny: wraps methods of several objects alike
+  const wrap = (target: any, method: string, name: string) => {
+    const original = target[method].bind(target);
+    target[method] = (...args: unknown[]) => {
+      enter(name);
+      const result = original(...args);
+      if (result !== null && typeof result === 'object' && Symbol.asyncIterator in result) {
+        // A page stream: the span runs from the call to its last page; `first page` marks the first.
+        return (async function* () {
+          let first = true;
+          for await (const page of result as AsyncIterable<unknown>) {
+            if (first) enter(`${name} first page`);
+            first = false;
+            yield page;
+            leave(name);
+          }
+          leave(name);
+        })();
+      }
+      if (result instanceof Promise) return result.finally(() => leave(name));
+      leave(name);
+      return result;
+    };
+  };
+  const { jobs, licenses } = context.sync;
+  const client = apple ?? context.apple;
+  wrap(jobs, 'claimMany', 'claim');
+  wrap(client, 'getClientConfig', 'GET client/config');
+  wrap(client, 'setClientConfig', 'POST client/config');
+  wrap(jobs, 'claimLocation', 'claimLocation');
+  wrap(jobs, 'listRuns', 'listRuns');
+  wrap(client, 'assets', 'assets');
+  wrap(licenses, 'insertAssets', 'insertAssets');
+  wrap(client, 'assignments', 'assignments');
+  wrap(licenses, 'knownMetadata', 'knownMetadata');
+  wrap(client, 'lookupMetadata', 'lookupMetadata');
+  wrap(licenses, 'upsertMetadata', 'upsertMetadata');
+  wrap(jobs, 'recordProgress', 'recordProgress');
+  const writerOf = licenses.assignmentWriter.bind(licenses);
+  (licenses as { assignmentWriter: typeof licenses.assignmentWriter }).assignmentWriter = (
+    runId,
+    options,
+  ) => {
+    const writer = writerOf(runId, options);
+    wrap(writer, 'close', 'staging close');
+    return writer;
+  };
+  wrap(jobs, 'commit', 'commit');
+  wrap(licenses, 'clearRun', 'clearRun');
+  return {
+    start(startedAt) {
+      origin = startedAt;
+    },
+    line() {
+      return [...spans.entries()]
+        .sort((a, b) => a[1].from - b[1].from)
+        .map(
+          ([name, s]) =>
+            `${name} ${s.from.toFixed(0)}${s.to - s.from >= 0.5 ? `-${s.to.toFixed(0)}` : ''}${s.count > 1 ? ` (x${s.count})` : ''}`,
+        )
+        .join(', ');
+    },
+  };
+}
+
 interface ServerSample {
   readonly cpuMs: number;
   readonly walBytes: number;
@@ -417,6 +512,7 @@ async function serverSample(context: AppContext): Promise<ServerSample | undefin
 async function printBreakdown(
   context: AppContext,
   ms: number,
+  cpuMs: number,
   timing: StagingTiming,
   before: ServerSample | undefined,
 ): Promise<void> {
@@ -430,7 +526,7 @@ async function printBreakdown(
       ? ''
       : `; server CPU ${after.cpuMs - before.cpuMs} ms, WAL ${((after.walBytes - before.walBytes) / 1e6).toFixed(1)} MB`;
   process.stdout.write(
-    `    breakdown: sync ${ms.toFixed(0)} ms, fetch loop waiting on staging ${timing.stagingMs.toFixed(0)} ms, ` +
+    `    breakdown: sync ${ms.toFixed(0)} ms (CPU of this process ${cpuMs.toFixed(0)} ms), fetch loop waiting on staging ${timing.stagingMs.toFixed(0)} ms, ` +
       `commit ${timing.commitMs.toFixed(0)} ms, ${Number(chunks.rows)} chunk rows for ${Number(chunks.licenses)} licenses${server}\n`,
   );
 }
@@ -503,6 +599,7 @@ export async function run(args: string[]): Promise<void> {
       'wal-autocheckpoint': { type: 'string' },
       'cpu-profile': { type: 'string' },
       breakdown: { type: 'boolean', default: false },
+      trace: { type: 'boolean', default: false },
       'setup-sql': { type: 'string' },
       // sqlite (default), postgres (a throw-away local server) or a postgres:// URL (bench/database.ts).
       database: { type: 'string' },
@@ -510,6 +607,7 @@ export async function run(args: string[]): Promise<void> {
   });
   benchDb = await benchDatabase(values.database);
   breakdown = values.breakdown;
+  tracing = values.trace;
   setupSql = values['setup-sql'];
   const assets = Number(values.assets);
   const assignments = Number(values.assignments);

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StorageEngine } from '../src/storage/engine.js';
-import { enableCopyFrom } from '../src/storage/postgres/copy-from.js';
+import { type CopyPayload, copyMarker, enableCopyFrom } from '../src/storage/postgres/copy-from.js';
 import { createPostgresDatabase, openTestStorage, storageEngines } from './helpers/storage-engines.js';
 
 // The engines' bulk insert with text that COPY's text format must escape (PostgreSQL stages licenses
@@ -87,6 +87,32 @@ describe.each(storageEngines)('bulk insert on %s', (engine) => {
       ['c', -7],
     ]);
   });
+
+  it('outside a transaction, is a transaction of its own: every row or, on a failure, none', async () => {
+    storage = await openTestStorage(engine);
+    const insert = storage.bulkInsert({
+      table: 'sync_tenant_turns',
+      columns: [
+        { name: 'tenant_id', type: 'text' },
+        { name: 'last_turn', type: 'bigint' },
+      ],
+      maxRows: 2,
+      staging: true,
+    });
+    const { db } = storage;
+    await insert(db, ['a', 1, 'b\t\\2', 2, 'c', 3]);
+    // The repeated key comes last, after rows that fill a statement of their own (maxRows 2).
+    await expect(insert(db, ['d', 4, 'e', 5, 'a', 6])).rejects.toThrow();
+    // The connection is usable after the failure, and a failed call left nothing behind.
+    await insert(db, ['f', 7]);
+    const read = await db.selectFrom('sync_tenant_turns').selectAll().orderBy('tenant_id').execute();
+    expect(read.map((r) => [r.tenant_id, Number(r.last_turn)])).toEqual([
+      ['a', 1],
+      ['b\t\\2', 2],
+      ['c', 3],
+      ['f', 7],
+    ]);
+  });
 });
 
 describe('bulk insert of staging rows on postgres', () => {
@@ -123,6 +149,42 @@ describe('bulk insert of staging rows on postgres', () => {
 });
 
 describe('the COPY wrapper of pool clients on postgres', () => {
+  it('runs a COPY that fails mid-data as a failed query and goes on with the next one', async () => {
+    // The query, the rows and CopyDone go out in one write; the server drops the rows after an error.
+    const pool = new pg.Pool({ connectionString: await createPostgresDatabase(), max: 1 });
+    pool.on('connect', enableCopyFrom);
+    const client = await pool.connect();
+    try {
+      await client.query('create temporary table t (n int primary key, s text)');
+      const copy = (data: string, asynchronousCommit = false) =>
+        client.query(copyMarker, [
+          { statement: 'copy t (n, s) from stdin', data, rows: 0, asynchronousCommit } satisfies CopyPayload,
+        ]);
+      expect(await copy('1\tone\n2\ttwo\n', true)).toMatchObject({ rowCount: 2 });
+      await expect(copy('3\tthree\nnot a number\tfour\n5\tfive\n')).rejects.toThrow(/integer/);
+      await expect(copy('6\tsix\n1\tagain\n')).rejects.toThrow(/duplicate key/);
+      await expect(
+        client.query(copyMarker, [
+          { statement: 'copy missing (n) from stdin', data: '1\n', rows: 1, asynchronousCommit: true },
+        ]),
+      ).rejects.toThrow(/missing/);
+      expect(await copy('7\tseven\n')).toMatchObject({ rowCount: 1 });
+      expect((await client.query('select n, s from t order by n')).rows).toEqual([
+        { n: 1, s: 'one' },
+        { n: 2, s: 'two' },
+        { n: 7, s: 'seven' },
+      ]);
+      // Outside a transaction `set local` ended with the COPY's own.
+      expect((await client.query('show synchronous_commit')).rows).toEqual([{ synchronous_commit: 'off' }]);
+      await client.query('set synchronous_commit = on');
+      await copy('8\teight\n', true);
+      expect((await client.query('show synchronous_commit')).rows).toEqual([{ synchronous_commit: 'on' }]);
+    } finally {
+      client.release();
+      await pool.end();
+    }
+  });
+
   it('leaves pool.query working: its callback form is passed on', async () => {
     // pg's Pool#query calls the client's query with a callback; a wrapper that dropped it hung forever.
     const pool = new pg.Pool({ connectionString: await createPostgresDatabase(), max: 1 });

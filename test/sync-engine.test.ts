@@ -235,6 +235,34 @@ describe.each(storageEngines)('sync engine on %s', (engine) => {
       });
     });
 
+    it('an asset page that fails to stage while the assignments are paged fails the sync; nothing of it remains', async () => {
+      // Asset pages are written behind the fetch (sync-engine.ts): the write fails only once the
+      // assignments are being read, and the failure still reaches the run before anything commits.
+      const before = await syncedSmall();
+      const { licenses } = h.context.sync;
+      const insertAssets = licenses.insertAssets.bind(licenses);
+      let calls = 0;
+      (licenses as { insertAssets: typeof licenses.insertAssets }).insertAssets = async (run, assets) => {
+        if (++calls > 1) return insertAssets(run, assets);
+        while ((sim.requestCounts().small?.['GET assignments'] ?? 0) < 2) {
+          await new Promise((resolve) => setTimeout(resolve, 1));
+        }
+        throw new Error('the asset write failed');
+      };
+      try {
+        await h.requestSync(before.tokenId);
+        await h.syncNow();
+      } finally {
+        (licenses as { insertAssets: typeof licenses.insertAssets }).insertAssets = insertAssets;
+      }
+      expect(calls).toBeGreaterThanOrEqual(1);
+      await expectFailed(before.tokenId, before, {
+        state: 'valid',
+        kind: 'internal',
+        reason: 'internalError',
+      });
+    });
+
     it('revoked token (9625): state invalid, reason appleFailure', async () => {
       const created = await h.upload('revoked');
       await h.syncNow();

@@ -245,6 +245,8 @@ export interface BulkInsertSpec {
 
 /**
  * Inserts rows given as one flat array, `columns.length` values per row in column order (no object per
- * row: a sync stages ~2,000 chunk rows and ~1,000 assets). Runs as many statements as needed on `trx`.
+ * row: a sync stages ~2,000 chunk rows and ~1,000 assets). Runs as many statements as needed on `db`:
+ * inside the transaction when it is one, else as a transaction of its own (all rows or none; on
+ * PostgreSQL a COPY is one statement, so it then needs no begin and commit round trips).
  */
-export type BulkInsert = (trx: Transaction<DatabaseSchema>, values: readonly unknown[]) => Promise<void>;
+export type BulkInsert = (db: Kysely<DatabaseSchema>, values: readonly unknown[]) => Promise<void>;

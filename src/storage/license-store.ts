@@ -211,7 +211,8 @@ export function createLicenseStore(options: { readonly storage: StorageEngine })
 
   /**
    * Writes a run's chunks in one transaction (its run key is created on first use) and answers the
-   * run key; a writer passes it back (`knownKey`) to save a lookup per batch.
+   * run key; a writer passes it back (`knownKey`) to save a lookup per batch. With the key known, the
+   * bulk insert is the whole transaction (on PostgreSQL one COPY: no begin and commit round trips).
    */
   const writeChunks = async (
     runId: string,
@@ -219,22 +220,13 @@ export function createLicenseStore(options: { readonly storage: StorageEngine })
     knownKey?: number,
   ): Promise<number | undefined> => {
     if (chunks.length === 0) return knownKey;
+    if (knownKey !== undefined) {
+      await insertChunks(db, chunkValues(knownKey, chunks));
+      return knownKey;
+    }
     return db.transaction().execute(async (trx) => {
-      const runKey = knownKey ?? (await stagingKey(trx, runId));
-      const width = chunkInsert.columns.length;
-      const values = new Array<unknown>(chunks.length * width);
-      let k = 0;
-      for (const c of chunks) {
-        values[k++] = runKey;
-        values[k++] = c.adamId;
-        values[k++] = c.pricingParam;
-        values[k++] = c.firstSeq;
-        values[k++] = c.lastSeq;
-        values[k++] = c.holderCount;
-        values[k++] = c.seqs;
-        values[k++] = c.holders;
-      }
-      await insertChunks(trx, values);
+      const runKey = await stagingKey(trx, runId);
+      await insertChunks(trx, chunkValues(runKey, chunks));
       return runKey;
     });
   };
@@ -365,6 +357,23 @@ export function createLicenseStore(options: { readonly storage: StorageEngine })
       await db.transaction().execute((trx) => upsertMetadata(trx, values));
     },
   };
+}
+
+/** The chunk insert's values (columns in {@link chunkInsert}'s order). */
+function chunkValues(runKey: number, chunks: readonly AssignmentChunk[]): unknown[] {
+  const values = new Array<unknown>(chunks.length * chunkInsert.columns.length);
+  let k = 0;
+  for (const c of chunks) {
+    values[k++] = runKey;
+    values[k++] = c.adamId;
+    values[k++] = c.pricingParam;
+    values[k++] = c.firstSeq;
+    values[k++] = c.lastSeq;
+    values[k++] = c.holderCount;
+    values[k++] = c.seqs;
+    values[k++] = c.holders;
+  }
+  return values;
 }
 
 /**

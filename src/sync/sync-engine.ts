@@ -222,19 +222,29 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
     let available = 0;
     let assetsVersion: string | undefined;
     const adamIds = new Set<string>();
-    for await (const page of apple.assets(sToken, {}, { signal })) {
-      assetsVersion ??= page.versionId;
-      await lane.turn();
-      await licenses.insertAssets(run, page.records);
-      for (const asset of page.records) {
-        adamIds.add(asset.adamId);
-        total += asset.totalCount;
-        used += asset.assignedCount;
-        available += asset.availableCount;
+    // Asset pages are staged behind the fetch: the assignments are paged while they are written.
+    const assetStaging = stagingChain();
+    try {
+      for await (const page of apple.assets(sToken, {}, { signal })) {
+        assetsVersion ??= page.versionId;
+        assetStaging.add(async () => {
+          await lane.turn();
+          await licenses.insertAssets(run, page.records);
+        });
+        for (const asset of page.records) {
+          adamIds.add(asset.adamId);
+          total += asset.totalCount;
+          used += asset.assignedCount;
+          available += asset.availableCount;
+        }
+        assetCount += page.records.length;
+        pageCount++;
+        onProgress?.({ phase: 'assets', pages: pageCount, records: assetCount });
       }
-      assetCount += page.records.length;
-      pageCount++;
-      onProgress?.({ phase: 'assets', pages: pageCount, records: assetCount });
+    } catch (error) {
+      // Nothing of the run may land after the caller clears it.
+      await assetStaging.settled();
+      throw error;
     }
 
     let assignmentCount = 0;
@@ -253,6 +263,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
     try {
       for await (const page of apple.assignments(sToken, {}, { signal })) {
         signal.throwIfAborted();
+        assetStaging.throwIfFailed();
         assignmentsVersion ??= page.versionId;
         await lane.turn();
         await staging.write(page.records);
@@ -267,10 +278,12 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
       }
       await lane.turn();
       await staging.close();
+      await assetStaging.finish();
     } catch (error) {
       lookup.abort(error);
       // A batch still being written must land before the caller clears the run.
       await staging.discard();
+      await assetStaging.settled();
       await metadata;
       throw error;
     }
@@ -336,6 +349,42 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
       );
     }
   }
+}
+
+/**
+ * Writes run one after the other, behind the caller: `add` queues a write and returns at once. The first
+ * failure is kept (the writes queued after it are skipped) and thrown by `throwIfFailed` and `finish`;
+ * `settled` waits for the queue whatever happened, so a caller that gives up can clear what was written.
+ */
+function stagingChain(): {
+  add(write: () => Promise<void>): void;
+  throwIfFailed(): void;
+  finish(): Promise<void>;
+  settled(): Promise<void>;
+} {
+  let queue: Promise<void> = Promise.resolve();
+  let failure: { readonly error: unknown } | undefined;
+  const throwIfFailed = () => {
+    if (failure !== undefined) throw failure.error;
+  };
+  return {
+    add(write) {
+      queue = queue.then(async () => {
+        if (failure !== undefined) return;
+        try {
+          await write();
+        } catch (error) {
+          failure = { error };
+        }
+      });
+    },
+    throwIfFailed,
+    async finish() {
+      await queue;
+      throwIfFailed();
+    },
+    settled: () => queue,
+  };
 }
 
 /** The failure of a snapshot whose assets and assignments came from different Apple versions. */

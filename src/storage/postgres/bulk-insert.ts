@@ -16,8 +16,8 @@ export type PostgresBulkStrategy = 'unnest' | 'values' | 'copy';
  * staging through the real LicenseStore: 1,000 assets and 200,000 licenses in 12,969 chunk rows of
  * ~2 KB; alternating rounds on the shared 2-core VM at load average 10-13, two runs of 5 and 7 rounds;
  * docs/architecture.md "Storage engines"):
- * - `copy` (the default): `copy … from stdin` in text format on the transaction's own connection
- *   (copy-from.ts), every row of a call in one stream. Median 872 / 1,033 ms, vppd CPU 218 / 229 ms.
+ * - `copy` (the default): `copy … from stdin` in text format on the transaction's own connection, or
+ *   as a statement of its own outside one (copy-from.ts), every row of a call in one message. Median 872 / 1,033 ms, vppd CPU 218 / 229 ms.
  *   Wins on both sides of the wire: the rows are one tab-separated string (only the rare backslash,
  *   tab or newline needs escaping: the chunks' JSON quotes do not), the server parses no statement,
  *   binds no parameter and plans nothing per row batch.
@@ -76,8 +76,11 @@ export function postgresBulkInsert(
   // COPY inserts only; identity values given are taken as they are (no `overriding` needed).
   const useCopy = strategy === 'copy' && spec.onConflict === undefined;
 
-  return async (trx, input) => {
+  const insert: BulkInsert = async (trx, input) => {
     if (input.length % width !== 0) throw new Error(`${spec.table} bulk insert: ragged parameters`);
+    // A COPY is one statement (atomic, and run as an implicit transaction outside one); the other
+    // strategies may need several, so outside a transaction they open one.
+    if (!useCopy && !trx.isTransaction) return trx.transaction().execute((inner) => insert(inner, input));
     if (useCopy) {
       const rows = input.length / width;
       if (rows === 0) return;
@@ -109,6 +112,7 @@ export function postgresBulkInsert(
       await trx.executeQuery(CompiledQuery.raw(unnestText, arrays));
     }
   };
+  return insert;
 }
 
 const arrayType: Record<BulkInsertSpec['columns'][number]['type'], string> = {

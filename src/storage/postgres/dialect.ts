@@ -44,7 +44,7 @@ export function createPostgresDialect(config: PostgresDatabaseConfig): PostgresC
   // An idle connection that breaks (server restart, network) is dropped from the pool; the next
   // query opens a new one. Without a listener the error would end the process.
   pool.on('error', () => {});
-  // License staging's COPY runs on the client of its transaction (copy-from.ts).
+  // License staging's COPY runs on the client of its query or transaction (copy-from.ts).
   pool.on('connect', enableCopyFrom);
   return {
     dialect: new PostgresDialect({ pool }),

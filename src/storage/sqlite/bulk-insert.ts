@@ -25,14 +25,17 @@ export function sqliteBulkInsert(spec: BulkInsertSpec): BulkInsert {
     }
     return text;
   };
-  return async (trx, values) => {
+  const insert: BulkInsert = async (trx, values) => {
     if (values.length % width !== 0) throw new Error(`${spec.table} bulk insert: ragged parameters`);
+    // Outside a transaction: one of its own (one commit, and all rows or none).
+    if (!trx.isTransaction) return trx.transaction().execute((inner) => insert(inner, values));
     const step = spec.maxRows * width;
     for (let i = 0; i < values.length; i += step) {
       const parameters = i === 0 && values.length <= step ? values : values.slice(i, i + step);
       await trx.executeQuery(CompiledQuery.raw(textFor(parameters.length / width), parameters as unknown[]));
     }
   };
+  return insert;
 }
 
 function quote(identifier: string): string {
