@@ -61,6 +61,9 @@ export function connectionLimitsOf(security: SecurityConfig): ConnectionLimits {
   };
 }
 
+/** The request field that holds its external base once worked out (see `externalBase` below). */
+const externalBaseMemo = 'vppdExternalBase';
+
 /** Default request body limit. */
 export const defaultBodyLimit = 256 * 1024;
 
@@ -109,14 +112,16 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
   // A $batch step inherits its outer request's base (never its own forwarded headers).
   const innerRequests = createInnerRequests();
   const resolveExternalBase = createExternalBaseResolver(context.config.externalUrl);
-  // Worked out once per request, however many links the answer holds.
-  const bases = new WeakMap<FastifyRequest, string>();
+  // Worked out once per request, however many links the answer holds: kept on the request itself (a
+  // field every request object is built with), not in a WeakMap entry per request.
+  app.decorateRequest(externalBaseMemo, null);
   app.decorateRequest('externalBase', {
     getter(this: FastifyRequest) {
-      let base = bases.get(this);
-      if (base === undefined) {
+      const memo = this as unknown as Record<typeof externalBaseMemo, string | null>;
+      let base = memo[externalBaseMemo];
+      if (base === null) {
         base = innerRequests.lookup(this.headers)?.externalBase ?? resolveExternalBase(this);
-        bases.set(this, base);
+        memo[externalBaseMemo] = base;
       }
       return base;
     },
