@@ -92,6 +92,11 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
     return503OnClosing: true,
     // Per-request lines at debug and a per-route summary at info (ops/request-log.ts).
     logController: new LogController({ disableRequestLogging: true }),
+    // Each request's logger is a child carrying its id, built (bindings serialized through the
+    // redaction paths) before any hook runs. A logger that writes nothing (`VPPD_LOG_LEVEL=silent`)
+    // needs no such child: the request uses the application's, as fastify does with logging off.
+    childLoggerFactory: (logger, bindings, options) =>
+      logger.level === 'silent' && options.level === undefined ? logger : logger.child(bindings, options),
     // `/vppTokens/` is `/vppTokens`, as on Graph.
     routerOptions: { ignoreTrailingSlash: true },
     ...(options.https
