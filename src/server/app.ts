@@ -76,12 +76,16 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
   // rewritten to the one each route is registered under, from the routes themselves (onRoute below).
   const graphUrls = createGraphUrlNormaliser();
   const limits = connectionLimitsOf(context.config.security);
+  const quiet = !context.logger.isLevelEnabled('fatal');
   const serverOptions: FastifyServerOptions & {
     https?: Record<string, unknown>;
     http?: Record<string, unknown>;
   } = {
     rewriteUrl: (request) => graphUrls.normalise(request.url ?? '/'),
-    loggerInstance: context.logger,
+    // Each request's logger is a child carrying its id, built (bindings serialized through the
+    // redaction paths) before any hook runs. A logger that writes nothing (`VPPD_LOG_LEVEL=silent`)
+    // is not handed to fastify at all: requests then get fastify's no-op logger and no child.
+    ...(quiet ? {} : { loggerInstance: context.logger }),
     // Slow clients (issue 17): a request must arrive whole within the request timeout, its headers
     // sooner; an idle keep-alive connection closes after a few seconds.
     requestTimeout: limits.requestTimeoutMs,
@@ -92,11 +96,6 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
     return503OnClosing: true,
     // Per-request lines at debug and a per-route summary at info (ops/request-log.ts).
     logController: new LogController({ disableRequestLogging: true }),
-    // Each request's logger is a child carrying its id, built (bindings serialized through the
-    // redaction paths) before any hook runs. A logger that writes nothing (`VPPD_LOG_LEVEL=silent`)
-    // needs no such child: the request uses the application's, as fastify does with logging off.
-    childLoggerFactory: (logger, bindings, options) =>
-      logger.level === 'silent' && options.level === undefined ? logger : logger.child(bindings, options),
     // `/vppTokens/` is `/vppTokens`, as on Graph.
     routerOptions: { ignoreTrailingSlash: true },
     ...(options.https
@@ -176,7 +175,7 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
     token: context.config.metricsToken,
     clock: context.clock,
   });
-  registerLogBindings(app);
+  registerLogBindings(app, context.logger);
   registerRequestLog(app, context.logger);
   registerVppdApiRoutes(app, context);
   registerNotificationReceiverRoutes(app, {
