@@ -73,7 +73,12 @@ export function graphErrorBody(
   };
 }
 
-/** Sends a Graph error response. */
+/**
+ * Sends a Graph error response: every error vppd answers (4xx and 5xx, thrown or not) goes through
+ * here. One answered before the request's body was read (401 from the bearer check, 413 from
+ * Content-Length) closes the connection, so node does not go on reading (and discarding) a body sent
+ * slowly. (Here rather than in an onSend hook: such a hook ran on every response, errors or not.)
+ */
 export function sendGraphError(
   request: FastifyRequest,
   reply: FastifyReply,
@@ -82,6 +87,7 @@ export function sendGraphError(
   message: string,
   now: Date,
 ): FastifyReply {
+  if (!request.raw.complete) reply.header('connection', 'close');
   return reply
     .status(status)
     .type('application/json')

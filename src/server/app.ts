@@ -141,13 +141,6 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
     done();
   });
 
-  // An error answered before the body was read (401 from the bearer check, 413 from Content-Length)
-  // closes the connection, so node does not go on reading (and discarding) a body sent slowly.
-  app.addHook('onSend', (request, reply, payload, done) => {
-    if (reply.statusCode >= 400 && !request.raw.complete) reply.header('connection', 'close');
-    done(null, payload);
-  });
-
   // Every route registered below is recorded, so 404s name the wrong segment of exactly what is served.
   const servedSegments = createSegmentIndex();
   app.addHook('onRoute', (route) => {
