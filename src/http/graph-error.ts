@@ -87,11 +87,10 @@ export function sendGraphError(
   message: string,
   now: Date,
 ): FastifyReply {
+  reply.status(status).type('application/json');
+  // After the content type: the headers go out in the order they were set, as before.
   if (!request.raw.complete) reply.header('connection', 'close');
-  return reply
-    .status(status)
-    .type('application/json')
-    .send(graphErrorBody(request, code, message, now));
+  return reply.send(graphErrorBody(request, code, message, now));
 }
 
 /** The client's `client-request-id` if it is a sane value to echo (printable, bounded). */
