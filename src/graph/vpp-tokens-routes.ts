@@ -74,18 +74,26 @@ export function registerVppTokenRoutes(
   const changeStamp = createTenantChangeStamp(context.storage, { progress: false });
   const responses = createResponseCache<Buffer>();
   // Promise chains, not async functions: a hit (most reads under load) costs the handler one promise
-  // and one continuation after the stamp, instead of three of each.
-  const sendRead = (request: FastifyRequest, reply: FastifyReply, build: () => Promise<unknown>) => {
+  // and one continuation after the stamp, instead of three of each. The chain settles with nothing,
+  // not the reply: a reply is a thenable, and settling with it would wait for the response to finish.
+  const sendRead = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    build: () => Promise<unknown>,
+  ): Promise<void> => {
     const { tenantId } = principalOf(request);
-    const key = JSON.stringify([tenantId, includeUnknown(request), externalBaseOf(request), request.url]);
+    const key = readKey(tenantId, includeUnknown(request), externalBaseOf(request), request.url);
     return changeStamp(tenantId).then((stamp) => {
       const kept = responses.get(key, stamp);
-      if (kept !== undefined) return sendJsonBytes(reply, kept);
+      if (kept !== undefined) {
+        sendJsonBytes(reply, kept);
+        return undefined;
+      }
       // Read after the stamp, so the bytes are never older than the stamp they are kept under.
       return build().then((value) => {
         const body = Buffer.from(value instanceof JsonText ? value.text : JSON.stringify(value));
         responses.set(key, stamp, body, body.length);
-        return sendJsonBytes(reply, body);
+        sendJsonBytes(reply, body);
       });
     });
   };
@@ -215,6 +223,14 @@ export function registerVppTokenRoutes(
 /** A response body already serialized to JSON (kept as it is rather than stringified again). */
 class JsonText {
   constructor(readonly text: string) {}
+}
+
+/**
+ * The read cache's key: the tenant, `Prefer: include-unknown-enum-members`, the external base and the
+ * URL. The tenant and the base are length-prefixed, so no two different tuples give the same text.
+ */
+function readKey(tenantId: string, includeUnknown: boolean, externalBase: string, url: string): string {
+  return `${tenantId.length}:${tenantId}${includeUnknown ? 'u' : 'k'}${externalBase.length}:${externalBase}${url}`;
 }
 
 /** Sends serialized JSON as it is, with the content type fastify gives the JSON it serializes. */

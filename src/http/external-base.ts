@@ -34,9 +34,13 @@ export function createExternalBaseResolver(settings: Config['externalUrl']): Ext
   const trusted = new BlockList();
   for (const range of settings.trustedProxies) trusted.addSubnet(range.address, range.prefix, range.family);
   const anyTrusted = settings.trustedProxies.length > 0;
+  // Most requests come straight from their client: no closure or header parsing for them (every read
+  // asks for the base, to key its kept bytes).
+  if (!anyTrusted) return (request) => socketBaseOf(request.protocol, request.host);
   return (request) => {
-    const socketBase = () => originOf(request.protocol, request.host) ?? `${request.protocol}://localhost`;
-    if (!anyTrusted || !isTrustedPeer(trusted, request.socket.remoteAddress)) return socketBase();
+    if (!isTrustedPeer(trusted, request.socket.remoteAddress)) {
+      return socketBaseOf(request.protocol, request.host);
+    }
     const forwarded = lastForwardedElement(headerValues(request.headers.forwarded));
     const proto =
       validProto(forwarded?.proto) ?? validProto(lastListValue(request.headers['x-forwarded-proto']));
@@ -44,10 +48,14 @@ export function createExternalBaseResolver(settings: Config['externalUrl']): Ext
     const prefix = validPrefix(lastListValue(request.headers['x-forwarded-prefix'])) ?? '';
     const origin =
       originOf(proto ?? request.protocol, host ?? request.host) ??
-      originOf(request.protocol, request.host) ??
-      socketBase();
+      socketBaseOf(request.protocol, request.host);
     return `${origin}${prefix}`;
   };
+}
+
+/** What the socket says: its protocol and the `Host` header (`localhost` when that makes no URL). */
+function socketBaseOf(protocol: string, host: string): string {
+  return originOf(protocol, host) ?? `${protocol}://localhost`;
 }
 
 /** Whether the socket peer is a configured proxy (IPv4-mapped IPv6 peers count as their IPv4). */

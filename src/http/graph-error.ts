@@ -73,7 +73,12 @@ export function graphErrorBody(
   };
 }
 
-/** Sends a Graph error response. */
+/**
+ * Sends a Graph error response: every error vppd answers (4xx and 5xx, thrown or not) goes through
+ * here. One answered before the request's body was read (401 from the bearer check, 413 from
+ * Content-Length) closes the connection, so node does not go on reading (and discarding) a body sent
+ * slowly. (Here rather than in an onSend hook: such a hook ran on every response, errors or not.)
+ */
 export function sendGraphError(
   request: FastifyRequest,
   reply: FastifyReply,
@@ -82,10 +87,10 @@ export function sendGraphError(
   message: string,
   now: Date,
 ): FastifyReply {
-  return reply
-    .status(status)
-    .type('application/json')
-    .send(graphErrorBody(request, code, message, now));
+  reply.status(status).type('application/json');
+  // After the content type: the headers go out in the order they were set, as before.
+  if (!request.raw.complete) reply.header('connection', 'close');
+  return reply.send(graphErrorBody(request, code, message, now));
 }
 
 /** The client's `client-request-id` if it is a sane value to echo (printable, bounded). */

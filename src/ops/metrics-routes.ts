@@ -72,7 +72,9 @@ function allowed(request: FastifyRequest, expected: Buffer | undefined): boolean
  * Log bindings for a request once it is authorized: the tenant and, on a token's routes, the token
  * id, next to Fastify's own `reqId`. Ids only: credentials never enter the bindings.
  */
-export function registerLogBindings(app: FastifyInstance): void {
+export function registerLogBindings(app: FastifyInstance, logger: Logger): void {
+  // A logger that writes nothing at any level (logging off) needs no bindings, nor a hook per request.
+  if (!logger.isLevelEnabled('fatal')) return;
   app.addHook('preHandler', (request, _reply, done) => {
     const principal = request.principal;
     // pino turns bindings into JSON (through the redaction paths) as soon as they are set, ~2 µs a

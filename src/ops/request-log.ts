@@ -26,6 +26,9 @@ export function registerRequestLog(
   logger: Logger,
   everyMs = requestSummaryEveryMs,
 ): void {
+  // A logger that writes neither summaries (info) nor request lines (debug): nothing to tally, and no
+  // hook to run on every response.
+  if (!logger.isLevelEnabled('info')) return;
   let tallies = new Map<string, RouteTally>();
   let since = Date.now();
   app.addHook('onResponse', (request, reply, done) => {

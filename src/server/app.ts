@@ -61,6 +61,9 @@ export function connectionLimitsOf(security: SecurityConfig): ConnectionLimits {
   };
 }
 
+/** The request field that holds its external base once worked out (see `externalBase` below). */
+const externalBaseMemo = 'vppdExternalBase';
+
 /** Default request body limit. */
 export const defaultBodyLimit = 256 * 1024;
 
@@ -73,12 +76,16 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
   // rewritten to the one each route is registered under, from the routes themselves (onRoute below).
   const graphUrls = createGraphUrlNormaliser();
   const limits = connectionLimitsOf(context.config.security);
+  const quiet = !context.logger.isLevelEnabled('fatal');
   const serverOptions: FastifyServerOptions & {
     https?: Record<string, unknown>;
     http?: Record<string, unknown>;
   } = {
     rewriteUrl: (request) => graphUrls.normalise(request.url ?? '/'),
-    loggerInstance: context.logger,
+    // Each request's logger is a child carrying its id, built (bindings serialized through the
+    // redaction paths) before any hook runs. A logger that writes nothing (`VPPD_LOG_LEVEL=silent`)
+    // is not handed to fastify at all: requests then get fastify's no-op logger and no child.
+    ...(quiet ? {} : { loggerInstance: context.logger }),
     // Slow clients (issue 17): a request must arrive whole within the request timeout, its headers
     // sooner; an idle keep-alive connection closes after a few seconds.
     requestTimeout: limits.requestTimeoutMs,
@@ -109,14 +116,16 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
   // A $batch step inherits its outer request's base (never its own forwarded headers).
   const innerRequests = createInnerRequests();
   const resolveExternalBase = createExternalBaseResolver(context.config.externalUrl);
-  // Worked out once per request, however many links the answer holds.
-  const bases = new WeakMap<FastifyRequest, string>();
+  // Worked out once per request, however many links the answer holds: kept on the request itself (a
+  // field every request object is built with), not in a WeakMap entry per request.
+  app.decorateRequest(externalBaseMemo, null);
   app.decorateRequest('externalBase', {
     getter(this: FastifyRequest) {
-      let base = bases.get(this);
-      if (base === undefined) {
+      const memo = this as unknown as Record<typeof externalBaseMemo, string | null>;
+      let base = memo[externalBaseMemo];
+      if (base === null) {
         base = innerRequests.lookup(this.headers)?.externalBase ?? resolveExternalBase(this);
-        bases.set(this, base);
+        memo[externalBaseMemo] = base;
       }
       return base;
     },
@@ -130,13 +139,6 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
     const clientRequestId = clientRequestIdOf(request);
     if (clientRequestId !== undefined) reply.header('client-request-id', clientRequestId);
     done();
-  });
-
-  // An error answered before the body was read (401 from the bearer check, 413 from Content-Length)
-  // closes the connection, so node does not go on reading (and discarding) a body sent slowly.
-  app.addHook('onSend', (request, reply, payload, done) => {
-    if (reply.statusCode >= 400 && !request.raw.complete) reply.header('connection', 'close');
-    done(null, payload);
   });
 
   // Every route registered below is recorded, so 404s name the wrong segment of exactly what is served.
@@ -170,7 +172,7 @@ export function buildApp(context: AppContext, options: BuildAppOptions = {}): Fa
     token: context.config.metricsToken,
     clock: context.clock,
   });
-  registerLogBindings(app);
+  registerLogBindings(app, context.logger);
   registerRequestLog(app, context.logger);
   registerVppdApiRoutes(app, context);
   registerNotificationReceiverRoutes(app, {

@@ -123,3 +123,46 @@ describe('createAuthenticator with remembered verifications', () => {
     expect(verifiedTokens.size).toBe(2);
   });
 });
+
+describe('Authenticator.recall', () => {
+  it('answers only a bearer verified before, with the same principal, and never throws', async () => {
+    const { authenticator } = setup();
+    const jwt = await sign({
+      tid,
+      roles: ['DeviceManagementServiceConfig.Read.All'],
+      exp: seconds(start) + 600,
+    });
+    // Not verified yet: recall does not verify, it leaves that to authenticate.
+    expect(authenticator.recall(`Bearer ${jwt}`)).toBeUndefined();
+    const principal = await authenticator.authenticate(`Bearer ${jwt}`);
+    expect(authenticator.recall(`Bearer ${jwt}`)).toBe(principal);
+    expect(authenticator.recall(`bearer\t${jwt}  `)).toBe(principal);
+    for (const header of [undefined, '', 'Bearer', `Basic ${jwt}`, `Bearer ${jwt} extra`, `Bearer ${jwt}x`]) {
+      expect(authenticator.recall(header)).toBeUndefined();
+    }
+  });
+
+  it('stops answering once the token expires or the trust window ends', async () => {
+    const { authenticator, set } = setup({ ttlMs: 1000 });
+    const exp = seconds(start) + 3600;
+    const jwt = await sign({ tid, exp });
+    await authenticator.authenticate(`Bearer ${jwt}`);
+    set(new Date(start.getTime() + 999));
+    expect(authenticator.recall(`Bearer ${jwt}`)?.tenantId).toBe(tid);
+    set(new Date(start.getTime() + 1000));
+    expect(authenticator.recall(`Bearer ${jwt}`)).toBeUndefined();
+
+    const short = setup({ ttlMs: 3_600_000 });
+    const soon = await sign({ tid, exp: seconds(start) + 30 });
+    await short.authenticator.authenticate(`Bearer ${soon}`);
+    short.set(new Date((seconds(start) + 30 + 60) * 1000));
+    expect(short.authenticator.recall(`Bearer ${soon}`)).toBeUndefined();
+  });
+
+  it('never recalls a token that failed verification', async () => {
+    const { authenticator } = setup();
+    const forged = await sign({ tid, exp: seconds(start) + 600 }, new TextEncoder().encode('y'.repeat(40)));
+    await rejection(authenticator.authenticate(`Bearer ${forged}`));
+    expect(authenticator.recall(`Bearer ${forged}`)).toBeUndefined();
+  });
+});
