@@ -113,40 +113,29 @@ export function registerVppTokenRoutes(
       const query = parseQuery(request, ['select', 'filter', 'orderby', 'top', 'skip', 'count', 'skiptoken']);
       const odataContext = `${metadataUrlOf(request, version)}#deviceAppManagement/vppTokens${selectSuffix(query.select)}`;
       const page = await tokens.listPageVersions(tenantId, query);
-      const items = await fragments.serialize(
+      let nextOffset = page.nextOffset;
+      let items = await fragments.serialize(
         tenantId,
         page.rows,
         JSON.stringify([version, includeUnknown(request), query.select ?? null]),
         (token) => present(request, token, query.select),
       );
-      if (items === undefined) return listWhole(request, tenantId, query, odataContext);
+      if (items === undefined) {
+        // A token of the page was deleted between its two reads: the page is read whole.
+        const whole = await tokens.listPage(tenantId, query);
+        items = whole.rows.map((token) => JSON.stringify(present(request, token, query.select)));
+        nextOffset = whole.nextOffset;
+      }
       // The bytes JSON.stringify makes of the same object: its keys in the same order.
       let text = `{"@odata.context":${JSON.stringify(odataContext)}`;
       if (query.count)
         text += `,"@odata.count":${JSON.stringify(await tokens.count(tenantId, query.filter))}`;
-      if (page.nextOffset !== undefined) {
-        text += `,"@odata.nextLink":${JSON.stringify(buildNextLink(externalUrlOf(request), query, page.nextOffset))}`;
+      if (nextOffset !== undefined) {
+        text += `,"@odata.nextLink":${JSON.stringify(buildNextLink(externalUrlOf(request), query, nextOffset))}`;
       }
       return new JsonText(`${text},"value":[${items.join(',')}]}`);
     }),
   );
-
-  /** A list page read whole: when a token of the page was deleted between its two reads. */
-  const listWhole = async (
-    request: FastifyRequest,
-    tenantId: string,
-    query: ListQuery,
-    odataContext: string,
-  ) => {
-    const page = await tokens.listPage(tenantId, query);
-    const body: Record<string, unknown> = { '@odata.context': odataContext };
-    if (query.count) body['@odata.count'] = await tokens.count(tenantId, query.filter);
-    if (page.nextOffset !== undefined) {
-      body['@odata.nextLink'] = buildNextLink(externalUrlOf(request), query, page.nextOffset);
-    }
-    body.value = page.rows.map((token) => present(request, token, query.select));
-    return body;
-  };
 
   app.get(`${vppTokensPath}/$count`, { onRequest: read }, async (request, reply) => {
     const { tenantId } = principalOf(request);
