@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppleSim } from '../src/apple-sim/apple-sim.js';
 import type { RunningServer } from '../src/server/start-server.js';
-import { crashSyncThreadForTests, type SyncThreadData, startSyncThread } from '../src/sync/sync-thread.js';
+import { crashSyncThreadForTests, startSyncThread } from '../src/sync/sync-thread.js';
 import type { SyncRunner } from '../src/sync/sync-worker.js';
 import {
   type ApiCall,
@@ -12,6 +12,7 @@ import {
   capturingLogger,
   readWriteBearer,
   type SyncThreadServing,
+  sqliteSyncThreadData,
   startSyncThreadServing,
   until,
 } from './helpers/serving.js';
@@ -194,20 +195,7 @@ describe('a replacement sync thread that cannot start', () => {
     // A database whose directory is a file: a thread cannot open it.
     await writeFile(join(dir, 'a-file'), '');
     const bad = join(dir, 'a-file', 'vppd.db');
-    const data: { -readonly [K in keyof SyncThreadData]: SyncThreadData[K] } = {
-      database: { kind: 'sqlite', url: `sqlite:${good}`, filename: good },
-      encryptionKey: new Uint8Array(32),
-      apple: {
-        baseUrl: 'http://127.0.0.1:9/mdm/v2',
-        metadataUrl: undefined,
-        connections: 16,
-        sharedRate: true,
-      },
-      settings: { intervalMs: 3_600_000 },
-      workerId: 'test:1:abcd',
-      logLevel: 'info',
-      nice: 10,
-    };
+    const data = sqliteSyncThreadData(good);
     let restarts = 0;
     const runner = await startSyncThread({
       data,
@@ -218,7 +206,7 @@ describe('a replacement sync thread that cannot start', () => {
     try {
       runner.start();
       // From now on a new thread finds the database unreachable.
-      data.database = { kind: 'sqlite', url: `sqlite:${bad}`, filename: bad };
+      data.database = sqliteSyncThreadData(bad).database;
       expect(await crashSyncThreadForTests(runner)).toBe(true);
       const failedStarts = await until('three failed replacements', async () => {
         const found = lines
@@ -241,7 +229,7 @@ describe('a replacement sync thread that cannot start', () => {
       await expect(runner.drain(0)).resolves.toBe(0);
       runner.start();
 
-      data.database = { kind: 'sqlite', url: `sqlite:${good}`, filename: good };
+      data.database = sqliteSyncThreadData(good).database;
       await until('a replacement that starts', async () => (runner.health?.().up ? true : undefined));
       expect(runner.health?.()).toMatchObject({ up: true, restarts: 1 });
       expect(restarts).toBe(1);

@@ -15,6 +15,7 @@ import {
   apiCaller,
   readWriteBearer,
   type SyncThreadServing,
+  sqliteSyncThreadData,
   startSyncThreadServing,
   until,
 } from './helpers/serving.js';
@@ -163,20 +164,7 @@ describe('VPPD_SYNC_THREADS', () => {
     const filename = join(notADirectory, 'vppd.db');
     await expect(
       startSyncThread({
-        data: {
-          database: { kind: 'sqlite', url: `sqlite:${filename}`, filename },
-          encryptionKey: new Uint8Array(32),
-          apple: {
-            baseUrl: 'http://127.0.0.1:9/mdm/v2',
-            metadataUrl: undefined,
-            connections: 16,
-            sharedRate: true,
-          },
-          settings: { intervalMs: 3_600_000 },
-          workerId: 'test:1:abcd',
-          logLevel: 'info',
-          nice: 10,
-        },
+        data: sqliteSyncThreadData(filename),
         logger,
       }),
     ).rejects.toThrow(/^the sync thread did not start: .*a-file/);

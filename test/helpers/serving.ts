@@ -9,6 +9,7 @@ import { type AppleSim, defaultSimLocations, startAppleSim } from '../../src/app
 import type { RawSettings } from '../../src/config.js';
 import { type RunningServer, type StartServerOptions, startServer } from '../../src/server/start-server.js';
 import type { StorageEngineKind } from '../../src/storage/engine.js';
+import type { SyncThreadData } from '../../src/sync/sync-thread.js';
 import { tenantA, testConfig } from './graph-test-app.js';
 import { mintToken, roles } from './jwt.js';
 import { testDatabaseUrl } from './storage-engines.js';
@@ -154,5 +155,28 @@ export async function startSyncThreadServing(
       await sim.close();
       await rm(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * What a sync thread started by hand needs, on the SQLite file `filename` (which the test may make
+ * unopenable), with an Apple URL nothing answers: the thread starts, or fails to, without a sync.
+ */
+export function sqliteSyncThreadData(filename: string): {
+  -readonly [K in keyof SyncThreadData]: SyncThreadData[K];
+} {
+  return {
+    database: { kind: 'sqlite', url: `sqlite:${filename}`, filename },
+    encryptionKey: new Uint8Array(32),
+    apple: {
+      baseUrl: 'http://127.0.0.1:9/mdm/v2',
+      metadataUrl: undefined,
+      connections: 16,
+      sharedRate: true,
+    },
+    settings: { intervalMs: 3_600_000 },
+    workerId: 'test:1:abcd',
+    logLevel: 'info',
+    nice: 10,
   };
 }
