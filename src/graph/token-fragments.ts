@@ -13,16 +13,18 @@ import { createResponseCache } from './response-cache.js';
  */
 export interface TokenFragments {
   /**
-   * The JSON of each token of `page`, in page order; `variant` names everything the JSON depends on
-   * besides the token (Graph version, `$select`, Prefer). Undefined when a token of the page was gone
-   * by the time it was read (deleted between the two reads): the caller reads the page whole instead.
+   * The JSON of each token of `page`, in page order, as UTF-8 bytes; `variant` names everything the JSON
+   * depends on besides the token (Graph version, `$select`, Prefer). Undefined when a token of the page
+   * was gone by the time it was read (deleted between the two reads): the caller reads the page whole
+   * instead. Kept as bytes, so a page is assembled by copying them once into the response (no joined
+   * string of the page, then its UTF-8 copy, on the request thread's heap for each rebuilt page).
    */
   serialize(
     tenantId: string,
     page: readonly TokenVersion[],
     variant: string,
     present: (token: VppToken) => unknown,
-  ): Promise<string[] | undefined>;
+  ): Promise<Buffer[] | undefined>;
 }
 
 export interface TokenFragmentsOptions {
@@ -40,7 +42,7 @@ export interface TokenFragmentsOptions {
 }
 
 interface Kept {
-  readonly json: string;
+  readonly json: Buffer;
   readonly at: number;
 }
 
@@ -52,7 +54,7 @@ export function createTokenFragments(options: TokenFragmentsOptions): TokenFragm
   });
   return {
     async serialize(tenantId, page, variant, present) {
-      const out: string[] = new Array(page.length);
+      const out: Buffer[] = new Array(page.length);
       const keyOf = (id: string) => `${tenantId}\u0000${variant}\u0000${id}`;
       const stampOf = (version: string | null) => version ?? 'none';
       const oldest = now() - maxAgeMs;
@@ -71,11 +73,22 @@ export function createTokenFragments(options: TokenFragmentsOptions): TokenFragm
         const { id, version } = page[i] as TokenVersion;
         const token = read.get(id);
         if (token === undefined) return undefined;
-        const json = JSON.stringify(present(token));
+        const json = jsonBytes(present(token));
         out[i] = json;
         kept.set(keyOf(id), stampOf(version), { json, at: readAt }, json.length);
       }
       return out;
     },
   };
+}
+
+/**
+ * A value's JSON as UTF-8 bytes in memory of their own (not a slice of Node's shared 8 KiB pool, which a
+ * kept form would hold on to whole).
+ */
+export function jsonBytes(value: unknown): Buffer {
+  const text = JSON.stringify(value);
+  const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(text));
+  bytes.write(text);
+  return bytes;
 }

@@ -18,7 +18,7 @@ import { createTenantChangeStamp } from '../storage/change-stamp.js';
 import { buildNextLink } from './odata/next-link.js';
 import { type ListQueryOption, parseListQuery } from './odata/parse-list-query.js';
 import { createResponseCache } from './response-cache.js';
-import { createTokenFragments } from './token-fragments.js';
+import { createTokenFragments, jsonBytes } from './token-fragments.js';
 import { vppTokenListFields } from './vpp-token-list-fields.js';
 import { presentVppToken } from './vpp-token-presenter.js';
 
@@ -91,7 +91,7 @@ export function registerVppTokenRoutes(
       }
       // Read after the stamp, so the bytes are never older than the stamp they are kept under.
       return build().then((value) => {
-        const body = Buffer.from(value instanceof JsonText ? value.text : JSON.stringify(value));
+        const body = value instanceof Buffer ? value : jsonBytes(value);
         responses.set(key, stamp, body, body.length);
         sendJsonBytes(reply, body);
       });
@@ -123,7 +123,7 @@ export function registerVppTokenRoutes(
       if (items === undefined) {
         // A token of the page was deleted between its two reads: the page is read whole.
         const whole = await tokens.listPage(tenantId, query);
-        items = whole.rows.map((token) => JSON.stringify(present(request, token, query.select)));
+        items = whole.rows.map((token) => jsonBytes(present(request, token, query.select)));
         nextOffset = whole.nextOffset;
       }
       // The bytes JSON.stringify makes of the same object: its keys in the same order.
@@ -133,7 +133,7 @@ export function registerVppTokenRoutes(
       if (nextOffset !== undefined) {
         text += `,"@odata.nextLink":${JSON.stringify(buildNextLink(externalUrlOf(request), query, nextOffset))}`;
       }
-      return new JsonText(`${text},"value":[${items.join(',')}]}`);
+      return jsonPage(`${text},"value":[`, items, ']}');
     }),
   );
 
@@ -209,9 +209,20 @@ export function registerVppTokenRoutes(
   methodNotAllowed(app, `${vppTokensPath}/:id`, ['GET', 'PATCH', 'DELETE'], clock);
 }
 
-/** A response body already serialized to JSON (kept as it is rather than stringified again). */
-class JsonText {
-  constructor(readonly text: string) {}
+const comma = Buffer.from(',');
+
+/**
+ * A list page's bytes: `head`, the items separated by commas, `tail`, copied once into one buffer (the
+ * items are kept bytes, token-fragments.ts). The same bytes `JSON.stringify` makes of the page.
+ */
+function jsonPage(head: string, items: readonly Buffer[], tail: string): Buffer {
+  const parts: Buffer[] = [Buffer.from(head)];
+  for (let i = 0; i < items.length; i++) {
+    if (i > 0) parts.push(comma);
+    parts.push(items[i] as Buffer);
+  }
+  parts.push(Buffer.from(tail));
+  return Buffer.concat(parts);
 }
 
 /**
