@@ -188,6 +188,9 @@ describe('the alert cursor on postgres, with seqs committing out of order', () =
         tokenId: null,
         type: 'tokenUpdated',
       });
+      // An append waits for the commit (storage/postgres/at-commit.ts) unless a statement follows it:
+      // this one makes it take its seq now, held while the transaction stays open.
+      await sql`select 1`.execute(trx);
       held();
       await gate;
     });
@@ -216,6 +219,8 @@ describe('the alert cursor on postgres, with seqs committing out of order', () =
       .transaction()
       .execute(async (trx) => {
         await appendEvent(trx, b, clock.now(), { tenantId, tokenId: null, type: 'tokenUpdated' });
+        // Sent now (a statement follows it), so its seq is taken and then lost with the rollback.
+        await sql`select 1`.execute(trx);
         throw new Error('rolled back');
       })
       .catch(() => undefined);

@@ -73,8 +73,9 @@ export type EventAppender = Pick<StorageEngine, 'notifier' | 'appendEventRows'>;
  * row (tenants in order), whose row lock makes a tenant's appends take their `seq` one after the
  * other, so a tenant's events become visible in `seq` order and its change stamp (newest `seq`) never
  * skips a commit (`StorageEngine.appendEventRows`). On PostgreSQL the upsert and the insert are one
- * statement, so the lock is held for it and the commit: every append of a busy tenant, on every
- * replica, waits that long (`npm run bench -- scaleout` shows the wait).
+ * statement, sent with the COMMIT (postgres/at-commit.ts), so the lock is held only while the server
+ * runs it and commits: every append of a busy tenant, on every replica, waits that long
+ * (`npm run bench -- scaleout` shows the wait).
  */
 export async function appendEvents(
   trx: Transaction<DatabaseSchema>,

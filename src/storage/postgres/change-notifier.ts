@@ -1,6 +1,7 @@
-import { sql } from 'kysely';
+import { CompiledQuery } from 'kysely';
 import type pg from 'pg';
 import { ChangeListeners, type ChangeNotifier } from '../change-notifier.js';
+import { type AtCommit, atCommitMarker, literal } from './at-commit.js';
 
 export interface PostgresNotifierOptions {
   /** Opens a connection outside the pool with the pool's settings (postgres/dialect.ts). */
@@ -81,7 +82,13 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Change
 
   return {
     async notify(trx, channel, payload) {
-      await sql`select pg_notify(${channel}, ${payload})`.execute(trx);
+      // With the commit, where the server delivers it anyway (at-commit.ts): no round trip of its own.
+      const statement: AtCommit = {
+        text: `select pg_notify(${literal(channel)}, ${literal(payload)})`,
+        command: 'SELECT',
+        rowCount: 1,
+      };
+      await trx.executeQuery(CompiledQuery.raw(atCommitMarker, [statement]));
     },
     listen(channel, listener) {
       const remove = listeners.add(channel, listener);

@@ -1,5 +1,6 @@
 import { PostgresDialect } from 'kysely';
 import pg from 'pg';
+import { enableAtCommit } from './at-commit.js';
 import { type PostgresDatabaseConfig, postgresTlsOptions } from './config.js';
 import { enableCopyFrom } from './copy-from.js';
 
@@ -46,6 +47,8 @@ export function createPostgresDialect(config: PostgresDatabaseConfig): PostgresC
   pool.on('error', () => {});
   // License staging's COPY runs on the client of its query or transaction (copy-from.ts).
   pool.on('connect', enableCopyFrom);
+  // Event appends and their notifications travel with the COMMIT (at-commit.ts); wraps the above.
+  pool.on('connect', enableAtCommit);
   return {
     dialect: new PostgresDialect({ pool }),
     pool,

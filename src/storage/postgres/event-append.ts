@@ -1,6 +1,7 @@
-import { sql, type Transaction } from 'kysely';
+import { CompiledQuery, type Transaction } from 'kysely';
 import type { DatabaseSchema } from '../database-schema.js';
 import type { EventInsertRow } from '../engine.js';
+import { type AtCommit, atCommitMarker, literal } from './at-commit.js';
 
 /**
  * `StorageEngine.appendEventRows` on PostgreSQL, in one statement: a data-modifying `with` upserts the
@@ -17,15 +18,15 @@ export async function appendPostgresEventRows(
   createdAt: string,
   rows: readonly EventInsertRow[],
 ): Promise<void> {
-  const values = sql.join(
-    rows.map(
+  const values = rows
+    .map(
       (r, i) =>
-        sql`(${i}::int, ${r.tenant_id}::text, ${r.token_id ?? null}::text, ${r.type}::text, ${r.payload}::text, ${r.created_at}::text)`,
-    ),
-  );
-  const result = await sql`with heads as (
+        `(${i}, ${literal(r.tenant_id)}, ${literal(r.token_id ?? null)}::text, ${literal(r.type)}, ${literal(r.payload)}, ${literal(r.created_at)})`,
+    )
+    .join(', ');
+  const text = `with heads as (
       insert into event_heads (tenant_id, appended_at)
-      select h.t, ${createdAt} from unnest(${[...tenantIds]}::text[]) with ordinality as h(t, i)
+      select h.t, ${literal(createdAt)} from unnest(${literal(tenantIds)}) with ordinality as h(t, i)
       order by h.i
       on conflict (tenant_id) do update set appended_at = excluded.appended_at
       returning tenant_id
@@ -34,9 +35,13 @@ export async function appendPostgresEventRows(
     select v.tenant_id, v.token_id, v.type, v.payload, v.created_at
     from (values ${values}) as v(i, tenant_id, token_id, type, payload, created_at)
     where (select count(*) from heads) = ${tenantIds.length}
-    order by v.i`.execute(trx);
+    order by v.i`;
+  // Sent with the transaction's commit (at-commit.ts): the head's lock is then held only while the
+  // server runs this and commits. The appends are the last writes of their transactions.
+  const statement: AtCommit = { text, command: 'INSERT', rowCount: rows.length };
+  const result = await trx.executeQuery(CompiledQuery.raw(atCommitMarker, [statement]));
   // The condition holds by construction (an upsert returns each of its rows); should it ever not, no
-  // event may go missing silently.
+  // event may go missing silently (checked here when the statement ran at once, outside a transaction).
   if (Number(result.numAffectedRows ?? -1) !== rows.length)
     throw new Error(`appending ${rows.length} events inserted ${String(result.numAffectedRows)}`);
 }
