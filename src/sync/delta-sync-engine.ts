@@ -8,7 +8,7 @@ import type { LicenseAssignmentInput } from '../storage/assignment-chunks.js';
 import type { LicenseStore } from '../storage/license-store.js';
 import { assetKey, holderKey } from '../storage/snapshot-merge.js';
 import type { SnapshotReads } from '../storage/snapshot-reads.js';
-import type { ClaimedSync, DeltaBase, DeltaCommit } from '../storage/sync-job-store.js';
+import type { ClaimedSync, DeltaBase, DeltaCommit, StoredAssetRow } from '../storage/sync-job-store.js';
 import { type BackgroundLane, noLane } from './background-lane.js';
 import type { PreparedSync, SyncPreparation } from './sync-engine.js';
 
@@ -95,7 +95,7 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
             ? await first
             : await readAll(prepared.sToken, base, signal, onProgress);
         lap('read');
-        const { read, held, snapshotAdamIds } = reading;
+        const { read, held, storedAssets } = reading;
         if (read === 'unknownVersion') {
           return full(
             `Apple no longer knows the snapshot's versionId (error ${appleErrorNumbers.badSinceVersionId})`,
@@ -208,7 +208,8 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
         // Apps of the snapshot had their names looked up by the sync that added them (a failed lookup is
         // retried by the next full sync): only adamIds new to the snapshot are looked up, usually none.
         const heldApps = new Set([...expected.keys()].map((key) => key.slice(0, key.indexOf('\u0000'))));
-        const newApps = assets.filter((a) => !heldApps.has(a.adamId) && !snapshotAdamIds.has(a.adamId));
+        for (const row of storedAssets) heldApps.add(row.adam_id);
+        const newApps = assets.filter((a) => !heldApps.has(a.adamId));
         if (newApps.length > 0) await lookUpNewMetadata(claim, prepared, newApps, signal);
         lap('metadata');
         logger.debug(
@@ -229,6 +230,7 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
             added: fresh.filter((a) => !replaced.has(assetKey(a))),
             replaced,
             pageCount,
+            storedAssets,
           },
         };
       } catch (error) {
@@ -242,19 +244,19 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
     }
   };
 
-  /** Apple's delta and assets, and the snapshot's counts and apps, read side by side. */
+  /** Apple's delta and assets, and the snapshot's counts and asset rows, read side by side. */
   async function readAll(
     sToken: string,
     base: DeltaBase,
     signal: AbortSignal,
     onProgress: SyncProgressListener | undefined,
   ): Promise<Reading> {
-    const [read, held, snapshotAdamIds] = await Promise.all([
+    const [read, held, storedAssets] = await Promise.all([
       readDelta(sToken, base.versionId, signal, onProgress),
       snapshots.heldCounts(base.runKey),
-      snapshots.adamIds(base.runId),
+      snapshots.assets(base.runId),
     ]);
-    return { read, held, snapshotAdamIds };
+    return { read, held, storedAssets };
   }
 
   /** The assignments delta (every page) and the assets, of one versionId; 9721 → 'unknownVersion'. */
@@ -371,8 +373,8 @@ interface Reading {
     | { versionId: string; assets: AppleAsset[]; added: LicenseAssignmentInput[]; pageCount: number };
   /** Licenses per asset of the snapshot (snapshot-merge.ts keys). */
   readonly held: Map<string, number>;
-  /** The adamIds of the snapshot's assets. */
-  readonly snapshotAdamIds: Set<string>;
+  /** The snapshot's asset rows (its apps; the commit compares them with Apple's list). */
+  readonly storedAssets: readonly StoredAssetRow[];
 }
 
 /** Apple's data moved between the reads of one delta: built like the client's own snapshotMoved error. */
