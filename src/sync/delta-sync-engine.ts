@@ -55,6 +55,14 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
   const maxRestarts = options.maxSnapshotRestarts ?? 2;
   const maxReread = options.maxRereadApps ?? 20;
   const lane = options.lane ?? noLane;
+  // Pages of each token's asset list at its last delta (a hint only): the next delta requests them all
+  // at once instead of the second after the first. Bounded; the oldest tokens are forgotten first.
+  const assetPages = new Map<string, number>();
+  const rememberAssetPages = (tokenId: string, pages: number) => {
+    assetPages.delete(tokenId);
+    assetPages.set(tokenId, pages);
+    if (assetPages.size > 10_000) assetPages.delete(assetPages.keys().next().value as string);
+  };
 
   return async (claim, signal, onProgress) => {
     const { tenantId, tokenId } = claim.job;
@@ -77,7 +85,7 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
       firstBase === undefined
         ? undefined
         : (sToken, side) => {
-            first = readAll(sToken, firstBase, side, onProgress);
+            first = readAll(tokenId, sToken, firstBase, side, onProgress);
             return first.then(
               () => undefined,
               () => undefined,
@@ -93,7 +101,7 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
         const reading =
           restart === 0 && first !== undefined
             ? await first
-            : await readAll(prepared.sToken, base, signal, onProgress);
+            : await readAll(tokenId, prepared.sToken, base, signal, onProgress);
         lap('read');
         const { read, held, storedAssets } = reading;
         if (read === 'unknownVersion') {
@@ -246,13 +254,14 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
 
   /** Apple's delta and assets, and the snapshot's counts and asset rows, read side by side. */
   async function readAll(
+    tokenId: string,
     sToken: string,
     base: DeltaBase,
     signal: AbortSignal,
     onProgress: SyncProgressListener | undefined,
   ): Promise<Reading> {
     const [read, held, storedAssets] = await Promise.all([
-      readDelta(sToken, base.versionId, signal, onProgress),
+      readDelta(tokenId, sToken, base.versionId, signal, onProgress),
       snapshots.heldCounts(base.runKey),
       snapshots.assets(base.runId),
     ]);
@@ -261,6 +270,7 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
 
   /** The assignments delta (every page) and the assets, of one versionId; 9721 → 'unknownVersion'. */
   async function readDelta(
+    tokenId: string,
     sToken: string,
     sinceVersionId: string,
     signal: AbortSignal,
@@ -298,12 +308,20 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
     };
     const readAssets = async (stopped: AbortSignal): Promise<string | undefined> => {
       let version: string | undefined;
-      for await (const page of apple.assets(sToken, {}, { signal: stopped, concurrency: 3 })) {
+      let pages = 0;
+      const expectedPages = assetPages.get(tokenId);
+      for await (const page of apple.assets(
+        sToken,
+        {},
+        { signal: stopped, concurrency: 3, ...(expectedPages === undefined ? {} : { expectedPages }) },
+      )) {
         version ??= page.versionId;
         pageCount++;
+        pages++;
         for (const a of page.records) assets.push(a);
         note();
       }
+      rememberAssetPages(tokenId, pages);
       return version;
     };
     const reading = new AbortController();
