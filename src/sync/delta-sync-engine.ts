@@ -169,8 +169,12 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
             }
           }
         }
-        // Up to 5 apps at a time, one request each in flight: Apple's 5 per location.
-        const rereads = [...mismatched];
+        // Up to 5 apps at a time, one request each in flight: Apple's 5 per location. The apps with the
+        // most licenses (the most pages, read one after another) go first, so the longest read starts
+        // at once instead of last; `pop` takes from the end.
+        const listed = new Map<string, number>();
+        for (const a of assets) listed.set(a.adamId, (listed.get(a.adamId) ?? 0) + a.assignedCount);
+        const rereads = [...mismatched].sort((x, y) => (listed.get(x) ?? 0) - (listed.get(y) ?? 0));
         const reread = async (adamId: string) => {
           for await (const page of apple.assignments(
             prepared.sToken,
