@@ -76,22 +76,20 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
     };
     // The delta, the assets and the snapshot's counts are read while client/config is checked; the
     // check settles first (a conflict fails the sync, and nothing read alongside is committed then).
-    const firstBase = await snapshots.base(tenantId, tokenId);
-    let first: Promise<Reading> | undefined;
-    const prepared = await options.prepare(
-      claim,
-      signal,
-      onProgress,
-      firstBase === undefined
-        ? undefined
-        : (sToken, side) => {
-            first = readAll(tokenId, sToken, firstBase, side, onProgress);
-            return first.then(
-              () => undefined,
-              () => undefined,
-            );
-          },
-    );
+    // The snapshot's base is read while the preparation reads the token.
+    const basing = snapshots.base(tenantId, tokenId);
+    basing.catch(() => undefined);
+    let first: Promise<Reading | undefined> | undefined;
+    const prepared = await options.prepare(claim, signal, onProgress, (sToken, side) => {
+      first = basing.then((b) =>
+        b === undefined ? undefined : readAll(tokenId, sToken, b, side, onProgress),
+      );
+      return first.then(
+        () => undefined,
+        () => undefined,
+      );
+    });
+    const firstBase = await basing;
     lap('prepareAndRead');
     const full = (reason: string): DeltaOutcome => ({ kind: 'full', reason, prepared });
     for (let restart = 0; ; restart++) {
@@ -99,9 +97,8 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
       if (base === undefined) return full('the token has no license snapshot yet');
       try {
         const reading =
-          restart === 0 && first !== undefined
-            ? await first
-            : await readAll(tokenId, prepared.sToken, base, signal, onProgress);
+          (restart === 0 ? await first : undefined) ??
+          (await readAll(tokenId, prepared.sToken, base, signal, onProgress));
         lap('read');
         const { read, held, storedAssets } = reading;
         if (read === 'unknownVersion') {
