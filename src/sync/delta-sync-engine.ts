@@ -119,12 +119,8 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
           if (list === undefined) addedByAsset.set(key, [a]);
           else list.push(a);
         }
-        // The snapshot's holders of the apps with additions only (one statement per 100 apps).
-        await lane.turn();
-        const holders = await snapshots.holdersOf(
-          base.runKey,
-          [...addedByAsset.values()].map((list) => list[0] as LicenseAssignmentInput),
-        );
+        // The snapshot's holders of the apps with additions only, read once the delta was in.
+        const holders = await reading.holders;
         for (const [key, list] of addedByAsset) {
           const present = holders.get(key) ?? new Set<string>();
           const seen = new Set<string>();
@@ -261,12 +257,21 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
     signal: AbortSignal,
     onProgress: SyncProgressListener | undefined,
   ): Promise<Reading> {
+    let holders: Promise<Map<string, Set<string>>> | undefined;
+    // The delta is in (usually one page, before the assets): the snapshot's holders of the apps it adds
+    // licenses to are read while the asset pages still come (one statement per 100 apps).
+    const deltaRead = (added: readonly LicenseAssignmentInput[]) => {
+      const apps = new Map<string, LicenseAssignmentInput>();
+      for (const a of added) if (!apps.has(assetKey(a))) apps.set(assetKey(a), a);
+      holders = lane.turn().then(() => snapshots.holdersOf(base.runKey, [...apps.values()]));
+      holders.catch(() => undefined);
+    };
     const [read, held, storedAssets] = await Promise.all([
-      readDelta(tokenId, sToken, base.versionId, signal, onProgress),
+      readDelta(tokenId, sToken, base.versionId, signal, onProgress, deltaRead),
       snapshots.heldCounts(base.runKey),
       snapshots.assets(base.runId),
     ]);
-    return { read, held, storedAssets };
+    return { read, held, storedAssets, holders: holders ?? Promise.resolve(new Map()) };
   }
 
   /** The assignments delta (every page) and the assets, of one versionId; 9721 → 'unknownVersion'. */
@@ -276,6 +281,7 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
     sinceVersionId: string,
     signal: AbortSignal,
     onProgress: SyncProgressListener | undefined,
+    onDelta: (added: readonly LicenseAssignmentInput[]) => void,
   ): Promise<
     | 'unknownVersion'
     | { versionId: string; assets: AppleAsset[]; added: LicenseAssignmentInput[]; pageCount: number }
@@ -305,6 +311,7 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
           return 'unknownVersion';
         throw error;
       }
+      onDelta(added);
       return version;
     };
     const readAssets = async (stopped: AbortSignal): Promise<string | undefined> => {
@@ -394,6 +401,8 @@ interface Reading {
   readonly held: Map<string, number>;
   /** The snapshot's asset rows (its apps; the commit compares them with Apple's list). */
   readonly storedAssets: readonly StoredAssetRow[];
+  /** The snapshot's holders (holder keys by asset key) of the assets the delta adds licenses to. */
+  readonly holders: Promise<Map<string, Set<string>>>;
 }
 
 /** Apple's data moved between the reads of one delta: built like the client's own snapshotMoved error. */
