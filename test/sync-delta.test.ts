@@ -499,3 +499,53 @@ describe.each(storageEngines)('delta syncs on %s', (engine) => {
     expect((await runs(tokenId))[0]).toMatchObject({ kind: 'licenses', outcome: 'completed' });
   });
 });
+
+describe('delta syncs: the asset list', () => {
+  it("asks for every page of the asset list at once, as many as the token's last delta read", async () => {
+    // 40 assets in pages of 10: 4 asset pages. Every request to Apple and its answer, in order.
+    const log: string[] = [];
+    const h = await createSyncHarness({
+      sim: { pageSize: 10, eventPolls: 0 },
+      appleHttp: (http) => ({
+        async request(request) {
+          const what = `${request.url.pathname.replace(/^.*\//, '')}${request.url.search}`;
+          log.push(`ask ${what}`);
+          const answer = await http.request(request);
+          log.push(`got ${what}`);
+          return answer;
+        },
+        close: () => http.close(),
+      }),
+    });
+    try {
+      const created = await h.upload('small');
+      const tokenId = created.id as string;
+      await h.syncNow();
+      const assetRequests = async () => {
+        log.length = 0;
+        expect((await h.context.sync.requestSync(tenantA, tokenId, 'api', 'delta')).effect).toBe('started');
+        await h.syncNow();
+        expect((await h.context.sync.jobs.listRuns(tenantA, tokenId, 1))[0]).toMatchObject({
+          kind: 'delta',
+          outcome: 'completed',
+        });
+        return log.filter((line) => line.includes('assets?'));
+      };
+      // The first delta of this process learns the page count from page 0: page 1 waits for it.
+      const first = await assetRequests();
+      expect(first.indexOf('ask assets?pageIndex=1')).toBeGreaterThan(
+        first.indexOf('got assets?pageIndex=0'),
+      );
+      // The next asks for pages 0-2 together (3 in flight for the assets), page 3 as one of them answers.
+      const second = await assetRequests();
+      expect(second.slice(0, 3)).toEqual([
+        'ask assets?pageIndex=0',
+        'ask assets?pageIndex=1',
+        'ask assets?pageIndex=2',
+      ]);
+      expect(second.filter((line) => line.startsWith('ask')).length).toBe(4);
+    } finally {
+      await h.close();
+    }
+  });
+});
