@@ -1,6 +1,6 @@
 // `npm run bench -- delta [--assets N] [--assignments N] [--changes N] [--removals N] [--page-size N]
 //                          [--rounds N] [--sim process|in-process] [--database sqlite|postgres|URL] [--trace]
-//                          [--profile DIR]`
+//                          [--profile DIR] [--timeline] [--latency MS]`
 //
 // A delta sync against a full sync of the same location, in the same run (issue 16, item 2: a delta
 // sync of a 200,000-assignment location with 100 changes costs <= 5 % of a full sync). One token of a
@@ -14,7 +14,10 @@
 // (the delta engine's debug log 'delta sync read' and the commit's time from 'delta sync completed').
 // Each run also shows its steps as the bench sees them (requestSync, the claim, the run) and its Apple
 // requests; the summary gives, beside the wall-time ratio, the CPU and Apple-request ratios of the same
-// runs. --profile DIR writes a CPU profile of each timed delta sync (only those) into DIR.
+// runs. --profile DIR writes a CPU profile of each timed delta sync (only those) into DIR. --timeline prints
+// every SQL statement and Apple request of each timed delta with its start and duration (statement-timeline.ts).
+// --latency MS adds that much latency to every simulator answer (Apple is remote: round trips then count),
+// after the location is set up, for the syncs and deltas alike.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -22,13 +25,14 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { type AppleClient, createAppleClient } from '../src/apple/index.js';
+import { type AppleClient, createAppleClient, createUndiciHttp } from '../src/apple/index.js';
 import type { AppleSimOptions } from '../src/apple-sim/apple-sim.js';
 import { parseConfig } from '../src/config.js';
 import { type AppContext, createContext } from '../src/context.js';
 import { decodeSToken } from '../src/domain/stoken.js';
 import { createVppToken } from '../src/domain/vpp-token.js';
 import { benchDatabase } from './database.js';
+import { formatTimeline, type StatementTimeline, statementTimeline } from './statement-timeline.js';
 import { type BenchSim, childProcessSim, location } from './sync.js';
 
 const tenantId = 'bench-tenant';
@@ -44,6 +48,8 @@ interface Timed {
   readonly outcome: string;
   readonly pages: number;
   readonly assignments: number;
+  /** --timeline: the run's statements and Apple requests. */
+  readonly timeline?: string[];
 }
 
 /** --profile DIR: a CPU profile of each timed delta sync (and of nothing else), one file each. */
@@ -144,12 +150,14 @@ async function timedSync(
   tokenId: string,
   kind: 'licenses' | 'delta',
   profiler?: Profiler,
+  timeline?: StatementTimeline,
 ): Promise<Timed> {
   const worker = await context.sync.createWorker();
   await sim.resetRequestCounts();
   global.gc?.();
   await profiler?.start();
   const cpu = process.cpuUsage();
+  timeline?.start();
   const started = performance.now();
   await context.sync.requestSync(tenantId, tokenId, 'api', kind);
   const requested = performance.now();
@@ -157,6 +165,7 @@ async function timedSync(
   const claimed = performance.now();
   await worker.idle();
   const ended = performance.now();
+  const recorded = timeline?.stop();
   const ms = ended - started;
   const used = process.cpuUsage(cpu);
   await profiler?.stop();
@@ -171,6 +180,7 @@ async function timedSync(
     outcome: `${run?.outcome ?? 'missing'}${run?.failure ? ` (${run.failure.message})` : ''}`,
     pages: run?.pageCount ?? 0,
     assignments: run?.assignmentCount ?? 0,
+    ...(recorded === undefined ? {} : { timeline: formatTimeline(recorded, ms) }),
   };
 }
 
@@ -188,6 +198,8 @@ export async function run(args: string[]): Promise<void> {
       database: { type: 'string' },
       trace: { type: 'boolean', default: false },
       profile: { type: 'string' },
+      timeline: { type: 'boolean', default: false },
+      latency: { type: 'string', default: '0' },
     },
   });
   const changes = Number(values.changes);
@@ -222,7 +234,13 @@ export async function run(args: string[]): Promise<void> {
   }
   const db = await benchDatabase(values.database);
   const dir = mkdtempSync(join(tmpdir(), 'vppd-bench-delta-'));
-  const apple = createAppleClient({ baseUrl: sim.baseUrl, rateLimiter: null });
+  const timeline = values.timeline ? statementTimeline() : undefined;
+  const appleHttp = createUndiciHttp();
+  const apple = createAppleClient({
+    baseUrl: sim.baseUrl,
+    rateLimiter: null,
+    http: timeline === undefined ? appleHttp : timeline.appleHttp(appleHttp),
+  });
   const changer = createAppleClient({ baseUrl: sim.baseUrl, rateLimiter: null });
   const out = (line: string) => process.stdout.write(`${line}\n`);
   let context: AppContext | undefined;
@@ -270,10 +288,13 @@ export async function run(args: string[]): Promise<void> {
     });
     await context.tokens.create(token, decoded);
     await sim.clearMdmInfo('bench');
+    const latency = Number(values.latency);
+    if (latency > 0) await sim.setLatency('bench', latency);
     out(
       `delta benchmark — node ${process.version}, ${values.assets} assets, ${values.assignments} assignments, ` +
         `${changes} changes per round (${removals} of them removals), page size ${values['page-size']}, ` +
-        `${db.label}, simulator ${sim.where === 'process' ? 'in its own process' : 'in this process'}, rate limit off`,
+        `${db.label}, simulator ${sim.where === 'process' ? 'in its own process' : 'in this process'}, rate limit off` +
+        (latency > 0 ? `, ${latency} ms latency per Apple request` : ''),
     );
     const first = await timedSync(context, sim, token.id, 'licenses');
     out(
@@ -293,7 +314,7 @@ export async function run(args: string[]): Promise<void> {
     for (let round = 0; round < rounds; round++) {
       await changeAtApple(changer, content, changes, removals, round);
       traced.length = 0;
-      const d = await timedSync(context, sim, token.id, 'delta', profiler);
+      const d = await timedSync(context, sim, token.id, 'delta', profiler, timeline);
       const dTrace = [...traced];
       const f = await timedSync(context, sim, token.id, 'licenses');
       deltas.push(d);
@@ -310,6 +331,7 @@ export async function run(args: string[]): Promise<void> {
       );
       traced.splice(0, traced.length, ...dTrace);
       trace();
+      for (const line of d.timeline ?? []) out(line);
     }
     const bestDelta = Math.min(...deltas.map((d) => d.ms));
     const bestFull = Math.min(...fulls.map((f) => f.ms));
@@ -337,6 +359,7 @@ export async function run(args: string[]): Promise<void> {
     profiler?.close();
     await context?.dispose();
     await apple.close();
+    await appleHttp.close();
     await changer.close();
     await sim.close();
     await db.close();

@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { AppleAsset } from '../src/apple/apple-types.js';
 import { type AppleSim, startAppleSim } from '../src/apple-sim/apple-sim.js';
 import { formatGraphDateTime } from '../src/domain/graph-date-time.js';
+import { createSnapshotReads } from '../src/storage/snapshot-reads.js';
 import { tenantA } from './helpers/graph-test-app.js';
 import { currentSnapshot, listAssets, listAssignments } from './helpers/license-snapshot-sql.js';
 import { storageEngines, testDatabaseUrl } from './helpers/storage-engines.js';
@@ -207,6 +208,79 @@ describe.each(storageEngines)('delta syncs on %s', (engine) => {
     expect(keys).toContain(assignmentKey({ ...asset, serialNumber: 'KEPT0001' }));
     expect(keys).not.toContain(assignmentKey({ ...asset, serialNumber: 'GONE0001' }));
     expect((await runs(tokenId))[0]).toMatchObject({ kind: 'delta', outcome: 'completed' });
+  });
+
+  it("asset rows read with the base are read again at the commit when the snapshot's sums moved meanwhile", async () => {
+    const { tokenId, snapshot } = await syncedSmall();
+    const { db } = h.context;
+    const snapshots = createSnapshotReads({ storage: h.context.storage });
+    await requestDelta(tokenId);
+    const [claimed] = await h.context.sync.jobs.claimMany(
+      {
+        workerId: 'delta-test',
+        now: h.clock.now(),
+        leaseMs: 60_000,
+        maxActive: 4,
+        maxAttempts: 2,
+        newRunId: () => 'delta-test-run',
+      },
+      1,
+    );
+    if (claimed?.kind !== 'claimed') throw new Error('no delta job to claim');
+    // What the delta engine reads before asking Apple: the base and the snapshot's asset rows.
+    const base = await snapshots.base(tenantA, tokenId);
+    if (base === undefined) throw new Error('no snapshot');
+    const storedAssets = await snapshots.assets(base.runId);
+    const assets: AppleAsset[] = [];
+    for await (const page of h.apple.assets(sToken())) assets.push(...page.records);
+    // Meanwhile 5 licenses are bought for one app and applied to the snapshot, rows and sums, as an
+    // ASSET_COUNT notification is: the rows read above no longer say what is stored.
+    const bought = storedAssets[0];
+    if (bought === undefined) throw new Error('no asset');
+    await db
+      .updateTable('license_assets')
+      .set({
+        total_count: Number(bought.total_count) + 5,
+        available_count: Number(bought.available_count) + 5,
+      })
+      .where('run_id', '=', base.runId)
+      .where('adam_id', '=', bought.adam_id)
+      .where('pricing_param', '=', bought.pricing_param)
+      .execute();
+    await db
+      .updateTable('license_snapshots')
+      .set({
+        total_license_count: (snapshot?.totalLicenseCount ?? 0) + 5,
+        available_license_count: (snapshot?.availableLicenseCount ?? 0) + 5,
+      })
+      .where('token_id', '=', tokenId)
+      .execute();
+
+    // The delta read Apple's list before the purchase: the commit must not trust the rows read before,
+    // or the stored app would keep counts Apple's list (which the snapshot now claims to be) does not have.
+    await h.context.sync.jobs.commitDelta(
+      claimed.claim,
+      {
+        base,
+        locationUid: snapshot?.locationUid ?? '',
+        locationName: 'small',
+        countryOrRegion: null,
+        expirationDateTime: undefined,
+        versionId: base.versionId,
+        assets,
+        added: [],
+        replaced: new Map(),
+        pageCount: 1,
+        storedAssets,
+      },
+      h.clock.now(),
+      null,
+    );
+    await expectSnapshotEqualsApple(tokenId);
+    expect(await currentSnapshot(db, tenantA, tokenId)).toMatchObject({
+      totalLicenseCount: snapshot?.totalLicenseCount,
+      availableLicenseCount: snapshot?.availableLicenseCount,
+    });
   });
 
   it('another MDM claimed the location meanwhile: the delta read alongside client/config fails, nothing commits', async () => {
@@ -423,5 +497,55 @@ describe.each(storageEngines)('delta syncs on %s', (engine) => {
     expect((await h.context.sync.jobs.jobOf(tenantA, tokenId))?.kind).toBe('licenses');
     await h.syncNow();
     expect((await runs(tokenId))[0]).toMatchObject({ kind: 'licenses', outcome: 'completed' });
+  });
+});
+
+describe('delta syncs: the asset list', () => {
+  it("asks for every page of the asset list at once, as many as the token's last delta read", async () => {
+    // 40 assets in pages of 10: 4 asset pages. Every request to Apple and its answer, in order.
+    const log: string[] = [];
+    const h = await createSyncHarness({
+      sim: { pageSize: 10, eventPolls: 0 },
+      appleHttp: (http) => ({
+        async request(request) {
+          const what = `${request.url.pathname.replace(/^.*\//, '')}${request.url.search}`;
+          log.push(`ask ${what}`);
+          const answer = await http.request(request);
+          log.push(`got ${what}`);
+          return answer;
+        },
+        close: () => http.close(),
+      }),
+    });
+    try {
+      const created = await h.upload('small');
+      const tokenId = created.id as string;
+      await h.syncNow();
+      const assetRequests = async () => {
+        log.length = 0;
+        expect((await h.context.sync.requestSync(tenantA, tokenId, 'api', 'delta')).effect).toBe('started');
+        await h.syncNow();
+        expect((await h.context.sync.jobs.listRuns(tenantA, tokenId, 1))[0]).toMatchObject({
+          kind: 'delta',
+          outcome: 'completed',
+        });
+        return log.filter((line) => line.includes('assets?'));
+      };
+      // The first delta of this process learns the page count from page 0: page 1 waits for it.
+      const first = await assetRequests();
+      expect(first.indexOf('ask assets?pageIndex=1')).toBeGreaterThan(
+        first.indexOf('got assets?pageIndex=0'),
+      );
+      // The next asks for pages 0-2 together (3 in flight for the assets), page 3 as one of them answers.
+      const second = await assetRequests();
+      expect(second.slice(0, 3)).toEqual([
+        'ask assets?pageIndex=0',
+        'ask assets?pageIndex=1',
+        'ask assets?pageIndex=2',
+      ]);
+      expect(second.filter((line) => line.startsWith('ask')).length).toBe(4);
+    } finally {
+      await h.close();
+    }
   });
 });

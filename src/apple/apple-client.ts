@@ -133,6 +133,11 @@ export interface ApplePagedOptions extends AppleCallOptions {
   readonly concurrency?: number;
   /** Pages buffered ahead of the consumer; default twice the concurrency. */
   readonly lookahead?: number;
+  /**
+   * How many pages the caller expects (what an earlier read of the same listing found): the pages
+   * after the first are requested with it instead of once it answered (see {@link streamPages}).
+   */
+  readonly expectedPages?: number;
 }
 
 export interface AppleAssetFilters {
@@ -592,6 +597,7 @@ export class AppleClient {
       {
         concurrency: options.concurrency ?? this.#pageConcurrency,
         ...(options.lookahead === undefined ? {} : { lookahead: options.lookahead }),
+        ...(options.expectedPages === undefined ? {} : { expectedPages: options.expectedPages }),
         ...(options.signal === undefined ? {} : { signal: options.signal }),
         endpoint,
         locationKey: located.locationKey,

@@ -102,6 +102,36 @@ describe('streamPages', () => {
     expect(stats.requested.some((i) => i > 3)).toBe(true);
   });
 
+  it('requests the expected pages with page 0, not after it answered', async () => {
+    const order = async (expectedPages?: number) => {
+      const { fetchPage } = pagedSource({ total: () => 3, last: 2, delay: (i) => (i === 0 ? 10 : 0) });
+      const log: string[] = [];
+      const logged: FetchPage<number> = async (index, signal) => {
+        log.push(`ask ${index}`);
+        const page = await fetchPage(index, signal);
+        log.push(`got ${index}`);
+        return page;
+      };
+      const pages = streamPages(logged, {
+        concurrency: 3,
+        ...(expectedPages === undefined ? {} : { expectedPages }),
+      });
+      expect(await collect(pages)).toEqual(range(3));
+      return log;
+    };
+    // Pages 1 and 2 are asked for before page 0 answers (it answers last), within the concurrency.
+    expect((await order(3)).slice(0, 3)).toEqual(['ask 0', 'ask 1', 'ask 2']);
+    // Without the hint, page 1 waits for page 0.
+    expect((await order()).slice(0, 3)).toEqual(['ask 0', 'got 0', 'ask 1']);
+  });
+
+  it('an expectation too high costs requests past the end, whose answers (errors) are dropped', async () => {
+    const { fetchPage, stats } = pagedSource({ total: () => 2, last: 1, delay: (i) => (i === 0 ? 5 : 0) });
+    expect(await collect(streamPages(fetchPage, { concurrency: 3, expectedPages: 6 }))).toEqual(range(2));
+    expect(stats.requested.slice(0, 3)).toEqual([0, 1, 2]);
+    expect(stats.maxInFlight).toBeLessThanOrEqual(3);
+  });
+
   it('fails with snapshotMoved when a later page has another versionId', async () => {
     const { fetchPage } = pagedSource({ total: () => 6, last: 5, version: (i) => (i < 4 ? 'v1' : 'v2') });
     const seen: number[] = [];
@@ -153,13 +183,21 @@ describe('streamPages', () => {
         fc.integer({ min: 1, max: 60 }),
         fc.integer({ min: 1, max: 5 }),
         fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 10 }),
-        async (pages, concurrency, delays) => {
+        fc.option(fc.integer({ min: 0, max: 70 }), { nil: undefined }),
+        async (pages, concurrency, delays, expectedPages) => {
           const { fetchPage, stats } = pagedSource({
             total: () => pages,
             last: pages - 1,
             delay: (i) => delays[i % delays.length] as number,
           });
-          expect(await collect(streamPages(fetchPage, { concurrency }))).toEqual(range(pages));
+          expect(
+            await collect(
+              streamPages(fetchPage, {
+                concurrency,
+                ...(expectedPages === undefined ? {} : { expectedPages }),
+              }),
+            ),
+          ).toEqual(range(pages));
           expect(stats.maxInFlight).toBeLessThanOrEqual(concurrency);
         },
       ),

@@ -15,6 +15,12 @@ export interface PageStreamOptions {
    * bounds memory whatever the number of pages. Default: twice the concurrency.
    */
   readonly lookahead?: number;
+  /**
+   * Pages the caller expects the listing to have (an earlier read's `totalPages`): pages 1 up to it are
+   * requested alongside page 0, within `concurrency`, rather than once page 0 told how many there are.
+   * A guess too high costs requests whose answers are dropped (pages past the end); too low, the wait.
+   */
+  readonly expectedPages?: number;
   readonly signal?: AbortSignal;
   /** Names the call in a `snapshotMoved` error, e.g. `GET /assignments`. */
   readonly endpoint?: string;
@@ -50,7 +56,7 @@ export async function* streamPages<T>(
   let inFlight = 0;
   let nextToLaunch = 1;
   let wanted = 0; // index the consumer waits for next
-  let knownTotal = 1;
+  let knownTotal = Math.max(1, Math.floor(options.expectedPages ?? 1));
   let finished = false;
 
   const launch = (index: number): Promise<Settled<T>> => {
@@ -85,7 +91,10 @@ export async function* streamPages<T>(
   };
 
   try {
-    const first = await launch(0);
+    const firstSlot = launch(0);
+    // Pages expected after the first are requested with it.
+    fill();
+    const first = await firstSlot;
     slots.delete(0);
     if (!first.ok) throw first.error;
     const versionId = first.page.versionId;

@@ -1,7 +1,7 @@
 import { decodeChunk } from './assignment-chunks.js';
 import type { StorageEngine } from './engine.js';
 import { assetKey, holderKey } from './snapshot-merge.js';
-import type { DeltaBase } from './sync-jobs/sync-job-types.js';
+import type { DeltaBase, SnapshotSums, StoredAssetRow } from './sync-jobs/sync-job-types.js';
 
 /** What a delta sync reads of the token's current snapshot before it asks Apple for changes. */
 export interface SnapshotReads {
@@ -17,8 +17,11 @@ export interface SnapshotReads {
     runKey: number,
     assets: readonly { readonly adamId: string; readonly pricingParam: string }[],
   ): Promise<Map<string, Set<string>>>;
-  /** The adamIds of a snapshot's assets (its run's `license_assets` rows). */
-  adamIds(runId: string): Promise<Set<string>>;
+  /**
+   * A snapshot's asset rows (its run's `license_assets`): the delta learns the snapshot's apps from them
+   * and its commit compares them with Apple's list.
+   */
+  assets(runId: string): Promise<StoredAssetRow[]>;
 }
 
 export function createSnapshotReads(options: { readonly storage: StorageEngine }): SnapshotReads {
@@ -28,12 +31,25 @@ export function createSnapshotReads(options: { readonly storage: StorageEngine }
       const row = await db
         .selectFrom('license_snapshots as s')
         .innerJoin('license_runs as r', 'r.run_id', 's.run_id')
-        .select(['s.run_id', 'r.run_key', 's.version_id'])
+        .select([
+          's.run_id',
+          'r.run_key',
+          's.version_id',
+          's.asset_count',
+          's.total_license_count',
+          's.used_license_count',
+          's.available_license_count',
+        ])
         .where('s.tenant_id', '=', tenantId)
         .where('s.token_id', '=', tokenId)
         .executeTakeFirst();
       if (row === undefined || row.version_id === '') return undefined;
-      return { runId: row.run_id, runKey: Number(row.run_key), versionId: row.version_id };
+      return {
+        runId: row.run_id,
+        runKey: Number(row.run_key),
+        versionId: row.version_id,
+        sums: snapshotSums(row),
+      };
     },
 
     async heldCounts(runKey) {
@@ -78,14 +94,38 @@ export function createSnapshotReads(options: { readonly storage: StorageEngine }
       return out;
     },
 
-    async adamIds(runId) {
-      const rows = await db
+    assets(runId) {
+      return db
         .selectFrom('license_assets')
-        .select('adam_id')
-        .distinct()
+        .select([
+          'adam_id',
+          'pricing_param',
+          'product_type',
+          'total_count',
+          'assigned_count',
+          'available_count',
+          'retired_count',
+          'device_assignable',
+          'revocable',
+          'supported_platforms',
+        ])
         .where('run_id', '=', runId)
         .execute();
-      return new Set(rows.map((r) => r.adam_id));
     },
+  };
+}
+
+/** A `license_snapshots` row's asset count and sums (bigint columns arrive as strings on PostgreSQL). */
+export function snapshotSums(row: {
+  readonly asset_count: number | string;
+  readonly total_license_count: number | string | bigint;
+  readonly used_license_count: number | string | bigint;
+  readonly available_license_count: number | string | bigint;
+}): SnapshotSums {
+  return {
+    assets: Number(row.asset_count),
+    total: Number(row.total_license_count),
+    used: Number(row.used_license_count),
+    available: Number(row.available_license_count),
   };
 }

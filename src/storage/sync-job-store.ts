@@ -24,7 +24,7 @@ export {
 export type { SyncRun, SyncRunHistory } from './sync-jobs/run-history.js';
 export { LeaseLostError, type SnapshotCommit, type SyncRunOutcomes } from './sync-jobs/run-outcome.js';
 export type { SyncSchedule } from './sync-jobs/schedule.js';
-export type { DeltaBase, DeltaCommit } from './sync-jobs/sync-job-types.js';
+export type { DeltaBase, DeltaCommit, StoredAssetRow } from './sync-jobs/sync-job-types.js';
 export type { SyncJobStoreOptions } from './sync-jobs/transaction.js';
 export type { CheckpointResult } from './wal-checkpoint.js';
 

@@ -8,7 +8,7 @@ import type { LicenseAssignmentInput } from '../storage/assignment-chunks.js';
 import type { LicenseStore } from '../storage/license-store.js';
 import { assetKey, holderKey } from '../storage/snapshot-merge.js';
 import type { SnapshotReads } from '../storage/snapshot-reads.js';
-import type { ClaimedSync, DeltaBase, DeltaCommit } from '../storage/sync-job-store.js';
+import type { ClaimedSync, DeltaBase, DeltaCommit, StoredAssetRow } from '../storage/sync-job-store.js';
 import { type BackgroundLane, noLane } from './background-lane.js';
 import type { PreparedSync, SyncPreparation } from './sync-engine.js';
 
@@ -55,6 +55,14 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
   const maxRestarts = options.maxSnapshotRestarts ?? 2;
   const maxReread = options.maxRereadApps ?? 20;
   const lane = options.lane ?? noLane;
+  // Pages of each token's asset list at its last delta (a hint only): the next delta requests them all
+  // at once instead of the second after the first. Bounded; the oldest tokens are forgotten first.
+  const assetPages = new Map<string, number>();
+  const rememberAssetPages = (tokenId: string, pages: number) => {
+    assetPages.delete(tokenId);
+    assetPages.set(tokenId, pages);
+    if (assetPages.size > 10_000) assetPages.delete(assetPages.keys().next().value as string);
+  };
 
   return async (claim, signal, onProgress) => {
     const { tenantId, tokenId } = claim.job;
@@ -68,22 +76,20 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
     };
     // The delta, the assets and the snapshot's counts are read while client/config is checked; the
     // check settles first (a conflict fails the sync, and nothing read alongside is committed then).
-    const firstBase = await snapshots.base(tenantId, tokenId);
-    let first: Promise<Reading> | undefined;
-    const prepared = await options.prepare(
-      claim,
-      signal,
-      onProgress,
-      firstBase === undefined
-        ? undefined
-        : (sToken, side) => {
-            first = readAll(sToken, firstBase, side, onProgress);
-            return first.then(
-              () => undefined,
-              () => undefined,
-            );
-          },
-    );
+    // The snapshot's base is read while the preparation reads the token.
+    const basing = snapshots.base(tenantId, tokenId);
+    basing.catch(() => undefined);
+    let first: Promise<Reading | undefined> | undefined;
+    const prepared = await options.prepare(claim, signal, onProgress, (sToken, side) => {
+      first = basing.then((b) =>
+        b === undefined ? undefined : readAll(tokenId, sToken, b, side, onProgress),
+      );
+      return first.then(
+        () => undefined,
+        () => undefined,
+      );
+    });
+    const firstBase = await basing;
     lap('prepareAndRead');
     const full = (reason: string): DeltaOutcome => ({ kind: 'full', reason, prepared });
     for (let restart = 0; ; restart++) {
@@ -91,11 +97,10 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
       if (base === undefined) return full('the token has no license snapshot yet');
       try {
         const reading =
-          restart === 0 && first !== undefined
-            ? await first
-            : await readAll(prepared.sToken, base, signal, onProgress);
+          (restart === 0 ? await first : undefined) ??
+          (await readAll(tokenId, prepared.sToken, base, signal, onProgress));
         lap('read');
-        const { read, held, snapshotAdamIds } = reading;
+        const { read, held, storedAssets } = reading;
         if (read === 'unknownVersion') {
           return full(
             `Apple no longer knows the snapshot's versionId (error ${appleErrorNumbers.badSinceVersionId})`,
@@ -114,12 +119,8 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
           if (list === undefined) addedByAsset.set(key, [a]);
           else list.push(a);
         }
-        // The snapshot's holders of the apps with additions only (one statement per 100 apps).
-        await lane.turn();
-        const holders = await snapshots.holdersOf(
-          base.runKey,
-          [...addedByAsset.values()].map((list) => list[0] as LicenseAssignmentInput),
-        );
+        // The snapshot's holders of the apps with additions only, read once the delta was in.
+        const holders = await reading.holders;
         for (const [key, list] of addedByAsset) {
           const present = holders.get(key) ?? new Set<string>();
           const seen = new Set<string>();
@@ -161,8 +162,12 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
             }
           }
         }
-        // Up to 5 apps at a time, one request each in flight: Apple's 5 per location.
-        const rereads = [...mismatched];
+        // Up to 5 apps at a time, one request each in flight: Apple's 5 per location. The apps with the
+        // most licenses (the most pages, read one after another) go first, so the longest read starts
+        // at once instead of last; `pop` takes from the end.
+        const listed = new Map<string, number>();
+        for (const a of assets) listed.set(a.adamId, (listed.get(a.adamId) ?? 0) + a.assignedCount);
+        const rereads = [...mismatched].sort((x, y) => (listed.get(x) ?? 0) - (listed.get(y) ?? 0));
         const reread = async (adamId: string) => {
           for await (const page of apple.assignments(
             prepared.sToken,
@@ -208,7 +213,8 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
         // Apps of the snapshot had their names looked up by the sync that added them (a failed lookup is
         // retried by the next full sync): only adamIds new to the snapshot are looked up, usually none.
         const heldApps = new Set([...expected.keys()].map((key) => key.slice(0, key.indexOf('\u0000'))));
-        const newApps = assets.filter((a) => !heldApps.has(a.adamId) && !snapshotAdamIds.has(a.adamId));
+        for (const row of storedAssets) heldApps.add(row.adam_id);
+        const newApps = assets.filter((a) => !heldApps.has(a.adamId));
         if (newApps.length > 0) await lookUpNewMetadata(claim, prepared, newApps, signal);
         lap('metadata');
         logger.debug(
@@ -229,6 +235,7 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
             added: fresh.filter((a) => !replaced.has(assetKey(a))),
             replaced,
             pageCount,
+            storedAssets,
           },
         };
       } catch (error) {
@@ -242,27 +249,39 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
     }
   };
 
-  /** Apple's delta and assets, and the snapshot's counts and apps, read side by side. */
+  /** Apple's delta and assets, and the snapshot's counts and asset rows, read side by side. */
   async function readAll(
+    tokenId: string,
     sToken: string,
     base: DeltaBase,
     signal: AbortSignal,
     onProgress: SyncProgressListener | undefined,
   ): Promise<Reading> {
-    const [read, held, snapshotAdamIds] = await Promise.all([
-      readDelta(sToken, base.versionId, signal, onProgress),
+    let holders: Promise<Map<string, Set<string>>> | undefined;
+    // The delta is in (usually one page, before the assets): the snapshot's holders of the apps it adds
+    // licenses to are read while the asset pages still come (one statement per 100 apps).
+    const deltaRead = (added: readonly LicenseAssignmentInput[]) => {
+      const apps = new Map<string, LicenseAssignmentInput>();
+      for (const a of added) if (!apps.has(assetKey(a))) apps.set(assetKey(a), a);
+      holders = lane.turn().then(() => snapshots.holdersOf(base.runKey, [...apps.values()]));
+      holders.catch(() => undefined);
+    };
+    const [read, held, storedAssets] = await Promise.all([
+      readDelta(tokenId, sToken, base.versionId, signal, onProgress, deltaRead),
       snapshots.heldCounts(base.runKey),
-      snapshots.adamIds(base.runId),
+      snapshots.assets(base.runId),
     ]);
-    return { read, held, snapshotAdamIds };
+    return { read, held, storedAssets, holders: holders ?? Promise.resolve(new Map()) };
   }
 
   /** The assignments delta (every page) and the assets, of one versionId; 9721 → 'unknownVersion'. */
   async function readDelta(
+    tokenId: string,
     sToken: string,
     sinceVersionId: string,
     signal: AbortSignal,
     onProgress: SyncProgressListener | undefined,
+    onDelta: (added: readonly LicenseAssignmentInput[]) => void,
   ): Promise<
     | 'unknownVersion'
     | { versionId: string; assets: AppleAsset[]; added: LicenseAssignmentInput[]; pageCount: number }
@@ -292,16 +311,25 @@ export function createDeltaSyncEngine(options: DeltaSyncEngineOptions): DeltaSyn
           return 'unknownVersion';
         throw error;
       }
+      onDelta(added);
       return version;
     };
     const readAssets = async (stopped: AbortSignal): Promise<string | undefined> => {
       let version: string | undefined;
-      for await (const page of apple.assets(sToken, {}, { signal: stopped, concurrency: 3 })) {
+      let pages = 0;
+      const expectedPages = assetPages.get(tokenId);
+      for await (const page of apple.assets(
+        sToken,
+        {},
+        { signal: stopped, concurrency: 3, ...(expectedPages === undefined ? {} : { expectedPages }) },
+      )) {
         version ??= page.versionId;
         pageCount++;
+        pages++;
         for (const a of page.records) assets.push(a);
         note();
       }
+      rememberAssetPages(tokenId, pages);
       return version;
     };
     const reading = new AbortController();
@@ -371,8 +399,10 @@ interface Reading {
     | { versionId: string; assets: AppleAsset[]; added: LicenseAssignmentInput[]; pageCount: number };
   /** Licenses per asset of the snapshot (snapshot-merge.ts keys). */
   readonly held: Map<string, number>;
-  /** The adamIds of the snapshot's assets. */
-  readonly snapshotAdamIds: Set<string>;
+  /** The snapshot's asset rows (its apps; the commit compares them with Apple's list). */
+  readonly storedAssets: readonly StoredAssetRow[];
+  /** The snapshot's holders (holder keys by asset key) of the assets the delta adds licenses to. */
+  readonly holders: Promise<Map<string, Set<string>>>;
 }
 
 /** Apple's data moved between the reads of one delta: built like the client's own snapshotMoved error. */

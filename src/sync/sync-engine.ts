@@ -82,8 +82,10 @@ export function createSyncPreparation(
   return async (claim, signal, onProgress, alongside) => {
     const { tenantId, tokenId } = claim.job;
     onProgress?.({ phase: 'clientConfig', pages: 0, records: 0 });
-    const token = await tokens.get(tenantId, tokenId);
-    const sToken = await tokens.readSToken(tenantId, tokenId);
+    const [token, sToken] = await Promise.all([
+      tokens.get(tenantId, tokenId),
+      tokens.readSToken(tenantId, tokenId),
+    ]);
     if (!token || sToken === undefined) throw new LeaseLostError('the token was deleted');
     if (alongside === undefined) return check(claim, signal, token, sToken);
     const side = new AbortController();

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { type AppleClient, createAppleClient } from '../../src/apple/apple-client.js';
+import { type AppleHttp, createUndiciHttp } from '../../src/apple/apple-http.js';
 import { type AppleSim, type AppleSimOptions, startAppleSim } from '../../src/apple-sim/apple-sim.js';
 import type { RawSettings } from '../../src/config.js';
 import { type AppContext, createContext } from '../../src/context.js';
@@ -27,6 +28,8 @@ export interface SyncHarnessOptions {
   readonly logLines?: string[];
   /** Settings over the test configuration (e.g. `webhookAllow` for a local receiver). */
   readonly config?: RawSettings;
+  /** Wraps the Apple client's transport (to watch the requests vppd sends and when they are answered). */
+  readonly appleHttp?: (http: AppleHttp) => AppleHttp;
 }
 
 /**
@@ -67,8 +70,10 @@ export async function createSyncHarness(options: SyncHarnessOptions = {}): Promi
   const logger = lines
     ? pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) })
     : pino({ level: 'silent' });
+  const http = options.appleHttp === undefined ? undefined : createUndiciHttp();
   const apple = createAppleClient({
     baseUrl: sim.baseUrl,
+    ...(http === undefined || options.appleHttp === undefined ? {} : { http: options.appleHttp(http) }),
     retry: { baseDelayMs: 1, maxDelayMs: 4, internalErrorLongWaitMs: 4, maxAttempts: 4 },
     timeoutMs: 10_000,
     // Apple's 15 requests/s per location is the client's own concern (its tests and bench/sync.ts);
@@ -142,6 +147,7 @@ export async function createSyncHarness(options: SyncHarnessOptions = {}): Promi
       await app.close();
       await context.dispose();
       await apple.close();
+      await http?.close();
       if (!options.sharedSim) await sim.close();
     },
   };

@@ -1,11 +1,12 @@
 import type { CountsReadColumns } from '../apple-notification-store.js';
 import { appendEvents, type NewEvent } from '../event-store.js';
 import { type AssetLicenseChanges, assetKey, changesByAsset, mergeAssetLicenses } from '../snapshot-merge.js';
+import { snapshotSums } from '../snapshot-reads.js';
 import { dateToColumn } from '../vpp-token-columns.js';
 import { closeRun } from './run-history.js';
-import { applyActionEvent, completeToken, holdsLease, LeaseLostError } from './run-outcome.js';
+import { applyActionEvent, completeToken, LeaseLostError } from './run-outcome.js';
 import { setNextDelta } from './schedule.js';
-import type { ClaimedSync, DeltaCommit } from './sync-job-types.js';
+import type { ClaimedSync, DeltaCommit, SnapshotSums, StoredAssetRow } from './sync-job-types.js';
 import type { SyncJobStoreOptions, Trx } from './transaction.js';
 
 /**
@@ -48,19 +49,31 @@ export function createDeltaCommits({ db, storage }: SyncJobStoreOptions): DeltaC
     commitDelta(claim, delta, now, nextDeltaAt) {
       const { tenantId, tokenId } = claim.job;
       return db.transaction().execute(async (trx) => {
-        if (!(await holdsLease(trx, claim, now))) throw new LeaseLostError('the sync lease was lost');
+        // The lease and the job's kind in one statement: the heartbeat's update answers the kind.
         const job = await trx
-          .selectFrom('sync_jobs')
-          .select('kind')
+          .updateTable('sync_jobs')
+          .set({ heartbeat_at: dateToColumn(now) })
           .where('id', '=', claim.job.id)
+          .where('lease_owner', '=', claim.workerId)
+          .where('run_id', '=', claim.runId)
+          .returning('kind')
           .executeTakeFirst();
-        if (job?.kind !== 'delta')
+        if (job === undefined) throw new LeaseLostError('the sync lease was lost');
+        if (job.kind !== 'delta')
           throw new DeltaSupersededError('a full sync was requested while the delta ran');
         const snapshot = await storage
           .lockForUpdate(
             trx
               .selectFrom('license_snapshots')
-              .select(['run_id', 'version_id', 'assignment_count'])
+              .select([
+                'run_id',
+                'version_id',
+                'assignment_count',
+                'asset_count',
+                'total_license_count',
+                'used_license_count',
+                'available_license_count',
+              ])
               .where('tenant_id', '=', tenantId)
               .where('token_id', '=', tokenId),
           )
@@ -75,7 +88,12 @@ export function createDeltaCommits({ db, storage }: SyncJobStoreOptions): DeltaC
           changes.set(key, { ...app, add: new Set(), remove: new Set(), replace: app.holders });
         }
         const merged = await mergeAssetLicenses(trx, delta.base.runKey, changes.values());
-        await replaceAssets(trx, delta, tenantId, tokenId);
+        // The asset rows read with the base stand unless the snapshot's sums moved since (an ASSET_COUNT
+        // notification applied while the lease had lapsed): then they are read again here.
+        const stored = sameSums(snapshotSums(snapshot), delta.base.sums)
+          ? delta.storedAssets
+          : await readAssetRows(trx, delta.base.runId);
+        await replaceAssets(trx, delta, tenantId, tokenId, stored);
 
         let total = 0;
         let used = 0;
@@ -87,16 +105,12 @@ export function createDeltaCommits({ db, storage }: SyncJobStoreOptions): DeltaC
         }
         const assignmentCount = snapshot.assignment_count + merged.added - merged.removed;
         // This run read Apple's assets anew: ASSET_COUNT notifications are placed against its read from
-        // now on (apple-notification-store.ts), not against the full sync the snapshot came from.
-        const run = await trx
-          .selectFrom('sync_runs')
-          .select('started_at')
-          .where('id', '=', claim.runId)
-          .executeTakeFirst();
+        // now on (apple-notification-store.ts), not against the full sync the snapshot came from. The
+        // read began when the run did (its history row's started_at, taken in the same statement).
         await trx
           .withTables<CountsReadColumns>()
           .updateTable('license_snapshots')
-          .set({
+          .set((eb) => ({
             version_id: delta.versionId,
             location_uid: delta.locationUid,
             committed_at: dateToColumn(now),
@@ -105,9 +119,12 @@ export function createDeltaCommits({ db, storage }: SyncJobStoreOptions): DeltaC
             total_license_count: total,
             used_license_count: used,
             available_license_count: available,
-            counts_read_started_at: run?.started_at ?? dateToColumn(now),
+            counts_read_started_at: eb.fn.coalesce(
+              eb.selectFrom('sync_runs').select('started_at').where('id', '=', claim.runId),
+              eb.val(dateToColumn(now)),
+            ),
             counts_read_finished_at: dateToColumn(now),
-          })
+          }))
           .where('token_id', '=', tokenId)
           .where('run_id', '=', delta.base.runId)
           .execute();
@@ -150,7 +167,13 @@ export function createDeltaCommits({ db, storage }: SyncJobStoreOptions): DeltaC
  * The snapshot's assets become Apple's list as read by the delta (counts move; apps come and go): only
  * the rows that differ are written, since between two syncs most of a location's apps do not change.
  */
-async function replaceAssets(trx: Trx, delta: DeltaCommit, tenantId: string, tokenId: string): Promise<void> {
+async function replaceAssets(
+  trx: Trx,
+  delta: DeltaCommit,
+  tenantId: string,
+  tokenId: string,
+  stored: readonly StoredAssetRow[],
+): Promise<void> {
   const runId = delta.base.runId;
   // Apple lists an asset once; a repeat keeps the last counts, as the full sync's upsert does.
   const wanted = new Map(
@@ -173,22 +196,6 @@ async function replaceAssets(trx: Trx, delta: DeltaCommit, tenantId: string, tok
       },
     ]),
   );
-  const stored = await trx
-    .selectFrom('license_assets')
-    .select([
-      'adam_id',
-      'pricing_param',
-      'product_type',
-      'total_count',
-      'assigned_count',
-      'available_count',
-      'retired_count',
-      'device_assignable',
-      'revocable',
-      'supported_platforms',
-    ])
-    .where('run_id', '=', runId)
-    .execute();
   const gone: { adamId: string; pricingParam: string }[] = [];
   const changed: NonNullable<ReturnType<typeof wanted.get>>[] = [];
   for (const row of stored) {
@@ -243,3 +250,26 @@ async function replaceAssets(trx: Trx, delta: DeltaCommit, tenantId: string, tok
       .execute();
   }
 }
+
+/** A run's asset rows, as {@link replaceAssets} compares them. */
+function readAssetRows(trx: Trx, runId: string): Promise<StoredAssetRow[]> {
+  return trx
+    .selectFrom('license_assets')
+    .select([
+      'adam_id',
+      'pricing_param',
+      'product_type',
+      'total_count',
+      'assigned_count',
+      'available_count',
+      'retired_count',
+      'device_assignable',
+      'revocable',
+      'supported_platforms',
+    ])
+    .where('run_id', '=', runId)
+    .execute();
+}
+
+const sameSums = (a: SnapshotSums, b: SnapshotSums): boolean =>
+  a.assets === b.assets && a.total === b.total && a.used === b.used && a.available === b.available;

@@ -1,5 +1,7 @@
+import type { Selectable } from 'kysely';
 import type { SyncJobKind, SyncTrigger } from '../../domain/sync-trigger.js';
 import type { LicenseAssignmentInput } from '../assignment-chunks.js';
+import type { LicenseAssetRow } from '../database-schema.js';
 import type { LicenseAssetInput } from '../license-store.js';
 
 // The records the queue, the run outcome and the history hand each other (types only, so no file of
@@ -49,7 +51,36 @@ export interface DeltaBase {
   readonly runId: string;
   readonly runKey: number;
   readonly versionId: string;
+  /**
+   * The snapshot's asset count and license sums when it was read: the delta's commit compares them with
+   * the row as it locks it, to know whether the asset rows read before ({@link DeltaCommit.storedAssets})
+   * may have been changed since (an ASSET_COUNT notification applied to the snapshot moves the sums).
+   */
+  readonly sums: SnapshotSums;
 }
+
+/** A snapshot's asset count and license sums, as `license_snapshots` holds them. */
+export interface SnapshotSums {
+  readonly assets: number;
+  readonly total: number;
+  readonly used: number;
+  readonly available: number;
+}
+
+/** A snapshot's asset row: the columns a delta compares with Apple's list and rewrites when they differ. */
+export type StoredAssetRow = Pick<
+  Selectable<LicenseAssetRow>,
+  | 'adam_id'
+  | 'pricing_param'
+  | 'product_type'
+  | 'total_count'
+  | 'assigned_count'
+  | 'available_count'
+  | 'retired_count'
+  | 'device_assignable'
+  | 'revocable'
+  | 'supported_platforms'
+>;
 
 /**
  * What a delta run commits: Apple's whole asset list (counts are not in deltas), the licenses added
@@ -70,4 +101,9 @@ export interface DeltaCommit {
     { readonly adamId: string; readonly pricingParam: string; readonly holders: readonly string[] }
   >;
   readonly pageCount: number;
+  /**
+   * The base snapshot's asset rows, read while Apple was being read: the commit writes only those that
+   * differ from Apple's list, without reading them again unless the snapshot's sums moved meanwhile.
+   */
+  readonly storedAssets: readonly StoredAssetRow[];
 }
