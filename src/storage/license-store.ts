@@ -52,6 +52,16 @@ export interface AssignmentWriterOptions {
   readonly firstSeq?: number;
   /** Licenses in ready chunks before a batch is written (default {@link defaultFlushRows}). */
   readonly flushRows?: number;
+  /** Told of each batch as it starts: its size and when it landed (`written` never rejects). */
+  readonly onBatch?: (batch: StagedBatch) => void;
+}
+
+/** A batch of a writer, as {@link AssignmentWriterOptions.onBatch} sees it. */
+export interface StagedBatch {
+  readonly licenses: number;
+  readonly rows: number;
+  /** Settles once the batch is written or failed. */
+  readonly written: Promise<void>;
 }
 
 /**
@@ -269,9 +279,10 @@ export function createLicenseStore(options: { readonly storage: StorageEngine })
       let nextSeq = writerOptions.firstSeq ?? 0;
       const chunker = new AssignmentChunker();
       let runKey: number | undefined;
+      const { onBatch } = writerOptions;
       const batches = batchPipeline(async (chunks) => {
         runKey = await writeChunks(runId, chunks, runKey);
-      });
+      }, onBatch);
       return {
         async write(assignments) {
           for (let i = 0; i < assignments.length; i++) {
@@ -387,7 +398,10 @@ function chunkValues(runKey: number, chunks: readonly AssignmentChunk[]): unknow
  * the Apple client's read-ahead (10 pages) is shorter than a batch (~15 pages), so fetching stopped
  * too.
  */
-function batchPipeline(write: (chunks: readonly AssignmentChunk[]) => Promise<void>): {
+function batchPipeline(
+  write: (chunks: readonly AssignmentChunk[]) => Promise<void>,
+  onBatch?: (batch: StagedBatch) => void,
+): {
   start(chunks: readonly AssignmentChunk[]): Promise<void>;
   finish(): Promise<void>;
   settled(): Promise<void>;
@@ -405,6 +419,11 @@ function batchPipeline(write: (chunks: readonly AssignmentChunk[]) => Promise<vo
       inFlight = write(chunks).then(undefined, (error: unknown) => {
         failure = { error };
       });
+      if (onBatch !== undefined) {
+        let licenses = 0;
+        for (const chunk of chunks) licenses += chunk.holderCount;
+        onBatch({ licenses, rows: chunks.length, written: inFlight });
+      }
     },
     finish,
     settled: () => inFlight,
