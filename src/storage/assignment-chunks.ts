@@ -53,6 +53,8 @@ export class CorruptChunkError extends Error {
 }
 
 interface OpenChunk {
+  /** The {@link AssignmentChunker.closeIdle} round in which a license was last added. */
+  round: number;
   readonly adamId: string;
   readonly pricingParam: string;
   readonly seqs: number[];
@@ -78,6 +80,7 @@ export class AssignmentChunker {
   #openCount = 0;
   #ready: AssignmentChunk[] = [];
   #readyCount = 0;
+  #round = 0;
 
   constructor(options: { readonly chunkSize?: number; readonly maxOpen?: number } = {}) {
     this.#chunkSize = Math.max(1, Math.floor(options.chunkSize ?? assignmentChunkSize));
@@ -95,11 +98,15 @@ export class AssignmentChunker {
     let chunk = this.#last;
     // Consecutive licenses of one asset (the usual case) skip the map.
     if (chunk === undefined || chunk.adamId !== adamId || chunk.pricingParam !== pricingParam) {
+      // The chunk left behind was added to in this round; the one switched to is, now.
+      if (chunk !== undefined) chunk.round = this.#round;
       const key = `${adamId}\u0000${pricingParam}`;
       chunk = this.#open.get(key);
       if (chunk === undefined) {
-        chunk = { adamId, pricingParam, seqs: [], kinds: [], holders: [] };
+        chunk = { round: this.#round, adamId, pricingParam, seqs: [], kinds: [], holders: [] };
         this.#open.set(key, chunk);
+      } else {
+        chunk.round = this.#round;
       }
       this.#last = chunk;
     }
@@ -126,6 +133,21 @@ export class AssignmentChunker {
     for (const chunk of this.#open.values()) this.#close(chunk);
     this.#open.clear();
     this.#last = undefined;
+  }
+
+  /**
+   * Closes the open chunks no license was added to since the previous call, and starts a new round.
+   * Apple lists an asset's licenses together (as far as seen), so an asset not seen for a whole batch
+   * is done: its partial chunk goes with the next batch instead of waiting for the end of the run.
+   * An asset that does come back starts a new chunk after it (chunks of an asset never overlap).
+   */
+  closeIdle(): void {
+    const round = this.#round++;
+    for (const [key, chunk] of this.#open) {
+      if (chunk === this.#last || chunk.round >= round) continue;
+      this.#open.delete(key);
+      this.#close(chunk);
+    }
   }
 
   /** The chunks ready to be written, handed over once. */
