@@ -204,7 +204,8 @@ interface CallSpec<T> {
   readonly bearer: boolean;
   readonly cookie?: string;
   readonly body?: unknown;
-  readonly parse: (json: unknown) => T;
+  /** `text` is the body `json` was parsed from. */
+  readonly parse: (json: unknown, text: string) => T;
   readonly signal: AbortSignal | undefined;
   /** Rate-limit key; absent for calls not counted per location. */
   readonly locationKey?: string;
@@ -585,7 +586,7 @@ export class AppleClient {
           method: 'GET',
           url: appendQuery(new URL(`${this.baseUrl}/${resource}`), { ...filters, pageIndex }),
           endpoint,
-          parse: (json) => parsePage(json, resource, parseRecord),
+          parse: (json, text) => parsePage(json, resource, parseRecord, text),
           signal,
           pageIndex,
         }),
@@ -776,7 +777,7 @@ export class AppleClient {
       };
     }
     try {
-      return { ok: true, value: spec.parse(json) };
+      return { ok: true, value: spec.parse(json, response.body) };
     } catch (error) {
       if (!(error instanceof AppleShapeError)) throw error;
       return {

@@ -55,6 +55,8 @@ export class CorruptChunkError extends Error {
 interface OpenChunk {
   /** The {@link AssignmentChunker.closeIdle} round in which a license was last added. */
   round: number;
+  /** Every holder was added as escape-free: the holders' JSON is a plain join. */
+  escapeFree: boolean;
   readonly adamId: string;
   readonly pricingParam: string;
   readonly seqs: number[];
@@ -92,8 +94,12 @@ export class AssignmentChunker {
     return this.#readyCount;
   }
 
-  /** Adds the license at `seq` (greater than every seq added before). */
-  add(assignment: LicenseAssignmentInput, seq: number): void {
+  /**
+   * Adds the license at `seq` (greater than every seq added before). `escapeFree`: the caller knows
+   * the holder has no character JSON escapes (`ApplePage.escapeFree`), so its chunk's holders may be
+   * joined rather than stringified.
+   */
+  add(assignment: LicenseAssignmentInput, seq: number, escapeFree = false): void {
     const { adamId, pricingParam } = assignment;
     let chunk = this.#last;
     // Consecutive licenses of one asset (the usual case) skip the map.
@@ -103,7 +109,15 @@ export class AssignmentChunker {
       const key = `${adamId}\u0000${pricingParam}`;
       chunk = this.#open.get(key);
       if (chunk === undefined) {
-        chunk = { round: this.#round, adamId, pricingParam, seqs: [], kinds: [], holders: [] };
+        chunk = {
+          round: this.#round,
+          escapeFree: true,
+          adamId,
+          pricingParam,
+          seqs: [],
+          kinds: [],
+          holders: [],
+        };
         this.#open.set(key, chunk);
       } else {
         chunk.round = this.#round;
@@ -111,6 +125,7 @@ export class AssignmentChunker {
       this.#last = chunk;
     }
     chunk.seqs.push(seq);
+    if (!escapeFree) chunk.escapeFree = false;
     if (assignment.serialNumber !== undefined) {
       chunk.kinds.push(device);
       chunk.holders.push(assignment.serialNumber);
@@ -169,7 +184,7 @@ export class AssignmentChunker {
       lastSeq: seqs[seqs.length - 1] as number,
       holderCount: seqs.length,
       seqs: JSON.stringify(seqRuns(seqs, chunk.kinds)),
-      holders: JSON.stringify(chunk.holders),
+      holders: chunk.escapeFree ? `["${chunk.holders.join('","')}"]` : JSON.stringify(chunk.holders),
     });
   }
 }

@@ -37,8 +37,9 @@ export interface AssignmentWriter {
    * listed) and returns without waiting for it, so the caller fetches and parses the next pages while
    * the database writes; one batch at a time. It waits for the batch being written only when far more
    * is ready than one batch. A failed batch fails the next `write` that starts one, or `close`.
+   * `escapeFree`: no holder of these records has a character JSON escapes (`ApplePage.escapeFree`).
    */
-  write(assignments: readonly LicenseAssignmentInput[]): Promise<void>;
+  write(assignments: readonly LicenseAssignmentInput[], escapeFree?: boolean): Promise<void>;
   /** Writes what is still buffered (partial chunks included) and waits for every batch. */
   close(): Promise<void>;
   /**
@@ -295,9 +296,9 @@ export function createLicenseStore(options: { readonly storage: StorageEngine })
         runKey = await writeChunks(runId, chunks, runKey);
       }, onBatch);
       return {
-        async write(assignments) {
+        async write(assignments, escapeFree = false) {
           for (let i = 0; i < assignments.length; i++) {
-            chunker.add(assignments[i] as LicenseAssignmentInput, nextSeq++);
+            chunker.add(assignments[i] as LicenseAssignmentInput, nextSeq++, escapeFree);
           }
           // A batch starts as soon as the one before landed (and enough is ready); the caller waits for
           // it only once far more is held than one batch.
