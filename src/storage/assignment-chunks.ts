@@ -59,9 +59,12 @@ interface OpenChunk {
   escapeFree: boolean;
   readonly adamId: string;
   readonly pricingParam: string;
-  readonly seqs: number[];
-  /** 0 device, 1 user, per license. */
-  readonly kinds: number[];
+  /** The closed runs of positions, flattened [start, length, kind] triples (kind 0 device, 1 user). */
+  readonly runs: number[];
+  /** The run being extended: the positions `runStart` … `runStart + runLength - 1`, of `runKind`. */
+  runStart: number;
+  runLength: number;
+  runKind: number;
   readonly holders: string[];
 }
 
@@ -114,8 +117,10 @@ export class AssignmentChunker {
           escapeFree: true,
           adamId,
           pricingParam,
-          seqs: [],
-          kinds: [],
+          runs: [],
+          runStart: seq,
+          runLength: 0,
+          runKind: device,
           holders: [],
         };
         this.#open.set(key, chunk);
@@ -124,17 +129,21 @@ export class AssignmentChunker {
       }
       this.#last = chunk;
     }
-    chunk.seqs.push(seq);
     if (!escapeFree) chunk.escapeFree = false;
-    if (assignment.serialNumber !== undefined) {
-      chunk.kinds.push(device);
-      chunk.holders.push(assignment.serialNumber);
+    const { serialNumber } = assignment;
+    const kind = serialNumber !== undefined ? device : user;
+    chunk.holders.push(serialNumber ?? assignment.clientUserId ?? '');
+    // Positions are grouped into runs as they come: no array per license.
+    if (seq === chunk.runStart + chunk.runLength && kind === chunk.runKind) {
+      chunk.runLength++;
     } else {
-      chunk.kinds.push(user);
-      chunk.holders.push(assignment.clientUserId ?? '');
+      if (chunk.runLength > 0) chunk.runs.push(chunk.runStart, chunk.runLength, chunk.runKind);
+      chunk.runStart = seq;
+      chunk.runLength = 1;
+      chunk.runKind = kind;
     }
     this.#openCount++;
-    if (chunk.seqs.length >= this.#chunkSize) {
+    if (chunk.holders.length >= this.#chunkSize) {
       this.#open.delete(`${adamId}\u0000${pricingParam}`);
       this.#last = undefined;
       this.#close(chunk);
@@ -174,40 +183,22 @@ export class AssignmentChunker {
   }
 
   #close(chunk: OpenChunk): void {
-    const { seqs } = chunk;
-    this.#openCount -= seqs.length;
-    this.#readyCount += seqs.length;
+    const { runs, holders } = chunk;
+    const count = holders.length;
+    this.#openCount -= count;
+    this.#readyCount += count;
+    runs.push(chunk.runStart, chunk.runLength, chunk.runKind);
     this.#ready.push({
       adamId: chunk.adamId,
       pricingParam: chunk.pricingParam,
-      firstSeq: seqs[0] as number,
-      lastSeq: seqs[seqs.length - 1] as number,
-      holderCount: seqs.length,
-      seqs: JSON.stringify(seqRuns(seqs, chunk.kinds)),
-      holders: chunk.escapeFree ? `["${chunk.holders.join('","')}"]` : JSON.stringify(chunk.holders),
+      firstSeq: runs[0] as number,
+      lastSeq: chunk.runStart + chunk.runLength - 1,
+      holderCount: count,
+      // Safe integers: their join is their JSON.
+      seqs: `[${runs.join(',')}]`,
+      holders: chunk.escapeFree ? `["${holders.join('","')}"]` : JSON.stringify(holders),
     });
   }
-}
-
-/** Ascending positions and their holders' kinds as flattened [start, length, kind] triples. */
-function seqRuns(seqs: readonly number[], kinds: readonly number[]): number[] {
-  const runs: number[] = [];
-  let start = seqs[0] as number;
-  let kind = kinds[0] as number;
-  let length = 1;
-  for (let i = 1; i < seqs.length; i++) {
-    const seq = seqs[i] as number;
-    if (seq === start + length && kinds[i] === kind) {
-      length++;
-    } else {
-      runs.push(start, length, kind);
-      start = seq;
-      kind = kinds[i] as number;
-      length = 1;
-    }
-  }
-  runs.push(start, length, kind);
-  return runs;
 }
 
 /** The licenses of a chunk, in seq order. Throws {@link CorruptChunkError} on text it did not write. */
