@@ -71,13 +71,14 @@ export interface StagedBatch {
 }
 
 /**
- * Least licenses in ready chunks for a batch (~16 chunks, one transaction). A batch starts once the
- * one before it landed, so under way batches grow to what accumulates meanwhile (~3,000 licenses on
- * PostgreSQL in `npm run bench -- sync --trace`), and what is left for `close` is small: with a fixed
- * 8,192 the last batch held the assets' partial chunks too (~18,000 licenses), 7-14 ms after the last
- * page, 2-4 ms now (docs/architecture.md, "Batches as the database keeps up").
+ * Least licenses in ready chunks for a batch (~40 chunks, one transaction). A batch starts once the
+ * one before it landed, so under way batches hold what accumulated meanwhile, and what is left for
+ * `close` is small: before, the last batch also held the assets' partial chunks (~18,000 licenses,
+ * 7-14 ms after the last page); now ~4,000 licenses, ~3 ms. 2,048 left a smaller tail but ~60 COPYs
+ * a sync cost the server and vppd more CPU than they saved; 8,192 and 16,384 left larger tails for no
+ * saving measured (docs/architecture.md, "Batches as the database keeps up").
  */
-export const defaultFlushRows = 2048;
+export const defaultFlushRows = 4096;
 
 /** Licenses held in ready chunks, in batches of `flushRows`, before a write waits for the batch being written. */
 const heldBatches = 4;
