@@ -397,6 +397,8 @@ function tracePhases(
   apple: ReturnType<typeof createAppleClient> | undefined,
 ): { start(at: number): void; line(): string } {
   let origin = 0;
+  /** Each staging batch: start-landed ms, licenses/chunk rows. */
+  const batches: string[] = [];
   const spans = new Map<string, { from: number; to: number; count: number }>();
   const at = () => performance.now() - origin;
   const enter = (name: string) => {
@@ -452,7 +454,15 @@ function tracePhases(
     runId,
     options,
   ) => {
-    const writer = writerOf(runId, options);
+    const writer = writerOf(runId, {
+      ...options,
+      onBatch: (batch) => {
+        const from = at();
+        void batch.written.then(() =>
+          batches.push(`${from.toFixed(0)}-${at().toFixed(0)}:${batch.licenses}/${batch.rows}`),
+        );
+      },
+    });
     wrap(writer, 'close', 'staging close');
     return writer;
   };
@@ -463,13 +473,13 @@ function tracePhases(
       origin = startedAt;
     },
     line() {
-      return [...spans.entries()]
+      return `${[...spans.entries()]
         .sort((a, b) => a[1].from - b[1].from)
         .map(
           ([name, s]) =>
             `${name} ${s.from.toFixed(0)}${s.to - s.from >= 0.5 ? `-${s.to.toFixed(0)}` : ''}${s.count > 1 ? ` (x${s.count})` : ''}`,
         )
-        .join(', ');
+        .join(', ')}; batches (start-landed: licenses/rows) ${batches.join(' ')}`;
     },
   };
 }

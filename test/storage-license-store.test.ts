@@ -256,6 +256,46 @@ describe.each(storageEngines)('LicenseStore staging on %s', (engine) => {
     expect(await readAll(f)).toEqual(rows.map((a, seq) => ({ seq, key: keyOf(a) })));
   });
 
+  it('while a batch is written, writes go on until four batches are ready, then wait for it', async () => {
+    const f = await fixture('file', engine);
+    // 8 assets: 2,000 licenses fill ~8 chunks (~1,000 licenses) for the first batch.
+    const rows = assignments(8000, 23);
+    const batches: { licenses: number; landed: boolean }[] = [];
+    const writer = f.licenses.assignmentWriter(f.claim.runId, {
+      flushRows: 400,
+      onBatch: (batch) => {
+        const seen = { licenses: batch.licenses, landed: false };
+        batches.push(seen);
+        void batch.written.then(() => {
+          seen.landed = true;
+        });
+      },
+    });
+    const hold = await holdChunkWrites(f, engine);
+    await writer.write(rows.slice(0, 2000));
+    expect(batches).toHaveLength(1);
+    // Under 4 x 400 licenses ready: no second batch, no wait.
+    await writer.write(rows.slice(2000, 2500));
+    expect(batches).toHaveLength(1);
+    let waited = false;
+    const waiting = writer.write(rows.slice(2500, 5000)).then(() => {
+      waited = true;
+    });
+    expect(waited).toBe(false);
+    hold.release();
+    expect(await hold.done).toBe(0);
+    await waiting;
+    expect(batches).toHaveLength(2);
+    expect(batches[0]?.landed).toBe(true);
+    expect(batches[1]?.licenses).toBeGreaterThanOrEqual(1600);
+    await writer.write(rows.slice(5000));
+    await writer.close();
+    await f.licenses.insertAssets({ runId: f.claim.runId, tenantId, tokenId: f.claim.job.tokenId }, assets);
+    await commit(f, rows);
+    expect(batches.reduce((n, b) => n + b.licenses, 0)).toBe(8000);
+    expect(await readAll(f)).toEqual(rows.map((a, seq) => ({ seq, key: keyOf(a) })));
+  });
+
   it('discard waits for the batch in flight, so clearRun after it leaves nothing behind', async () => {
     const f = await fixture('file', engine);
     const rows = assignments(3000, 22);

@@ -209,7 +209,8 @@ interface CallSpec<T> {
   readonly bearer: boolean;
   readonly cookie?: string;
   readonly body?: unknown;
-  readonly parse: (json: unknown) => T;
+  /** `text` is the body `json` was parsed from. */
+  readonly parse: (json: unknown, text: string) => T;
   readonly signal: AbortSignal | undefined;
   /** Rate-limit key; absent for calls not counted per location. */
   readonly locationKey?: string;
@@ -590,7 +591,7 @@ export class AppleClient {
           method: 'GET',
           url: appendQuery(new URL(`${this.baseUrl}/${resource}`), { ...filters, pageIndex }),
           endpoint,
-          parse: (json) => parsePage(json, resource, parseRecord),
+          parse: (json, text) => parsePage(json, resource, parseRecord, text),
           signal,
           pageIndex,
         }),
@@ -782,7 +783,7 @@ export class AppleClient {
       };
     }
     try {
-      return { ok: true, value: spec.parse(json) };
+      return { ok: true, value: spec.parse(json, response.body) };
     } catch (error) {
       if (!(error instanceof AppleShapeError)) throw error;
       return {

@@ -96,6 +96,13 @@ describe('Apple wire parsers', () => {
     );
     expect(page).toMatchObject({ currentPageIndex: 2, nextPageIndex: 3, totalPages: 9, versionId: 'abc' });
     expect(page.records).toHaveLength(1);
+    // The text a page was parsed from tells whether any of its strings has an escape.
+    const plain = '{"assignments":[{"adamId":"1","pricingParam":"STDQ","serialNumber":"C02X"}]}';
+    expect(parsePage(JSON.parse(plain), 'assignments', parseAssignment, plain).escapeFree).toBe(true);
+    const escaped = '{"assignments":[{"adamId":"1","pricingParam":"STDQ","clientUserId":"a\\"b"}]}';
+    const parsed = parsePage(JSON.parse(escaped), 'assignments', parseAssignment, escaped);
+    expect(parsed.records[0]?.clientUserId).toBe('a"b');
+    expect(parsed.escapeFree).toBe(false);
     const empty = parsePage({ versionId: 'v' }, 'assignments', parseAssignment);
     expect(empty).toMatchObject({ totalPages: 1, nextPageIndex: undefined, size: 0, records: [] });
     expect(() => parsePage({ assignments: {} }, 'assignments', parseAssignment)).toThrow(AppleShapeError);

@@ -88,6 +88,12 @@ export interface ApplePage<T> {
   readonly records: readonly T[];
   readonly uId: string | undefined;
   readonly tokenExpirationDate: string | undefined;
+  /**
+   * True when the page's text had no backslash, so no string in it (no serial number, no
+   * clientUserId) has a character JSON escapes: `JSON.stringify(s)` is `s` in quotes. Absent when the
+   * text was not seen.
+   */
+  readonly escapeFree?: boolean;
 }
 
 export interface AppleEventStatus {
@@ -285,11 +291,16 @@ export function parseUser(value: unknown): AppleUser {
   };
 }
 
-/** Parses a page envelope and its records with `parseRecord`. */
+/**
+ * Parses a page envelope and its records with `parseRecord`; `text`, the JSON `body` was parsed from,
+ * tells {@link ApplePage.escapeFree}. A JSON text cannot hold a quote, a control character or a lone
+ * surrogate in a string without a backslash escape, and the transport decodes UTF-8 with replacement.
+ */
 export function parsePage<T>(
   body: unknown,
   recordsField: string,
   parseRecord: (value: unknown) => T,
+  text?: string,
 ): ApplePage<T> {
   const o = object(body, 'page');
   const rawRecords = o[recordsField] ?? [];
@@ -308,6 +319,7 @@ export function parsePage<T>(
     records,
     uId: optStr(o, 'uId'),
     tokenExpirationDate: optStr(o, 'tokenExpirationDate'),
+    ...(text === undefined ? {} : { escapeFree: text.indexOf('\\') < 0 }),
   };
 }
 

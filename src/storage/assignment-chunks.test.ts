@@ -42,14 +42,19 @@ const listing = fc
 
 function chunk(
   input: readonly { seq: number; assignment: LicenseAssignmentInput }[],
-  options: { chunkSize: number; maxOpen: number },
+  options: { chunkSize: number; maxOpen: number; batch: number; escapeFree?: boolean },
 ): AssignmentChunk[] {
   const chunker = new AssignmentChunker(options);
   const out: AssignmentChunk[] = [];
   for (const { seq, assignment } of input) {
-    chunker.add(assignment, seq);
-    // Taken in batches, as the writer does.
-    if (chunker.readyCount >= 50) out.push(...chunker.takeReady());
+    // Told escape-free only where it is true (as a page without a backslash tells it).
+    const holder = assignment.serialNumber ?? assignment.clientUserId ?? '';
+    chunker.add(assignment, seq, options.escapeFree === true && JSON.stringify(holder) === `"${holder}"`);
+    // Taken in batches, as the writer does: idle chunks closed first.
+    if (chunker.readyCount >= options.batch) {
+      chunker.closeIdle();
+      out.push(...chunker.takeReady());
+    }
   }
   chunker.closeAll();
   out.push(...chunker.takeReady());
@@ -69,8 +74,11 @@ describe('assignment chunks', () => {
         listing,
         fc.integer({ min: 1, max: 130 }),
         fc.integer({ min: 1, max: 300 }),
-        (input, chunkSize, maxOpen) => {
-          const chunks = chunk(input, { chunkSize, maxOpen });
+        fc.integer({ min: 1, max: 80 }),
+        (input, chunkSize, maxOpen, batch) => {
+          const chunks = chunk(input, { chunkSize, maxOpen, batch });
+          // Holders known to be escape-free are joined, not stringified: the same text.
+          expect(chunk(input, { chunkSize, maxOpen, batch, escapeFree: true })).toEqual(chunks);
           const byAsset = new Map<string, AssignmentChunk[]>();
           for (const c of chunks) {
             expect(c.holderCount).toBeGreaterThan(0);
@@ -135,6 +143,34 @@ describe('assignment chunks', () => {
     interleaved.closeAll();
     expect(interleaved.takeReady().map((c) => [c.adamId, c.firstSeq, c.lastSeq, c.holders])).toEqual([
       ['2', 11, 11, '["B11"]'],
+    ]);
+  });
+
+  it('closes a partial chunk at the next round once its asset was left for a whole round', () => {
+    const chunker = new AssignmentChunker({ chunkSize: 8, maxOpen: 100 });
+    const asset = (id: string) => ({ adamId: id, pricingParam: 'STDQ' });
+    const add = (id: string, seq: number) => chunker.add({ ...asset(id), serialNumber: `${id}-${seq}` }, seq);
+    add('1', 0);
+    add('1', 1);
+    add('2', 2);
+    // Both were added to in this round: nothing closes.
+    chunker.closeIdle();
+    expect(chunker.readyCount).toBe(0);
+    add('2', 3);
+    // '1' had nothing in the round just ended; '2' (the asset being listed) stays open.
+    chunker.closeIdle();
+    expect(chunker.takeReady().map((c) => [c.adamId, c.firstSeq, c.lastSeq])).toEqual([['1', 0, 1]]);
+    // An asset that comes back starts a chunk after its closed one.
+    add('1', 4);
+    add('2', 5);
+    chunker.closeIdle();
+    expect(chunker.readyCount).toBe(0);
+    add('2', 6);
+    chunker.closeIdle();
+    expect(chunker.takeReady().map((c) => [c.adamId, c.firstSeq, c.lastSeq])).toEqual([['1', 4, 4]]);
+    chunker.closeAll();
+    expect(chunker.takeReady().map((c) => [c.adamId, c.firstSeq, c.lastSeq, c.holderCount])).toEqual([
+      ['2', 2, 6, 4],
     ]);
   });
 

@@ -53,11 +53,18 @@ export class CorruptChunkError extends Error {
 }
 
 interface OpenChunk {
+  /** The {@link AssignmentChunker.closeIdle} round in which a license was last added. */
+  round: number;
+  /** Every holder was added as escape-free: the holders' JSON is a plain join. */
+  escapeFree: boolean;
   readonly adamId: string;
   readonly pricingParam: string;
-  readonly seqs: number[];
-  /** 0 device, 1 user, per license. */
-  readonly kinds: number[];
+  /** The closed runs of positions, flattened [start, length, kind] triples (kind 0 device, 1 user). */
+  readonly runs: number[];
+  /** The run being extended: the positions `runStart` … `runStart + runLength - 1`, of `runKind`. */
+  runStart: number;
+  runLength: number;
+  runKind: number;
   readonly holders: string[];
 }
 
@@ -78,6 +85,7 @@ export class AssignmentChunker {
   #openCount = 0;
   #ready: AssignmentChunk[] = [];
   #readyCount = 0;
+  #round = 0;
 
   constructor(options: { readonly chunkSize?: number; readonly maxOpen?: number } = {}) {
     this.#chunkSize = Math.max(1, Math.floor(options.chunkSize ?? assignmentChunkSize));
@@ -89,30 +97,53 @@ export class AssignmentChunker {
     return this.#readyCount;
   }
 
-  /** Adds the license at `seq` (greater than every seq added before). */
-  add(assignment: LicenseAssignmentInput, seq: number): void {
+  /**
+   * Adds the license at `seq` (greater than every seq added before). `escapeFree`: the caller knows
+   * the holder has no character JSON escapes (`ApplePage.escapeFree`), so its chunk's holders may be
+   * joined rather than stringified.
+   */
+  add(assignment: LicenseAssignmentInput, seq: number, escapeFree = false): void {
     const { adamId, pricingParam } = assignment;
     let chunk = this.#last;
     // Consecutive licenses of one asset (the usual case) skip the map.
     if (chunk === undefined || chunk.adamId !== adamId || chunk.pricingParam !== pricingParam) {
+      // The chunk left behind was added to in this round; the one switched to is, now.
+      if (chunk !== undefined) chunk.round = this.#round;
       const key = `${adamId}\u0000${pricingParam}`;
       chunk = this.#open.get(key);
       if (chunk === undefined) {
-        chunk = { adamId, pricingParam, seqs: [], kinds: [], holders: [] };
+        chunk = {
+          round: this.#round,
+          escapeFree: true,
+          adamId,
+          pricingParam,
+          runs: [],
+          runStart: seq,
+          runLength: 0,
+          runKind: device,
+          holders: [],
+        };
         this.#open.set(key, chunk);
+      } else {
+        chunk.round = this.#round;
       }
       this.#last = chunk;
     }
-    chunk.seqs.push(seq);
-    if (assignment.serialNumber !== undefined) {
-      chunk.kinds.push(device);
-      chunk.holders.push(assignment.serialNumber);
+    if (!escapeFree) chunk.escapeFree = false;
+    const { serialNumber } = assignment;
+    const kind = serialNumber !== undefined ? device : user;
+    chunk.holders.push(serialNumber ?? assignment.clientUserId ?? '');
+    // Positions are grouped into runs as they come: no array per license.
+    if (seq === chunk.runStart + chunk.runLength && kind === chunk.runKind) {
+      chunk.runLength++;
     } else {
-      chunk.kinds.push(user);
-      chunk.holders.push(assignment.clientUserId ?? '');
+      if (chunk.runLength > 0) chunk.runs.push(chunk.runStart, chunk.runLength, chunk.runKind);
+      chunk.runStart = seq;
+      chunk.runLength = 1;
+      chunk.runKind = kind;
     }
     this.#openCount++;
-    if (chunk.seqs.length >= this.#chunkSize) {
+    if (chunk.holders.length >= this.#chunkSize) {
       this.#open.delete(`${adamId}\u0000${pricingParam}`);
       this.#last = undefined;
       this.#close(chunk);
@@ -128,6 +159,21 @@ export class AssignmentChunker {
     this.#last = undefined;
   }
 
+  /**
+   * Closes the open chunks no license was added to since the previous call, and starts a new round.
+   * Apple lists an asset's licenses together (as far as seen), so an asset not seen for a whole batch
+   * is done: its partial chunk goes with the next batch instead of waiting for the end of the run.
+   * An asset that does come back starts a new chunk after it (chunks of an asset never overlap).
+   */
+  closeIdle(): void {
+    const round = this.#round++;
+    for (const [key, chunk] of this.#open) {
+      if (chunk === this.#last || chunk.round >= round) continue;
+      this.#open.delete(key);
+      this.#close(chunk);
+    }
+  }
+
   /** The chunks ready to be written, handed over once. */
   takeReady(): AssignmentChunk[] {
     const ready = this.#ready;
@@ -137,40 +183,22 @@ export class AssignmentChunker {
   }
 
   #close(chunk: OpenChunk): void {
-    const { seqs } = chunk;
-    this.#openCount -= seqs.length;
-    this.#readyCount += seqs.length;
+    const { runs, holders } = chunk;
+    const count = holders.length;
+    this.#openCount -= count;
+    this.#readyCount += count;
+    runs.push(chunk.runStart, chunk.runLength, chunk.runKind);
     this.#ready.push({
       adamId: chunk.adamId,
       pricingParam: chunk.pricingParam,
-      firstSeq: seqs[0] as number,
-      lastSeq: seqs[seqs.length - 1] as number,
-      holderCount: seqs.length,
-      seqs: JSON.stringify(seqRuns(seqs, chunk.kinds)),
-      holders: JSON.stringify(chunk.holders),
+      firstSeq: runs[0] as number,
+      lastSeq: chunk.runStart + chunk.runLength - 1,
+      holderCount: count,
+      // Safe integers: their join is their JSON.
+      seqs: `[${runs.join(',')}]`,
+      holders: chunk.escapeFree ? `["${holders.join('","')}"]` : JSON.stringify(holders),
     });
   }
-}
-
-/** Ascending positions and their holders' kinds as flattened [start, length, kind] triples. */
-function seqRuns(seqs: readonly number[], kinds: readonly number[]): number[] {
-  const runs: number[] = [];
-  let start = seqs[0] as number;
-  let kind = kinds[0] as number;
-  let length = 1;
-  for (let i = 1; i < seqs.length; i++) {
-    const seq = seqs[i] as number;
-    if (seq === start + length && kinds[i] === kind) {
-      length++;
-    } else {
-      runs.push(start, length, kind);
-      start = seq;
-      kind = kinds[i] as number;
-      length = 1;
-    }
-  }
-  runs.push(start, length, kind);
-  return runs;
 }
 
 /** The licenses of a chunk, in seq order. Throws {@link CorruptChunkError} on text it did not write. */

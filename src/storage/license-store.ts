@@ -32,12 +32,14 @@ export interface AppMetadataInput {
 
 export interface AssignmentWriter {
   /**
-   * Adds the next records in Apple's order. Once enough licenses are in full chunks it starts writing
-   * them as a batch and returns without waiting for it, so the caller fetches and parses the next pages
-   * while the database writes; one batch at a time: the next one waits for it. A failed batch fails
-   * the next `write` or `close`.
+   * Adds the next records in Apple's order. Once enough licenses are in full chunks and no batch is
+   * being written, it starts writing them as a batch (with the partial chunks of assets no longer
+   * listed) and returns without waiting for it, so the caller fetches and parses the next pages while
+   * the database writes; one batch at a time. It waits for the batch being written only when far more
+   * is ready than one batch. A failed batch fails the next `write` that starts one, or `close`.
+   * `escapeFree`: no holder of these records has a character JSON escapes (`ApplePage.escapeFree`).
    */
-  write(assignments: readonly LicenseAssignmentInput[]): Promise<void>;
+  write(assignments: readonly LicenseAssignmentInput[], escapeFree?: boolean): Promise<void>;
   /** Writes what is still buffered (partial chunks included) and waits for every batch. */
   close(): Promise<void>;
   /**
@@ -50,15 +52,36 @@ export interface AssignmentWriter {
 export interface AssignmentWriterOptions {
   /** `seq` of the first record written (default 0). */
   readonly firstSeq?: number;
-  /** Licenses in ready chunks before a batch is written (default {@link defaultFlushRows}). */
+  /**
+   * Licenses in ready chunks before a batch is started, once the one before has landed (default
+   * {@link defaultFlushRows}); `write` waits for the batch being written only when four times as many
+   * are ready.
+   */
   readonly flushRows?: number;
+  /** Told of each batch as it starts: its size and when it landed (`written` never rejects). */
+  readonly onBatch?: (batch: StagedBatch) => void;
+}
+
+/** A batch of a writer, as {@link AssignmentWriterOptions.onBatch} sees it. */
+export interface StagedBatch {
+  readonly licenses: number;
+  readonly rows: number;
+  /** Settles once the batch is written or failed. */
+  readonly written: Promise<void>;
 }
 
 /**
- * Licenses per staged batch (~64 chunks, one transaction): few commits per sync, each short
- * (~3 ms), and few records held in memory.
+ * Least licenses in ready chunks for a batch (~40 chunks, one transaction). A batch starts once the
+ * one before it landed, so under way batches hold what accumulated meanwhile, and what is left for
+ * `close` is small: before, the last batch also held the assets' partial chunks (~18,000 licenses,
+ * 7-14 ms after the last page); now ~4,000 licenses, ~3 ms. 2,048 left a smaller tail but ~60 COPYs
+ * a sync cost the server and vppd more CPU than they saved; 8,192 and 16,384 left larger tails for no
+ * saving measured (docs/architecture.md, "Batches as the database keeps up").
  */
-export const defaultFlushRows = 8192;
+export const defaultFlushRows = 4096;
+
+/** Licenses held in ready chunks, in batches of `flushRows`, before a write waits for the batch being written. */
+const heldBatches = 4;
 
 /** Where staging rows of a run go. */
 export interface RunKey {
@@ -269,15 +292,22 @@ export function createLicenseStore(options: { readonly storage: StorageEngine })
       let nextSeq = writerOptions.firstSeq ?? 0;
       const chunker = new AssignmentChunker();
       let runKey: number | undefined;
+      const { onBatch } = writerOptions;
       const batches = batchPipeline(async (chunks) => {
         runKey = await writeChunks(runId, chunks, runKey);
-      });
+      }, onBatch);
       return {
-        async write(assignments) {
+        async write(assignments, escapeFree = false) {
           for (let i = 0; i < assignments.length; i++) {
-            chunker.add(assignments[i] as LicenseAssignmentInput, nextSeq++);
+            chunker.add(assignments[i] as LicenseAssignmentInput, nextSeq++, escapeFree);
           }
-          if (chunker.readyCount >= flushRows) await batches.start(chunker.takeReady());
+          // A batch starts as soon as the one before landed (and enough is ready); the caller waits for
+          // it only once far more is held than one batch.
+          const ready = chunker.readyCount;
+          if (ready >= flushRows && (batches.idle || ready >= flushRows * heldBatches)) {
+            chunker.closeIdle();
+            await batches.start(chunker.takeReady());
+          }
         },
         async close() {
           chunker.closeAll();
@@ -378,33 +408,54 @@ function chunkValues(runKey: number, chunks: readonly AssignmentChunk[]): unknow
 
 /**
  * Batches of a writer, written one after the other while the caller goes on: `start` waits for the
- * batch before (so at most one is written and one more held), then starts this one without waiting
- * for it. A batch's failure is kept and thrown by the next `start` or by `finish`; nothing after a
- * failed batch is written.
+ * batch before (the writer calls it while `idle`, or when it holds too much), then starts this one
+ * without waiting for it. A batch's failure is kept and thrown by the next `start` or by `finish`;
+ * nothing after a failed batch is written.
  *
  * Why (PostgreSQL, `npm run bench -- sync --database postgres`, docs/architecture.md "Staging while
  * fetching"): waiting for each batch left the event loop idle while the server ran the COPY, and
  * the Apple client's read-ahead (10 pages) is shorter than a batch (~15 pages), so fetching stopped
  * too.
  */
-function batchPipeline(write: (chunks: readonly AssignmentChunk[]) => Promise<void>): {
+function batchPipeline(
+  write: (chunks: readonly AssignmentChunk[]) => Promise<void>,
+  onBatch?: (batch: StagedBatch) => void,
+): {
+  /** No batch is being written. */
+  readonly idle: boolean;
   start(chunks: readonly AssignmentChunk[]): Promise<void>;
   finish(): Promise<void>;
   settled(): Promise<void>;
 } {
   let inFlight: Promise<void> = Promise.resolve();
+  let idle = true;
   let failure: { readonly error: unknown } | undefined;
   const finish = async () => {
     await inFlight;
     if (failure !== undefined) throw failure.error;
   };
   return {
+    get idle() {
+      return idle;
+    },
     async start(chunks) {
       await finish();
       if (chunks.length === 0) return;
-      inFlight = write(chunks).then(undefined, (error: unknown) => {
-        failure = { error };
-      });
+      idle = false;
+      inFlight = write(chunks).then(
+        () => {
+          idle = true;
+        },
+        (error: unknown) => {
+          idle = true;
+          failure = { error };
+        },
+      );
+      if (onBatch !== undefined) {
+        let licenses = 0;
+        for (const chunk of chunks) licenses += chunk.holderCount;
+        onBatch({ licenses, rows: chunks.length, written: inFlight });
+      }
     },
     finish,
     settled: () => inFlight,

@@ -268,7 +268,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
         assetStaging.throwIfFailed();
         assignmentsVersion ??= page.versionId;
         await lane.turn();
-        await staging.write(page.records);
+        await staging.write(page.records, page.escapeFree === true);
         assignmentCount += page.records.length;
         pageCount++;
         onProgress?.({ phase: 'assignments', pages: pageCount, records: assetCount + assignmentCount });
