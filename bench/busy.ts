@@ -2,7 +2,7 @@
 //                         [--assignments N] [--concurrency N] [--rate N]
 //                         [--pool-tokens N] [--pool-latency MS] [--threads 0|1|0,1]
 //                         [--database sqlite|postgres|URL] [--load-process] [--probe]
-//                         [--sim-latency MS] [--load fixed|autocannon]`
+//                         [--sim-latency MS] [--sim-nice N] [--load fixed|autocannon]`
 //
 // A busy node (issue 18). The Apple simulator runs in its own process (bench/sync.ts's child), as
 // Apple is a remote service; vppd runs in this process with logging off, on a SQLite file or, for the api
@@ -21,7 +21,9 @@
 //        inside the server); `--load autocannon` uses autocannon's `overallRate` as before (bursts at
 //        each second and a 1 ms coordinated-omission interval, which inflate its p99: compare). `--probe` times each request server-side (bench/busy-probe.ts) and prints, per phase,
 //        where a cache miss's time went; CPU and run-queue wait per thread are printed always.
-//        `--sim-latency` adds that many ms to every simulator call (fewer syncs/s).
+//        `--sim-latency` adds that many ms to every simulator call (fewer syncs/s). `--sim-nice N`
+//        runs the simulator's process at nice N: Apple's CPU is not on vppd's machine, the simulator's
+//        is (20-24 % of a core while busy), and at nice 0 it takes turns with the request thread.
 // (pool) Apple connections sized to the work: `--pool-tokens` (default 96) locations of 500
 //        licenses at `--pool-latency` (default 200) ms per Apple call, synced once with sync
 //        concurrency 16, then 32 (each a fresh database and context). Target: 32 >= 1.8x faster.
@@ -30,7 +32,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { loadavg, tmpdir } from 'node:os';
+import { loadavg, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, PerformanceObserver, performance } from 'node:perf_hooks';
 import { parseArgs, promisify } from 'node:util';
@@ -208,6 +210,9 @@ async function apiPart(
   });
   const simLatency = Number(values['sim-latency'] ?? 0);
   if (simLatency > 0) for (const id of ids) await sim.setLatency(id, simLatency);
+  // Apple's CPU is not on vppd's machine; the simulator's is. --sim-nice lowers its claim on the cores.
+  const simNice = Number(values['sim-nice'] ?? 0);
+  if (simNice !== 0 && sim.pid !== undefined) setPriority(sim.pid, simNice);
   let probe: RequestProbe | undefined;
   const dir = await mkdtemp(join(tmpdir(), 'vppd-bench-busy-'));
   const jwtSecret = randomBytes(48).toString('base64url');
@@ -362,7 +367,7 @@ async function apiPart(
 
     out(
       `busy benchmark (api) — node ${process.version}, 300 tokens in one tenant, ${locations} of them simulator ` +
-        `locations of ${assignments} licenses (simulator in its own process), ${db.label}, logging off; ` +
+        `locations of ${assignments} licenses (simulator in its own process${simNice === 0 ? '' : ` at nice ${simNice}`}), ${db.label}, logging off; ` +
         `syncs ${threads === '1' ? 'in a worker thread (VPPD_SYNC_THREADS=1)' : 'in the request thread (VPPD_SYNC_THREADS=0)'}; ` +
         `${rate} req/s of list and of get for ${duration} s per phase; sync concurrency ${concurrency}; ` +
         `load average ${load()}`,
@@ -556,6 +561,7 @@ export async function run(args: string[]): Promise<void> {
       load: { type: 'string', default: 'fixed' },
       probe: { type: 'boolean', default: false },
       'sim-latency': { type: 'string', default: '0' },
+      'sim-nice': { type: 'string', default: '0' },
     },
   });
   loadInProcess = values['load-process'] === true;
