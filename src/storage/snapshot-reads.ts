@@ -1,4 +1,6 @@
+import type { Kysely } from 'kysely';
 import { decodeChunk } from './assignment-chunks.js';
+import type { DatabaseSchema } from './database-schema.js';
 import type { StorageEngine } from './engine.js';
 import { assetKey, holderKey } from './snapshot-merge.js';
 import type { DeltaBase, SnapshotSums, StoredAssetRow } from './sync-jobs/sync-job-types.js';
@@ -95,24 +97,29 @@ export function createSnapshotReads(options: { readonly storage: StorageEngine }
     },
 
     assets(runId) {
-      return db
-        .selectFrom('license_assets')
-        .select([
-          'adam_id',
-          'pricing_param',
-          'product_type',
-          'total_count',
-          'assigned_count',
-          'available_count',
-          'retired_count',
-          'device_assignable',
-          'revocable',
-          'supported_platforms',
-        ])
-        .where('run_id', '=', runId)
-        .execute();
+      return readAssetRows(db, runId);
     },
   };
+}
+
+/** A run's asset rows (`license_assets`), as a delta's commit compares them with Apple's list. */
+export function readAssetRows(db: Kysely<DatabaseSchema>, runId: string): Promise<StoredAssetRow[]> {
+  return db
+    .selectFrom('license_assets')
+    .select([
+      'adam_id',
+      'pricing_param',
+      'product_type',
+      'total_count',
+      'assigned_count',
+      'available_count',
+      'retired_count',
+      'device_assignable',
+      'revocable',
+      'supported_platforms',
+    ])
+    .where('run_id', '=', runId)
+    .execute();
 }
 
 /** A `license_snapshots` row's asset count and sums (bigint columns arrive as strings on PostgreSQL). */

@@ -1,7 +1,7 @@
 import type { CountsReadColumns } from '../apple-notification-store.js';
 import { appendEvents, type NewEvent } from '../event-store.js';
 import { type AssetLicenseChanges, assetKey, changesByAsset, mergeAssetLicenses } from '../snapshot-merge.js';
-import { snapshotSums } from '../snapshot-reads.js';
+import { readAssetRows, snapshotSums } from '../snapshot-reads.js';
 import { dateToColumn } from '../vpp-token-columns.js';
 import { closeRun } from './run-history.js';
 import { applyActionEvent, completeToken, LeaseLostError } from './run-outcome.js';
@@ -249,26 +249,6 @@ async function replaceAssets(
       )
       .execute();
   }
-}
-
-/** A run's asset rows, as {@link replaceAssets} compares them. */
-function readAssetRows(trx: Trx, runId: string): Promise<StoredAssetRow[]> {
-  return trx
-    .selectFrom('license_assets')
-    .select([
-      'adam_id',
-      'pricing_param',
-      'product_type',
-      'total_count',
-      'assigned_count',
-      'available_count',
-      'retired_count',
-      'device_assignable',
-      'revocable',
-      'supported_platforms',
-    ])
-    .where('run_id', '=', runId)
-    .execute();
 }
 
 const sameSums = (a: SnapshotSums, b: SnapshotSums): boolean =>
