@@ -82,6 +82,43 @@ describe.each(storageEngines)('Apple request rate shared through the database (%
     for (let i = 0; i < limiters.length; i++) expect(a.filter((g) => g.limiter === i)).toHaveLength(10);
   });
 
+  it('never grants past the limit when attempts of several pools land at the same instant', async () => {
+    // The engine's attempt alone, without the limiter's per-process queue: 24 at once on one location
+    // (on PostgreSQL from three pools, so up to 24 backends race for the row) grant exactly the limit.
+    const url = await testDatabaseUrl(kind);
+    const engines = [createStorageEngine(parseDatabaseUrl(url))];
+    opened.push(engines[0] as StorageEngine);
+    await migrateToLatest(engines[0] as StorageEngine);
+    if (kind === 'postgres') {
+      for (let i = 0; i < 2; i++) {
+        const other = createStorageEngine(parseDatabaseUrl(url));
+        opened.push(other);
+        engines.push(other);
+      }
+    }
+    await (engines[0] as StorageEngine).db
+      .insertInto('apple_rate_windows')
+      .values({ location_key: 'location-d', grants: '[]' })
+      .execute();
+    const attempts = await Promise.all(
+      Array.from({ length: 24 }, (_, i) =>
+        (engines[i % engines.length] as StorageEngine).tryRateGrant('location-d', 5, 60_000),
+      ),
+    );
+    const granted = attempts.filter((a) => a.granted);
+    expect(granted).toHaveLength(5);
+    const row = await (engines[0] as StorageEngine).db
+      .selectFrom('apple_rate_windows')
+      .selectAll()
+      .where('location_key', '=', 'location-d')
+      .executeTakeFirstOrThrow();
+    expect([...JSON.parse(row.grants)].sort()).toEqual(granted.map((a) => a.nowMs).sort());
+    // A full window refuses, and says what it found.
+    const refused = await (engines[0] as StorageEngine).tryRateGrant('location-d', 5, 60_000);
+    expect(refused.granted).toBe(false);
+    expect(JSON.parse(refused.grants as string)).toHaveLength(5);
+  });
+
   it('gives up waiting when the signal aborts, and the abort frees nothing it did not take', async () => {
     const storage = await openTestStorage(kind);
     opened.push(storage);

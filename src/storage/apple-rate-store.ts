@@ -25,11 +25,11 @@ type Decision =
 /**
  * Apple's per-location request rate kept in the database, so every process on it (replicas on several
  * machines) shares one budget: no window of `windowMs` ever holds more than `limitPerSecond` grants for
- * a location, whichever processes asked. A grant reads the location's row (`apple_rate_windows`: its
- * grant times) with the database server's clock and, when there is room, appends the grant with a
- * compare-and-swap UPDATE that applies only if the row is unchanged since the read (another process's
- * grant in between makes it read again): two statements, no transaction and no lock held between them.
- * Without room, the caller sleeps until the oldest grant in the window leaves it and tries again.
+ * a location, whichever processes asked. A grant is one attempt of the engine's
+ * (`StorageEngine.tryRateGrant`) on the location's row (`apple_rate_windows`: its grant times on the
+ * database server's clock): one statement on PostgreSQL that counts the window and appends the grant
+ * only when there is room; no transaction and no lock held across round trips. Without room, the
+ * caller sleeps until the oldest grant in the window leaves it and tries again.
  * Requests of one location in this process ask one at a time, so they queue here rather than race on
  * the compare-and-swap. Structurally the `RateLimiter` of apple/rate-limiter.ts (wired in context.ts).
  */
@@ -79,42 +79,27 @@ export class DatabaseRateLimiter {
   }
 
   async #tryGrant(key: string, limit: number): Promise<Decision> {
-    const { db, nowMs } = this.#storage;
     for (;;) {
-      // The location's grants and the database server's clock, read together.
-      const row = await db
-        .selectFrom('apple_rate_windows')
-        .select(['grants', nowMs.as('now')])
-        .where('location_key', '=', key)
-        .executeTakeFirst();
-      if (row === undefined) {
-        await db
+      const attempt = await this.#storage.tryRateGrant(key, limit, this.#windowMs);
+      if (attempt.granted) return { granted: true, atMs: attempt.nowMs };
+      if (attempt.grants === undefined) {
+        // The location's first request on this database: its row, then the attempt again.
+        await this.#storage.db
           .insertInto('apple_rate_windows')
           .values({ location_key: key, grants: '[]' })
           .onConflict((oc) => oc.column('location_key').doNothing())
           .execute();
         continue;
       }
-      const now = Number(row.now);
-      const cutoff = now - this.#windowMs;
-      const recent = parseGrants(row.grants)
-        .filter((t) => t > cutoff)
+      const now = attempt.nowMs;
+      const recent = parseGrants(attempt.grants)
+        .filter((t) => t > now - this.#windowMs)
         .sort((a, b) => a - b);
-      if (recent.length >= limit) {
-        // The grant whose leaving makes room: with `limit` allowed, the limit-th newest.
-        const freeing = recent[recent.length - limit] as number;
-        return { granted: false, waitMs: Math.max(1, freeing + this.#windowMs - now + 1) };
-      }
-      recent.push(now);
-      // Compare-and-swap: written only if no grant was added (by any process) since the read, so the
-      // window counted above is the window this grant joins. Otherwise read again.
-      const written = await db
-        .updateTable('apple_rate_windows')
-        .set({ grants: JSON.stringify(recent) })
-        .where('location_key', '=', key)
-        .where('grants', '=', row.grants)
-        .executeTakeFirst();
-      if (Number(written.numUpdatedRows) === 1) return { granted: true, atMs: now };
+      // Room in the window as found: another process took the place in between; try again.
+      if (recent.length < limit) continue;
+      // The grant whose leaving makes room: with `limit` allowed, the limit-th newest.
+      const freeing = recent[recent.length - limit] as number;
+      return { granted: false, waitMs: Math.max(1, freeing + this.#windowMs - now + 1) };
     }
   }
 }

@@ -98,6 +98,13 @@ export interface StorageEngine {
    */
   readonly nowMs: RawBuilder<number>;
   /**
+   * One attempt at one more of Apple's requests for a location (storage/apple-rate-store.ts): takes a
+   * place in the location's row of `apple_rate_windows` (its grant times, database clock) when fewer
+   * than `limit` of them fall within the last `windowMs`, never more than `limit` whoever asks at once.
+   * One statement on both engines (a grant is a round trip before each Apple request, on every replica).
+   */
+  tryRateGrant(key: string, limit: number, windowMs: number): Promise<RateGrantAttempt>;
+  /**
    * True when processes on other machines may share the database (a server: PostgreSQL); false when
    * it is a local file only processes of this machine open (SQLite). vppd keeps Apple's request rate in
    * the database when it is true (storage/apple-rate-store.ts), in process memory otherwise.
@@ -152,6 +159,19 @@ export interface StorageEngine {
    * sequence; SQLite's AUTOINCREMENT already follows the largest key inserted.
    */
   resetSerialKey(trx: Transaction<DatabaseSchema>, table: string, column: string): Promise<void>;
+}
+
+/** What {@link StorageEngine.tryRateGrant} did. */
+export interface RateGrantAttempt {
+  /** The database's clock when it decided (whole milliseconds since the epoch). */
+  readonly nowMs: number;
+  /** True when the request was granted (its time is `nowMs`). */
+  readonly granted: boolean;
+  /**
+   * The location's grants (a JSON array) as the attempt found them, undefined when it has no row yet;
+   * only a refusal is sure to read them (the caller's wait comes from them).
+   */
+  readonly grants: string | undefined;
 }
 
 /** A table as the database's catalogue has it ({@link StorageEngine.describeTables}). */

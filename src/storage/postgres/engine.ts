@@ -11,6 +11,7 @@ import { createPostgresDialect } from './dialect.js';
 import { isPostgresForeignKeyViolation, isPostgresUniqueViolation } from './errors.js';
 import { appendPostgresEventRows } from './event-append.js';
 import { readPostgresExclusively } from './exclusive-read.js';
+import { tryPostgresRateGrant } from './rate-grant.js';
 
 /**
  * The key of the session-level advisory lock vppd's migrations run under (any fixed 64-bit number
@@ -50,6 +51,7 @@ export function createPostgresEngine(config: PostgresDatabaseConfig): StorageEng
       await sql`select pg_advisory_xact_lock(${sql.raw(claimLockKey)})`.execute(trx);
     },
     nowMs: sql<number>`(floor(extract(epoch from clock_timestamp()) * 1000))::int8`,
+    tryRateGrant: (key, limit, windowMs) => tryPostgresRateGrant(db, key, limit, windowMs),
     sharedAcrossHosts: true,
     bulkInsert: (spec) => postgresBulkInsert(spec),
     appendEventRows: appendPostgresEventRows,

@@ -12,6 +12,7 @@ import { createSqliteDialect, createSqliteReadDialect } from './dialect.js';
 import { isSqliteForeignKeyViolation, isSqliteUniqueViolation } from './errors.js';
 import { appendSqliteEventRows } from './event-append.js';
 import { readSqliteExclusively } from './exclusive-read.js';
+import { trySqliteRateGrant } from './rate-grant.js';
 
 /** The SQLite engine, with the connection under it for this folder's tests. */
 export interface SqliteEngine extends StorageEngine {
@@ -67,6 +68,7 @@ export function createSqliteEngine(
     serializeClaims: async () => {},
     // julianday('now') keeps milliseconds; the same machine's clock as every process on the file.
     nowMs: sql<number>`cast(round((julianday('now') - 2440587.5) * 86400000) as integer)`,
+    tryRateGrant: (key, limit, windowMs) => trySqliteRateGrant(db, key, limit, windowMs),
     sharedAcrossHosts: false,
     bulkInsert: sqliteBulkInsert,
     appendEventRows: appendSqliteEventRows,
