@@ -1,6 +1,7 @@
 import { CompiledQuery, sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { answerNotNeededComment } from '../src/storage/answer-not-needed.js';
 import type { StorageEngine } from '../src/storage/engine.js';
 import { appendEvent } from '../src/storage/event-store.js';
 import { createStorageEngine, migrateToLatest, parseDatabaseUrl } from '../src/storage/open-database.js';
@@ -231,6 +232,45 @@ describe('a transaction whose BEGIN travels with its first statement, on postgre
       await client.query('rollback', []);
       const after = await client.query('select current_setting($1) as level', ['transaction_isolation']);
       expect(after.rows[0].level).toBe('read committed');
+    } finally {
+      await end();
+    }
+  });
+
+  it('holds a write whose answer is not needed for the next statement, which sees it', async () => {
+    const { client, sent, end } = await wrappedClient();
+    const insert = `insert into event_heads (tenant_id, appended_at) values ($1, $2) ${answerNotNeededComment}`;
+    try {
+      await client.query('begin', []);
+      await client.query(insert, ['not-needed', '2026-12-04T00:00:00Z']);
+      expect(sent).toHaveLength(0);
+      const seen = await client.query('select count(*)::int as n from event_heads where tenant_id = $1', [
+        'not-needed',
+      ]);
+      expect(seen.rows[0].n).toBe(1);
+      expect(sent).toHaveLength(1);
+      await client.query(insert, ['not-needed-2', '2026-12-04T00:00:00Z']);
+      await client.query('commit', []);
+      expect(sent).toHaveLength(2);
+      expect(sent[1]).toMatch(/not-needed-2.*;\ncommit$/s);
+      const rows = await b.db
+        .selectFrom('event_heads')
+        .select('tenant_id')
+        .where('tenant_id', 'in', ['not-needed', 'not-needed-2'])
+        .execute();
+      expect(rows).toHaveLength(2);
+      // One that fails fails the statement it travels with; the transaction then keeps nothing.
+      await client.query('begin', []);
+      await client.query(insert, ['not-needed-3', '2026-12-04T00:00:00Z']);
+      await client.query(insert, ['not-needed', '2026-12-04T00:00:00Z']);
+      await expect(client.query('select 1 as one', [])).rejects.toThrow(/duplicate key/);
+      await client.query('rollback', []);
+      const after = await b.db
+        .selectFrom('event_heads')
+        .select('tenant_id')
+        .where('tenant_id', '=', 'not-needed-3')
+        .execute();
+      expect(after).toHaveLength(0);
     } finally {
       await end();
     }

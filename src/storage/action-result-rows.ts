@@ -1,6 +1,7 @@
 import type { Transaction } from 'kysely';
 import { actionState, vppTokenActionFailureReason } from '../domain/enums.js';
 import type { TokenActionResult } from '../domain/sync-lifecycle.js';
+import { answerNotNeeded } from './answer-not-needed.js';
 import type { DatabaseSchema, VppTokenActionResultRow } from './database-schema.js';
 import { dateFromColumn, dateToColumn } from './vpp-token-columns.js';
 
@@ -67,5 +68,6 @@ export async function upsertActionResult(
         failed_licenses_count: row.failed_licenses_count,
       }),
     )
+    .modifyEnd(answerNotNeeded)
     .execute();
 }

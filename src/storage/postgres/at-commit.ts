@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type pg from 'pg';
+import { answerNotNeededComment } from '../answer-not-needed.js';
 
 /** pg's own conversion of a parameter to the text it sends (not in its type declarations). */
 const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils') as {
@@ -29,6 +30,9 @@ const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils') as {
  * A transaction's claim, the start of a run and a sync's commit each save a round trip. A first
  * statement that is not worth inlining (many or large values, a COPY) is sent after the BEGIN as before;
  * a transaction that ends before sending anything never reaches the server.
+ *
+ * A write marked as needing no answer (answer-not-needed.ts) is held too, inlined the same way, and sent
+ * with the transaction's next statement or its COMMIT: no round trip of its own.
  *
  * The pool's clients are wrapped when they connect (dialect.ts), after copy-from.ts's wrapper.
  */
@@ -75,6 +79,15 @@ export function enableAtCommit(client: pg.PoolClient): void {
     }
     const plain =
       typeof text === 'string' && args.length <= 2 && (values === undefined || Array.isArray(values));
+    if (plain && inTransaction && text.endsWith(answerNotNeededComment)) {
+      // A write whose answer is not read (answer-not-needed.ts): held for the next statement's Query.
+      const inline = inlineParameters(text, (values ?? []) as readonly unknown[]);
+      if (inline !== undefined) {
+        held.push(inline);
+        const command = /^\s*(\w+)/.exec(text)?.[1]?.toUpperCase() ?? 'UPDATE';
+        return Promise.resolve({ command, rowCount: 0, rows: [], fields: [] });
+      }
+    }
     if (plain && !inTransaction && /^\s*(begin|start\s+transaction)\b/i.test(text)) {
       if (values === undefined || values.length === 0) {
         inTransaction = true;

@@ -1,5 +1,6 @@
 import { vppTokenActionFailureReason, vppTokenSyncStatus } from '../../domain/enums.js';
 import { type FailureOutcome, failureOutcome, type SyncFailure } from '../../domain/sync-failure.js';
+import { answerNotNeeded } from '../answer-not-needed.js';
 import type { SyncRunOutcomeColumn, SyncRunRow } from '../database-schema.js';
 import { dateFromColumn } from '../vpp-token-columns.js';
 import type { SnapshotCommit } from './sync-job-types.js';
@@ -43,7 +44,13 @@ export interface SyncRunHistory {
 
 /** Closes a run that is still running (a run closed already keeps its outcome). */
 export const closeRun = (trx: Trx, runId: string, values: Partial<SyncRunRow>) =>
-  trx.updateTable('sync_runs').set(values).where('id', '=', runId).where('outcome', '=', 'running').execute();
+  trx
+    .updateTable('sync_runs')
+    .set(values)
+    .where('id', '=', runId)
+    .where('outcome', '=', 'running')
+    .modifyEnd(answerNotNeeded)
+    .execute();
 
 /** The history columns that describe a failure. */
 export const failureColumns = (failure: SyncFailure): Partial<SyncRunRow> => ({

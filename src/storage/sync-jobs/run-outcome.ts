@@ -12,6 +12,7 @@ import {
 } from '../../domain/sync-lifecycle.js';
 import { transitionTokenState } from '../../domain/token-state.js';
 import { actionResultFromRow, actionResultToRow, upsertActionResult } from '../action-result-rows.js';
+import { answerNotNeeded } from '../answer-not-needed.js';
 import type { VppTokenActionResultRow } from '../database-schema.js';
 import { appendEvents, type NewEvent } from '../event-store.js';
 import { dateFromColumn, dateToColumn } from '../vpp-token-columns.js';
@@ -249,6 +250,7 @@ export function createSyncRunOutcomes({ db, storage }: SyncJobStoreOptions): Syn
           .insertInto('license_snapshots')
           .values({ token_id: tokenId, tenant_id: tenantId, ...pointer })
           .onConflict((oc) => oc.column('token_id').doUpdateSet(pointer))
+          .modifyEnd(answerNotNeeded)
           .execute();
         await applyActionEvent(trx, tenantId, tokenId, 'succeeded', now);
         await closeRun(trx, claim.runId, {
@@ -262,7 +264,7 @@ export function createSyncRunOutcomes({ db, storage }: SyncJobStoreOptions): Syn
           assignment_count: snapshot.assignmentCount,
           page_count: snapshot.pageCount,
         });
-        await trx.deleteFrom('sync_jobs').where('id', '=', claim.job.id).execute();
+        await trx.deleteFrom('sync_jobs').where('id', '=', claim.job.id).modifyEnd(answerNotNeeded).execute();
         await upsertSchedule(trx, tenantId, tokenId, nextSyncAt, nextDeltaAt);
         const events: NewEvent[] = [
           {

@@ -1,4 +1,5 @@
 import { vppTokenState } from '../../domain/enums.js';
+import { answerNotNeeded } from '../answer-not-needed.js';
 import { dateToColumn } from '../vpp-token-columns.js';
 import type { SyncJobStoreOptions, Trx } from './transaction.js';
 import { inProgress } from './transaction.js';
@@ -37,6 +38,7 @@ export const upsertSchedule = (
     .onConflict((oc) =>
       oc.column('token_id').doUpdateSet({ next_sync_at: dateToColumn(nextSyncAt), ...delta }),
     )
+    .modifyEnd(answerNotNeeded)
     .execute();
 };
 
@@ -46,6 +48,7 @@ export const setNextDelta = (trx: Trx, tokenId: string, nextDeltaAt: Date | null
     .updateTable('sync_schedule')
     .set({ next_delta_at: nextDeltaAt === null ? null : dateToColumn(nextDeltaAt) })
     .where('token_id', '=', tokenId)
+    .modifyEnd(answerNotNeeded)
     .execute();
 
 const valid = vppTokenState.toValue('valid');
