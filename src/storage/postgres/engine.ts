@@ -11,6 +11,7 @@ import { createPostgresDialect } from './dialect.js';
 import { isPostgresForeignKeyViolation, isPostgresUniqueViolation } from './errors.js';
 import { appendPostgresEventRows } from './event-append.js';
 import { readPostgresExclusively } from './exclusive-read.js';
+import { claimPostgresSyncJobs } from './job-claim.js';
 
 /**
  * The key of the session-level advisory lock vppd's migrations run under (any fixed 64-bit number
@@ -49,6 +50,7 @@ export function createPostgresEngine(config: PostgresDatabaseConfig): StorageEng
     async serializeClaims(trx) {
       await sql`select pg_advisory_xact_lock(${sql.raw(claimLockKey)})`.execute(trx);
     },
+    claimSyncJobs: (request) => claimPostgresSyncJobs(pool, claimLockKey, request),
     nowMs: sql<number>`(floor(extract(epoch from clock_timestamp()) * 1000))::int8`,
     sharedAcrossHosts: true,
     bulkInsert: (spec) => postgresBulkInsert(spec),
