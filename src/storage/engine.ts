@@ -4,11 +4,12 @@ import type {
   Insertable,
   Kysely,
   RawBuilder,
+  Selectable,
   SelectQueryBuilder,
   Transaction,
 } from 'kysely';
 import type { ChangeNotifier } from './change-notifier.js';
-import type { DatabaseSchema, EventRow } from './database-schema.js';
+import type { DatabaseSchema, EventRow, SyncJobRow } from './database-schema.js';
 
 /** One row of `events` as appended: its `seq` is the database's. */
 export type EventInsertRow = Omit<Insertable<EventRow>, 'seq'>;
@@ -93,6 +94,16 @@ export interface StorageEngine {
    */
   serializeClaims(trx: Transaction<DatabaseSchema>): Promise<void>;
   /**
+   * Claims sync jobs where the engine can do it with the claim lock held for server time only: counts
+   * the live leases, picks up to `limit` jobs in the queue's round-robin order under
+   * `maxActive` (storage/sync-jobs/queue.ts `takeNext` defines it), takes their leases and moves their
+   * tenants' turns, all in one round trip. Undefined when the caller must claim through its portable
+   * transaction ({@link serializeClaims} and its statements) instead: always on SQLite, whose claims
+   * hold the one write lock anyway and never wait on a network; on PostgreSQL only while a job whose
+   * retries are used up waits to be failed as interrupted (rare; nothing is claimed then).
+   */
+  claimSyncJobs(request: SyncJobClaimRequest): Promise<readonly ClaimedSyncJobRow[] | undefined>;
+  /**
    * The database server's clock as whole milliseconds since the epoch, for state that processes on
    * several machines compare (Apple's per-location request rate): one clock for all, whatever their own.
    */
@@ -172,6 +183,28 @@ export interface RateGrantAttempt {
    * only a refusal is sure to read them (the caller's wait comes from them).
    */
   readonly grants: string | undefined;
+}
+
+/** What {@link StorageEngine.claimSyncJobs} is asked: up to `limit` jobs for one worker. */
+export interface SyncJobClaimRequest {
+  readonly workerId: string;
+  /** The claim's time and the new leases' end, as timestamp columns hold them. */
+  readonly now: string;
+  readonly leaseExpiresAt: string;
+  /** Live leases allowed across every process on the database. */
+  readonly maxActive: number;
+  /** Claims per job: a job leased this often whose lease expired is not claimed again. */
+  readonly maxAttempts: number;
+  /** Most jobs to claim; at least 1. */
+  readonly limit: number;
+  /** An id for a new run (the engine may draw one per job it could claim before it knows how many). */
+  readonly newRunId: () => string;
+}
+
+/** A job {@link StorageEngine.claimSyncJobs} leased: its row as it was before the claim, and its new run. */
+export interface ClaimedSyncJobRow {
+  readonly row: Selectable<SyncJobRow>;
+  readonly runId: string;
 }
 
 /** A table as the database's catalogue has it ({@link StorageEngine.describeTables}). */

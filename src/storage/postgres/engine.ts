@@ -11,6 +11,7 @@ import { createPostgresDialect } from './dialect.js';
 import { isPostgresForeignKeyViolation, isPostgresUniqueViolation } from './errors.js';
 import { appendPostgresEventRows } from './event-append.js';
 import { readPostgresExclusively } from './exclusive-read.js';
+import { claimPostgresSyncJobs } from './job-claim.js';
 import { tryPostgresRateGrant } from './rate-grant.js';
 
 /**
@@ -50,6 +51,7 @@ export function createPostgresEngine(config: PostgresDatabaseConfig): StorageEng
     async serializeClaims(trx) {
       await sql`select pg_advisory_xact_lock(${sql.raw(claimLockKey)})`.execute(trx);
     },
+    claimSyncJobs: (request) => claimPostgresSyncJobs(pool, claimLockKey, request),
     nowMs: sql<number>`(floor(extract(epoch from clock_timestamp()) * 1000))::int8`,
     tryRateGrant: (key, limit, windowMs) => tryPostgresRateGrant(db, key, limit, windowMs),
     sharedAcrossHosts: true,

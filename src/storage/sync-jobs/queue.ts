@@ -90,17 +90,32 @@ export interface SyncQueue {
 export function createSyncQueue({ db, storage, newId }: SyncJobStoreOptions): SyncQueue {
   const claimMany: SyncQueue['claimMany'] = async (options, limit) => {
     const nowText = dateToColumn(options.now);
-    const result = await db
-      .transaction()
-      .execute(async (trx): Promise<LeaseTaken[] | Extract<ClaimResult, { kind: 'interrupted' }>> => {
-        // Every claim of every process on the database, one at a time until this transaction ends: the
-        // count of live leases below and the leases taken with it then act as one step (on PostgreSQL an
-        // advisory lock; SQLite's claiming UPDATE holds its one write lock anyway).
-        await storage.serializeClaims(trx);
-        const exhausted = await takeExhausted(storage, trx, options, nowText);
-        if (exhausted !== undefined) return exhausted;
-        return takeNext(storage, trx, options, nowText, Math.max(1, Math.floor(limit)));
-      });
+    const wanted = Math.max(1, Math.floor(limit));
+    // The engine's claim in one round trip where it has one (PostgreSQL, unless a job whose retries are
+    // used up waits to be failed); else the portable transaction below, the same claim step by step.
+    const quick = await storage.claimSyncJobs({
+      workerId: options.workerId,
+      now: nowText,
+      leaseExpiresAt: leaseEnd(options),
+      maxActive: options.maxActive,
+      maxAttempts: options.maxAttempts,
+      limit: wanted,
+      newRunId: options.newRunId,
+    });
+    const result =
+      quick !== undefined
+        ? quick.map(({ row, runId }) => leaseTaken(row, runId, options))
+        : await db
+            .transaction()
+            .execute(async (trx): Promise<LeaseTaken[] | Extract<ClaimResult, { kind: 'interrupted' }>> => {
+              // Every claim of every process on the database, one at a time until this transaction ends:
+              // the count of live leases below and the leases taken with it then act as one step (on
+              // PostgreSQL an advisory lock; SQLite's claiming UPDATE holds its one write lock anyway).
+              await storage.serializeClaims(trx);
+              const exhausted = await takeExhausted(storage, trx, options, nowText);
+              if (exhausted !== undefined) return exhausted;
+              return takeNext(storage, trx, options, nowText, wanted);
+            });
     if (!Array.isArray(result)) return [result];
     if (result.length === 0) return [];
     // The leases are held: the runs' history rows and the actions' `active` state are written after
@@ -471,7 +486,7 @@ async function takeNext(
     .updateTable('sync_jobs')
     .set((eb) => ({
       lease_owner: options.workerId,
-      lease_expires_at: dateToColumn(new Date(options.now.getTime() + options.leaseMs)),
+      lease_expires_at: leaseEnd(options),
       heartbeat_at: nowText,
       attempts: eb('attempts', '+', 1),
       run_id: sql<string>`case ${sql.ref('id')} ${sql.join(
@@ -511,20 +526,27 @@ async function takeNext(
       oc.column('tenant_id').doUpdateSet((eb) => ({ last_turn: eb.ref('excluded.last_turn') })),
     )
     .execute();
-  return candidates.map((candidate, i) => {
-    const job = jobFromRow(candidate);
-    const runId = runIds[i] as string;
-    return {
-      kind: 'leased',
-      previousRunId: candidate.run_id,
-      claim: {
-        job: { ...job, attempts: candidate.attempts + 1, leaseOwner: options.workerId, runId },
-        runId,
-        attempt: candidate.attempts + 1,
-        workerId: options.workerId,
-      },
-    };
-  });
+  return candidates.map((candidate, i) => leaseTaken(candidate, runIds[i] as string, options));
+}
+
+/** When a lease taken now ends. */
+function leaseEnd(options: ClaimOptions): string {
+  return dateToColumn(new Date(options.now.getTime() + options.leaseMs));
+}
+
+/** The claim of a job leased to run `runId`, from its row as it was before the claim. */
+function leaseTaken(candidate: Selectable<SyncJobRow>, runId: string, options: ClaimOptions): LeaseTaken {
+  const job = jobFromRow(candidate);
+  return {
+    kind: 'leased',
+    previousRunId: candidate.run_id,
+    claim: {
+      job: { ...job, attempts: candidate.attempts + 1, leaseOwner: options.workerId, runId },
+      runId,
+      attempt: candidate.attempts + 1,
+      workerId: options.workerId,
+    },
+  };
 }
 
 /** A lease just taken by {@link takeNext}, with the run of the attempt before (if one was interrupted). */
