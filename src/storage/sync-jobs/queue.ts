@@ -4,6 +4,7 @@ import { errors } from '../../domain/errors.js';
 import type { SyncFailure } from '../../domain/sync-failure.js';
 import { syncLicenseCountsAction, transitionSyncStatus } from '../../domain/sync-lifecycle.js';
 import { type SyncJobKind, type SyncTrigger, syncJobKinds, syncTriggers } from '../../domain/sync-trigger.js';
+import { answerNotNeeded } from '../answer-not-needed.js';
 import type { DatabaseSchema, SyncJobRow } from '../database-schema.js';
 import type { StorageEngine } from '../engine.js';
 import { appendEvent, appendEvents, type NewEvent } from '../event-store.js';
@@ -631,6 +632,7 @@ async function recordClaimStart(
       page_count: null,
       staging_cleared: 0,
     })
+    .modifyEnd(answerNotNeeded)
     .execute();
   await applyActionEvent(trx, candidate.tenant_id, candidate.token_id, 'started', options.now);
   const started: NewEvent = {
