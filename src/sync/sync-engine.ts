@@ -137,14 +137,17 @@ export function createSyncPreparation(
       await apple.setClientConfig(sToken, { mdmInfo: options.mdmInfo }, call);
     }
 
-    const holder = await jobs.claimLocation(tenantId, tokenId, { uid: config.uId, name: location }, clock());
+    // The location's claim and the run's note of it, side by side: two round trips of one wait.
+    const [holder] = await Promise.all([
+      jobs.claimLocation(tenantId, tokenId, { uid: config.uId, name: location }, clock()),
+      jobs.recordProgress(claim.runId, { locationUid: config.uId }),
+    ]);
     if (holder !== undefined) {
       throw syncFailureError({
         kind: 'duplicateLocation',
         message: `Apple location '${location}' (uId ${config.uId}) is already held by another VPP token of this tenant (id ${holder}). Delete one of them; to renew a token, upload the new file to the existing token instead.`,
       });
     }
-    await jobs.recordProgress(claim.runId, { locationUid: config.uId });
     return {
       sToken,
       locationUid: config.uId,
@@ -176,8 +179,16 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
 
   return async (claim, signal, onProgress, prepared) => {
     const { tenantId, tokenId } = claim.job;
-    const ready = prepared ?? (await prepare(claim, signal, onProgress));
-    await clearInterruptedAttempts(claim);
+    // What interrupted attempts staged goes while client/config is checked: neither waits for the other.
+    const clearing = clearInterruptedAttempts(claim);
+    let ready: PreparedSync;
+    try {
+      ready = prepared ?? (await prepare(claim, signal, onProgress));
+    } catch (error) {
+      await clearing.catch(() => undefined);
+      throw error;
+    }
+    await clearing;
 
     for (let restart = 0; ; restart++) {
       try {
