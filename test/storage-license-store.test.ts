@@ -552,6 +552,38 @@ describe.each(storageEngines)('LicenseStore staging on %s', (engine) => {
     }
   });
 
+  it('additions only: a holder already there is skipped, the same text as the other kind is added', async () => {
+    const f = await fixture('file', engine);
+    const rows = assignments(3000, 11);
+    await stage(f, rows, 1000);
+    await commit(f, rows);
+    const { run_key } = await f.db
+      .selectFrom('license_runs')
+      .select('run_key')
+      .where('run_id', '=', f.claim.runId)
+      .executeTakeFirstOrThrow();
+    const asset = assets[0] as LicenseAssetInput;
+    const listed = await readAll(f, { adamId: asset.adamId, pricingParam: asset.pricingParam });
+    const present = listed.find((l) => l.key.split('|')[2] !== '') as { key: string };
+    const serial = present.key.split('|')[2] as string;
+    const merge = (add: string[]) =>
+      f.db
+        .transaction()
+        .execute((trx) =>
+          mergeAssetLicenses(trx, Number(run_key), [{ ...asset, add: new Set(add), remove: new Set() }]),
+        );
+    // Already held: nothing is written.
+    expect(await merge([`d:${serial}`])).toEqual({ added: 0, removed: 0 });
+    // The held device's serial number as a user's clientUserId is another holder; with a new device.
+    expect(await merge([`u:${serial}`, `d:${serial}`, 'd:ADDONLY1'])).toEqual({ added: 2, removed: 0 });
+    const after = await readAll(f, { adamId: asset.adamId, pricingParam: asset.pricingParam });
+    expect(after.slice(0, listed.length)).toEqual(listed);
+    expect(after.slice(listed.length).map((l) => l.key)).toEqual([
+      `${asset.adamId}|${asset.pricingParam}||${serial}`,
+      `${asset.adamId}|${asset.pricingParam}|ADDONLY1|`,
+    ]);
+  });
+
   it('sums of unlimited assets pass 2^31 in the snapshot totals', async () => {
     const f = await fixture('file', engine);
     const rows = assignments(10, 1);

@@ -210,6 +210,43 @@ describe.each(storageEngines)('delta syncs on %s', (engine) => {
     expect((await runs(tokenId))[0]).toMatchObject({ kind: 'delta', outcome: 'completed' });
   });
 
+  it("a license taken back after a counts refresh wrote Apple's lower count: the chunks still hold it, so the app is re-read", async () => {
+    const { tokenId } = await syncedSmall();
+    const holder = (await readAllPages(sim, 'small', 'assignments')).records.find(
+      (a) => typeof a.serialNumber === 'string',
+    );
+    const asset = { adamId: String(holder?.adamId), pricingParam: String(holder?.pricingParam) };
+    await changeAtApple('disassociate', asset, [String(holder?.serialNumber)]);
+    // syncLicenseCounts: the asset row takes Apple's assignedCount, the chunks keep the holder.
+    await h.context.sync.requestLicenseCounts(tenantA, tokenId);
+    await h.syncNow();
+    const base = await createSnapshotReads({ storage: h.context.storage }).base(tenantA, tokenId);
+    if (base === undefined) throw new Error('no snapshot');
+    const row = await h.context.db
+      .selectFrom('license_assets')
+      .select('assigned_count')
+      .where('run_id', '=', base.runId)
+      .where('adam_id', '=', asset.adamId)
+      .where('pricing_param', '=', asset.pricingParam)
+      .executeTakeFirstOrThrow();
+    const apple = (await readAllPages(sim, 'small', 'assets')).records.find(
+      (a) => a.adamId === asset.adamId && a.pricingParam === asset.pricingParam,
+    );
+    expect(Number(row.assigned_count)).toBe(Number(apple?.assignedCount));
+    const gone = assignmentKey({ ...asset, serialNumber: String(holder?.serialNumber) });
+    expect(await storedAssignments(tokenId)).toContain(gone);
+
+    sim.resetRequestCounts();
+    await requestDelta(tokenId);
+    h.clock.advance(1_000);
+    await h.syncNow();
+    // Row and Apple agree, the chunks do not: the app is re-read (the delta page, then the app's page).
+    expect(assignmentPages()).toBe(2);
+    expect((await runs(tokenId))[0]).toMatchObject({ kind: 'delta', outcome: 'completed' });
+    await expectSnapshotEqualsApple(tokenId);
+    expect(await storedAssignments(tokenId)).not.toContain(gone);
+  });
+
   it("asset rows read with the base are read again at the commit when the snapshot's sums moved meanwhile", async () => {
     const { tokenId, snapshot } = await syncedSmall();
     const { db } = h.context;

@@ -410,8 +410,12 @@ function booleanParam(query: URLSearchParams, name: string): boolean | undefined
 function listFor(location: SimLocation, endpoint: PagedEndpoint, query: URLSearchParams): JsonList {
   switch (endpoint) {
     case 'assets': {
-      const records = location.assets(assetFilter(query)).map((a) => JSON.stringify(a));
-      return { length: records.length, slice: (from, to) => records.slice(from, to) };
+      // Only the requested page is turned into text, as Apple's servers send only that page.
+      const matching = location.assetsMatching(assetFilter(query));
+      return {
+        length: matching.length,
+        slice: (from, to) => matching.slice(from, to).map((a) => JSON.stringify(location.assetRecord(a))),
+      };
     }
     case 'assignments':
       return location.assignments({

@@ -219,7 +219,12 @@ export class SimLocation {
 
   /** The `assets` records matching a filter, as Apple's JSON objects. */
   assets(filter: AssetFilter): Record<string, unknown>[] {
-    const result: Record<string, unknown>[] = [];
+    return this.assetsMatching(filter).map((asset) => this.assetRecord(asset));
+  }
+
+  /** The assets matching a filter, in Apple's order (their records are built by {@link assetRecord}). */
+  assetsMatching(filter: AssetFilter): BaseAsset[] {
+    const result: BaseAsset[] = [];
     for (const asset of this.base.assets) {
       if (filter.adamId !== undefined && asset.adamId !== filter.adamId) continue;
       if (filter.pricingParam !== undefined && asset.pricingParam !== filter.pricingParam) continue;
@@ -227,20 +232,25 @@ export class SimLocation {
       if (filter.deviceAssignable !== undefined && asset.deviceAssignable !== filter.deviceAssignable)
         continue;
       if (filter.revocable !== undefined && asset.revocable !== filter.revocable) continue;
-      result.push({
-        adamId: asset.adamId,
-        pricingParam: asset.pricingParam,
-        productType: asset.item.productType,
-        totalCount: this.totalCount(asset),
-        assignedCount: this.assignedCount(asset),
-        availableCount: this.availableCount(asset),
-        retiredCount: asset.retiredCount,
-        deviceAssignable: asset.deviceAssignable,
-        revocable: asset.revocable,
-        supportedPlatforms: asset.item.supportedPlatforms,
-      });
+      result.push(asset);
     }
     return result;
+  }
+
+  /** One asset as Apple's JSON object. */
+  assetRecord(asset: BaseAsset): Record<string, unknown> {
+    return {
+      adamId: asset.adamId,
+      pricingParam: asset.pricingParam,
+      productType: asset.item.productType,
+      totalCount: this.totalCount(asset),
+      assignedCount: this.assignedCount(asset),
+      availableCount: this.availableCount(asset),
+      retiredCount: asset.retiredCount,
+      deviceAssignable: asset.deviceAssignable,
+      revocable: asset.revocable,
+      supportedPlatforms: asset.item.supportedPlatforms,
+    };
   }
 
   /** The assignments matching a filter, generated on demand. */

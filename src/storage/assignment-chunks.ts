@@ -243,6 +243,21 @@ export function decodeChunk(chunk: { readonly seqs: string; readonly holders: st
   return out;
 }
 
+/**
+ * A chunk's holder texts (serial numbers and clientUserIds alike, in `seqs` order) without decoding its
+ * positions: enough to know that a holder is not in it.
+ */
+export function chunkHolderTexts(chunk: { readonly holders: string }): string[] {
+  let holders: unknown;
+  try {
+    holders = JSON.parse(chunk.holders);
+  } catch {
+    throw new CorruptChunkError('an assignment chunk is not JSON');
+  }
+  if (!Array.isArray(holders)) throw new CorruptChunkError('an assignment chunk has the wrong shape');
+  return holders as string[];
+}
+
 /** What {@link readAppLicenses} needs of a chunk row. */
 export interface StoredChunk {
   readonly first_seq: number | string;

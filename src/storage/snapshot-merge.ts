@@ -3,6 +3,7 @@ import {
   type AssignmentChunk,
   AssignmentChunker,
   assignmentChunkSize,
+  chunkHolderTexts,
   type DecodedAssignment,
   decodeChunk,
   type LicenseAssignmentInput,
@@ -69,8 +70,15 @@ interface StoredChunk {
   readonly firstSeq: number;
   readonly lastSeq: number;
   readonly holderCount: number;
-  readonly held: DecodedAssignment[];
+  /** The row's texts; decoded into `held` only when needed (a delta's additions need the last chunk's). */
+  readonly row: { readonly seqs: string; readonly holders: string };
+  held?: DecodedAssignment[];
 }
+
+const heldOf = (chunk: StoredChunk): DecodedAssignment[] => {
+  chunk.held ??= decodeChunk(chunk.row);
+  return chunk.held;
+};
 
 /**
  * Patches the chunks of each changed asset of the run `runKey` (the snapshot's license rows) inside
@@ -109,7 +117,7 @@ export async function mergeAssetLicenses(
         firstSeq: Number(r.first_seq),
         lastSeq: Number(r.last_seq),
         holderCount: Number(r.holder_count),
-        held: decodeChunk(r),
+        row: r,
       };
       const list = byAsset.get(key);
       if (list === undefined) byAsset.set(key, [chunk]);
@@ -172,8 +180,12 @@ function patchAsset(
   asset: AssetLicenseChanges,
   chunks: readonly StoredChunk[],
 ): { added: number; removed: number; gone: number[]; written: AssignmentChunk[] } | undefined {
+  if (asset.replace === undefined && asset.remove.size === 0) {
+    const patch = addOnly(asset, chunks);
+    if (patch !== 'decode') return patch;
+  }
   const present = new Set<string>();
-  for (const c of chunks) for (const h of c.held) present.add(holderKey(h));
+  for (const c of chunks) for (const h of heldOf(c)) present.add(holderKey(h));
   let stays: (key: string) => boolean;
   let fresh: string[];
   if (asset.replace !== undefined) {
@@ -191,8 +203,9 @@ function patchAsset(
   const last = chunks[chunks.length - 1];
   const lastSeq = last === undefined ? -1 : last.lastSeq;
   for (const chunk of chunks) {
-    const kept = chunk.held.filter((h) => stays(holderKey(h)));
-    const lost = chunk.held.length - kept.length;
+    const held = heldOf(chunk);
+    const kept = held.filter((h) => stays(holderKey(h)));
+    const lost = held.length - kept.length;
     // The last chunk takes new licenses while it has room: it is rewritten with them below.
     const fills = chunk === last && fresh.length > 0 && kept.length < assignmentChunkSize;
     if (lost === 0 && !fills) continue;
@@ -207,27 +220,67 @@ function patchAsset(
   if (removed === 0 && fresh.length === 0) return undefined;
   if (fresh.length > 0) {
     // The last chunk's remaining licenses (when it has room) and the new ones, chunked together.
-    const chunker = new AssignmentChunker();
-    if (last !== undefined && gone.includes(last.firstSeq)) {
-      for (const h of last.held) if (stays(holderKey(h))) chunker.add(inputOf(asset, h), h.seq);
-    }
-    let seq = lastSeq;
-    for (const key of fresh) {
-      seq += 1;
-      const id = key.slice(2);
-      chunker.add(
-        {
-          adamId: asset.adamId,
-          pricingParam: asset.pricingParam,
-          ...(key.startsWith('d:') ? { serialNumber: id } : { clientUserId: id }),
-        },
-        seq,
-      );
-    }
-    chunker.closeAll();
-    for (const c of chunker.takeReady()) written.push(c);
+    const kept =
+      last !== undefined && gone.includes(last.firstSeq)
+        ? heldOf(last).filter((h) => stays(holderKey(h)))
+        : [];
+    for (const c of appended(asset, kept, fresh, lastSeq)) written.push(c);
   }
   return { added: fresh.length, removed, gone, written };
+}
+
+/**
+ * An asset that only gains licenses (a delta's usual case): no chunk loses one, so only the last chunk,
+ * which the new licenses fill, is decoded; the others are only searched for the new holders' texts.
+ * 'decode' when one of them is there: the full patch then tells whether it is the same holder.
+ */
+function addOnly(
+  asset: AssetLicenseChanges,
+  chunks: readonly StoredChunk[],
+): { added: number; removed: number; gone: number[]; written: AssignmentChunk[] } | undefined | 'decode' {
+  const texts = new Set<string>();
+  for (const c of chunks) for (const t of chunkHolderTexts(c.row)) texts.add(t);
+  const fresh: string[] = [];
+  for (const key of asset.add) {
+    if (texts.has(key.slice(2))) return 'decode';
+    fresh.push(key);
+  }
+  if (fresh.length === 0) return undefined;
+  const last = chunks[chunks.length - 1];
+  const fills = last !== undefined && last.holderCount < assignmentChunkSize;
+  const kept = fills ? heldOf(last) : [];
+  return {
+    added: fresh.length,
+    removed: 0,
+    gone: fills ? [last.firstSeq] : [],
+    written: appended(asset, kept, fresh, last === undefined ? -1 : last.lastSeq),
+  };
+}
+
+/** Chunks of `kept` (at their positions) and the `fresh` holder keys after `lastSeq`, in that order. */
+function appended(
+  asset: { readonly adamId: string; readonly pricingParam: string },
+  kept: readonly DecodedAssignment[],
+  fresh: readonly string[],
+  lastSeq: number,
+): AssignmentChunk[] {
+  const chunker = new AssignmentChunker();
+  for (const h of kept) chunker.add(inputOf(asset, h), h.seq);
+  let seq = lastSeq;
+  for (const key of fresh) {
+    seq += 1;
+    const id = key.slice(2);
+    chunker.add(
+      {
+        adamId: asset.adamId,
+        pricingParam: asset.pricingParam,
+        ...(key.startsWith('d:') ? { serialNumber: id } : { clientUserId: id }),
+      },
+      seq,
+    );
+  }
+  chunker.closeAll();
+  return chunker.takeReady();
 }
 
 const inputOf = (

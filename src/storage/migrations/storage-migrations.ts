@@ -14,6 +14,7 @@ import { appleNotifications } from './0011-apple-notifications.js';
 import { notificationFollowUp } from './0012-notification-follow-up.js';
 import { deltaSyncs } from './0013-delta-syncs.js';
 import { tokenEventIndex } from './0014-token-event-index.js';
+import { chunkHeldIndex } from './0015-chunk-held-index.js';
 
 /**
  * Every migration vppd knows, forward-only, applied in name order at start-up, with the column types
@@ -36,5 +37,6 @@ export function storageMigrations(ddl: EngineDdl): Readonly<Record<string, Migra
     '0012_notification_follow_up': notificationFollowUp(ddl),
     '0013_delta_syncs': deltaSyncs(ddl),
     '0014_token_event_index': tokenEventIndex,
+    '0015_chunk_held_index': chunkHeldIndex,
   };
 }
