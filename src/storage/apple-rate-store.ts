@@ -27,11 +27,10 @@ type Decision =
  * machines) shares one budget: no window of `windowMs` ever holds more than `limitPerSecond` grants for
  * a location, whichever processes asked. A grant is one attempt of the engine's
  * (`StorageEngine.tryRateGrant`) on the location's row (`apple_rate_windows`: its grant times on the
- * database server's clock): one statement on PostgreSQL that counts the window and appends the grant
- * only when there is room; no transaction and no lock held across round trips. Without room, the
- * caller sleeps until the oldest grant in the window leaves it and tries again.
- * Requests of one location in this process ask one at a time, so they queue here rather than race on
- * the compare-and-swap. Structurally the `RateLimiter` of apple/rate-limiter.ts (wired in context.ts).
+ * database server's clock): one statement that counts the window and appends the grant only when
+ * there is room; no transaction and no lock held across round trips. Without room, the caller sleeps
+ * until the oldest grant in the window leaves it and tries again. Requests of one location in this
+ * process ask one at a time, so they queue here rather than race each other for the row. Structurally the `RateLimiter` of apple/rate-limiter.ts (wired in context.ts).
  */
 export class DatabaseRateLimiter {
   readonly #storage: StorageEngine;

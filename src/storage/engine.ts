@@ -3,7 +3,6 @@ import type {
   CreateTableBuilder,
   Insertable,
   Kysely,
-  RawBuilder,
   Selectable,
   SelectQueryBuilder,
   Transaction,
@@ -104,15 +103,11 @@ export interface StorageEngine {
    */
   claimSyncJobs(request: SyncJobClaimRequest): Promise<readonly ClaimedSyncJobRow[] | undefined>;
   /**
-   * The database server's clock as whole milliseconds since the epoch, for state that processes on
-   * several machines compare (Apple's per-location request rate): one clock for all, whatever their own.
-   */
-  readonly nowMs: RawBuilder<number>;
-  /**
    * One attempt at one more of Apple's requests for a location (storage/apple-rate-store.ts): takes a
    * place in the location's row of `apple_rate_windows` (its grant times, database clock) when fewer
    * than `limit` of them fall within the last `windowMs`, never more than `limit` whoever asks at once.
-   * One statement on both engines (a grant is a round trip before each Apple request, on every replica).
+   * Times are the database server's clock (whole milliseconds): one clock for every process, whatever
+   * their own. One statement on both engines (a grant is a round trip before each Apple request, on every replica).
    */
   tryRateGrant(key: string, limit: number, windowMs: number): Promise<RateGrantAttempt>;
   /**

@@ -48,6 +48,13 @@ export interface AtCommit {
 
 type Query = (...args: unknown[]) => unknown;
 
+const beginsTransaction = /^\s*(begin|start\s+transaction)\b/i;
+
+/** The answer of a Query's last statement: pg answers a multi-statement Query with one result per statement. */
+export function lastResult<R>(results: R | readonly R[]): R {
+  return Array.isArray(results) ? (results[results.length - 1] as R) : (results as R);
+}
+
 /** Makes `client` hold {@link atCommitMarker} statements for its transaction's COMMIT, and its BEGIN for the first statement. */
 export function enableAtCommit(client: pg.PoolClient): void {
   const query = client.query.bind(client) as Query;
@@ -62,8 +69,6 @@ export function enableAtCommit(client: pg.PoolClient): void {
     held = [];
     return parts.join(';\n');
   };
-  /** The answer of a multi-statement Query's last statement (pg answers with one result per statement). */
-  const last = (results: unknown) => (Array.isArray(results) ? results[results.length - 1] : results);
   (client as unknown as { query: Query }).query = (...args: unknown[]) => {
     const [text, values] = args;
     if (text === atCommitMarker) {
@@ -88,7 +93,7 @@ export function enableAtCommit(client: pg.PoolClient): void {
         return Promise.resolve({ command, rowCount: 0, rows: [], fields: [] });
       }
     }
-    if (plain && !inTransaction && /^\s*(begin|start\s+transaction)\b/i.test(text)) {
+    if (plain && !inTransaction && beginsTransaction.test(text)) {
       if (values === undefined || values.length === 0) {
         inTransaction = true;
         held = [];
@@ -97,7 +102,7 @@ export function enableAtCommit(client: pg.PoolClient): void {
       }
     }
     if (typeof text === 'string') {
-      if (/^\s*(begin|start\s+transaction)\b/i.test(text)) {
+      if (beginsTransaction.test(text)) {
         inTransaction = true;
         held = [];
         begin = undefined;
@@ -110,7 +115,7 @@ export function enableAtCommit(client: pg.PoolClient): void {
         }
         // One Query: the held statements, then the commit.
         if (begin !== undefined || held.length > 0)
-          return (query(`${take()};\ncommit`) as Promise<unknown>).then(last);
+          return (query(`${take()};\ncommit`) as Promise<unknown>).then(lastResult);
       } else if (/^\s*(rollback|abort)\s*;?\s*$/i.test(text)) {
         inTransaction = false;
         held = [];
@@ -126,7 +131,7 @@ export function enableAtCommit(client: pg.PoolClient): void {
       const inline = plain
         ? inlineParameters(text as string, (values ?? []) as readonly unknown[])
         : undefined;
-      if (inline !== undefined) return (query(`${take()};\n${inline}`) as Promise<unknown>).then(last);
+      if (inline !== undefined) return (query(`${take()};\n${inline}`) as Promise<unknown>).then(lastResult);
       return (query(take()) as Promise<unknown>).then(() => query(...args));
     }
     return query(...args);

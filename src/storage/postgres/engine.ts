@@ -52,7 +52,6 @@ export function createPostgresEngine(config: PostgresDatabaseConfig): StorageEng
       await sql`select pg_advisory_xact_lock(${sql.raw(claimLockKey)})`.execute(trx);
     },
     claimSyncJobs: (request) => claimPostgresSyncJobs(pool, claimLockKey, request),
-    nowMs: sql<number>`(floor(extract(epoch from clock_timestamp()) * 1000))::int8`,
     tryRateGrant: (key, limit, windowMs) => tryPostgresRateGrant(db, key, limit, windowMs),
     sharedAcrossHosts: true,
     bulkInsert: (spec) => postgresBulkInsert(spec),

@@ -2,7 +2,7 @@ import type { Selectable } from 'kysely';
 import type pg from 'pg';
 import type { SyncJobRow } from '../database-schema.js';
 import type { ClaimedSyncJobRow, SyncJobClaimRequest } from '../engine.js';
-import { literal } from './at-commit.js';
+import { lastResult, literal } from './at-commit.js';
 
 /**
  * `StorageEngine.claimSyncJobs` on PostgreSQL: the claim in one simple Query of three statements, which
@@ -91,9 +91,7 @@ export async function claimPostgresSyncJobs(
   const text = `set transaction isolation level read committed;
     select pg_advisory_xact_lock(${lockKey});
     ${claim}`;
-  // pg answers a multi-statement Query with one result per statement.
-  const results = (await pool.query(text)) as unknown as pg.QueryResult[];
-  const rows = (results[results.length - 1] as pg.QueryResult).rows as ClaimAnswerRow[];
+  const rows = lastResult((await pool.query(text)) as unknown as pg.QueryResult[]).rows as ClaimAnswerRow[];
   if (rows[0]?.exhausted === true) return undefined;
   const claimed: ClaimedSyncJobRow[] = [];
   for (const answer of rows) {

@@ -69,8 +69,6 @@ export function createSqliteEngine(
     // Claims take the portable transaction: SQLite's one writer serializes them without a network
     // between the statements.
     claimSyncJobs: async () => undefined,
-    // julianday('now') keeps milliseconds; the same machine's clock as every process on the file.
-    nowMs: sql<number>`cast(round((julianday('now') - 2440587.5) * 86400000) as integer)`,
     tryRateGrant: (key, limit, windowMs) => trySqliteRateGrant(db, key, limit, windowMs),
     sharedAcrossHosts: false,
     bulkInsert: sqliteBulkInsert,

@@ -2,6 +2,7 @@ import { type Kysely, sql } from 'kysely';
 import type { DatabaseSchema } from '../database-schema.js';
 import type { RateGrantAttempt } from '../engine.js';
 
+/** SQLite's clock in whole milliseconds (julianday keeps them): the machine's, as every process on the file sees it. */
 const clock = sql<number>`cast(round((julianday('now') - 2440587.5) * 86400000) as integer)`;
 
 /**
